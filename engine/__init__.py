@@ -1,0 +1,1 @@
+"""Crisis communication playbook engine (no CLI code here: see cli.py)."""

@@ -1,0 +1,281 @@
+"""Channel profiles and post length counting.
+
+Each channel counts length its own way, and a comms person needs to see the
+count the channel itself will apply before anyone approves a post:
+
+* **X** counts twitter-text v3 *weighted* length: a URL counts 23 whatever its
+  length, CJK characters count 2, an emoji (even a ZWJ family) counts 2.
+* **Bluesky** counts extended grapheme clusters (what a reader sees as one
+  character).
+* **Mastodon** counts code points, but every http(s) URL counts 23 and a remote
+  mention ``@alice@example.social`` counts as ``@alice``.
+* **SMS** counts segments: GSM-7 (160 septets, or 153 per part when
+  concatenated; extension characters such as ``€`` take two septets) unless one
+  character falls outside GSM-7, which switches the whole message to UCS-2
+  (70 UTF-16 units, or 67 per part).
+* Every other channel counts code points.
+
+The heavy libraries (``twitter_text``, ``regex``) are imported inside the
+functions that need them, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, replace
+
+from engine.errors import NotFound, PlaybookError, UsageError
+
+WEIGHTED = "weighted characters"
+GRAPHEMES = "graphemes"
+CHARACTERS = "characters"
+SEGMENTS = "segments"
+
+
+@dataclass(frozen=True)
+class ChannelProfile:
+    """What a channel is and how long a post on it may be."""
+
+    name: str  # "x", "bluesky", ...
+    title: str  # "X (Twitter)", ...
+    public: bool  # False for sms, email, chat
+    limit: int  # default limit, in `unit`
+    unit: str  # WEIGHTED | GRAPHEMES | CHARACTERS | SEGMENTS
+    has_subject: bool = False  # only email: a post is {"subject": ..., "body": ...}
+    html: bool = False  # only web: autoescape on when rendering
+
+
+CHANNELS: dict[str, ChannelProfile] = {
+    p.name: p
+    for p in (
+        ChannelProfile("x", "X (Twitter)", True, 280, WEIGHTED),
+        ChannelProfile("bluesky", "Bluesky", True, 300, GRAPHEMES),
+        ChannelProfile("mastodon", "Mastodon", True, 500, CHARACTERS),
+        ChannelProfile("facebook", "Facebook", True, 63206, CHARACTERS),
+        ChannelProfile("linkedin", "LinkedIn", True, 3000, CHARACTERS),
+        ChannelProfile("sms", "SMS", False, 3, SEGMENTS),
+        ChannelProfile("email", "Email", False, 100000, CHARACTERS, has_subject=True),
+        ChannelProfile("web", "Web page", True, 100000, CHARACTERS, html=True),
+        ChannelProfile("chat", "Internal chat", False, 4000, CHARACTERS),
+    )
+}
+
+EMAIL_SUBJECT_LIMIT = 150
+
+
+@dataclass(frozen=True)
+class Count:
+    """A post's length on one channel, against that channel's limit."""
+
+    used: int
+    limit: int
+    unit: str
+    detail: str = ""  # e.g. "GSM-7, 2 segments (161 septets)"
+
+    @property
+    def fits(self) -> bool:
+        return self.used <= self.limit
+
+    def __str__(self) -> str:
+        return f"{self.used}/{self.limit}"
+
+
+def profile(name: str, limit: int | None = None) -> ChannelProfile:
+    """The built-in channel called ``name``, with ``limit`` overriding its default."""
+    try:
+        found = CHANNELS[name]
+    except (KeyError, TypeError):
+        raise NotFound(_unknown_channel_message(name)) from None
+    if limit is None:
+        return found
+    return replace(found, limit=_checked_limit(found.name, limit))
+
+
+def count(channel: str | ChannelProfile, text: str, limit: int | None = None) -> Count:
+    """Count ``text`` the way ``channel`` does (for email: the body)."""
+    p = channel if isinstance(channel, ChannelProfile) else profile(channel)
+    if limit is not None:
+        p = replace(p, limit=_checked_limit(p.name, limit))
+    if not isinstance(text, str):
+        raise TypeError(f"count() needs the post text as str, not {type(text).__name__}")
+    if p.unit == SEGMENTS:
+        return _count_sms(text, p.limit)
+    if p.unit == WEIGHTED:
+        return _count_x(text, p.limit)
+    if p.unit == GRAPHEMES:
+        return _count_bluesky(text, p.limit)
+    if p.name == "mastodon":
+        return Count(len(_mastodon_countable(text)), p.limit, p.unit)
+    return Count(len(text), p.limit, p.unit)
+
+
+def subject_count(text: str) -> Count:
+    """Count an email subject line (code points, limit 150)."""
+    detail = "the subject contains a line break" if ("\n" in text or "\r" in text) else ""
+    return Count(len(text), EMAIL_SUBJECT_LIMIT, CHARACTERS, detail)
+
+
+# --- checks -----------------------------------------------------------------
+
+
+def _checked_limit(name: str, limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise UsageError(f"the limit for channel '{name}' must be a whole number of 1 or more, not {limit!r}")
+    return limit
+
+
+def _unknown_channel_message(name: object) -> str:
+    import difflib
+
+    known = ", ".join(CHANNELS)
+    message = f"unknown channel {name!r}; known channels: {known}"
+    if isinstance(name, str):
+        close = difflib.get_close_matches(name.lower(), CHANNELS, n=1)
+        if close:
+            message += f" (did you mean '{close[0]}'?)"
+    return message
+
+
+def _describe(char: str) -> str:
+    """``'’' (U+2019 RIGHT SINGLE QUOTATION MARK)``: visible even when the glyph is not."""
+    name = unicodedata.name(char, "")
+    shown = f"'{char}' " if char.isprintable() and not char.isspace() else ""
+    return f"{shown}(U+{ord(char):04X}{' ' + name if name else ''})"
+
+
+# --- X ----------------------------------------------------------------------
+
+
+def _pkg_resources_shim() -> None:
+    """twitter-text-parser reads its emoji table through setuptools' ``pkg_resources``,
+    which newer setuptools releases no longer ship. Provide the one function it uses."""
+    import importlib.util
+    import sys
+    import types
+
+    if "pkg_resources" in sys.modules or importlib.util.find_spec("pkg_resources"):
+        return
+    from importlib.resources import files
+
+    shim = types.ModuleType("pkg_resources")
+    shim.resource_string = lambda package, name: files(package.rpartition(".")[0] or package).joinpath(name).read_bytes()
+    sys.modules["pkg_resources"] = shim
+
+
+def _twitter_text():
+    try:
+        _pkg_resources_shim()
+        import twitter_text
+        from twitter_text.config import config
+    except ImportError as e:  # the package needs setuptools' pkg_resources at import
+        raise PlaybookError(
+            f"cannot measure this post: the 'twitter-text-parser' package failed to import ({e}); "
+            "reinstall the project's dependencies"
+        ) from e
+    return twitter_text, config
+
+
+def _count_x(text: str, limit: int) -> Count:
+    twitter_text, config = _twitter_text()
+    parsed = twitter_text.parse_tweet(text, config["version3"])
+    detail = ""
+    if not parsed.valid and text:
+        from twitter_text.regexp.invalid_chars import invalid_chars
+
+        bad = invalid_chars.search(text)
+        if bad:
+            detail = f"X refuses posts containing {_describe(bad.group(0))}"
+    return Count(parsed.weightedLength, limit, WEIGHTED, detail)
+
+
+# --- Bluesky ----------------------------------------------------------------
+
+BLUESKY_MAX_BYTES = 3000  # the record's text is also capped at 3000 UTF-8 bytes
+
+
+def _count_bluesky(text: str, limit: int) -> Count:
+    import regex
+
+    used = len(regex.findall(r"\X", text))
+    size = len(text.encode("utf-8", "surrogatepass"))
+    detail = f"{size} bytes, over Bluesky's {BLUESKY_MAX_BYTES}-byte cap" if size > BLUESKY_MAX_BYTES else ""
+    return Count(used, limit, GRAPHEMES, detail)
+
+
+# --- Mastodon ---------------------------------------------------------------
+
+MASTODON_URL_LENGTH = 23
+_MASTODON_MENTION = r"(^|[^/\w])@([a-z0-9_]+)@[a-z0-9.\-]+[a-z0-9]+"
+
+
+def _mastodon_countable(text: str) -> str:
+    """The text Mastodon measures: URLs as 23 placeholders, remote mentions as local."""
+    import re
+
+    pieces, at = [], 0
+    if "://" in text:
+        twitter_text, _ = _twitter_text()
+        for entity in twitter_text.extract_urls_with_indices(text):
+            start, end = entity["indices"]
+            if entity["url"].lower().startswith(("http://", "https://")):
+                pieces += [text[at:start], "x" * MASTODON_URL_LENGTH]
+                at = end
+    pieces.append(text[at:])
+    # As Mastodon does: URLs first, so a mention inside a URL is not shortened.
+    return re.sub(_MASTODON_MENTION, r"\1@\2", "".join(pieces), flags=re.IGNORECASE | re.ASCII)
+
+
+# --- SMS --------------------------------------------------------------------
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")  # each sent as ESC + char: 2 septets
+
+SMS_SINGLE = {"GSM-7": 160, "UCS-2": 70}  # septets / UTF-16 units in a lone message
+SMS_PART = {"GSM-7": 153, "UCS-2": 67}  # per part once concatenated (the rest is the UDH)
+
+
+def _gsm7_width(char: str) -> int | None:
+    if char in GSM7_BASIC:
+        return 1
+    if char in GSM7_EXTENSION:
+        return 2
+    return None
+
+
+def _count_sms(text: str, limit: int) -> Count:
+    if not text:
+        return Count(0, limit, SEGMENTS, "empty")
+    encoding, reason = "GSM-7", ""
+    widths = []
+    for index, char in enumerate(text):
+        width = _gsm7_width(char)
+        if width is None:
+            encoding = "UCS-2"
+            reason = f" because of {_describe(char)} at character {index + 1}"
+            break
+        widths.append(width)
+    if encoding == "UCS-2":
+        widths = [2 if ord(c) > 0xFFFF else 1 for c in text]
+    segments = _segments(widths, SMS_SINGLE[encoding], SMS_PART[encoding])
+    used, units = sum(widths), ("septets" if encoding == "GSM-7" else "UTF-16 units")
+    if segments == 1:
+        size = f"{used}/{SMS_SINGLE[encoding]} {units}"
+    else:
+        size = f"{used} {units}, {SMS_PART[encoding]} per segment"
+    detail = f"{encoding}{reason}, {segments} segment{'' if segments == 1 else 's'} ({size})"
+    return Count(segments, limit, SEGMENTS, detail)
+
+
+def _segments(widths: list[int], single: int, part: int) -> int:
+    """Parts needed, never splitting an escape pair or a surrogate pair."""
+    if sum(widths) <= single:
+        return 1
+    segments, used = 1, 0
+    for width in widths:
+        if used + width > part:
+            segments, used = segments + 1, 0
+        used += width
+    return segments

@@ -1,0 +1,246 @@
+"""Semantic checks of a playbook whose shape is already valid.
+
+Each check returns diagnostics instead of raising, so a playbook author sees every
+problem of a file in one run, each at the line that has to change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import Iterator
+
+from .errors import Diagnostic
+from .loader import Loc, SourceMap
+from .playbook import EmailText, Escalation, Playbook
+
+
+def check_playbook(pb: Playbook, smap: SourceMap) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    for check in (_references, _graph, _tasks, _templates, _settings):
+        problems.extend(check(pb, smap))
+    problems.sort(key=lambda d: (d.line, d.col))
+    return problems
+
+
+def _ref(smap: SourceMap, loc: Loc, kind: str, name: str, known) -> Diagnostic:
+    names = ", ".join(sorted(known)) or "none declared"
+    return smap.diagnostic(loc, f"unknown {kind} {name!r} (known: {names})")
+
+
+def _references(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
+    stages, roles, templates, inputs = pb.stages, pb.roles, pb.templates, pb.inputs
+    tasks = {t for s in stages.values() for t in s.tasks}
+    if pb.initial is not None and pb.initial not in stages:
+        yield _ref(smap, ("initial",), "stage", pb.initial, stages)
+    for tid, tr in pb.transitions.items():
+        base = ("transitions", tid)
+        for i, src in enumerate(tr.source):
+            loc = base + ("from", i) if (base + ("from", i)) in smap.values else base + ("from",)
+            if src not in stages:
+                yield _ref(smap, loc, "stage", src, stages)
+            elif stages[src].terminal and not tr.reopen:
+                yield smap.diagnostic(loc, f"stage {src!r} is terminal; only a transition "
+                                      "marked reopen: true may leave it")
+        if tr.to not in stages:
+            yield _ref(smap, base + ("to",), "stage", tr.to, stages)
+        if tr.reopen and not any(s in stages and stages[s].terminal for s in tr.source):
+            yield smap.diagnostic(base + ("reopen",), "reopen: true only applies to a "
+                                  "transition out of a terminal stage")
+        for i, role in enumerate(tr.roles):
+            if role not in roles:
+                yield _ref(smap, base + ("roles", i), "role", role, roles)
+        guard = base + ("requires",)
+        for field, kind, known in (("tasks", "task", tasks), ("published", "template", templates),
+                                   ("approved", "template", templates), ("inputs", "input", inputs)):
+            for i, name in enumerate(getattr(tr.requires, field)):
+                if name not in known:
+                    yield _ref(smap, guard + (field, i), kind, name, known)
+    for sid, stage in stages.items():
+        for i, name in enumerate(stage.templates):
+            if name not in templates:
+                yield _ref(smap, ("stages", sid, "templates", i), "template", name, templates)
+        for clock in ("deadline", "updates"):
+            value = getattr(stage, clock)
+            if value is not None and value.escalate is not None:
+                yield from _escalation(pb, smap, ("stages", sid, clock, "escalate"),
+                                       value.escalate, from_stage=sid)
+    target = pb.targets.first_public_post
+    if target is not None and target.escalate is not None:
+        yield from _escalation(pb, smap, ("targets", "first_public_post", "escalate"),
+                               target.escalate, from_stage=None)
+
+
+def _escalation(pb: Playbook, smap: SourceMap, loc: Loc, esc: Escalation,
+                from_stage: str | None) -> Iterator[Diagnostic]:
+    for i, role in enumerate(esc.notify):
+        if role not in pb.roles:
+            yield _ref(smap, loc + ("notify", i), "role", role, pb.roles)
+    target = esc.move_to
+    if target is None:
+        return
+    if target not in pb.stages:
+        yield _ref(smap, loc + ("move_to",), "stage", target, pb.stages)
+    elif from_stage is not None and not any(
+        tr.to == target and from_stage in tr.source for tr in pb.transitions.values()
+    ):
+        yield smap.diagnostic(loc + ("move_to",), f"escalation moves to {target!r} but no "
+                              f"transition leads from {from_stage!r} to {target!r}; add one so "
+                              "the move is a real, logged transition")
+
+
+def _graph(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
+    stages = pb.stages
+    if pb.initial is not None and pb.initial not in stages:
+        return
+    terminals = set(pb.terminal_stages())
+    if not terminals:
+        yield smap.diagnostic(("stages",), "no stage is terminal: mark the stage that closes "
+                              "the incident with terminal: true", key=True)
+    edges = [(s, tr.to) for tr in pb.transitions.values() for s in tr.source
+             if s in stages and tr.to in stages]
+    reach = _closure({pb.initial_stage}, edges)
+    for sid in stages:
+        if sid not in reach:
+            yield smap.diagnostic(("stages", sid), f"stage {sid!r} cannot be reached from the "
+                                  f"initial stage {pb.initial_stage!r}", key=True)
+    if terminals:
+        back = _closure(terminals, [(b, a) for a, b in edges])
+        for sid in stages:
+            if sid in reach and sid not in back:
+                yield smap.diagnostic(("stages", sid), f"stage {sid!r} has no way to a terminal "
+                                      "stage: an incident there could never be closed", key=True)
+
+
+def _closure(start: set[str], edges: list[tuple[str, str]]) -> set[str]:
+    seen, todo = set(start), deque(start)
+    while todo:
+        here = todo.popleft()
+        for a, b in edges:
+            if a == here and b not in seen:
+                seen.add(b)
+                todo.append(b)
+    return seen
+
+
+def _tasks(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
+    owner: dict[str, str] = {}
+    for sid, stage in pb.stages.items():
+        for task in stage.tasks:
+            if task in owner:
+                yield smap.diagnostic(("stages", sid, "tasks", task), f"task {task!r} is already "
+                                      f"declared in stage {owner[task]!r}; task ids must be unique",
+                                      key=True)
+            owner.setdefault(task, sid)
+
+
+def _settings(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
+    from .channels import CHANNELS
+
+    for name in pb.channels:
+        if name not in CHANNELS:
+            yield _ref(smap, ("channels", name), "channel", name, CHANNELS)
+    for name, pattern in pb.identifiers.items():
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            yield smap.diagnostic(("identifiers", name), f"not a valid regular expression: {e}")
+    seen = set()
+    for i, level in enumerate(pb.severities):
+        if level in seen:
+            yield smap.diagnostic(("severities", i), f"severity {level!r} is listed twice")
+        seen.add(level)
+
+
+# -- templates ----------------------------------------------------------------
+
+
+def _templates(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
+    from .channels import CHANNELS
+
+    for tid, template in pb.templates.items():
+        base = ("templates", tid)
+        for group, field in (("all_of", template.approval.all_of), ("any_of", template.approval.any_of)):
+            for i, role in enumerate(field):
+                if role not in pb.roles:
+                    yield _ref(smap, base + ("approval", group, i), "role", role, pb.roles)
+        for channel, langs in template.channels.items():
+            if channel not in CHANNELS:
+                yield smap.diagnostic(base + ("channels", channel), f"unknown channel {channel!r} "
+                                      f"(known: {', '.join(CHANNELS)})", key=True)
+                continue
+            profile = CHANNELS[channel]
+            for lang, text in langs.items():
+                loc = base + ("channels", channel, lang)
+                if profile.has_subject and not isinstance(text, EmailText):
+                    yield smap.diagnostic(loc, "an email template needs subject: and body:")
+                    continue
+                if not profile.has_subject and isinstance(text, EmailText):
+                    yield smap.diagnostic(loc, f"subject and body only apply to email; "
+                                          f"a {channel} template is plain text")
+                    continue
+                parts = [("subject", text.subject), ("body", text.body)] if isinstance(text, EmailText) else [(None, text)]
+                for part, source in parts:
+                    ploc = loc + (part,) if part else loc
+                    yield from _template_text(pb, smap, ploc, source, channel, part)
+
+
+def _template_text(pb: Playbook, smap: SourceMap, loc: Loc, source: str, channel: str,
+                   part: str | None) -> Iterator[Diagnostic]:
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    from .channels import CHANNELS, count
+    from .sandbox import CONTEXT_NAMES, environment, templates_dir
+
+    profile = CHANNELS[channel]
+    env = environment(html=profile.html)
+    try:
+        ast = env.parse(source)
+    except TemplateSyntaxError as e:
+        yield _at_template_line(smap, loc, e.lineno, f"template syntax error: {e.message}")
+        return
+    for ref in meta.find_referenced_templates(ast):
+        if ref is not None and not (templates_dir() / ref).is_file():
+            yield smap.diagnostic(loc, f"template includes {ref!r}, which is not in templates/")
+    known = set(pb.inputs) | CONTEXT_NAMES | set(env.globals)
+    undeclared = meta.find_undeclared_variables(ast) - known
+    names = {}
+    for node in ast.find_all(nodes.Name):
+        names.setdefault(node.name, node.lineno)
+    for name in sorted(undeclared):
+        yield _at_template_line(smap, loc, names.get(name, 1),
+                                f"uses undeclared variable {name!r}; declare it under inputs: "
+                                f"(usable: {', '.join(sorted(set(pb.inputs) | CONTEXT_NAMES))})")
+    if profile.public:
+        for name, spec in pb.inputs.items():
+            if spec.confidential and name in names:
+                yield _at_template_line(smap, loc, names[name],
+                                        f"confidential input {name!r} would be published on the "
+                                        f"public channel {channel!r}")
+    static = "".join(
+        child.data
+        for node in ast.body if isinstance(node, nodes.Output)
+        for child in node.nodes if isinstance(child, nodes.TemplateData)
+    )
+    limit = pb.channel_limit(channel) if part != "subject" else None
+    if part == "subject":
+        from .channels import subject_count
+
+        used = subject_count(static)
+    else:
+        used = count(channel, static.strip(), limit=limit)
+    if not used.fits:
+        yield smap.diagnostic(loc, f"fixed text alone is {used} {used.unit}, over the "
+                              f"{channel}{' subject' if part == 'subject' else ''} limit")
+
+
+def _at_template_line(smap: SourceMap, loc: Loc, lineno: int, message: str) -> Diagnostic:
+    """Place a diagnostic at line `lineno` of a template embedded in the YAML."""
+    line, col = smap.position(loc)
+    if smap.styles.get(loc) in ("|", ">"):
+        line = line + max(lineno, 1)
+        text = smap.line_text(line)
+        col = len(text) - len(text.lstrip(" ")) + 1
+    else:
+        line = line + max(lineno, 1) - 1
+    return smap.diagnostic(loc, message, at=(line, col))

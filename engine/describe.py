@@ -1,0 +1,94 @@
+"""Human views of a playbook: a Mermaid stage diagram and a plain-text summary.
+
+(transitions' own Mermaid output was considered: it has no terminal markers, no
+stage titles and no guard labels, and needs its diagram machinery at import;
+a stateDiagram-v2 written from the model is shorter than adapting it.)
+"""
+
+from __future__ import annotations
+
+from .durations import format_duration, parse_duration
+from .playbook import Playbook
+
+
+def _q(text: str) -> str:
+    """Text safe inside a Mermaid label (no quotes, colons or line breaks)."""
+    return " ".join(text.replace('"', "'").replace(":", " -").split())
+
+
+def mermaid(pb: Playbook) -> str:
+    lines = ["---", f"title: {_q(pb.name)} (v{pb.version})", "---", "stateDiagram-v2"]
+    for sid, stage in pb.stages.items():
+        label = stage.title
+        if stage.deadline is not None:
+            label += f" ({format_duration(parse_duration(stage.deadline.within))})"
+        lines.append(f'    state "{_q(label)}" as {sid}')
+    lines.append(f"    [*] --> {pb.initial_stage}")
+    for trigger, tr in pb.transitions.items():
+        guards = []
+        if tr.requires.tasks:
+            guards.append("tasks " + ", ".join(tr.requires.tasks))
+        if tr.requires.published:
+            guards.append("published " + ", ".join(tr.requires.published))
+        if tr.requires.approved:
+            guards.append("approved " + ", ".join(tr.requires.approved))
+        label = trigger + (f" [{'; '.join(guards)}]" if guards else "")
+        for source in tr.source:
+            lines.append(f"    {source} --> {tr.to}: {_q(label)}")
+    for sid in pb.terminal_stages():
+        lines.append(f"    {sid} --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+def summary(pb: Playbook) -> str:
+    out = [f"{pb.name}  ({pb.id}, version {pb.version})"]
+    if pb.description:
+        out.append(f"  {pb.description.strip()}")
+    out.append(f"Severities: {', '.join(pb.severities)}")
+    if pb.targets.first_public_post is not None:
+        out.append(f"Target: first public post within {pb.targets.first_public_post.within}")
+    out.append("\nRoles:")
+    for rid, role in pb.roles.items():
+        out.append(f"  {rid:<20} {role.title}{'  (required to start)' if role.required else ''}")
+    if pb.inputs:
+        out.append("\nInputs:")
+        for name, spec in pb.inputs.items():
+            flags = [spec.type]
+            if spec.required:
+                flags.append("required")
+            if spec.confidential:
+                flags.append("CONFIDENTIAL")
+            if spec.default is not None:
+                flags.append(f"default {spec.default!r}")
+            out.append(f"  {name:<20} {', '.join(flags)}")
+    out.append("\nStages:")
+    for sid, stage in pb.stages.items():
+        marks = []
+        if sid == pb.initial_stage:
+            marks.append("initial")
+        if stage.terminal:
+            marks.append("terminal")
+        if stage.deadline is not None:
+            until = "first public post" if stage.deadline.until == "first_public_post" else "leaving it"
+            marks.append(f"deadline {stage.deadline.within} until {until}")
+        if stage.updates is not None:
+            marks.append(f"update every {stage.updates.every}")
+        out.append(f"  {sid:<20} {stage.title}{'  [' + '; '.join(marks) + ']' if marks else ''}")
+        for task, text in stage.tasks.items():
+            out.append(f"      [ ] {task}: {text}")
+        if stage.templates:
+            out.append(f"      templates: {', '.join(stage.templates)}")
+    out.append("\nTransitions:")
+    for trigger, tr in pb.transitions.items():
+        out.append(f"  {trigger:<20} {', '.join(tr.source)} -> {tr.to}  (by {', '.join(tr.roles)})")
+    out.append("\nTemplates:")
+    for tid, t in pb.templates.items():
+        channels = ", ".join(f"{ch}[{'/'.join(langs)}]" for ch, langs in t.channels.items())
+        approval = []
+        if t.approval.all_of:
+            approval.append("all of " + ", ".join(t.approval.all_of))
+        if t.approval.any_of:
+            approval.append(f"{t.approval.min} of " + ", ".join(t.approval.any_of))
+        out.append(f"  {tid:<20} {channels}")
+        out.append(f"  {'':<20} approval: {'; '.join(approval)}")
+    return "\n".join(out) + "\n"

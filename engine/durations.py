@@ -1,0 +1,50 @@
+"""Human durations: ``90s``, ``15m``, ``2h``, ``1d``, ``1h30m``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+)([smhd])")
+_WHOLE = re.compile(r"(?:\d+[smhd])+")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+#: Longest duration a playbook may name; anything longer is a typo, not a plan.
+MAX = timedelta(days=365)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``15m`` / ``2h`` / ``1h30m`` into a timedelta.
+
+    Raises ValueError with a message a playbook author can act on.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as 15m, 2h or 1d, got {text!r}")
+    s = text.strip().lower()
+    if not _WHOLE.fullmatch(s):
+        raise ValueError(
+            f"{text!r} is not a duration; write a number and a unit "
+            "(s, m, h, d), e.g. 15m, 2h, 1d or 1h30m"
+        )
+    seconds = sum(int(n) * _UNIT[u] for n, u in _PART.findall(s))
+    if seconds <= 0:
+        raise ValueError(f"duration {text!r} must be longer than zero")
+    value = timedelta(seconds=seconds)
+    if value > MAX:
+        raise ValueError(f"duration {text!r} is longer than a year")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a timedelta compactly: ``1h30m``, ``45s``, ``-5m`` for negatives."""
+    total = int(value.total_seconds())
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    if total == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        n, total = divmod(total, size)
+        if n:
+            parts.append(f"{n}{unit}")
+    return sign + "".join(parts[:2])

@@ -1,0 +1,131 @@
+"""The engine's one exception family.
+
+Every error a user can provoke is a subclass of :class:`PlaybookError`. Each class
+carries the process exit code the CLI uses for it, so the CLI catches the family in
+one place and commands need no try/except of their own.
+
+Exit codes (also documented in the README):
+
+====  =======================================================================
+0     success
+1     unexpected internal error (a bug: please report it)
+2     wrong command usage (unknown option, missing argument)
+3     invalid playbook (every problem listed with file:line:col)
+4     not found (incident, template, trigger, post, file)
+5     refused (a guard is not met, a role is missing, the incident is closed)
+6     conflict (someone else changed the incident first; run the command again)
+7     integrity failure (the audit log or a bundle does not verify)
+8     store unavailable (database corrupt, foreign, locked or unwritable)
+9     something is overdue (``playbook due``)
+10    delivery failed (the post is published to the outbox, not delivered)
+====  =======================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PlaybookError(Exception):
+    """Base of every error the engine reports to a user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(PlaybookError):
+    """A command was given a malformed value (for example ``--set x``)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem in a playbook, with the place it was found."""
+
+    path: str
+    line: int  # 1-based; 0 when unknown
+    col: int  # 1-based; 0 when unknown
+    field: str  # dotted field path, e.g. "stages.notify.deadline"
+    message: str
+    source_line: str = ""
+
+    def location(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.col}"
+        return self.path
+
+    def format(self) -> str:
+        head = f"{self.location()}: {self.field + ': ' if self.field else ''}{self.message}"
+        if not self.source_line:
+            return head
+        caret = " " * max(self.col - 1, 0) + "^"
+        return f"{head}\n    {self.source_line}\n    {caret}"
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "field": self.field,
+            "message": self.message,
+        }
+
+
+class PlaybookInvalid(PlaybookError):
+    """A playbook failed to load; carries every diagnostic found in one pass."""
+
+    exit_code = 3
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+class NotFound(PlaybookError):
+    exit_code = 4
+
+
+class Refused(PlaybookError):
+    """The action is understood but not allowed now; nothing was written."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        self.reasons = list(reasons or [])
+        text = message
+        if self.reasons:
+            text += "\n" + "\n".join(f"  - {r}" for r in self.reasons)
+        super().__init__(text)
+
+
+class Conflict(PlaybookError):
+    """Another writer changed the incident first; the action can be retried."""
+
+    exit_code = 6
+
+
+class IntegrityError(PlaybookError):
+    """The audit log or a bundle failed verification."""
+
+    exit_code = 7
+
+
+class StoreError(PlaybookError):
+    """The event store cannot be used (corrupt, foreign, locked, unwritable)."""
+
+    exit_code = 8
+
+
+class Overdue(PlaybookError):
+    exit_code = 9
+
+
+class DeliveryFailed(PlaybookError):
+    exit_code = 10

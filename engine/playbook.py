@@ -1,0 +1,286 @@
+"""The playbook format, as pydantic models.
+
+These models check the *shape* of a playbook: types, required fields, unknown keys
+(always errors), durations. Checks that need the whole playbook at once (dangling
+references, reachability, templates) live in :mod:`engine.checks`, so that both
+kinds of problem are reported together, each with its file:line:col.
+
+The models are strict: a YAML value is never coerced into another type, so
+``title: NO`` (a boolean to YAML 1.1) is an error instead of the text ``False``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from .durations import parse_duration
+
+#: Shortest update cadence a playbook may ask for. Anything tighter is a typo
+#: (``every 2m`` instead of ``2h``) and would bury a team in breach alerts.
+MIN_CADENCE = timedelta(minutes=5)
+
+Id = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64),
+    Field(description="lower_snake_case identifier"),
+]
+PlaybookId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64),
+]
+Lang = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"),
+    Field(description="a language tag such as en, es, pt-BR"),
+]
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)  # raises ValueError with a helpful message
+    return value
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    Field(
+        description="a duration: a number and a unit (s, m, h, d), e.g. 15m, 2h, 1h30m",
+        examples=["15m", "2h", "1d"],
+    ),
+]
+InputType = Literal[
+    "string", "text", "url", "email", "phone", "datetime", "date", "enum", "integer", "boolean"
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Role(_Model):
+    """A named responsibility; people are assigned to roles per incident."""
+
+    title: str
+    description: str = ""
+    required: bool = Field(False, description="must be filled before the incident can start")
+
+
+class Input(_Model):
+    """A typed incident variable, set at start (``--set name=value``)."""
+
+    type: InputType = "string"
+    description: str = ""
+    required: bool = False
+    default: Union[str, int, bool, None] = None
+    confidential: bool = Field(
+        False, description="never rendered into a public channel (patient name, record number)"
+    )
+    values: list[str] | None = Field(None, description="allowed values, for type enum")
+
+    @model_validator(mode="after")
+    def _values_match_type(self) -> "Input":
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum input needs a non-empty list of values")
+        if self.type != "enum" and self.values is not None:
+            raise ValueError(f"values only apply to enum inputs, not {self.type}")
+        if self.required and self.default is not None:
+            raise ValueError("a required input cannot also have a default")
+        if self.type == "enum" and self.default is not None and self.default not in self.values:
+            raise ValueError(f"default {self.default!r} is not one of the values {self.values}")
+        return self
+
+
+class Escalation(_Model):
+    """What happens when a clock is missed."""
+
+    notify: list[Id] = Field(default_factory=list, description="roles to notify")
+    move_to: Id | None = Field(None, description="stage to move the incident to, if any")
+
+
+class Clock(_Model):
+    within: Duration
+    escalate: Escalation | None = None
+
+
+class Deadline(Clock):
+    """Time allowed in a stage (``until: exit``) or until its first public post."""
+
+    until: Literal["exit", "first_public_post"] = "exit"
+
+
+class Cadence(_Model):
+    """A public update is due at least this often while in the stage."""
+
+    every: Duration
+    escalate: Escalation | None = None
+
+    @field_validator("every")
+    @classmethod
+    def _sane(cls, value: str) -> str:
+        if parse_duration(value) < MIN_CADENCE:
+            raise ValueError(f"an update cadence shorter than 5m is not workable: {value!r}")
+        return value
+
+
+def _deadline(value: object) -> object:
+    return Deadline(within=value) if isinstance(value, str) else value
+
+
+def _cadence(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    every = value.strip().removeprefix("every").strip()
+    if parse_duration(every) < MIN_CADENCE:
+        raise ValueError(f"an update cadence shorter than 5m is not workable: {value!r}")
+    return Cadence(every=every)
+
+
+def _clock(value: object) -> object:
+    return Clock(within=value) if isinstance(value, str) else value
+
+
+class Stage(_Model):
+    title: str
+    description: str = ""
+    tasks: dict[Id, Text] = Field(
+        default_factory=dict, description="checklist: task id -> what to do"
+    )
+    templates: list[Id] = Field(default_factory=list, description="templates sent in this stage")
+    deadline: Annotated[Union[Duration, Deadline, None], AfterValidator(_deadline)] = None
+    updates: Annotated[Union[str, Cadence, None], AfterValidator(_cadence)] = Field(
+        None, description="update cadence, e.g. 'every 2h'"
+    )
+    terminal: bool = Field(False, description="the incident is closed while here")
+
+
+class Guard(_Model):
+    """What must be true before a transition may fire."""
+
+    tasks: list[Id] = Field(default_factory=list, description="tasks that must be done")
+    published: list[Id] = Field(
+        default_factory=list, description="templates with a published post in this incident"
+    )
+    approved: list[Id] = Field(
+        default_factory=list, description="templates with an approved post in this incident"
+    )
+    inputs: list[Id] = Field(default_factory=list, description="inputs that must have a value")
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+class Transition(_Model):
+    """A named move (the trigger) from one or more stages to one stage."""
+
+    source: Annotated[Union[Id, list[Id]], AfterValidator(_as_list)] = Field(alias="from")
+    to: Id
+    title: str = ""
+    roles: list[Id] = Field(min_length=1, description="roles allowed to fire this transition")
+    requires: Guard = Field(default_factory=Guard)
+    reopen: bool = Field(False, description="allowed out of a terminal stage")
+
+
+class EmailText(_Model):
+    subject: Text
+    body: Text
+
+
+class Approval(_Model):
+    """Roles whose approval a post needs: all of ``all_of`` and ``min`` of ``any_of``."""
+
+    all_of: list[Id] = Field(default_factory=list)
+    any_of: list[Id] = Field(default_factory=list)
+    min: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _some_role(self) -> "Approval":
+        if not self.all_of and not self.any_of:
+            raise ValueError("name at least one approving role in all_of or any_of")
+        if self.any_of and self.min > len(self.any_of):
+            raise ValueError(f"min is {self.min} but any_of names only {len(self.any_of)} roles")
+        return self
+
+    def required_count(self) -> int:
+        return len(self.all_of) + (self.min if self.any_of else 0)
+
+
+class Template(_Model):
+    """Message text per channel and language (Jinja2, sandboxed)."""
+
+    title: str = ""
+    description: str = ""
+    approval: Approval
+    channels: dict[str, dict[Lang, Union[Text, EmailText]]] = Field(min_length=1)
+
+
+class ChannelSettings(_Model):
+    limit: int = Field(gt=0, description="length limit, in the channel's own unit")
+
+
+class Targets(_Model):
+    """Incident-wide clocks, counted from the start of the incident."""
+
+    first_public_post: Annotated[Union[Duration, Clock, None], AfterValidator(_clock)] = Field(
+        None, description="first public post (the acknowledgement) within this time"
+    )
+
+
+def _version(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Playbook(_Model):
+    """A crisis response: roles, inputs, stages, transitions and message templates."""
+
+    id: PlaybookId
+    name: str
+    version: Annotated[Union[str, int], AfterValidator(_version)]
+    description: str = ""
+    severities: list[str] = Field(
+        default_factory=lambda: ["low", "medium", "high", "critical"], min_length=1
+    )
+    initial: Id | None = Field(None, description="first stage (default: the first listed)")
+    roles: dict[Id, Role] = Field(min_length=1)
+    inputs: dict[Id, Input] = Field(default_factory=dict)
+    stages: dict[Id, Stage] = Field(min_length=1)
+    transitions: dict[Id, Transition] = Field(default_factory=dict)
+    templates: dict[Id, Template] = Field(default_factory=dict)
+    channels: dict[str, ChannelSettings] = Field(
+        default_factory=dict, description="per-channel settings, e.g. {x: {limit: 280}}"
+    )
+    targets: Targets = Field(default_factory=Targets)
+    identifiers: dict[Id, str] = Field(
+        default_factory=dict,
+        description="extra regular expressions for identifiers that must not appear in public posts",
+    )
+
+    @property
+    def initial_stage(self) -> str:
+        return self.initial or next(iter(self.stages))
+
+    def terminal_stages(self) -> list[str]:
+        return [name for name, stage in self.stages.items() if stage.terminal]
+
+    def channel_limit(self, channel: str) -> int | None:
+        settings = self.channels.get(channel)
+        return settings.limit if settings else None
+
+
+def json_schema() -> dict:
+    schema = Playbook.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Crisis communication playbook"
+    return schema

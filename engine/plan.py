@@ -1,0 +1,96 @@
+"""The compiled plan: the parts of a playbook an incident needs, as plain JSON.
+
+An incident pins the exact playbook text it started from (in its first event). It
+also carries this plan, derived from that text once at start, so that reading an
+incident (``status``, ``list``, ``due``) needs neither YAML nor pydantic: start-up
+stays light, and the cost of a read does not depend on the playbook's size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .durations import parse_duration
+
+
+def _escalation(esc) -> dict | None:
+    if esc is None:
+        return None
+    return {"notify": list(esc.notify), "move_to": esc.move_to}
+
+
+def compile_plan(pb: Any, sha256: str) -> dict:
+    """Plain-JSON view of a validated :class:`engine.playbook.Playbook`."""
+    from .channels import CHANNELS
+
+    stages = {}
+    for sid, st in pb.stages.items():
+        deadline = None
+        if st.deadline is not None:
+            deadline = {
+                "seconds": int(parse_duration(st.deadline.within).total_seconds()),
+                "until": st.deadline.until,
+                "escalate": _escalation(st.deadline.escalate),
+            }
+        updates = None
+        if st.updates is not None:
+            updates = {
+                "seconds": int(parse_duration(st.updates.every).total_seconds()),
+                "escalate": _escalation(st.updates.escalate),
+            }
+        stages[sid] = {
+            "title": st.title,
+            "tasks": dict(st.tasks),
+            "templates": list(st.templates),
+            "terminal": st.terminal,
+            "deadline": deadline,
+            "updates": updates,
+        }
+    target = pb.targets.first_public_post
+    return {
+        "id": pb.id,
+        "name": pb.name,
+        "version": pb.version,
+        "sha256": sha256,
+        "initial": pb.initial_stage,
+        "severities": list(pb.severities),
+        "roles": {rid: {"title": r.title, "required": r.required} for rid, r in pb.roles.items()},
+        "inputs": {
+            name: {
+                "type": spec.type,
+                "required": spec.required,
+                "confidential": spec.confidential,
+                "default": spec.default,
+                "values": spec.values,
+            }
+            for name, spec in pb.inputs.items()
+        },
+        "stages": stages,
+        "transitions": {
+            trig: {
+                "from": list(tr.source),
+                "to": tr.to,
+                "title": tr.title,
+                "roles": list(tr.roles),
+                "requires": tr.requires.model_dump(),
+                "reopen": tr.reopen,
+            }
+            for trig, tr in pb.transitions.items()
+        },
+        "targets": {
+            "first_public_post": None
+            if target is None
+            else {
+                "seconds": int(parse_duration(target.within).total_seconds()),
+                "escalate": _escalation(target.escalate),
+            }
+        },
+        "templates": {
+            tid: {
+                "title": t.title,
+                "channels": {ch: sorted(langs) for ch, langs in t.channels.items()},
+                "public": any(CHANNELS[ch].public for ch in t.channels if ch in CHANNELS),
+            }
+            for tid, t in pb.templates.items()
+        },
+    }

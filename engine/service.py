@@ -1,0 +1,280 @@
+"""The incident use cases: start, assign, tasks, notes, inputs, advance, close, reopen.
+
+Each function takes the store, the clock and the acting person as arguments, checks
+the incident's current state inside the store's write transaction, and appends
+events. Nothing else writes state. A refused action raises before anything is
+appended, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import incident as inc
+from .errors import NotFound, Refused, UsageError
+from .events import NewEvent, utc_now_iso
+
+MAX_NOTE = 10_000
+MAX_TITLE = 200
+
+
+def _apply_all(state: dict | None, events: list[NewEvent]) -> dict:
+    for e in events:
+        state = inc.apply(state, e.type, e.at, e.actor, e.data)
+    return state
+
+
+def _act(store, incident: str, build: Callable[[dict], list[NewEvent]]) -> dict:
+    """Run `build` on the incident's state under the write lock and append its events."""
+    with store.transaction(incident) as tx:
+        if tx.snapshot is None:
+            raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+        events = build(tx.snapshot.state)
+        if not events:
+            return tx.snapshot.state
+        state = _apply_all(tx.snapshot.state, events)
+        tx.append(events, state)
+    return state
+
+
+def _require_open(state: dict, action: str) -> None:
+    if inc.is_closed(state):
+        raise Refused(f"incident {state['id']} is closed (stage {state['stage']}); cannot {action}",
+                      ["reopen it first, if the playbook allows: playbook reopen " + state["id"]])
+
+
+def _require_member(state: dict, actor: str, action: str) -> None:
+    if not inc.roles_of(state, actor):
+        raise Refused(f"incident {state['id']}: {actor} holds no role in this incident and "
+                      f"cannot {action}", ["ask the incident lead to assign you a role"])
+
+
+# -- start ----------------------------------------------------------------------
+
+
+def start(store, clock, actor: str, loaded, *, title: str, severity: str | None = None,
+          inputs: dict[str, str] | None = None, assign: dict[str, str] | None = None,
+          drill: bool = False) -> dict:
+    """Create an incident from a loaded playbook; pin its exact text; return its state."""
+    from .inputs import resolve
+    from .plan import compile_plan
+
+    pb = loaded.playbook
+    title = title.strip()
+    if not title or len(title) > MAX_TITLE:
+        raise UsageError(f"--title must be 1 to {MAX_TITLE} characters")
+    severity = severity or pb.severities[-1]
+    if severity not in pb.severities:
+        raise UsageError(f"severity {severity!r} is not one of {', '.join(pb.severities)}")
+    plan = compile_plan(pb, loaded.sha256)
+    values = resolve(plan["inputs"], inputs or {}, fill_defaults=True)
+    people = _assignments(plan, assign or {})
+    missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people]
+    if missing:
+        flags = " ".join(f"--assign {r}=NAME" for r in missing)
+        raise UsageError(f"roles required to start are not filled: {', '.join(missing)} (give {flags})")
+
+    now = utc_now_iso(clock.now())
+    day = now[:10].replace("-", "")
+    prefix = f"{'DRILL' if drill else 'INC'}-{day}-"
+    taken = sum(1 for i in store.incidents() if i.startswith(prefix))
+    for n in range(taken + 1, taken + 1000):
+        incident = f"{prefix}{n:03d}"
+        with store.transaction(incident) as tx:
+            if tx.snapshot is not None:
+                continue  # someone started one at the same moment: take the next number
+            events = [NewEvent("IncidentStarted", now, actor, {
+                "incident": incident,
+                "title": title,
+                "severity": severity,
+                "drill": drill,
+                "inputs": values,
+                "playbook": {"id": pb.id, "version": pb.version, "sha256": loaded.sha256,
+                             "path": loaded.path, "text": loaded.text},
+                "plan": plan,
+            })]
+            events += [NewEvent("RoleAssigned", now, actor, {"role": r, "person": p})
+                       for r, p in people.items()]
+            state = _apply_all(None, events)
+            tx.append(events, state)
+            return state
+    raise Refused("could not allocate an incident id; try again")  # pragma: no cover
+
+
+def _assignments(plan: dict, assign: dict[str, str]) -> dict[str, str]:
+    for role, person in assign.items():
+        if role not in plan["roles"]:
+            raise UsageError(f"unknown role {role!r} (this playbook's roles: {', '.join(plan['roles'])})")
+        if not person.strip():
+            raise UsageError(f"--assign {role}= needs a person's name")
+    return {r: p.strip() for r, p in assign.items()}
+
+
+# -- people, tasks, notes, inputs -------------------------------------------------
+
+
+def assign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
+    def build(state):
+        _require_open(state, "assign roles")
+        _require_member(state, actor, "assign roles")
+        _assignments(state["plan"], {role: person})
+        if person.strip() in state["roles"].get(role, []):
+            raise Refused(f"incident {incident}: {person} already holds {role}")
+        return [NewEvent("RoleAssigned", utc_now_iso(clock.now()), actor,
+                         {"role": role, "person": person.strip()})]
+    return _act(store, incident, build)
+
+
+def unassign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
+    def build(state):
+        _require_open(state, "change roles")
+        _require_member(state, actor, "change roles")
+        if person not in state["roles"].get(role, []):
+            raise Refused(f"incident {incident}: {person} does not hold {role}")
+        if state["plan"]["roles"][role]["required"] and len(state["roles"][role]) == 1:
+            raise Refused(f"incident {incident}: {role} is a required role and {person} is its "
+                          "only holder", [f"assign someone else first: playbook assign {incident} {role} NAME"])
+        return [NewEvent("RoleUnassigned", utc_now_iso(clock.now()), actor,
+                         {"role": role, "person": person})]
+    return _act(store, incident, build)
+
+
+def task(store, clock, actor: str, incident: str, name: str, *, done: bool = True) -> dict:
+    def build(state):
+        _require_open(state, "change tasks")
+        _require_member(state, actor, "change tasks")
+        owner = inc.task_stage(state, name)
+        if owner is None:
+            raise NotFound(f"incident {incident}: no task {name!r} in this playbook "
+                           f"(tasks of stage {state['stage']}: "
+                           f"{', '.join(inc.stage_tasks(state)) or 'none'})")
+        if owner != state["stage"]:
+            raise Refused(f"incident {incident}: task {name} belongs to stage {owner}, and the "
+                          f"incident is in {state['stage']}")
+        if done == (name in state["tasks"]):
+            raise Refused(f"incident {incident}: task {name} is already {'done' if done else 'open'}")
+        kind = "TaskCompleted" if done else "TaskReopened"
+        return [NewEvent(kind, utc_now_iso(clock.now()), actor, {"task": name})]
+    return _act(store, incident, build)
+
+
+def note(store, clock, actor: str, incident: str, text: str) -> dict:
+    text = text.strip()
+    if not text or len(text) > MAX_NOTE:
+        raise UsageError(f"a note must be 1 to {MAX_NOTE} characters")
+
+    def build(state):
+        return [NewEvent("NoteAdded", utc_now_iso(clock.now()), actor, {"text": text})]
+    return _act(store, incident, build)
+
+
+def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> dict:
+    from .inputs import resolve
+
+    if not raw:
+        raise UsageError("give at least one NAME=VALUE")
+
+    def build(state):
+        _require_open(state, "change inputs")
+        _require_member(state, actor, "change inputs")
+        values = resolve(state["plan"]["inputs"], raw, fill_defaults=False)
+        return [NewEvent("InputsSet", utc_now_iso(clock.now()), actor, {"inputs": values})]
+    return _act(store, incident, build)
+
+
+# -- moving through stages ----------------------------------------------------------
+
+
+def advance(store, clock, actor: str, incident: str, trigger: str, reason: str | None = None) -> dict:
+    from .machine import fire
+
+    def build(state):
+        if inc.is_closed(state) and not state["plan"]["transitions"].get(trigger, {}).get("reopen"):
+            _require_open(state, f"fire {trigger}")
+        to = fire(state, trigger, actor)
+        return [NewEvent("StageChanged", utc_now_iso(clock.now()), actor, {
+            "trigger": trigger, "from": state["stage"], "to": to, "reason": reason or "",
+        })]
+    return _act(store, incident, build)
+
+
+def _pick(state: dict, candidates: list[str], what: str, trigger: str | None) -> str:
+    """The transition that does `what` ("closes", "reopens") from the current stage."""
+    here, iid = state["stage"], state["id"]
+    if trigger is not None:
+        if trigger not in candidates:
+            raise Refused(f"incident {iid}: {trigger} is not a transition that {what} the "
+                          f"incident from stage {here}", [f"those that do: {', '.join(candidates) or 'none'}"])
+        return trigger
+    if not candidates:
+        raise Refused(f"incident {iid}: no transition from stage {here} {what} the incident",
+                      [f"possible from {here}: {', '.join(inc.transitions_from_here(state)) or 'none'}"])
+    if len(candidates) > 1:
+        raise UsageError(f"incident {iid}: several transitions from {here} {what} the incident: "
+                         f"{', '.join(candidates)}; choose one with --trigger")
+    return candidates[0]
+
+
+def close(store, clock, actor: str, incident: str, trigger: str | None = None,
+          reason: str | None = None) -> dict:
+    """Close through one of the playbook's transitions into a terminal stage."""
+    state = _read(store, incident)
+    _require_open(state, "close it again")
+    stages = state["plan"]["stages"]
+    closing = [t for t in inc.transitions_from_here(state)
+               if stages[state["plan"]["transitions"][t]["to"]]["terminal"]]
+    return advance(store, clock, actor, incident, _pick(state, closing, "closes", trigger), reason)
+
+
+def reopen(store, clock, actor: str, incident: str, trigger: str | None = None,
+           reason: str | None = None) -> dict:
+    state = _read(store, incident)
+    if not inc.is_closed(state):
+        raise Refused(f"incident {incident} is not closed (stage {state['stage']})")
+    reopening = [t for t in inc.transitions_from_here(state) if state["plan"]["transitions"][t]["reopen"]]
+    return advance(store, clock, actor, incident, _pick(state, reopening, "reopens", trigger), reason)
+
+
+# -- reading --------------------------------------------------------------------
+
+
+def _read(store, incident: str) -> dict:
+    snap = store.snapshot(incident)
+    if snap is None:
+        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+    return snap.state
+
+
+def status(store, incident: str) -> dict:
+    return _read(store, incident)
+
+
+def list_incidents(store, *, include_closed: bool = False, stage: str | None = None,
+                   playbook: str | None = None) -> list[dict]:
+    out = []
+    for snap in store.snapshots():
+        s = snap.state
+        if not include_closed and inc.is_closed(s):
+            continue
+        if stage is not None and s["stage"] != stage:
+            continue
+        if playbook is not None and s["plan"]["id"] != playbook:
+            continue
+        out.append(s)
+    return sorted(out, key=lambda s: s["started_at"])
+
+
+def log(store, incident: str):
+    """The incident's events, oldest first (streamed)."""
+    _read(store, incident)
+    return store.events(incident)
+
+
+def pinned_playbook(store, incident: str):
+    """The exact playbook text the incident started from, loaded and checked."""
+    from .loader import load_playbook_text
+
+    _read(store, incident)
+    first = next(iter(store.events(incident)))
+    pb = first.data["playbook"]
+    return load_playbook_text(pb["text"], f"{incident}:{pb['path']}")

@@ -1,0 +1,109 @@
+"""Text and JSON views of incidents and their logs, for people and for scripts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from . import incident as inc
+from .deadlines import clocks
+from .durations import format_duration
+
+
+def _since(ts: str, now: datetime) -> str:
+    then = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return format_duration(now - then)
+
+
+def headline(state: dict) -> str:
+    drill = "  [DRILL]" if state["drill"] else ""
+    return f"{state['id']}  {state['title']}  ({state['plan']['id']}, {state['severity']}){drill}"
+
+
+def incident_row(state: dict, now: datetime) -> str:
+    flag = "DRILL " if state["drill"] else ""
+    overdue = sum(1 for c in clocks(state, now) if c.overdue)
+    late = f"  {overdue} overdue" if overdue else ""
+    return (f"{state['id']:<18} {flag}{state['status']:<6} {state['stage']:<18} "
+            f"{_since(state['stage_entered_at'], now):>7}  {state['title']}{late}")
+
+
+def status_json(state: dict, now: datetime, actor: str) -> dict:
+    plan = state["plan"]
+    return {
+        "id": state["id"],
+        "title": state["title"],
+        "drill": state["drill"],
+        "severity": state["severity"],
+        "status": state["status"],
+        "playbook": {"id": plan["id"], "version": plan["version"], "sha256": plan["sha256"]},
+        "stage": state["stage"],
+        "stage_title": plan["stages"][state["stage"]]["title"],
+        "stage_entered_at": state["stage_entered_at"],
+        "started_at": state["started_at"],
+        "roles": {r: state["roles"].get(r, []) for r in plan["roles"]},
+        "tasks": {t: (state["tasks"].get(t)) for t in inc.stage_tasks(state)},
+        "clocks": [c.to_json() for c in clocks(state, now)],
+        "transitions": {
+            t: {"to": plan["transitions"][t]["to"], "blocked_by": inc.blockers(state, t, actor)}
+            for t in inc.transitions_from_here(state)
+        },
+        "events": state.get("events"),
+    }
+
+
+def status_text(state: dict, now: datetime, actor: str) -> str:
+    plan = state["plan"]
+    stage = plan["stages"][state["stage"]]
+    out = [headline(state)]
+    if state["drill"]:
+        out.append("THIS IS A DRILL: nothing here is a real incident.")
+    out.append(f"Playbook: {plan['name']} v{plan['version']} (sha256 {plan['sha256'][:12]})")
+    closed = f", closed at {state['closed_at']}" if state["closed_at"] else ""
+    out.append(f"Stage:    {state['stage']} - {stage['title']} (for "
+               f"{_since(state['stage_entered_at'], now)}, since {state['stage_entered_at']}{closed})")
+    out.append("\nRoles:")
+    for role, spec in plan["roles"].items():
+        people = ", ".join(state["roles"].get(role, [])) or "(unassigned)"
+        out.append(f"  {role:<22} {people}")
+    tasks = inc.stage_tasks(state)
+    if tasks:
+        out.append(f"\nTasks in {state['stage']}:")
+        for task, text in tasks.items():
+            done = state["tasks"].get(task)
+            mark = f"[x] {task}: {text}  ({done['by']}, {done['at']})" if done else f"[ ] {task}: {text}"
+            out.append(f"  {mark}")
+    running = clocks(state, now)
+    if running:
+        out.append("\nClocks:")
+        for c in running:
+            out.append(f"  {c.label:<34} {c.describe()}")
+    if stage["templates"]:
+        out.append(f"\nTemplates for this stage: {', '.join(stage['templates'])}")
+    moves = inc.transitions_from_here(state)
+    out.append(f"\nNext (as {actor}):" if moves else "\nNo transitions lead out of this stage.")
+    for t in moves:
+        tr = plan["transitions"][t]
+        why = inc.blockers(state, t, actor)
+        if why:
+            out.append(f"  {t} -> {tr['to']}: blocked")
+            out.extend(f"      - {w}" for w in why)
+        else:
+            out.append(f"  {t} -> {tr['to']}: ready  (playbook advance {state['id']} {t})")
+    return "\n".join(out) + "\n"
+
+
+def event_line(e) -> str:
+    d = e.data
+    what = {
+        "IncidentStarted": lambda: f"started from {d['playbook']['id']} v{d['playbook']['version']} "
+                                   f"in stage {d['plan']['initial']}: {d['title']!r}",
+        "RoleAssigned": lambda: f"assigned {d['person']} to {d['role']}",
+        "RoleUnassigned": lambda: f"removed {d['person']} from {d['role']}",
+        "TaskCompleted": lambda: f"completed task {d['task']}",
+        "TaskReopened": lambda: f"reopened task {d['task']}",
+        "NoteAdded": lambda: f"note: {d['text']}",
+        "InputsSet": lambda: "set " + ", ".join(sorted(d["inputs"])),
+        "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
+                                + (f" ({d['reason']})" if d.get("reason") else ""),
+    }.get(e.type, lambda: e.type)()
+    return f"{e.seq:>5}  {e.at}  {e.actor:<16} {e.type:<16} {what}"

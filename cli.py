@@ -397,5 +397,224 @@ def log(ctx, incident, db, as_json):
         click.echo(json.dumps(e.to_json(), ensure_ascii=False) if as_json else event_line(e))
 
 
+# -- integrity -------------------------------------------------------------------
+
+
+def _key_path(db: str | None):
+    from pathlib import Path
+
+    from engine.integrity import KEY_FILE, default_key_path
+
+    if db and not os.environ.get("PLAYBOOK_KEY"):
+        return Path(db).expanduser().resolve().parent / KEY_FILE
+    return default_key_path()
+
+
+def _read_json_file(path: str, what: str) -> dict:
+    from engine.errors import IntegrityError, NotFound
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such {what} file") from None
+    except (OSError, ValueError) as e:
+        raise IntegrityError(f"{path}: not a readable {what} ({e})") from None
+    if not isinstance(data, dict):
+        raise IntegrityError(f"{path}: not a {what} (expected a JSON object)")
+    return data
+
+
+@main.command()
+@click.argument("incident", required=False)
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False),
+              help="A checkpoint taken earlier: also detect a truncated or recomputed log.")
+@click.option("--public-key", "public_key_file", type=click.Path(dir_okay=False),
+              help="The signer's public key (PEM), obtained independently, to check checkpoints with.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the new checkpoint to this file (default: print it).")
+@db_option
+@json_option
+@click.pass_context
+def verify(ctx, incident, checkpoint_file, public_key_file, output, db, as_json):
+    """Verify the audit log's integrity; on success, sign and print a new checkpoint.
+
+    Exits 7 if anything was modified, inserted, reordered or removed."""
+    from engine import integrity
+    from engine.errors import IntegrityError
+    from engine.events import utc_now_iso
+
+    store = _store(ctx, db)
+    if incident is not None and store.snapshot(incident) is None:
+        from engine.errors import NotFound
+
+        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+    given = _read_json_file(checkpoint_file, "checkpoint") if checkpoint_file else None
+    pem = None
+    if public_key_file:
+        try:
+            pem = open(public_key_file, encoding="utf-8").read()
+        except OSError as e:
+            raise IntegrityError(f"{public_key_file}: cannot read the public key ({e.strerror})") from None
+    report = integrity.verify(store, incident, checkpoint=given, public_key_pem=pem)
+    if not report.ok:
+        if as_json:
+            _print_json(report.to_json())
+        raise IntegrityError("the audit log does NOT verify:\n" + "\n".join(f"  - {p}" for p in report.problems))
+    cp = integrity.checkpoint(store, integrity.load_or_create_key(_key_path(db)), utc_now_iso(_clock(ctx).now()))
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            json.dump(cp, f, indent=2)
+            f.write("\n")
+    if as_json:
+        return _print_json({**report.to_json(), "checkpoint": cp})
+    click.echo(f"OK: {report.events} events in {report.incidents} incident(s) verify"
+               f"{f' against {report.checkpoints} checkpoint(s)' if report.checkpoints else ''}.")
+    click.echo(f"New checkpoint {'written to ' + output if output else 'follows'} "
+               "(keep a copy: verify --checkpoint FILE later detects truncation).")
+    if not output:
+        click.echo(json.dumps(cp, indent=2))
+
+
+@main.command()
+@db_option
+def key(db):
+    """Print the public key that signs checkpoints (give it to auditors)."""
+    from engine.integrity import load_or_create_key, public_key_pem
+
+    click.echo(public_key_pem(load_or_create_key(_key_path(db))), nl=False)
+
+
+# -- posts -----------------------------------------------------------------------
+
+
+def _post_text(post: dict) -> str:
+    text = post["text"]
+    if isinstance(text, dict):
+        return f"Subject: {text['subject']}\n\n{text['body']}"
+    return text
+
+
+def _post_block(post: dict) -> str:
+    from engine.incident import approval_missing
+
+    c = post["count"]
+    fit = "" if c["fits"] else "  TOO LONG: cannot be approved"
+    lines = [f"== {post['id']} v{post['version']}  [{post['status']}]  "
+             f"{post['channel']}: {c['used']}/{c['limit']} {c['unit']}{fit}"]
+    if c.get("detail"):
+        lines.append(f"   ({c['detail']})")
+    lines.append(f"   sha256 {post['sha256'][:16]}  drafted by {post['author']} at {post['drafted_at']}")
+    for hit in post["hits"]:
+        lines.append(f"   ! possible {hit['kind']}: {hit['text']!r}")
+    for a in post["approvals"]:
+        lines.append(f"   approved by {a['by']} as {a['role']} at {a['at']}")
+    if post["status"] == "draft":
+        lines.append(f"   needs: {', '.join(approval_missing(post))}")
+    if post.get("rejection"):
+        lines.append(f"   rejected by {post['rejection']['by']}: {post['rejection']['reason']}")
+    lines.extend("   | " + line for line in _post_text(post).splitlines())
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("incident")
+@click.argument("template")
+@click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable; default: all).")
+@click.option("--lang", "langs", multiple=True, help="Only this language (repeatable; default: all).")
+@click.option("--set", "values", multiple=True, metavar="NAME=VALUE", help="Input value for this render only.")
+@db_option
+@as_option
+@json_option
+@click.pass_context
+def render(ctx, incident, template, channels, langs, values, db, actor, as_json):
+    """Render TEMPLATE (of the current stage) into draft posts, with their lengths."""
+    from engine import posts
+    from engine.inputs import parse_pairs
+
+    drafted = posts.render(_store(ctx, db), _clock(ctx), _actor(actor), incident, template,
+                           channels=channels, langs=langs, overrides=parse_pairs(values, "--set"))
+    if as_json:
+        return _print_json(drafted)
+    for post in drafted:
+        click.echo(_post_block(post) + "\n")
+
+
+@main.command()
+@click.argument("incident")
+@db_option
+@json_option
+@click.pass_context
+def drafts(ctx, incident, db, as_json):
+    """List the incident's posts, their state and what each still needs."""
+    from engine import posts
+
+    found = posts.drafts(_store(ctx, db), incident)
+    if as_json:
+        return _print_json(found)
+    if not found:
+        click.echo(f"{incident}: no posts yet (playbook render {incident} TEMPLATE).")
+    for post in found:
+        click.echo(_post_block(post) + "\n")
+
+
+@main.command()
+@click.argument("incident")
+@click.argument("post")
+@click.option("--role", help="The role you approve as, when you hold several that are needed.")
+@click.option("--version", type=int, help="The version you reviewed (refused if it is not the current one).")
+@click.option("--override-identifiers", "override", metavar="REASON",
+              help="Approve although possible identifiers were found (the reason is logged).")
+@db_option
+@as_option
+@click.pass_context
+def approve(ctx, incident, post, role, version, override, db, actor):
+    """Approve the current version of POST (e.g. public_ack/x/en)."""
+    from engine import posts
+    from engine.incident import approval_missing
+
+    result = posts.approve(_store(ctx, db), _clock(ctx), _actor(actor), incident, post,
+                           role=role, version=version, override=override)
+    missing = approval_missing(result)
+    tail = "fully approved; ready to publish" if not missing else "still needs " + ", ".join(missing)
+    click.echo(f"{incident}: {post} v{result['version']} approved ({tail}).")
+
+
+@main.command()
+@click.argument("incident")
+@click.argument("post")
+@click.option("--reason", required=True, help="Why (recorded in the log).")
+@click.option("--version", type=int, help="The version you reviewed.")
+@db_option
+@as_option
+@click.pass_context
+def reject(ctx, incident, post, reason, version, db, actor):
+    """Reject the current version of POST; render again to make a new one."""
+    from engine import posts
+
+    result = posts.reject(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, reason, version)
+    click.echo(f"{incident}: {post} v{result['version']} rejected.")
+
+
+@main.command()
+@click.argument("incident")
+@click.argument("post")
+@click.option("--outbox", type=click.Path(file_okay=False), envvar="PLAYBOOK_OUTBOX",
+              help="Outbox folder. Default: $PLAYBOOK_OUTBOX, else 'outbox' beside the database.")
+@db_option
+@as_option
+@click.pass_context
+def publish(ctx, incident, post, outbox, db, actor):
+    """Publish POST: only a fully approved, unchanged version is written to the outbox."""
+    from pathlib import Path
+
+    from engine import posts
+    from engine.store import default_db_path
+
+    folder = Path(outbox) if outbox else posts.default_outbox(db or default_db_path())
+    result = posts.publish(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, folder)
+    click.echo(f"{incident}: {post} v{result['version']} published to {result['published'][-1]['outbox']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -63,6 +63,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
         s["notes"] += 1
     elif type == "InputsSet":
         s["inputs"].update(data["inputs"])
+    elif type in _POST_EVENTS:
+        _apply_post(s, type, at, actor, data)
     elif type == "StageChanged":
         s["stage"] = data["to"]
         s["stage_entered_at"] = at
@@ -71,6 +73,64 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
         s["status"] = "closed" if terminal else "open"
         s["closed_at"] = at if terminal else None
     return s
+
+
+_POST_EVENTS = {"PostDrafted", "PostApproved", "PostRejected", "IdentifiersOverridden",
+                "PostPublished", "PostDelivered", "DeliveryFailed"}
+
+
+def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
+    if type == "PostDrafted":
+        old = s["posts"].get(data["post"], {})
+        s["posts"][data["post"]] = {
+            **{k: data[k] for k in ("template", "channel", "lang", "version", "sha256", "text",
+                                    "public", "count", "hits", "policy")},
+            "status": "draft" if data["count"]["fits"] else "too_long",
+            "author": actor,
+            "drafted_at": at,
+            "approvals": [],
+            "override": None,
+            "rejection": None,
+            "published": old.get("published", []),
+            "deliveries": old.get("deliveries", []),
+        }
+        return
+    post = s["posts"][data["post"]]
+    if type == "PostApproved":
+        post["approvals"].append({"by": actor, "role": data["role"], "at": at})
+        if not approval_missing(post):
+            post["status"] = "approved"
+            s["approved"].setdefault(post["template"], at)
+    elif type == "IdentifiersOverridden":
+        post["override"] = {"by": actor, "reason": data["reason"], "at": at}
+    elif type == "PostRejected":
+        post["status"] = "rejected"
+        post["rejection"] = {"by": actor, "reason": data["reason"], "at": at}
+    elif type == "PostPublished":
+        post["status"] = "published"
+        post["published"].append({"version": data["version"], "at": at, "by": actor,
+                                  "outbox": data["outbox"]})
+        s["published"].setdefault(post["template"], at)
+        if post["public"]:
+            pp = s["public_posts"]
+            pp["count"] += 1
+            pp["first_at"] = pp["first_at"] or at
+            pp["last_at"] = at
+            pp["last_in_stage_at"] = at
+    elif type in ("PostDelivered", "DeliveryFailed"):
+        post["deliveries"].append({"version": data["version"], "at": at, "ok": type == "PostDelivered",
+                                   "target": data.get("target", ""), "error": data.get("error", "")})
+
+
+def approval_missing(post: dict) -> list[str]:
+    """What the post's approval policy still needs (empty: fully approved)."""
+    policy, got = post["policy"], {a["role"] for a in post["approvals"]}
+    missing = [f"approval by {role}" for role in policy["all_of"] if role not in got]
+    if policy["any_of"]:
+        have = len(got & set(policy["any_of"]))
+        if have < policy["min"]:
+            missing.append(f"{policy['min'] - have} more approval(s) from {', '.join(policy['any_of'])}")
+    return missing
 
 
 def replay(events: Iterable) -> dict | None:

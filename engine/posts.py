@@ -1,0 +1,276 @@
+"""Posts: render drafts, approve or reject them, publish only approved text.
+
+A post is identified by ``template/channel/lang`` (e.g. ``public_ack/x/en``). Every
+render of it is a new *version* with the SHA-256 of its exact text; approvals
+name the version and hash they cover, so a changed text needs approval again.
+The rules are enforced here, inside the write transaction, not by the CLI:
+no approval by the draft's author, approvers must hold the role they approve as,
+identifier hits need an explicit override, and only a fully approved, unchanged,
+not yet published version can be published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from . import incident as inc
+from .errors import NotFound, Refused, StoreError, UsageError
+from .events import NewEvent, canonical, utc_now_iso
+from .service import _act, _read, _require_member, _require_open, pinned_playbook
+
+
+def text_hash(text) -> str:
+    return hashlib.sha256(canonical(text)).hexdigest()
+
+
+def _post(state: dict, post_id: str) -> dict:
+    post = state["posts"].get(post_id)
+    if post is None:
+        known = ", ".join(state["posts"]) or "none yet (playbook render ...)"
+        raise NotFound(f"incident {state['id']}: no post {post_id!r} (posts: {known})")
+    return post
+
+
+# -- render -------------------------------------------------------------------------
+
+
+def render(store, clock, actor: str, incident: str, template: str, *,
+           channels: tuple[str, ...] = (), langs: tuple[str, ...] = (),
+           overrides: dict[str, str] | None = None) -> list[dict]:
+    """Render a template of the current stage into draft posts (one per channel and language)."""
+    from .channels import CHANNELS, count, subject_count
+    from .inputs import resolve
+    from .render import context, render_text, scan
+
+    loaded = pinned_playbook(store, incident)
+    pb = loaded.playbook
+    drafted: list[str] = []
+
+    def build(state):
+        _require_open(state, "render posts")
+        _require_member(state, actor, "render posts")
+        if template not in pb.templates:
+            raise NotFound(f"incident {incident}: playbook {pb.id} has no template {template!r} "
+                           f"(templates: {', '.join(pb.templates)})")
+        stage = state["stage"]
+        if template not in pb.stages[stage].templates:
+            owners = [s for s, st in pb.stages.items() if template in st.templates]
+            raise Refused(f"incident {incident}: template {template} belongs to stage "
+                          f"{', '.join(owners) or '(none)'}, and the incident is in {stage}",
+                          [f"templates of {stage}: {', '.join(pb.stages[stage].templates) or 'none'}"])
+        spec = pb.templates[template]
+        wanted = list(channels) or list(spec.channels)
+        for ch in wanted:
+            if ch not in spec.channels:
+                raise NotFound(f"incident {incident}: template {template} has no {ch!r} channel "
+                               f"(channels: {', '.join(spec.channels)})")
+        extra = resolve(state["plan"]["inputs"], overrides or {}, fill_defaults=False)
+        now = utc_now_iso(clock.now())
+        events = []
+        for ch in wanted:
+            profile = CHANNELS[ch]
+            available = spec.channels[ch]
+            for lang in list(langs) or list(available):
+                if lang not in available:
+                    if langs and len(wanted) > 1:
+                        continue  # asked for several channels: render those that have the language
+                    raise NotFound(f"incident {incident}: template {template} has no {lang!r} text "
+                                   f"for {ch} (languages: {', '.join(available)})")
+                source = available[lang]
+                where = f"{template}/{ch}/{lang}"
+                ctx = context(state, public=profile.public, overrides=extra)
+                withheld = frozenset(k for k, v in state["plan"]["inputs"].items() if v["confidential"])
+                if isinstance(source, str):
+                    text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
+                    measured = count(ch, text, limit=pb.channel_limit(ch))
+                    scanned = text
+                else:
+                    subject = render_text(source.subject, ctx, html=False, where=where + " subject", withheld=withheld)
+                    body = render_text(source.body, ctx, html=profile.html, where=where, withheld=withheld)
+                    text = {"subject": subject, "body": body}
+                    measured = count(ch, body, limit=pb.channel_limit(ch))
+                    if not subject_count(subject).fits:
+                        measured = subject_count(subject)
+                    scanned = subject + "\n" + body
+                hits = scan(scanned, pb.identifiers) if profile.public else []
+                post_id = where
+                previous = state["posts"].get(post_id)
+                events.append(NewEvent("PostDrafted", now, actor, {
+                    "post": post_id,
+                    "template": template, "channel": ch, "lang": lang,
+                    "version": (previous["version"] + 1) if previous else 1,
+                    "text": text,
+                    "sha256": text_hash(text),
+                    "public": profile.public,
+                    "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
+                              "detail": measured.detail, "fits": measured.fits},
+                    "hits": [h.to_json() for h in hits],
+                    "policy": spec.approval.model_dump(),
+                }))
+                drafted.append(post_id)
+        if not drafted:
+            raise NotFound(f"incident {incident}: template {template} has no text in "
+                           f"{', '.join(langs)} for {', '.join(wanted)}")
+        return events
+
+    state = _act(store, incident, build)
+    return [{"id": pid, **state["posts"][pid]} for pid in drafted]
+
+
+# -- approve / reject ------------------------------------------------------------------
+
+
+def _check_version(state: dict, post_id: str, post: dict, version: int | None) -> None:
+    if version is not None and version != post["version"]:
+        raise Refused(f"incident {state['id']}: {post_id} version {version} is superseded by "
+                      f"version {post['version']}; review the current text and approve that",
+                      [f"playbook drafts {state['id']}"])
+
+
+def approve(store, clock, actor: str, incident: str, post_id: str, *, role: str | None = None,
+            version: int | None = None, override: str | None = None) -> dict:
+    def build(state):
+        _require_open(state, "approve posts")
+        post = _post(state, post_id)
+        _check_version(state, post_id, post, version)
+        reasons = []
+        if post["status"] == "too_long":
+            c = post["count"]
+            reasons.append(f"it does not fit {post['channel']}: {c['used']}/{c['limit']} {c['unit']}; "
+                           "shorten the template or its inputs and render again")
+        elif post["status"] != "draft":
+            reasons.append(f"it is {post['status']}, not a draft awaiting approval")
+        if post["author"] == actor:
+            reasons.append(f"{actor} rendered this version and cannot approve their own post")
+        policy = post["policy"]
+        wanted = [r for r in policy["all_of"] + policy["any_of"]
+                  if r not in {a["role"] for a in post["approvals"]}]
+        held = [r for r in wanted if r in inc.roles_of(state, actor)]
+        if any(a["by"] == actor for a in post["approvals"]):
+            reasons.append(f"{actor} has already approved this version")
+        chosen = None
+        if role is not None:
+            if role not in wanted:
+                reasons.append(f"role {role} is not (or no longer) needed: still needed "
+                               f"{', '.join(inc.approval_missing(post)) or 'nothing'}")
+            elif role not in held:
+                reasons.append(f"{actor} does not hold {role} in this incident")
+            else:
+                chosen = role
+        elif not held:
+            reasons.append(f"{actor} holds none of the roles still needed "
+                           f"({', '.join(inc.approval_missing(post)) or 'none'})")
+        elif len(held) > 1:
+            raise UsageError(f"{actor} could approve as {', '.join(held)}: choose one with --role "
+                             "(one approval counts for one role)")
+        else:
+            chosen = held[0]
+        if post["hits"] and post["override"] is None and not override:
+            found = "; ".join(f"{h['kind']} {h['text']!r}" for h in post["hits"])
+            reasons.append(f"possible identifiers in a public post: {found}; remove them, or "
+                           "approve with --override-identifiers REASON")
+        if reasons:
+            raise Refused(f"incident {incident}: cannot approve {post_id} v{post['version']}", reasons)
+        now = utc_now_iso(clock.now())
+        events = []
+        if post["hits"] and post["override"] is None:
+            events.append(NewEvent("IdentifiersOverridden", now, actor, {
+                "post": post_id, "version": post["version"], "sha256": post["sha256"],
+                "reason": override.strip(), "hits": post["hits"]}))
+        events.append(NewEvent("PostApproved", now, actor, {
+            "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen}))
+        return events
+    return _act(store, incident, build)["posts"][post_id]
+
+
+def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
+           version: int | None = None) -> dict:
+    if not reason or not reason.strip():
+        raise UsageError("a rejection needs --reason")
+
+    def build(state):
+        _require_open(state, "reject posts")
+        post = _post(state, post_id)
+        _check_version(state, post_id, post, version)
+        policy = post["policy"]
+        if not set(policy["all_of"] + policy["any_of"]) & set(inc.roles_of(state, actor)):
+            raise Refused(f"incident {incident}: {actor} holds none of the approving roles of "
+                          f"{post_id} ({', '.join(policy['all_of'] + policy['any_of'])})")
+        if post["status"] in ("published", "rejected"):
+            raise Refused(f"incident {incident}: {post_id} v{post['version']} is already {post['status']}")
+        return [NewEvent("PostRejected", utc_now_iso(clock.now()), actor, {
+            "post": post_id, "version": post["version"], "sha256": post["sha256"], "reason": reason.strip()})]
+    return _act(store, incident, build)["posts"][post_id]
+
+
+# -- publish -----------------------------------------------------------------------
+
+
+def default_outbox(db_path: str | os.PathLike) -> Path:
+    """``$PLAYBOOK_OUTBOX`` if set, else an ``outbox`` folder beside the database."""
+    explicit = os.environ.get("PLAYBOOK_OUTBOX")
+    return Path(explicit) if explicit else Path(db_path).resolve().parent / "outbox"
+
+
+def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path) -> dict:
+    """Write an approved post to the outbox and record it; refuse anything else."""
+    written: list[Path] = []
+
+    def build(state):
+        _require_open(state, "publish posts")
+        _require_member(state, actor, "publish posts")
+        post = _post(state, post_id)
+        if post["status"] == "published":
+            raise Refused(f"incident {incident}: {post_id} v{post['version']} is already published "
+                          f"(at {post['published'][-1]['at']})")
+        if post["status"] != "approved":
+            raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
+                          "not approved; nothing was published",
+                          inc.approval_missing(post) if post["status"] == "draft" else [])
+        if text_hash(post["text"]) != post["sha256"]:  # belt and braces: the text is what was approved
+            raise Refused(f"incident {incident}: {post_id} text does not match its approved hash")
+        now = utc_now_iso(clock.now())
+        name = f"{post_id.replace('/', '.')}.v{post['version']}.json"
+        path = outbox / incident / name
+        record = {
+            "incident": incident, "drill": state["drill"], "post": post_id,
+            "version": post["version"], "channel": post["channel"], "lang": post["lang"],
+            "text": post["text"], "sha256": post["sha256"],
+            "approvals": post["approvals"], "identifier_override": post["override"],
+            "published_at": now, "published_by": actor,
+        }
+        _write_atomically(path, record)
+        written.append(path)
+        return [NewEvent("PostPublished", now, actor, {
+            "post": post_id, "version": post["version"], "sha256": post["sha256"],
+            "outbox": str(path)})]
+
+    try:
+        state = _act(store, incident, build)
+    except BaseException:
+        for path in written:  # the event was not recorded: do not leave a file that claims otherwise
+            path.unlink(missing_ok=True)
+        raise
+    return {"id": post_id, **state["posts"][post_id]}
+
+
+def _write_atomically(path: Path, record: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, ensure_ascii=False, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise StoreError(f"cannot write to the outbox {path.parent}: {e.strerror}") from None
+
+
+def drafts(store, incident: str) -> list[dict]:
+    state = _read(store, incident)
+    return [{"id": pid, **p, "missing": inc.approval_missing(p)} for pid, p in state["posts"].items()]

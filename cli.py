@@ -611,9 +611,44 @@ def publish(ctx, incident, post, outbox, db, actor):
     from engine import posts
     from engine.store import default_db_path
 
+    store, clock, actor = _store(ctx, db), _clock(ctx), _actor(actor)
     folder = Path(outbox) if outbox else posts.default_outbox(db or default_db_path())
-    result = posts.publish(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, folder)
+    result = posts.publish(store, clock, actor, incident, post, folder)
     click.echo(f"{incident}: {post} v{result['version']} published to {result['published'][-1]['outbox']}")
+    destinations = _destinations(db)
+    if destinations.get(result["channel"]) and not store.snapshot(incident).state["drill"]:
+        _report_deliveries(incident, post, posts.deliver(store, clock, actor, incident, post, destinations))
+
+
+def _destinations(db: str | None) -> dict:
+    from engine.delivery import destinations_path, load_destinations
+    from engine.store import default_db_path
+
+    return load_destinations(destinations_path(db or default_db_path()))
+
+
+def _report_deliveries(incident: str, post: str, attempts: list[dict]) -> None:
+    for a in attempts:
+        click.echo(f"{incident}: {post} delivered to {a['target']}")
+
+
+@main.command()
+@click.argument("incident")
+@click.argument("post")
+@db_option
+@as_option
+@click.pass_context
+def deliver(ctx, incident, post, db, actor):
+    """Send a published POST to its channel's configured destinations (retries failures).
+
+    Destinations (apprise URLs per channel) are read from $PLAYBOOK_DESTINATIONS, else
+    destinations.yaml beside the database. Exits 10 if any delivery failed."""
+    from engine import posts
+
+    attempts = posts.deliver(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, _destinations(db))
+    if not attempts:
+        click.echo(f"{incident}: {post} was already delivered to every destination.")
+    _report_deliveries(incident, post, attempts)
 
 
 if __name__ == "__main__":  # pragma: no cover

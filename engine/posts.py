@@ -257,6 +257,50 @@ def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path)
     return {"id": post_id, **state["posts"][post_id]}
 
 
+def deliver(store, clock, actor: str, incident: str, post_id: str,
+            destinations: dict[str, list[str]]) -> list[dict]:
+    """Send the published version of a post to its channel's destinations.
+
+    Targets that already received this version are skipped, so running it again
+    retries only the failures. Each attempt is logged; if any failed, the attempts
+    are recorded first and then DeliveryFailed is raised.
+    """
+    from .delivery import redact, send
+    from .errors import DeliveryFailed
+
+    state = _read(store, incident)
+    post = _post(state, post_id)
+    if not post["published"]:
+        raise Refused(f"incident {incident}: {post_id} is not published; publish it first")
+    if state["drill"]:
+        raise Refused(f"incident {incident} is a drill: posts are never delivered to real services")
+    version = post["published"][-1]["version"]
+    urls = destinations.get(post["channel"], [])
+    if not urls:
+        raise NotFound(f"no destinations configured for channel {post['channel']} "
+                       "(see PLAYBOOK_DESTINATIONS in the README)")
+    done = {d["target"] for d in post["deliveries"] if d["ok"] and d["version"] == version}
+    attempts = [send(url, post["text"]) for url in urls if redact(url) not in done]
+    if not attempts:
+        return []
+    now = utc_now_iso(clock.now())
+
+    def build(current):
+        return [NewEvent("PostDelivered" if a.ok else "DeliveryFailed", now, actor, {
+            "post": post_id, "version": version, "sha256": post["sha256"],
+            "target": a.target, "error": a.error}) for a in attempts]
+
+    _act(store, incident, build)
+    failed = [a for a in attempts if not a.ok]
+    if failed:
+        raise DeliveryFailed(
+            f"incident {incident}: {post_id} v{version} is published (outbox) but delivery failed "
+            f"for {len(failed)} of {len(attempts)} destination(s):\n"
+            + "\n".join(f"  - {a.target}: {a.error}" for a in failed)
+            + f"\nretry with: playbook deliver {incident} {post_id}")
+    return [{"target": a.target, "ok": a.ok} for a in attempts]
+
+
 def _write_atomically(path: Path, record: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -397,6 +397,84 @@ def log(ctx, incident, db, as_json):
         click.echo(json.dumps(e.to_json(), ensure_ascii=False) if as_json else event_line(e))
 
 
+# -- clocks ----------------------------------------------------------------------
+
+
+def _seconds(text: str, option: str) -> int:
+    from engine.durations import parse_duration
+    from engine.errors import UsageError
+
+    try:
+        return int(parse_duration(text).total_seconds())
+    except ValueError as e:
+        raise UsageError(f"{option}: {e}") from None
+
+
+def _check_due(ctx, store, within: int, record: bool, as_json: bool) -> None:
+    from engine import breaches
+    from engine.errors import Overdue
+
+    clock = _clock(ctx)
+    items = breaches.due(store, clock.now(), within)
+    recorded = breaches.record(store, clock, items) if record else []
+    overdue = [i for i in items if i.clock.overdue]
+    if as_json:
+        _print_json({"items": [i.to_json() for i in items], "recorded": recorded})
+    elif not items:
+        click.echo("Nothing is due" + (" in that window." if within else " or overdue."))
+    for i in ([] if as_json else items):
+        drill = "DRILL " if i.drill else ""
+        click.echo(f"{i.incident:<18} {drill}{i.clock.label:<36} {i.clock.describe()}")
+    for r in ([] if as_json else recorded):
+        click.echo(f"recorded: {r['incident']} missed {r['label']}")
+    if overdue:
+        raise Overdue(f"{len(overdue)} item(s) overdue")
+
+
+@main.command()
+@click.option("--within", default="0s", metavar="DURATION",
+              help="Also list what falls due within this time (e.g. 30m).")
+@click.option("--record/--no-record", default=True,
+              help="Record newly missed deadlines and apply escalations (default), or only look.")
+@db_option
+@json_option
+@click.pass_context
+def due(ctx, within, record, db, as_json):
+    """What is due or overdue across open incidents, most urgent first.
+
+    Exits 9 while anything is overdue (for cron and monitoring); records each
+    missed deadline once and applies the playbook's escalation."""
+    within_s = 0 if within in ("0", "0s") else _seconds(within, "--within")
+    _check_due(ctx, _store(ctx, db), within_s, record, as_json)
+
+
+@main.command()
+@click.option("--interval", default="60s", metavar="DURATION", help="Time between checks.")
+@click.option("--within", default="30m", metavar="DURATION", help="Also show what falls due within this time.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many checks.")
+@db_option
+@click.pass_context
+def watch(ctx, interval, within, count, db):
+    """Check the clocks periodically (like `due`), until interrupted.
+
+    Safe beside other commands: each check is a few short transactions."""
+    import time
+
+    from engine.errors import Overdue
+
+    pause, within_s = _seconds(interval, "--interval"), _seconds(within, "--within")
+    store, n = _store(ctx, db), 0
+    while count is None or n < count:
+        n += 1
+        click.echo(f"-- check {n} at {_clock(ctx).now().isoformat(timespec='seconds')}")
+        try:
+            _check_due(ctx, store, within_s, True, False)
+        except Overdue as e:
+            click.echo(f"!! {e}")
+        if count is None or n < count:
+            time.sleep(pause)
+
+
 # -- integrity -------------------------------------------------------------------
 
 

@@ -37,6 +37,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
             "approved": {},
             "public_posts": {"count": 0, "first_at": None, "last_at": None, "last_in_stage_at": None},
             "closed_at": None,
+            "breaches": {},
+            "escalations": 0,
             "updated_at": at,
             "events": 1,
         }
@@ -65,6 +67,11 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
         s["inputs"].update(data["inputs"])
     elif type in _POST_EVENTS:
         _apply_post(s, type, at, actor, data)
+    elif type == "DeadlineBreached":
+        s.setdefault("breaches", {})[data["key"]] = {
+            "clock": data["clock"], "label": data["label"], "due_at": data["due_at"], "detected_at": at}
+    elif type == "EscalationApplied":
+        s["escalations"] = s.get("escalations", 0) + 1
     elif type == "StageChanged":
         s["stage"] = data["to"]
         s["stage_entered_at"] = at

@@ -73,6 +73,9 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
             mark = f"[x] {task}: {text}  ({done['by']}, {done['at']})" if done else f"[ ] {task}: {text}"
             out.append(f"  {mark}")
     running = clocks(state, now)
+    if state.get("breaches"):
+        out.append(f"\nMissed deadlines recorded: {len(state['breaches'])} "
+                   f"(escalations applied: {state.get('escalations', 0)})")
     if running:
         out.append("\nClocks:")
         for c in running:
@@ -103,6 +106,18 @@ def event_line(e) -> str:
         "TaskReopened": lambda: f"reopened task {d['task']}",
         "NoteAdded": lambda: f"note: {d['text']}",
         "InputsSet": lambda: "set " + ", ".join(sorted(d["inputs"])),
+        "DeadlineBreached": lambda: f"MISSED {d['label']} (due {d['due_at']})",
+        "EscalationApplied": lambda: "escalated: notify " + (", ".join(
+            f"{r} ({', '.join(p) or 'nobody assigned'})" for r, p in d["notify"].items()) or "nobody")
+            + (f"; move to {d['move_to']}" if d.get("move_to") else ""),
+        "EscalationBlocked": lambda: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
+        "PostDrafted": lambda: f"drafted {d['post']} v{d['version']} ({d['count']['used']}/{d['count']['limit']})",
+        "PostApproved": lambda: f"approved {d['post']} v{d['version']} as {d['role']}",
+        "PostRejected": lambda: f"rejected {d['post']} v{d['version']}: {d['reason']}",
+        "IdentifiersOverridden": lambda: f"overrode identifier warning on {d['post']} v{d['version']}: {d['reason']}",
+        "PostPublished": lambda: f"published {d['post']} v{d['version']} (sha256 {d['sha256'][:12]})",
+        "PostDelivered": lambda: f"delivered {d['post']} v{d['version']} to {d['target']}",
+        "DeliveryFailed": lambda: f"delivery of {d['post']} v{d['version']} to {d['target']} FAILED: {d['error']}",
         "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
                                 + (f" ({d['reason']})" if d.get("reason") else ""),
     }.get(e.type, lambda: e.type)()

@@ -1,0 +1,99 @@
+"""Missed clocks: record each breach once and apply the playbook's escalation.
+
+``check`` runs from ``playbook due`` (cron, monitoring) or ``playbook watch``. Inside
+each incident's write transaction it compares the running clocks with ``now``;
+a clock that is overdue and not yet recorded for that due time gets one
+``DeadlineBreached`` event, so checking twice records one breach. The clock's
+escalation is then applied and logged: the roles to notify (and the people
+holding them) in ``EscalationApplied``, and a move to the escalation stage through
+the playbook's own transition (its guards still apply; only the role check is
+waived, because the playbook itself is acting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import incident as inc
+from .deadlines import ClockStatus, clocks
+from .events import NewEvent, utc_now_iso
+
+#: The actor recorded for what the clock does by itself.
+SYSTEM = "system:clock"
+
+
+@dataclass(frozen=True)
+class DueItem:
+    incident: str
+    title: str
+    drill: bool
+    clock: ClockStatus
+
+    def to_json(self) -> dict:
+        return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json()}
+
+
+def breach_key(clock: ClockStatus) -> str:
+    return f"{clock.key}@{utc_now_iso(clock.due_at)}"
+
+
+def due(store, now, within_seconds: int = 0) -> list[DueItem]:
+    """Every open incident's unmet clocks that are overdue or due within the window."""
+    items = []
+    for snap in store.snapshots():
+        state = snap.state
+        for c in clocks(state, now):
+            if c.met_at is None and c.left.total_seconds() <= within_seconds:
+                items.append(DueItem(state["id"], state["title"], state["drill"], c))
+    return sorted(items, key=lambda i: i.clock.due_at)
+
+
+def record(store, clock, items: list[DueItem]) -> list[dict]:
+    """Record breaches (once each) and apply escalations; return what was newly recorded."""
+    from .service import _act
+
+    recorded: list[dict] = []
+    for incident in sorted({i.incident for i in items if i.clock.overdue}):
+        def build(state):
+            now = clock.now()
+            at = utc_now_iso(now)
+            seen = state.get("breaches", {})
+            events = []
+            for c in clocks(state, now):
+                if not c.overdue or breach_key(c) in seen:
+                    continue
+                events.append(NewEvent("DeadlineBreached", at, SYSTEM, {
+                    "clock": c.key, "label": c.label, "key": breach_key(c),
+                    "due_at": utc_now_iso(c.due_at), "detected_at": at,
+                    "overdue_seconds": int(-c.left.total_seconds()),
+                }))
+                recorded.append({"incident": state["id"], "clock": c.key, "label": c.label})
+                if c.escalate:
+                    events.extend(_escalate(state, c, at))
+            return events
+        _act(store, incident, build)
+    return recorded
+
+
+def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
+    esc = c.escalate
+    people = {role: state["roles"].get(role, []) for role in esc["notify"]}
+    events = [NewEvent("EscalationApplied", at, SYSTEM, {
+        "clock": c.key, "notify": people, "move_to": esc["move_to"],
+    })]
+    target = esc["move_to"]
+    if target and target != state["stage"] and not inc.is_closed(state):
+        plan = state["plan"]
+        for trigger, tr in plan["transitions"].items():
+            if tr["to"] == target and state["stage"] in tr["from"]:
+                unmet = [r for r in inc.blockers(state, trigger, SYSTEM)
+                         if "does not hold a role" not in r]
+                if unmet:
+                    events.append(NewEvent("EscalationBlocked", at, SYSTEM,
+                                           {"clock": c.key, "trigger": trigger, "reasons": unmet}))
+                else:
+                    events.append(NewEvent("StageChanged", at, SYSTEM, {
+                        "trigger": trigger, "from": state["stage"], "to": target,
+                        "reason": f"escalation: {c.label} overdue"}))
+                break
+    return events

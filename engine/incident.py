@@ -185,13 +185,39 @@ def blockers(state: dict, trigger: str, actor: str) -> list[str]:
     return reasons
 
 
+def plan_order(plan: dict) -> dict:
+    """The playbook's own order of roles, transitions and each stage's tasks, as lists.
+
+    Stored state is canonical JSON (keys sorted), so a plan's mappings come back in
+    alphabetical order; a checklist is read top to bottom, so the order is kept here.
+    """
+    return {
+        "roles": list(plan["roles"]),
+        "transitions": list(plan["transitions"]),
+        "tasks": {sid: list(stage["tasks"]) for sid, stage in plan["stages"].items()},
+    }
+
+
+def _ordered(mapping: dict, order: list[str] | None) -> list[str]:
+    if not order:
+        return list(mapping)
+    return [k for k in order if k in mapping] + [k for k in mapping if k not in order]
+
+
+def roles_in_order(plan: dict) -> list[str]:
+    return _ordered(plan["roles"], plan.get("order", {}).get("roles"))
+
+
 def transitions_from_here(state: dict) -> list[str]:
-    stage = state["stage"]
-    return [t for t, tr in state["plan"]["transitions"].items() if stage in tr["from"]]
+    stage, plan = state["stage"], state["plan"]
+    return [t for t in _ordered(plan["transitions"], plan.get("order", {}).get("transitions"))
+            if stage in plan["transitions"][t]["from"]]
 
 
 def stage_tasks(state: dict) -> dict[str, str]:
-    return state["plan"]["stages"][state["stage"]]["tasks"]
+    plan, stage = state["plan"], state["stage"]
+    tasks = plan["stages"][stage]["tasks"]
+    return {t: tasks[t] for t in _ordered(tasks, plan.get("order", {}).get("tasks", {}).get(stage))}
 
 
 def task_stage(state: dict, task: str) -> str | None:

@@ -51,9 +51,11 @@ def _machine(sha256: str, spec: tuple):
 
 
 def machine_for(plan: dict):
+    # Sorted: a plan read back from the store has its keys in another order than the
+    # plan compiled at start, and both must find the same machine.
     spec = (
-        tuple(plan["stages"]),
-        tuple((t, tuple(tr["from"]), tr["to"]) for t, tr in plan["transitions"].items()),
+        tuple(sorted(plan["stages"])),
+        tuple(sorted((t, tuple(tr["from"]), tr["to"]) for t, tr in plan["transitions"].items())),
     )
     return _machine(plan["sha256"], spec)
 

@@ -67,6 +67,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
     if severity not in pb.severities:
         raise UsageError(f"severity {severity!r} is not one of {', '.join(pb.severities)}")
     plan = compile_plan(pb, loaded.sha256)
+    plan["order"] = inc.plan_order(plan)  # survives storage, which sorts mapping keys
     values = resolve(plan["inputs"], inputs or {}, fill_defaults=True)
     people = _assignments(plan, assign or {})
     missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people]

@@ -40,7 +40,7 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         "stage_title": plan["stages"][state["stage"]]["title"],
         "stage_entered_at": state["stage_entered_at"],
         "started_at": state["started_at"],
-        "roles": {r: state["roles"].get(r, []) for r in plan["roles"]},
+        "roles": {r: state["roles"].get(r, []) for r in inc.roles_in_order(plan)},
         "tasks": {t: (state["tasks"].get(t)) for t in inc.stage_tasks(state)},
         "clocks": [c.to_json() for c in clocks(state, now)],
         "transitions": {
@@ -62,7 +62,7 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
     out.append(f"Stage:    {state['stage']} - {stage['title']} (for "
                f"{_since(state['stage_entered_at'], now)}, since {state['stage_entered_at']}{closed})")
     out.append("\nRoles:")
-    for role, spec in plan["roles"].items():
+    for role in inc.roles_in_order(plan):
         people = ", ".join(state["roles"].get(role, [])) or "(unassigned)"
         out.append(f"  {role:<22} {people}")
     tasks = inc.stage_tasks(state)

@@ -1,0 +1,393 @@
+"""Tamper evidence for the audit log: hash-chain verification and signed checkpoints.
+
+What :func:`verify` guarantees
+------------------------------
+Each event's hash covers its content, its seq, its incident, the database id
+and the previous event's hash (see :mod:`engine.events`). Verification reads
+every event, recomputes every hash and link, checks that seqs run 1, 2, 3 ...
+without gaps, and that each incident's snapshot (projection) ends where its log
+ends. So, **always, with no checkpoint needed**, it reports:
+
+* an event whose content was modified but whose stored hash was not updated;
+* an event deleted from the middle of a log (a gap in seq);
+* an event inserted, or events reordered (a hash or a link no longer fits);
+* an event copied in from another incident or another database;
+* a log whose end disagrees with its snapshot (events added or removed
+  without also rewriting the projection).
+
+**Only relative to a checkpoint** (a signed list of each incident's head
+seq and hash at a moment) does it report what a careful attacker can hide from
+the chain alone: a modified event *with every later hash recomputed*, a
+truncated tail (last events deleted and the snapshot rewound), or a whole
+incident removed. A checkpoint protects the log up to its heads, and only if
+the attacker could not re-sign it: that is, it was signed with a key they do
+not hold, or an auditor keeps a copy (``verify(..., checkpoint=...)``) and
+checks it with a public key they obtained independently
+(``public_key_pem=...``). Checkpoints stored in the database are checked with
+their own embedded public key unless one is given; someone who can rewrite the
+database *and* read the key can replace them.
+
+What it does **not** guarantee
+------------------------------
+* It does not prevent anything: the triggers stop accidents and casual
+  edits, not someone with write access to the file, who can drop them.
+* Events appended after the last checkpoint can be changed and re-chained
+  undetectably (take checkpoints often; hand them to auditors).
+* Deleting or replacing the whole database file (and the checkpoints stored
+  in it) is not detected without a checkpoint held elsewhere.
+* By default the signing key sits beside the database (``signing.key`` in the
+  database's folder, mode 0600), so anyone who can read it can forge new
+  checkpoints. Keep it elsewhere with ``$PLAYBOOK_KEY`` (another account, a
+  mounted secret) and give the public key and checkpoints to the auditors.
+* Timestamps are what the writing process's clock said; they are covered by
+  the hashes, but nothing proves they were true.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from json.encoder import encode_basestring as _quote
+from pathlib import Path
+
+from engine.errors import IntegrityError, PlaybookError, StoreError
+from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
+from engine.store import Store, default_db_path
+
+KEY_FILE = "signing.key"
+CHECKPOINT_VERSION = 1
+MAX_PROBLEMS = 1000
+
+# --- the signing key ---------------------------------------------------------------
+
+
+def default_key_path() -> Path:
+    """``$PLAYBOOK_KEY`` if set, else ``signing.key`` in the folder of default_db_path()."""
+    explicit = os.environ.get("PLAYBOOK_KEY")
+    if explicit:
+        return Path(explicit).expanduser()
+    return default_db_path().parent / KEY_FILE
+
+
+def load_or_create_key(path: Path | None = None):
+    """The Ed25519 private key at ``path`` (default: default_key_path()), created on first use.
+
+    A new key is written to a temporary file with mode 0600 and moved into place
+    atomically; if two processes create one at once, both end up using the first.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = Path(path) if path is not None else default_key_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        data = _create_file(path, pem)
+    except OSError as e:
+        raise StoreError(f"cannot read the signing key {path}: {e.strerror or e}") from e
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        raise StoreError(f"{path} is not a usable signing key ({e})") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise StoreError(f"{path} is not an Ed25519 signing key")
+    return key
+
+
+def _create_file(path: Path, content: bytes) -> bytes:
+    """Write ``content`` to ``path`` (0600) unless it appears meanwhile; return what is there."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, content)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic and never overwrites a key another process just made
+        except FileExistsError:
+            return path.read_bytes()
+        except OSError:
+            os.replace(tmp, path)  # file systems without hard links
+        return content
+    except OSError as e:
+        raise StoreError(f"cannot create the signing key {path}: {e.strerror or e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def public_key_pem(key) -> str:
+    """The PEM (SubjectPublicKeyInfo) text of a private or public Ed25519 key."""
+    from cryptography.hazmat.primitives import serialization
+
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+# --- checkpoints -------------------------------------------------------------------
+
+
+def checkpoint(store: Store, key, at: str) -> dict:
+    """Sign each incident's current head (seq and hash), store the checkpoint, return it.
+
+    Refuses (IntegrityError) if an incident's snapshot does not end where its log ends.
+    """
+    if not isinstance(at, str) or utc_now_iso(parse_iso(at)) != at:
+        raise ValueError(f"checkpoint time {at!r} is not in the form YYYY-MM-DDTHH:MM:SS.mmmZ")
+    heads: dict[str, dict] = {}
+    with store.reading():
+        for snap in store.snapshots():
+            tail = [(e.seq, e.hash) for e in store.events(snap.incident, after=max(snap.seq - 1, 0))]
+            if tail != [(snap.seq, snap.head)]:
+                raise IntegrityError(
+                    f"cannot sign a checkpoint: incident {snap.incident}'s snapshot does not "
+                    "match its log; run verify"
+                )
+            heads[snap.incident] = {"seq": snap.seq, "hash": snap.head}
+    body = {
+        "version": CHECKPOINT_VERSION,
+        "database": store.database_id,
+        "at": at,
+        "heads": heads,
+        "public_key": public_key_pem(key),
+    }
+    cp = {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode("ascii")}
+    store.add_checkpoint(cp)
+    return cp
+
+
+def _check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, label: str) -> tuple[list[str], dict | None]:
+    """(problems, heads to check the log against: None unless signature and database are right)."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    if not isinstance(cp, dict):
+        return [f"{label}: not a checkpoint (expected a JSON object)"], None
+    heads = cp.get("heads")
+    well_formed = (
+        cp.get("version") == CHECKPOINT_VERSION
+        and isinstance(cp.get("signature"), str)
+        and isinstance(cp.get("public_key"), str)
+        and isinstance(heads, dict)
+        and all(
+            isinstance(h, dict) and type(h.get("seq")) is int and isinstance(h.get("hash"), str)
+            for h in heads.values()
+        )
+    )
+    if not well_formed:
+        return [f"{label}: not a version {CHECKPOINT_VERSION} checkpoint (malformed)"], None
+    body = {k: v for k, v in cp.items() if k != "signature"}
+    try:
+        public = serialization.load_pem_public_key((trusted_pem or cp["public_key"]).encode("utf-8"))
+        public.verify(base64.b64decode(cp["signature"], validate=True), canonical(body))
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):
+        why = ""
+        if trusted_pem and cp["public_key"].strip() != trusted_pem.strip():
+            why = ": signed by a different key than the one given"
+        return [f"checkpoint signature invalid ({label}){why}"], None
+    if cp.get("database") != database_id:
+        return [f"{label} is from a different database ({cp.get('database')}), not this one ({database_id})"], None
+    return [], heads
+
+
+# --- verification ------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    incidents: int
+    events: int
+    problems: list[str] = field(default_factory=list)
+    checkpoints: int = 0  # checkpoints whose heads the log was checked against
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class _Problems(list):
+    """The problems found, capped so that a wholly rewritten log still fits in memory."""
+
+    dropped = 0
+
+    def add(self, text: str) -> None:
+        if len(self) < MAX_PROBLEMS:
+            self.append(text)
+        else:
+            self.dropped += 1
+
+
+def verify(
+    store: Store,
+    incident: str | None = None,
+    checkpoint: dict | None = None,
+    public_key_pem: str | None = None,
+    *,
+    replay: Callable[[Iterator[Event]], object] | None = None,
+) -> VerifyReport:
+    """Check the log of ``incident`` (default: every incident) against its hashes, its
+    snapshots and the given checkpoint, else every checkpoint stored in the database.
+
+    With ``replay`` (the service's fold: events -> state), also refold each incident
+    from its events and compare with its snapshot's state; this is a second pass
+    that parses every event, so it is much slower than the hash check alone.
+    """
+    problems = _Problems()
+    with store.reading():
+        db = store.database_id
+        sources = _checkpoint_heads(store, db, checkpoint, public_key_pem, problems)
+        wanted: dict[str, list[tuple[int, str, str]]] = {}  # incident -> sorted (seq, hash, label)
+        for label, heads in sources:
+            for inc, head in heads.items():
+                if incident is None or inc == incident:
+                    wanted.setdefault(inc, []).append((head["seq"], head["hash"], label))
+        for want in wanted.values():
+            want.sort()
+        ends, count = _scan(store.rows(incident), db, wanted, problems)
+        try:
+            if incident is None:
+                snaps = {s.incident: s for s in store.snapshots()}
+            else:
+                snaps = {s.incident: s for s in [store.snapshot(incident)] if s is not None}
+        except IntegrityError as e:
+            problems.add(str(e))
+            snaps = {}
+        if replay is not None:
+            for inc in ends:
+                if inc in snaps:
+                    _check_state(store, inc, snaps[inc].state, replay, problems)
+
+    for inc, (last_seq, last_hash) in ends.items():
+        snap = snaps.get(inc)
+        if snap is None:
+            problems.add(f"incident {inc}: has events but no snapshot (projection deleted?)")
+        elif snap.seq != last_seq:
+            problems.add(f"incident {inc}: snapshot says seq {snap.seq} but the log ends at {last_seq}")
+        elif snap.head != last_hash:
+            problems.add(f"incident {inc}: snapshot head does not match the hash of event {last_seq}")
+    for inc, snap in snaps.items():
+        if inc not in ends:
+            problems.add(f"incident {inc}: snapshot says seq {snap.seq} but the log has no events (deleted?)")
+    for inc, want in wanted.items():
+        last_seq = ends.get(inc, (0, ""))[0]
+        for seq, _, label in want:
+            if inc not in ends:
+                problems.add(f"incident {inc} in the {label} is missing from the log (deleted?)")
+            elif seq > last_seq:
+                problems.add(
+                    f"incident {inc}: log ends at seq {last_seq} but {label} recorded seq {seq} (truncated?)"
+                )
+    listed = list(problems)
+    if problems.dropped:
+        listed.append(f"... and {problems.dropped} more problems")
+    return VerifyReport(not listed, len(ends), count, listed, len(sources))
+
+
+def _check_state(store: Store, incident: str, state: dict, replay, problems: _Problems) -> None:
+    try:
+        folded = replay(store.events(incident))
+        same = canonical(folded) == canonical(state)
+    except (PlaybookError, LookupError, TypeError, ValueError, AttributeError) as e:
+        problems.add(f"incident {incident}: its events cannot be folded into a state ({type(e).__name__}: {e})")
+        return
+    if not same:
+        problems.add(f"incident {incident}: snapshot state differs from the state folded from its events (edited?)")
+
+
+def _checkpoint_heads(
+    store: Store, db: str, given: dict | None, trusted_pem: str | None, problems: _Problems
+) -> list[tuple[str, dict]]:
+    """(label, heads) of each checkpoint to check the log against: the given one, else
+    every stored one whose signature verifies; reports those that do not."""
+    if given is not None:
+        at = given.get("at") if isinstance(given, dict) else "?"
+        candidates = [(f"checkpoint of {at}", given)]
+    else:
+        try:
+            stored = store.checkpoints()
+        except IntegrityError as e:
+            problems.add(str(e))
+            stored = []
+        candidates = [
+            (f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i})", cp)
+            for i, cp in enumerate(stored, 1)
+        ]
+    sources = []
+    for label, cp in candidates:
+        found, heads = _check_checkpoint(cp, db, trusted_pem, label)
+        for text in found:
+            problems.add(text)
+        if heads is not None:
+            sources.append((label, heads))
+    return sources
+
+
+def _scan(rows, db: str, wanted: dict, problems: _Problems) -> tuple[dict[str, tuple[int, str]], int]:
+    """Recompute every hash and link of ``rows`` (ordered by incident, seq).
+
+    Returns each incident's (last seq, last hash) and the number of events. This is
+    the hot loop: the hashed text is built inline, exactly as events.hashed_text() does.
+    """
+    sha = hashlib.sha256
+    quote = _quote
+    dbq = quote(db)
+    ends: dict[str, tuple[int, str]] = {}
+    count = 0
+    cur = None
+    incq = ""
+    expect, last_hash, want, next_want = 1, "", [], -1
+    for inc, seq, typ, at, actor, data, prev, h in rows:
+        if inc != cur:
+            if cur is not None:
+                ends[cur] = (expect - 1, last_hash)
+            cur, incq = inc, quote(inc)
+            expect, last_hash = 1, genesis(db, inc)
+            want = list(wanted.get(inc, ()))
+            next_want = want[0][0] if want else -1
+        count += 1
+        try:
+            text = (
+                f'{{"actor":{quote(actor)},"at":{quote(at)},"data":{data},"db":{dbq},'
+                f'"incident":{incq},"prev":"{prev}","seq":{seq},"type":{quote(typ)}}}'
+            )
+            good = sha(text.encode("utf-8")).hexdigest() == h
+        except (TypeError, UnicodeEncodeError):
+            good = False
+        if not good:
+            problems.add(f"incident {inc} event {seq}: hash does not match its content (modified?)")
+        if seq != expect:
+            if type(seq) is not int or seq < expect:
+                problems.add(f"incident {inc} event {seq}: out of order (reordered?)")
+                continue
+            gap = f"event {expect}" if seq == expect + 1 else f"events {expect}-{seq - 1}"
+            problems.add(f"incident {inc}: {gap} missing (deleted?)")
+        elif prev != last_hash:
+            if seq == 1:
+                problems.add(f"incident {inc} event 1: does not start this incident's chain in this database (copied?)")
+            else:
+                problems.add(f"incident {inc}: chain broken between {seq - 1} and {seq} (inserted or reordered?)")
+        while seq >= next_want >= 0:
+            want_seq, want_hash, label = want.pop(0)
+            if want_seq == seq and want_hash != h:
+                problems.add(f"incident {inc} event {seq}: hash differs from the {label} (chain recomputed?)")
+            next_want = want[0][0] if want else -1
+        expect, last_hash = seq + 1, h
+    if cur is not None:
+        ends[cur] = (expect - 1, last_hash)
+    return ends, count

@@ -1,0 +1,163 @@
+"""The event store's interface, shared by every backend.
+
+A store keeps, per database:
+
+* the **events** of every incident: an append-only, hash-chained log
+  (``seq`` 1, 2, 3 ... per incident; see :mod:`engine.events`);
+* one **snapshot** per incident: the projection (state) the service folded
+  from the events, with the seq and hash of the last event folded in. It is
+  written in the same transaction as the events, so it never disagrees with
+  the log unless someone edits the database behind the store's back (which
+  :func:`engine.integrity.verify` reports);
+* signed **checkpoints** (:mod:`engine.integrity`), append-only as well.
+
+Backends: :mod:`engine.store.sqlite` (the default) and
+:mod:`engine.store.memory` (for tests). Everything backend-specific (SQL
+included) stays in the backend's module; the chain arithmetic lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine.errors import IntegrityError
+from engine.events import Event, NewEvent, canonical, genesis, hashed_text
+
+# A stored event in its raw form: (incident, seq, type, at, actor, data_text,
+# prev, hash), where data_text is the canonical JSON text of ``data``.
+Row = tuple[str, int, str, str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The projection of one incident, as of event ``seq``."""
+
+    incident: str
+    seq: int  # last event seq folded into state
+    head: str  # hash of that event
+    state: dict  # the projection (JSON) the service computed; the store does not interpret it
+
+
+class Transaction(Protocol):
+    """The exclusive writer for one incident, for the duration of a with-block."""
+
+    snapshot: Snapshot | None  # read inside the lock; None before the incident's first event
+
+    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+        """Assign seq (snapshot.seq + 1 ...), prev and hash; insert the events; upsert the
+        snapshot with ``state``, the new seq and head -- all in this transaction.
+        May be called once per transaction."""
+        ...
+
+
+class Store(Protocol):
+    """An append-only event store (see the module docstring)."""
+
+    database_id: str  # random per database (uuid4 hex), created with the schema
+
+    def transaction(self, incident: str) -> AbstractContextManager[Transaction]:
+        """Exclusive write access: commit on normal exit, roll back on exception. Waits at
+        most ``busy_timeout`` seconds for another writer, then raises StoreError."""
+        ...
+
+    def snapshot(self, incident: str) -> Snapshot | None:
+        """The projection row of ``incident`` (cheap: independent of history length)."""
+        ...
+
+    def snapshots(self) -> list[Snapshot]:
+        """Every incident's projection, in creation order."""
+        ...
+
+    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
+        """The events of ``incident`` with seq > ``after``, streamed in seq order."""
+        ...
+
+    def rows(self, incident: str | None = None) -> Iterator[Row]:
+        """Stored events in raw form (data as canonical text), streamed ordered by
+        incident then seq; all incidents when ``incident`` is None. For verification
+        and export: no JSON parsing, no objects per event."""
+        ...
+
+    def incidents(self) -> list[str]:
+        """Ids of the incidents that have events, in creation order."""
+        ...
+
+    def reading(self) -> AbstractContextManager[None]:
+        """A consistent view for several reads (one read transaction in SQLite).
+        Do not open a write transaction inside it."""
+        ...
+
+    def add_checkpoint(self, cp: dict) -> None:
+        """Store a signed checkpoint (append-only)."""
+        ...
+
+    def checkpoints(self) -> list[dict]:
+        """Every stored checkpoint, oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# --- shared by the backends -------------------------------------------------------
+
+
+def busy_message(timeout: float, where: str) -> str:
+    return (
+        f"database is busy: another writer held it for more than {timeout:g} s; "
+        f"try again ({where})"
+    )
+
+
+def conflict_message(incident: str) -> str:
+    return f"incident {incident} was changed by someone else at the same time; run the command again"
+
+
+def chain_rows(
+    database_id: str, incident: str, snapshot: Snapshot | None, last: tuple[int, str] | None,
+    events: list[NewEvent],
+) -> list[Row]:
+    """Number and hash ``events`` after ``snapshot``; ``last`` is (seq, hash) of the log's
+    last event as the backend read it inside its lock, to check the projection is current."""
+    import hashlib  # here, not at the top: reads (`status`) never hash; OpenSSL loads in ms
+
+    if not events:
+        raise ValueError("append needs at least one event")
+    for ev in events:
+        if not isinstance(ev, NewEvent):
+            raise TypeError(f"append takes NewEvent records, not {type(ev).__name__}")
+    seen = (snapshot.seq, snapshot.head) if snapshot else None
+    if seen != last:
+        # Both were read under the writer's lock, so this is not a race: the database
+        # was edited behind the store's back.
+        raise IntegrityError(
+            f"incident {incident}: its projection (seq {seen[0] if seen else 0}) does not "
+            f"match its log (seq {last[0] if last else 0}); run verify"
+        )
+    seq, prev = seen if seen else (0, genesis(database_id, incident))
+    rows: list[Row] = []
+    for ev in events:
+        seq += 1
+        data_text = canonical(ev.data).decode("utf-8")
+        h = hashlib.sha256(
+            hashed_text(database_id, incident, seq, ev.type, ev.at, ev.actor, data_text, prev)
+            .encode("utf-8")
+        ).hexdigest()
+        rows.append((incident, seq, ev.type, ev.at, ev.actor, data_text, prev, h))
+        prev = h
+    return rows
+
+
+def row_event(row: Row) -> Event:
+    """An Event from a raw row (parses ``data``)."""
+    incident, seq, type_, at, actor, data_text, prev, h = row
+    try:
+        data = json.loads(data_text)
+    except (TypeError, ValueError):
+        raise IntegrityError(
+            f"incident {incident} event {seq}: stored data is not valid JSON (modified?)"
+        ) from None
+    return Event(incident, seq, type_, at, actor, data, prev, h)

@@ -1,0 +1,165 @@
+"""An in-memory event store with the same behaviour as the SQLite one (for tests).
+
+Thread-safe: one lock serialises writers (and guards the dictionaries); a
+writer that cannot get it within ``busy_timeout`` gets the same StoreError as
+with SQLite. Values are kept in their stored (canonical text) form and parsed
+on every read, so callers never share mutable state with the store.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from engine.errors import StoreError
+from engine.events import Event, NewEvent, canonical
+from engine.store.base import Row, Snapshot, busy_message, chain_rows, row_event
+
+WHERE = "memory:"
+
+
+class MemoryTransaction:
+    def __init__(self, store: MemoryStore, incident: str, snapshot: Snapshot | None) -> None:
+        self._store = store
+        self.incident = incident
+        self.snapshot = snapshot
+        self._open = True
+        self._pending: tuple[list[Row], str] | None = None
+
+    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+        if not self._open:
+            raise RuntimeError("this transaction is over; open a new one")
+        if self._pending is not None:
+            raise RuntimeError("append may be called once per transaction")
+        store = self._store
+        log = store._rows.get(self.incident, [])
+        last = (log[-1][1], log[-1][7]) if log else None
+        rows = chain_rows(store.database_id, self.incident, self.snapshot, last, list(events))
+        state_text = canonical(state).decode("utf-8")
+        self._pending = (rows, state_text)
+        return [row_event(r) for r in rows]
+
+    def _commit(self) -> None:
+        if self._pending is None:
+            return
+        rows, state_text = self._pending
+        store = self._store
+        store._rows.setdefault(self.incident, []).extend(rows)
+        last = rows[-1]
+        store._snapshots[self.incident] = (last[1], last[7], state_text, last[3])
+
+
+class MemoryStore:
+    """Events, snapshots and checkpoints in dictionaries; gone when the process ends."""
+
+    def __init__(self, busy_timeout: float = 10.0) -> None:
+        self.database_id = uuid.uuid4().hex
+        self.busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._rows: dict[str, list[Row]] = {}  # insertion order = creation order
+        self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
+        self._checkpoints: list[str] = []
+        self._busy = False  # a write transaction or a read view is open (owner thread)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.database_id})"
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    @contextmanager
+    def _locked(self, timeout: float = -1):
+        self._check_open()
+        if not self._lock.acquire(timeout=timeout):
+            raise StoreError(busy_message(self.busy_timeout, WHERE))
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def transaction(self, incident: str) -> Iterator[MemoryTransaction]:
+        with self._locked(self.busy_timeout):
+            if self._busy:
+                raise StoreError("a transaction is already open on this store; finish it first")
+            self._busy = True
+            tx = MemoryTransaction(self, incident, self._snapshot(incident))
+            try:
+                yield tx
+                tx._commit()
+            finally:
+                tx._open = False
+                self._busy = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._locked(self.busy_timeout):
+            if self._busy:
+                raise StoreError("a transaction is already open on this store; finish it first")
+            self._busy = True
+            try:
+                yield
+            finally:
+                self._busy = False
+
+    def _snapshot(self, incident: str) -> Snapshot | None:
+        row = self._snapshots.get(incident)
+        if row is None:
+            return None
+        return Snapshot(incident, row[0], row[1], json.loads(row[2]))
+
+    def snapshot(self, incident: str) -> Snapshot | None:
+        with self._locked():
+            return self._snapshot(incident)
+
+    def snapshots(self) -> list[Snapshot]:
+        with self._locked():
+            return [self._snapshot(i) for i in self._snapshots]
+
+    def incidents(self) -> list[str]:
+        with self._locked():
+            return [i for i, log in self._rows.items() if log]
+
+    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
+        for row in self._iter_rows(incident, after):
+            yield row_event(row)
+
+    def rows(self, incident: str | None = None) -> Iterator[Row]:
+        if incident is not None:
+            yield from self._iter_rows(incident, 0)
+            return
+        with self._locked():
+            ids = sorted(self._rows)
+        for i in ids:
+            yield from self._iter_rows(i, 0)
+
+    def _iter_rows(self, incident: str, after: int) -> Iterator[Row]:
+        with self._locked():
+            log = self._rows.get(incident, [])
+            end = len(log)  # the log only grows: stop where it was when we started
+        for k in range(max(after, 0), end):  # seq k + 1 sits at index k
+            if log[k][1] > after:
+                yield log[k]
+
+    def add_checkpoint(self, cp: dict) -> None:
+        text = canonical(cp).decode("utf-8")
+        with self._locked(self.busy_timeout):
+            self._checkpoints.append(text)
+
+    def checkpoints(self) -> list[dict]:
+        with self._locked():
+            return [json.loads(t) for t in self._checkpoints]
+
+    def close(self) -> None:
+        self._closed = True

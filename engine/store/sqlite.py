@@ -1,0 +1,412 @@
+"""The SQLite event store (standard library ``sqlite3`` only).
+
+Append-only is a property of the schema, not of this code:
+
+* ``events`` has PRIMARY KEY (incident, seq), so two writers collide instead of
+  forking an incident's history; a BEFORE INSERT trigger refuses an event that
+  is not the next seq of its incident or does not link to its predecessor's
+  hash; BEFORE UPDATE / DELETE triggers refuse any change.
+* ``meta`` (schema version, database id, creation time) and ``checkpoints``
+  are protected the same way. ``snapshots`` (the projection) is updated.
+* ``PRAGMA application_id`` marks the file as ours and ``user_version`` holds
+  the schema version, so a foreign or newer database is refused untouched.
+
+Writes run in ``BEGIN IMMEDIATE`` (one writer at a time, waiting at most
+``busy_timeout`` seconds) with ``journal_mode=WAL`` and ``synchronous=FULL``:
+a commit that returned is on disk. Every ``sqlite3`` error is translated here,
+once, into the engine's errors with a message naming the database file.
+
+A SqliteStore holds one connection and belongs to the thread that opened it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from engine.errors import Conflict, IntegrityError, NotFound, PlaybookError, StoreError
+from engine.events import Event, NewEvent, canonical, utc_now_iso
+from engine.store.base import Row, Snapshot, busy_message, chain_rows, conflict_message, row_event
+
+APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
+SCHEMA_VERSION = 1
+SQLITE_HEADER = b"SQLite format 3\x00"
+ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
+
+SCHEMA = [
+    """CREATE TABLE meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        schema_version INTEGER NOT NULL,
+        database_id TEXT NOT NULL,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE events (
+        incident TEXT NOT NULL,
+        seq INTEGER NOT NULL CHECK (seq >= 1),
+        type TEXT NOT NULL,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (incident, seq)) WITHOUT ROWID""",
+    """CREATE TABLE snapshots (
+        incident TEXT NOT NULL PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        head TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+    """CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        body TEXT NOT NULL)""",
+    f"""CREATE TRIGGER events_append_in_order BEFORE INSERT ON events
+        WHEN NEW.seq IS NOT 1 + COALESCE((SELECT max(seq) FROM events WHERE incident = NEW.incident), 0)
+          OR (NEW.seq > 1 AND NEW.prev IS NOT
+              (SELECT hash FROM events WHERE incident = NEW.incident AND seq = NEW.seq - 1))
+        BEGIN SELECT RAISE(ABORT, '{ORDER_MESSAGE}'); END""",
+]
+for _table in ("events", "meta", "checkpoints"):
+    for _op in ("UPDATE", "DELETE"):
+        SCHEMA.append(
+            f"CREATE TRIGGER {_table}_no_{_op.lower()} BEFORE {_op} ON {_table} "
+            f"BEGIN SELECT RAISE(ABORT, '{_table} are append-only: {_op} is not allowed'); END"
+        )
+
+COLUMNS = "incident, seq, type, at, actor, data, prev, hash"
+INSERT_EVENT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_at)
+    VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (incident) DO UPDATE SET
+        seq = excluded.seq, head = excluded.head,
+        state = excluded.state, updated_at = excluded.updated_at"""
+BATCH = 512
+
+
+class SqliteTransaction:
+    def __init__(self, store: SqliteStore, incident: str) -> None:
+        self._store = store
+        self.incident = incident
+        self.snapshot: Snapshot | None = None
+        self._open = True
+        self._used = False
+
+    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+        if not self._open:
+            raise RuntimeError("this transaction is over; open a new one")
+        if self._used:
+            raise RuntimeError("append may be called once per transaction")
+        store, incident = self._store, self.incident
+        with store._guard(incident):
+            last = store._conn.execute(
+                "SELECT seq, hash FROM events WHERE incident = ? ORDER BY seq DESC LIMIT 1",
+                (incident,),
+            ).fetchone()
+        rows = chain_rows(store.database_id, incident, self.snapshot, last, list(events))
+        state_text = canonical(state).decode("utf-8")
+        _, seq, _, at, _, _, _, head = rows[-1]
+        with store._guard(incident):
+            store._conn.executemany(INSERT_EVENT, rows)
+            store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+        self._used = True
+        return [row_event(r) for r in rows]
+
+
+class SqliteStore:
+    """An incident database in one SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True):
+        self.path = Path(path)
+        self.busy_timeout = float(busy_timeout)
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self._open(create)
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- errors ---------------------------------------------------------------
+
+    def _translate(self, e: sqlite3.Error, incident: str | None = None) -> PlaybookError:
+        where = str(self.path)
+        code = getattr(e, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        text = str(e)
+        if primary in (5, 6) or "locked" in text:  # SQLITE_BUSY, SQLITE_LOCKED
+            return StoreError(busy_message(self.busy_timeout, where))
+        if primary == 19 or isinstance(e, sqlite3.IntegrityError):  # SQLITE_CONSTRAINT
+            if incident is not None and ("UNIQUE constraint failed: events" in text or ORDER_MESSAGE in text):
+                return Conflict(conflict_message(incident))
+            return StoreError(f"{where}: the database refused the change: {text}")
+        if primary in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
+            return StoreError(f"{where} is damaged or is not a database ({text}); restore it from a backup")
+        if primary == 8:  # SQLITE_READONLY
+            return StoreError(f"{where} cannot be written ({text}): is the file or its folder read-only?")
+        if primary == 14:  # SQLITE_CANTOPEN
+            return StoreError(f"cannot open the database {where} ({text}): missing folder or no permission?")
+        if primary == 13:  # SQLITE_FULL
+            return StoreError(f"the disk holding {where} is full ({text})")
+        if primary == 10:  # SQLITE_IOERR
+            return StoreError(f"disk I/O error on {where} ({text})")
+        return StoreError(f"database error on {where}: {text}")
+
+    @contextmanager
+    def _guard(self, incident: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise self._translate(e, incident) from e
+
+    @property
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the store for {self.path} is closed")
+        return self._conn
+
+    # --- opening ----------------------------------------------------------------
+
+    def _open(self, create: bool) -> None:
+        where = self.path
+        try:
+            if self.path.is_dir():
+                raise StoreError(f"{where} is a folder, not a database file")
+            exists = self.path.exists()
+            if not exists and not create:
+                raise NotFound(f"no incident database at {where}")
+            if exists:
+                with open(self.path, "rb") as f:
+                    header = f.read(len(SQLITE_HEADER))
+            else:
+                header = b""
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot use {where}: {e.strerror or e}") from e
+        if header and header != SQLITE_HEADER:
+            raise StoreError(f"{where} is not a SQLite database (some other kind of file); left it untouched")
+        with self._guard():
+            self._conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None
+            )
+            self._c.execute("BEGIN")  # one read snapshot for all of the inspection
+            try:
+                kind = self._inspect()
+            finally:
+                self._c.execute("ROLLBACK")
+            if kind == "empty":
+                if not create:
+                    raise NotFound(f"{where} holds no incident database yet")
+                if self._c.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._c.execute("PRAGMA journal_mode=WAL")
+                self._c.execute("BEGIN IMMEDIATE")
+                try:
+                    kind = self._inspect()  # another process may have created it meanwhile
+                    if kind == "empty":
+                        self._create_schema()
+                        kind = "ours"
+                    self._c.execute("COMMIT")
+                except BaseException:
+                    self._c.execute("ROLLBACK")
+                    raise
+            if kind != "ours":
+                raise StoreError(f"{where}: {kind}; left it untouched")
+            if self._c.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                mode = self._c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    raise StoreError(f"{where}: cannot switch the database to WAL mode (got {mode})")
+            self._c.execute("PRAGMA synchronous=FULL")
+            meta = self._c.execute(
+                "SELECT schema_version, database_id FROM meta WHERE id = 1"
+            ).fetchone()
+        if meta is None or meta[0] != SCHEMA_VERSION:
+            raise StoreError(f"{where}: the database's meta row is missing or damaged")
+        self.database_id: str = meta[1]
+
+    def _inspect(self) -> str:
+        """'empty', 'ours', or why the file is not usable -- without writing to it."""
+        tables = [  # read first: starts the read transaction the pragmas below share
+            r[0]
+            for r in self._c.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        app_id = self._c.execute("PRAGMA application_id").fetchone()[0]
+        version = self._c.execute("PRAGMA user_version").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                return (
+                    f"written by a newer version of this tool (schema {version}; this one "
+                    f"reads up to {SCHEMA_VERSION}): upgrade before using it"
+                )
+            if version < SCHEMA_VERSION or "meta" not in tables:
+                return f"an incident database with a damaged schema (version {version}, tables {tables})"
+            return "ours"
+        if not tables and app_id == 0:
+            return "empty"
+        names = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        return f"a SQLite database that belongs to another program (tables: {names or 'none'})"
+
+    def _create_schema(self) -> None:
+        for statement in SCHEMA:
+            self._c.execute(statement)
+        self._c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self._c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        from engine.clock import SystemClock  # creation time is metadata only, never hashed
+
+        self._c.execute(
+            "INSERT INTO meta (id, schema_version, database_id, created_at) VALUES (1, ?, ?, ?)",
+            (SCHEMA_VERSION, uuid.uuid4().hex, utc_now_iso(SystemClock().now())),
+        )
+
+    # --- writing ----------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if self._c.in_transaction:
+            raise StoreError("a transaction is already open on this store; finish it first")
+        with self._guard():
+            self._c.execute("BEGIN IMMEDIATE")
+
+    def _end(self, commit: bool, incident: str | None = None) -> None:
+        conn = self._c
+        if commit:
+            try:
+                conn.execute("COMMIT")
+                return
+            except sqlite3.Error as e:
+                err = self._translate(e, incident)
+                self._rollback()
+                raise err from e
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self._c.in_transaction:
+            try:
+                self._c.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already (e.g. after an I/O error)
+
+    @contextmanager
+    def transaction(self, incident: str) -> Iterator[SqliteTransaction]:
+        self._begin()
+        tx = SqliteTransaction(self, incident)
+        try:
+            tx.snapshot = self._snapshot(incident)
+            yield tx
+        except BaseException:
+            tx._open = False
+            self._end(False)
+            raise
+        tx._open = False
+        self._end(True, incident)
+
+    def add_checkpoint(self, cp: dict) -> None:
+        body = canonical(cp).decode("utf-8")
+        self._begin()
+        try:
+            with self._guard():
+                self._c.execute("INSERT INTO checkpoints (at, body) VALUES (?, ?)", (str(cp.get("at", "")), body))
+        except BaseException:
+            self._end(False)
+            raise
+        self._end(True)
+
+    # --- reading ----------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        if self._c.in_transaction:
+            raise StoreError("a transaction is already open on this store; finish it first")
+        with self._guard():
+            self._c.execute("BEGIN")  # deferred: one read snapshot from the first read on
+        try:
+            yield
+        finally:
+            self._end(False)
+
+    def _snapshot(self, incident: str) -> Snapshot | None:
+        with self._guard():
+            row = self._c.execute(
+                "SELECT incident, seq, head, state FROM snapshots WHERE incident = ?", (incident,)
+            ).fetchone()
+        return None if row is None else _snapshot_of(row)
+
+    def snapshot(self, incident: str) -> Snapshot | None:
+        return self._snapshot(incident)
+
+    def snapshots(self) -> list[Snapshot]:
+        with self._guard():
+            rows = self._c.execute(
+                "SELECT incident, seq, head, state FROM snapshots ORDER BY rowid"
+            ).fetchall()
+        return [_snapshot_of(r) for r in rows]
+
+    def incidents(self) -> list[str]:
+        with self._guard():
+            return [r[0] for r in self._c.execute("SELECT incident FROM snapshots ORDER BY rowid")]
+
+    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
+        sql = f"SELECT {COLUMNS} FROM events WHERE incident = ? AND seq > ? ORDER BY seq"
+        for row in self._stream(sql, (incident, after)):
+            yield row_event(row)
+
+    def rows(self, incident: str | None = None) -> Iterator[Row]:
+        if incident is None:
+            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
+        return self._stream(f"SELECT {COLUMNS} FROM events WHERE incident = ? ORDER BY seq", (incident,))
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        """Rows of ``sql`` a batch at a time from one cursor: flat memory, any length."""
+        with self._guard():
+            cur = self._c.execute(sql, params)
+        try:
+            while True:
+                with self._guard():
+                    batch = cur.fetchmany(BATCH)
+                if not batch:
+                    return
+                yield from batch
+        finally:
+            cur.close()
+
+    def checkpoints(self) -> list[dict]:
+        with self._guard():
+            rows = self._c.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall()
+        out = []
+        for id_, body in rows:
+            try:
+                cp = json.loads(body)
+            except (TypeError, ValueError):
+                raise IntegrityError(f"stored checkpoint #{id_} is not valid JSON (modified?)") from None
+            out.append(cp)
+        return out
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+
+def _snapshot_of(row: tuple) -> Snapshot:
+    incident, seq, head, state = row
+    try:
+        return Snapshot(incident, seq, head, json.loads(state))
+    except (TypeError, ValueError):
+        raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None

@@ -130,6 +130,7 @@ def unassign(store, clock, actor: str, incident: str, role: str, person: str) ->
     def build(state):
         _require_open(state, "change roles")
         _require_member(state, actor, "change roles")
+        _assignments(state["plan"], {role: person})
         if person not in state["roles"].get(role, []):
             raise Refused(f"incident {incident}: {person} does not hold {role}")
         if state["plan"]["roles"][role]["required"] and len(state["roles"][role]) == 1:
@@ -211,8 +212,8 @@ def _pick(state: dict, candidates: list[str], what: str, trigger: str | None) ->
         raise Refused(f"incident {iid}: no transition from stage {here} {what} the incident",
                       [f"possible from {here}: {', '.join(inc.transitions_from_here(state)) or 'none'}"])
     if len(candidates) > 1:
-        raise UsageError(f"incident {iid}: several transitions from {here} {what} the incident: "
-                         f"{', '.join(candidates)}; choose one with --trigger")
+        raise UsageError(f"incident {iid}: several transitions from {here} can do that "
+                         f"({', '.join(candidates)}); choose one with --trigger")
     return candidates[0]
 
 

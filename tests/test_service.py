@@ -183,7 +183,7 @@ def test_close_asks_which_transition_when_several_close(store, clock, two_ways_o
     start(store, clock, two_ways_out)
     with pytest.raises(UsageError) as e:
         service.close(store, clock, "alice", ID)
-    assert "several transitions from triage closes the incident: dismiss, withdraw" in str(e.value)
+    assert "several transitions from triage can do that (dismiss, withdraw)" in str(e.value)
     assert "--trigger" in str(e.value)
     with pytest.raises(Refused, match="acknowledge is not a transition that closes"):
         service.close(store, clock, "alice", ID, trigger="acknowledge")

@@ -511,29 +511,41 @@ def _read_json_file(path: str, what: str) -> dict:
               help="The signer's public key (PEM), obtained independently, to check checkpoints with.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the new checkpoint to this file (default: print it).")
+@click.option("--bundle", "bundle_file", type=click.Path(dir_okay=False),
+              help="Verify an incident bundle (playbook bundle) without the database.")
 @db_option
 @json_option
 @click.pass_context
-def verify(ctx, incident, checkpoint_file, public_key_file, output, db, as_json):
+def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, db, as_json):
     """Verify the audit log's integrity; on success, sign and print a new checkpoint.
 
+    With --bundle FILE, verify an auditor's bundle offline instead.
     Exits 7 if anything was modified, inserted, reordered or removed."""
     from engine import integrity
     from engine.errors import IntegrityError
     from engine.events import utc_now_iso
 
+    pem = _read_public_key(public_key_file)
+    if bundle_file:
+        from pathlib import Path
+
+        from engine.bundle import verify_bundle
+
+        report = verify_bundle(Path(bundle_file), public_key_pem=pem)
+        if as_json:
+            _print_json(report.to_json())
+        if not report.ok:
+            raise IntegrityError(f"{bundle_file} does NOT verify:\n" + "\n".join(f"  - {p}" for p in report.problems))
+        if not as_json:
+            click.echo(f"OK: {bundle_file}: {report.events} events verify against the bundle's signed checkpoint"
+                       f"{' and the given public key' if pem else ''}.")
+        return
     store = _store(ctx, db)
     if incident is not None and store.snapshot(incident) is None:
         from engine.errors import NotFound
 
         raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
     given = _read_json_file(checkpoint_file, "checkpoint") if checkpoint_file else None
-    pem = None
-    if public_key_file:
-        try:
-            pem = open(public_key_file, encoding="utf-8").read()
-        except OSError as e:
-            raise IntegrityError(f"{public_key_file}: cannot read the public key ({e.strerror})") from None
     report = integrity.verify(store, incident, checkpoint=given, public_key_pem=pem)
     if not report.ok:
         if as_json:
@@ -552,6 +564,90 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, db, as_json)
                "(keep a copy: verify --checkpoint FILE later detects truncation).")
     if not output:
         click.echo(json.dumps(cp, indent=2))
+
+
+def _read_public_key(path: str | None) -> str | None:
+    from engine.errors import IntegrityError
+
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise IntegrityError(f"{path}: cannot read the public key ({e.strerror})") from None
+
+
+@main.command()
+@click.argument("incident")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (default: print).")
+@db_option
+@click.pass_context
+def report(ctx, incident, fmt, output, db):
+    """The auditor's report: roles, timeline, posts and approvals, metrics, integrity."""
+    from engine.report import build_report, render_report
+
+    text = render_report(build_report(_store(ctx, db), incident, _clock(ctx).now()), fmt)
+    _write_or_print(text, output)
+
+
+def _write_or_print(text: str, output: str | None) -> None:
+    from engine.errors import StoreError
+
+    if not output:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise StoreError(f"{output}: cannot write ({e.strerror})") from None
+    click.echo(f"written to {output}")
+
+
+@main.command()
+@click.argument("incident")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to this file (default: stdout).")
+@db_option
+@click.pass_context
+def export(ctx, incident, fmt, output, db):
+    """Stream the incident's events as JSON Lines or CSV (memory stays flat)."""
+    from engine.errors import StoreError
+    from engine.report import export_events
+
+    store = _store(ctx, db)
+    if not output:
+        export_events(store, incident, fmt, click.get_text_stream("stdout"))
+        return
+    from engine.service import status
+
+    status(store, incident)  # unknown incident: fail before creating the file
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as f:
+            n = export_events(store, incident, fmt, f)
+    except OSError as e:
+        raise StoreError(f"{output}: cannot write ({e.strerror})") from None
+    click.echo(f"{n} events written to {output}", err=True)
+
+
+@main.command()
+@click.argument("incident")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The bundle file to write.")
+@db_option
+@click.pass_context
+def bundle(ctx, incident, output, db):
+    """Write one file an auditor can take away: events, pinned playbook, signed
+    checkpoint and public key. Check it anywhere with: playbook verify --bundle FILE."""
+    from pathlib import Path
+
+    from engine.bundle import write_bundle
+    from engine.integrity import load_or_create_key
+
+    manifest = write_bundle(_store(ctx, db), incident, Path(output),
+                            load_or_create_key(_key_path(db)), now=_clock(ctx).now())
+    click.echo(f"{incident}: {manifest.get('events', '?')} events bundled into {output}")
 
 
 @main.command()

@@ -1,0 +1,443 @@
+"""The auditor's view of an incident: report (timeline, posts, metrics, integrity) and exports.
+
+Everything in a report is derived from the incident's events, streamed once from
+the store, and from :func:`engine.integrity.verify` run over the same log: never
+from the projection, the outbox or the playbook file, so a report can be rebuilt
+from the log alone. Input values are left out (some are confidential); post texts
+are in, because what went out and who approved it is the point of the report.
+
+``now`` only ends the clock of an incident that is still open (the current stage's
+time, pending deadlines). Without it the report is as of the last event, so the
+same log always gives the same report.
+
+Exports stream the stored rows (JSON Lines or CSV) without building a list, so
+memory stays flat however long the log is.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+from json.encoder import encode_basestring as _quote
+from pathlib import Path
+from typing import IO
+
+from . import incident as inc
+from .durations import format_duration
+from .errors import IntegrityError, NotFound, UsageError
+from .events import parse_iso, utc_now_iso
+
+__all__ = ["FORMATS", "EXPORT_FORMATS", "build_report", "render_report", "export_events", "jsonl_line"]
+
+REPORT_VERSION = 1
+FORMATS = ("md", "html", "json")
+EXPORT_FORMATS = ("jsonl", "csv")
+CSV_COLUMNS = ("incident", "seq", "at", "actor", "type", "data", "prev", "hash")
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+POST_EVENTS = frozenset({"PostDrafted", "PostApproved", "PostRejected", "IdentifiersOverridden",
+                         "PostPublished", "PostDelivered", "DeliveryFailed"})
+
+
+def _require_incident(store, incident: str) -> None:
+    if store.snapshot(incident) is None:
+        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+
+
+# -- exports -------------------------------------------------------------------------
+
+
+def jsonl_line(row) -> str:
+    """One stored row as the sorted-key, compact JSON of ``Event.to_json()`` (no newline).
+
+    Built from the row's canonical data text, without parsing it: the line is
+    ``canonical(event.to_json())`` for every event the store wrote.
+    """
+    incident, seq, type_, at, actor, data_text, prev, h = row
+    return (f'{{"actor":{_quote(actor)},"at":{_quote(at)},"data":{data_text},"hash":{_quote(h)},'
+            f'"incident":{_quote(incident)},"prev":{_quote(prev)},"seq":{int(seq)},"type":{_quote(type_)}}}')
+
+
+def export_events(store, incident: str, fmt: str, out: IO[str]) -> int:
+    """Stream the incident's events to ``out`` as JSON Lines or CSV; return how many.
+
+    ``jsonl``: one event per line (see :func:`jsonl_line`). ``csv``: a header row, then
+    incident, seq, at, actor, type, data (canonical JSON), prev, hash; open ``out`` with
+    ``newline=""``. Data is written exactly as stored.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {fmt!r} (choose one of: {', '.join(EXPORT_FORMATS)})")
+    _require_incident(store, incident)
+    count = 0
+    if fmt == "jsonl":
+        batch: list[str] = []
+        for row in store.rows(incident):
+            batch.append(jsonl_line(row))
+            count += 1
+            if len(batch) >= 1000:
+                out.write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            out.write("\n".join(batch) + "\n")
+        return count
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for inc_, seq, type_, at, actor, data_text, prev, h in store.rows(incident):
+        writer.writerow((inc_, seq, at, actor, type_, data_text, prev, h))
+        count += 1
+    return count
+
+
+# -- the report ----------------------------------------------------------------------
+
+
+def _secs(start: str | None, end: str | None) -> int | float | None:
+    if start is None or end is None:
+        return None
+    s = (parse_iso(end) - parse_iso(start)).total_seconds()
+    return int(s) if s == int(s) else round(s, 3)
+
+
+def _post_text(text) -> str:
+    if isinstance(text, dict):
+        return f"Subject: {text.get('subject', '')}\n\n{text.get('body', '')}"
+    return str(text)
+
+
+def describe(type_: str, data: dict) -> str:
+    """A one-line human description of an event (untrusted text, not escaped)."""
+    d = data
+    p = f"{d.get('post')} v{d.get('version')}" if "post" in d else ""
+    what = {
+        "IncidentStarted": lambda: (f"started from playbook {d['playbook']['id']} v{d['playbook']['version']}"
+                                    f" ({d['severity']}{', DRILL' if d['drill'] else ''}): {d['title']}"),
+        "RoleAssigned": lambda: f"assigned {d['person']} to {d['role']}",
+        "RoleUnassigned": lambda: f"removed {d['person']} from {d['role']}",
+        "TaskCompleted": lambda: f"completed task {d['task']}",
+        "TaskReopened": lambda: f"reopened task {d['task']}",
+        "NoteAdded": lambda: f"note: {d['text']}",
+        "InputsSet": lambda: "set inputs " + ", ".join(sorted(d["inputs"])),
+        "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
+                                + (f" ({d['reason']})" if d.get("reason") else ""),
+        "PostDrafted": lambda: (f"drafted {p} ({d['count']['used']}/{d['count']['limit']} {d['count']['unit']}"
+                                f"{'' if d['count']['fits'] else ', TOO LONG'})"),
+        "PostApproved": lambda: f"approved {p} as {d['role']}",
+        "PostRejected": lambda: f"rejected {p}: {d['reason']}",
+        "IdentifiersOverridden": lambda: f"overrode the identifier warning on {p}: {d['reason']}",
+        "PostPublished": lambda: f"published {p} (sha256 {d['sha256'][:12]}) to {d['outbox']}",
+        "PostDelivered": lambda: f"delivered {p} to {d['target']}",
+        "DeliveryFailed": lambda: f"delivery of {p} to {d['target']} FAILED: {d['error']}",
+        "DeadlineBreached": lambda: f"MISSED {d['label']} (due {d['due_at']})",
+        "EscalationApplied": lambda: "escalated: notify " + (", ".join(
+            f"{r} ({', '.join(ps) or 'nobody assigned'})" for r, ps in d["notify"].items()) or "nobody")
+            + (f"; move to {d['move_to']}" if d.get("move_to") else ""),
+        "EscalationBlocked": lambda: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
+    }.get(type_)
+    if what is None:
+        return type_
+    return " ".join(what().split())  # one line: newlines and runs of spaces collapsed
+
+
+class _Fold:
+    """Collects what the report needs while the events stream past (one pass)."""
+
+    def __init__(self) -> None:
+        self.head: dict | None = None
+        self.roles: dict[str, list[dict]] = {}
+        self.timeline: list[dict] = []
+        self.posts: dict[str, dict] = {}
+        self.visits: list[dict] = []
+        self.public: list[dict] = []  # published public posts: post, version, at
+        self.breaches: list[dict] = []
+        self.escalations: list[dict] = []
+        self.closed_at: str | None = None
+        self.last_at: str | None = None
+
+    def add(self, e) -> None:
+        if self.head is None and e.type != "IncidentStarted":
+            raise IntegrityError(f"incident {e.incident}: the log does not begin with IncidentStarted; run verify")
+        try:
+            self._add(e.seq, e.type, e.at, e.actor, e.data)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, StopIteration) as err:
+            raise IntegrityError(f"incident {e.incident} event {e.seq}: its {e.type} record is not as the "
+                                 f"engine writes it ({type(err).__name__}: {err}); run verify") from None
+
+    def _add(self, seq: int, type_: str, at: str, actor: str, d: dict) -> None:
+        parse_iso(at)
+        self.last_at = at
+        self.timeline.append({"seq": seq, "at": at, "actor": actor, "type": type_, "what": describe(type_, d)})
+        if type_ == "IncidentStarted":
+            self.head = {"data": d, "at": at, "actor": actor}
+            self._enter(d["plan"]["initial"], at, None)
+        elif type_ == "RoleAssigned":
+            self.roles.setdefault(d["role"], []).append(
+                {"person": d["person"], "assigned_at": at, "assigned_by": actor,
+                 "unassigned_at": None, "unassigned_by": None})
+        elif type_ == "RoleUnassigned":
+            for held in self.roles.get(d["role"], []):
+                if held["person"] == d["person"] and held["unassigned_at"] is None:
+                    held.update(unassigned_at=at, unassigned_by=actor)
+        elif type_ == "StageChanged":
+            self.visits[-1].update(left_at=at, trigger_out=d["trigger"])
+            self._enter(d["to"], at, d["trigger"])
+        elif type_ in POST_EVENTS:
+            self._post(type_, at, actor, d)
+        elif type_ == "DeadlineBreached":
+            self.breaches.append({"seq": seq, "at": at, "clock": d.get("clock"), "label": d.get("label"),
+                                  "due_at": d.get("due_at"), "overdue_seconds": d.get("overdue_seconds")})
+        elif type_ == "EscalationApplied":
+            self.escalations.append({"seq": seq, "at": at, "clock": d.get("clock"),
+                                     "notify": d.get("notify"), "move_to": d.get("move_to")})
+
+    def _enter(self, stage: str, at: str, trigger: str | None) -> None:
+        spec = self.head["data"]["plan"]["stages"][stage]
+        self.closed_at = at if spec["terminal"] else None
+        self.visits.append({"stage": stage, "title": spec["title"], "entered_at": at, "left_at": None,
+                            "trigger_in": trigger, "trigger_out": None, "terminal": spec["terminal"],
+                            "public_at": []})
+
+    def _post(self, type_: str, at: str, actor: str, d: dict) -> None:
+        pid = d["post"]
+        if type_ == "PostDrafted":
+            post = self.posts.setdefault(pid, {
+                "id": pid, "template": d["template"], "channel": d["channel"], "lang": d["lang"],
+                "public": d["public"], "versions": [], "published": [], "deliveries": []})
+            for old in post["versions"]:
+                if old["status"] in ("draft", "too_long", "approved"):
+                    old["status"] = "superseded"
+            post["versions"].append({
+                "version": d["version"], "sha256": d["sha256"], "text": d["text"],
+                "drafted_by": actor, "drafted_at": at,
+                "status": "draft" if d["count"]["fits"] else "too_long",
+                "count": d["count"], "hits": d.get("hits", []), "policy": d["policy"],
+                "approvals": [], "approved_at": None, "approval_latency_seconds": None,
+                "rejection": None, "overrides": []})
+            return
+        post = self.posts[pid]
+        version = next(v for v in reversed(post["versions"]) if v["version"] == d["version"])
+        if type_ == "PostApproved":
+            version["approvals"].append({"by": actor, "role": d["role"], "at": at})
+            if version["approved_at"] is None and not inc.approval_missing(version):
+                version.update(approved_at=at, status="approved",
+                               approval_latency_seconds=_secs(version["drafted_at"], at))
+        elif type_ == "PostRejected":
+            version.update(status="rejected", rejection={"by": actor, "at": at, "reason": d["reason"]})
+        elif type_ == "IdentifiersOverridden":
+            version["overrides"].append({"by": actor, "at": at, "reason": d["reason"], "hits": d.get("hits", [])})
+        elif type_ == "PostPublished":
+            version["status"] = "published"
+            post["published"].append({"version": d["version"], "sha256": d["sha256"], "at": at,
+                                      "by": actor, "outbox": d["outbox"]})
+            if post["public"]:
+                self.public.append({"post": pid, "version": d["version"], "at": at})
+                self.visits[-1]["public_at"].append(at)
+        else:
+            post["deliveries"].append({"version": d["version"], "at": at, "by": actor,
+                                       "ok": type_ == "PostDelivered",
+                                       "target": d.get("target", ""), "error": d.get("error", "")})
+
+
+def _status(due: str, met_at: str | None, window_end: str, window_closed: bool) -> str:
+    """met | late (met after due) | missed (due passed unmet) | unmet (window closed first) | pending."""
+    if met_at is not None:
+        return "met" if met_at <= due else "late"
+    if window_end > due:
+        return "missed"
+    return "unmet" if window_closed else "pending"
+
+
+def _plus(at: str, seconds: int) -> str:
+    return utc_now_iso(parse_iso(at) + timedelta(seconds=seconds))
+
+
+def _deadlines(f: _Fold, plan: dict, started: str, as_of: str) -> list[dict]:
+    out = []
+    end = f.closed_at or as_of
+    target = plan["targets"].get("first_public_post")
+    if target is not None:
+        due = _plus(started, target["seconds"])
+        met = f.public[0]["at"] if f.public else None
+        out.append({"kind": "target", "key": "target:first_public_post", "stage": None,
+                    "label": "first public post", "entered_at": started, "due_at": due, "met_at": met,
+                    "status": _status(due, met, end, f.closed_at is not None)})
+    for n, v in enumerate(f.visits, 1):
+        spec = plan["stages"][v["stage"]]
+        current = v["left_at"] is None
+        v_end = v["left_at"] or (v["entered_at"] if v["terminal"] else end)
+        v_closed = not current or v["terminal"] or f.closed_at is not None
+        dl = spec.get("deadline")
+        if dl is not None:
+            due = _plus(v["entered_at"], dl["seconds"])
+            if dl["until"] == "first_public_post":
+                label, met = f"first public post in stage {v['stage']}", (v["public_at"] or [None])[0]
+            else:
+                label, met = f"leave stage {v['stage']}", v["left_at"]
+            out.append({"kind": "stage", "key": f"stage:{v['stage']}:deadline", "stage": v["stage"], "visit": n,
+                        "label": label, "entered_at": v["entered_at"], "due_at": due, "met_at": met,
+                        "status": _status(due, met, v_end, v_closed)})
+        updates = spec.get("updates")
+        if updates is not None:
+            marks = [v["entered_at"], *v["public_at"], v_end]
+            gaps = [_secs(a, b) for a, b in zip(marks, marks[1:])]
+            late = sum(1 for g in gaps if g > updates["seconds"])
+            out.append({"kind": "updates", "key": f"stage:{v['stage']}:update", "stage": v["stage"], "visit": n,
+                        "label": f"public update every {_dur(updates['seconds'])} in stage {v['stage']}",
+                        "entered_at": v["entered_at"], "due_at": None, "met_at": None,
+                        "every_seconds": updates["seconds"], "longest_gap_seconds": max(gaps),
+                        "missed_updates": late, "status": "missed" if late else ("met" if v_closed else "pending")})
+    return out
+
+
+def _dur(seconds) -> str:
+    return "-" if seconds is None else format_duration(timedelta(seconds=seconds))
+
+
+def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
+    end = f.closed_at or as_of
+    stages: dict[str, dict] = {}
+    for v in f.visits:
+        v_end = v["left_at"] or (v["entered_at"] if v["terminal"] else end)
+        v["seconds"] = max(_secs(v["entered_at"], v_end), 0)
+        row = stages.setdefault(v["stage"], {"stage": v["stage"], "title": v["title"], "visits": 0, "seconds": 0})
+        row["visits"] += 1
+        row["seconds"] += v["seconds"]
+    gap = None
+    for a, b in zip(f.public, f.public[1:]):
+        s = _secs(a["at"], b["at"])
+        if gap is None or s > gap["seconds"]:
+            gap = {"seconds": s, "from_at": a["at"], "from_post": a["post"], "to_at": b["at"], "to_post": b["post"]}
+    deadlines = _deadlines(f, plan, started, as_of)
+    count = {s: sum(1 for d in deadlines if d["status"] == s) for s in ("met", "late", "missed", "unmet", "pending")}
+    return {
+        "duration_seconds": _secs(started, end),
+        "time_to_first_public_post_seconds": _secs(started, f.public[0]["at"]) if f.public else None,
+        "first_public_post_at": f.public[0]["at"] if f.public else None,
+        "stage_times": list(stages.values()),
+        "stage_visits": [{k: v[k] for k in ("stage", "title", "entered_at", "left_at", "trigger_in",
+                                            "trigger_out", "seconds")} for v in f.visits],
+        "approval_latency": [
+            {"post": p["id"], "version": v["version"], "drafted_at": v["drafted_at"],
+             "approved_at": v["approved_at"], "seconds": v["approval_latency_seconds"]}
+            for p in f.posts.values() for v in p["versions"]],
+        "deadlines": deadlines,
+        "deadlines_met": count["met"],
+        "deadlines_missed": count["late"] + count["missed"],
+        "deadlines_unmet": count["unmet"],
+        "deadlines_pending": count["pending"],
+        "public_updates": len(f.public),
+        "longest_gap_between_public_updates": gap,
+        "breaches": {"count": len(f.breaches), "items": f.breaches},
+        "escalations": {"count": len(f.escalations), "items": f.escalations},
+    }
+
+
+def _integrity(store, incident: str) -> dict:
+    from .integrity import verify
+
+    result = verify(store, incident)
+    problems = list(result.problems)
+    latest = None
+    try:
+        stored = store.checkpoints()
+    except IntegrityError as e:
+        problems.append(str(e))
+        stored = []
+    for n, cp in enumerate(stored, 1):
+        heads = cp.get("heads") if isinstance(cp, dict) else None
+        if isinstance(heads, dict) and isinstance(heads.get(incident), dict):
+            latest = {"stored": n, "at": cp.get("at"), "database": cp.get("database"),
+                      "seq": heads[incident].get("seq"), "hash": heads[incident].get("hash"),
+                      "public_key": cp.get("public_key"), "signature": cp.get("signature")}
+    return {"ok": result.ok and not problems, "events": result.events, "checkpoints_checked": result.checkpoints,
+            "problems": problems, "checkpoint": latest}
+
+
+def build_report(store, incident: str, now: datetime | None = None) -> dict:
+    """Everything an auditor asks about ``incident``, derived from its events (see module doc)."""
+    _require_incident(store, incident)
+    fold = _Fold()
+    for e in store.events(incident):
+        fold.add(e)
+    if fold.head is None:
+        raise NotFound(f"incident {incident!r} has no events in this database")
+    try:
+        as_of = utc_now_iso(now) if now is not None else fold.last_at
+    except ValueError as err:
+        raise UsageError(f"report time: {err}") from None
+    as_of = max(as_of, fold.last_at)
+    d, started = fold.head["data"], fold.head["at"]
+    plan = d["plan"]
+    order = plan.get("order", {}).get("roles") or list(plan["roles"])
+    roles = [{"role": r, "title": plan["roles"][r]["title"], "required": plan["roles"][r]["required"],
+              "people": fold.roles.get(r, [])} for r in order if r in plan["roles"]]
+    roles += [{"role": r, "title": r, "required": False, "people": people}
+              for r, people in fold.roles.items() if r not in plan["roles"]]
+    try:
+        metrics = _metrics(fold, plan, started, as_of)
+    except (KeyError, TypeError, ValueError) as err:
+        raise IntegrityError(f"incident {incident}: its plan or times are not as the engine writes them "
+                             f"({type(err).__name__}: {err}); run verify") from None
+    posts = []
+    for p in fold.posts.values():
+        final = p["versions"][-1]
+        posts.append({**p, "status": final["status"], "version": final["version"],
+                      "sha256": final["sha256"], "text": final["text"]})
+    last = fold.visits[-1]
+    return {
+        "report": {"version": REPORT_VERSION, "as_of": as_of, "source": "events"},
+        "incident": {"id": incident, "title": d["title"], "severity": d["severity"], "drill": bool(d["drill"]),
+                     "status": "closed" if fold.closed_at else "open", "stage": last["stage"],
+                     "stage_title": last["title"], "started_at": started, "started_by": fold.head["actor"],
+                     "closed_at": fold.closed_at, "events": len(fold.timeline), "last_event_at": fold.last_at},
+        "playbook": {"id": d["playbook"]["id"], "name": plan.get("name"), "version": d["playbook"]["version"],
+                     "sha256": d["playbook"]["sha256"], "path": d["playbook"].get("path")},
+        "roles": roles,
+        "timeline": fold.timeline,
+        "posts": posts,
+        "metrics": metrics,
+        "integrity": _integrity(store, incident),
+    }
+
+
+# -- rendering ------------------------------------------------------------------------
+
+
+def _md(text) -> str:
+    """Inline Markdown text: one line, no raw HTML, no table breaks, no links or code spans."""
+    s = " ".join(str("" if text is None else text).split())
+    for ch in "\\`[]|":
+        s = s.replace(ch, "\\" + ch)
+    return s.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def _fence(text) -> str:
+    """A fenced Markdown code block that the text cannot close early."""
+    body = _post_text(text)
+    run = longest = 0
+    for ch in body:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{body}\n{fence}"
+
+
+@lru_cache(maxsize=2)
+def _environment(html: bool):
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=html, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(dur=_dur, post_text=_post_text, md=_md, fence=_fence,
+                       short=lambda h, n=12: str(h or "")[:n])
+    return env
+
+
+def render_report(report: dict, fmt: str) -> str:
+    """The report as ``json`` (the dict), ``md`` (Markdown) or ``html`` (one self-contained page)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown report format {fmt!r} (choose one of: {', '.join(FORMATS)})")
+    if fmt == "json":
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    name = "report.html.j2" if fmt == "html" else "report.md.j2"
+    return _environment(fmt == "html").get_template(name).render(r=report)

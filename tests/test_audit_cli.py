@@ -1,0 +1,108 @@
+"""The auditor's commands end to end: report, export, bundle, verify --bundle."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from conftest import VIRAL_START
+
+INCIDENT = "INC-20260314-001"
+
+
+@pytest.fixture
+def incident(cli):
+    assert cli(*VIRAL_START).exit_code == 0
+    assert cli("task", INCIDENT, "confirm_post").exit_code == 0
+    assert cli("note", INCIDENT, "<script>alert(1)</script>").exit_code == 0
+    return INCIDENT
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "json"])
+def test_report_in_every_format(cli, incident, fmt, tmp_path):
+    out = tmp_path / f"report.{fmt}"
+    result = cli("report", incident, "--format", fmt, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert incident in text
+    if fmt == "json":
+        assert json.loads(text)["integrity"]["ok"] is True
+    if fmt == "html":
+        assert "<script>alert(1)</script>" not in text
+        assert "&lt;script&gt;" in text
+
+
+def test_report_to_an_unwritable_path_exits_8_and_writes_nothing(cli, incident, tmp_path):
+    target = tmp_path / "missing-folder" / "report.md"
+    result = cli("report", incident, "-o", str(target))
+    assert result.exit_code == 8
+    assert "cannot write" in result.stderr
+    assert not target.exists()
+
+
+def test_export_streams_jsonl_and_csv_that_match_the_log(cli, incident, store, tmp_path):
+    jsonl = cli("export", incident)
+    assert jsonl.exit_code == 0
+    lines = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert lines == [e.to_json() for e in store.events(incident)]
+    out = tmp_path / "events.csv"
+    assert cli("export", incident, "--format", "csv", "-o", str(out)).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [int(r["seq"]) for r in rows] == list(range(1, len(lines) + 1))
+
+
+def test_export_of_an_unknown_incident_creates_no_file(cli, tmp_path):
+    out = tmp_path / "events.jsonl"
+    result = cli("export", "INC-nope", "-o", str(out))
+    assert result.exit_code == 4
+    assert not out.exists()
+
+
+def test_a_bundle_verifies_away_from_the_database(cli, incident, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "signing.key"))
+    bundle = tmp_path / "audit.zip"
+    assert cli("bundle", incident, "-o", str(bundle)).exit_code == 0
+    (tmp_path / "incidents.db").rename(tmp_path / "elsewhere.db")  # the auditor has no database
+    public = tmp_path / "public.pem"
+    public.write_text(cli("key").stdout)  # obtained independently of the bundle
+    result = cli("verify", "--bundle", str(bundle), "--public-key", str(public))
+    assert result.exit_code == 0, result.output
+    assert "events verify" in result.stdout
+
+
+def test_a_modified_bundle_fails_verification_with_exit_7(cli, incident, tmp_path):
+    import zipfile
+
+    bundle = tmp_path / "audit.zip"
+    assert cli("bundle", incident, "-o", str(bundle)).exit_code == 0
+    with zipfile.ZipFile(bundle) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    members["events.jsonl"] = members["events.jsonl"].replace(b"confirm_post", b"check_patient", 1)
+    with zipfile.ZipFile(bundle, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    result = cli("verify", "--bundle", str(bundle))
+    assert result.exit_code == 7
+    assert "does NOT verify" in result.stderr
+    assert "events.jsonl" in result.stderr
+
+
+def test_verify_detects_a_truncated_log_against_an_earlier_checkpoint(cli, incident, db, tmp_path):
+    import sqlite3
+
+    cp = tmp_path / "cp.json"
+    assert cli("verify", "-o", str(cp)).exit_code == 0
+    con = sqlite3.connect(db)
+    con.execute("DROP TRIGGER events_no_delete")
+    last = con.execute("SELECT max(seq) FROM events").fetchone()[0]
+    con.execute("DELETE FROM events WHERE seq = ?", (last,))
+    prev = con.execute("SELECT hash FROM events WHERE seq = ?", (last - 1,)).fetchone()[0]
+    con.execute("UPDATE snapshots SET seq = ?, head = ?", (last - 1, prev))
+    con.commit()
+    con.close()
+    result = cli("verify", "--checkpoint", str(cp))
+    assert result.exit_code == 7
+    assert "truncated" in result.stderr

@@ -46,14 +46,42 @@ def _print_json(data) -> None:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="crisis-playbook", prog_name="playbook")
-def main() -> None:
+@click.option("--tz", metavar="ZONE", envvar="PLAYBOOK_TZ",
+              help="Show times in this zone, e.g. Europe/Madrid (stored times are always UTC).")
+@click.pass_context
+def main(ctx: click.Context, tz: str | None) -> None:
     """Crisis communication playbooks: validate them, run incidents through them,
     publish only approved posts, and keep a tamper-evident audit log.
 
-    Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid playbook, 4 not found,
-    5 refused, 6 conflict (retry), 7 integrity failure, 8 store unavailable,
-    9 overdue, 10 delivery failed.
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid playbook or scenario,
+    4 not found, 5 refused, 6 conflict (retry), 7 integrity failure, 8 store
+    unavailable, 9 overdue, 10 delivery failed.
     """
+    ctx.ensure_object(dict)
+    if tz:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        from engine.errors import UsageError
+
+        try:
+            ctx.obj["tz"] = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise UsageError(f"--tz: unknown time zone {tz!r} (use a name like Europe/Madrid or UTC)") from None
+
+
+def _local(ctx: click.Context, text: str) -> str:
+    """Rewrite the UTC timestamps in human output into the --tz zone, if one was given."""
+    zone = (ctx.find_root().obj or {}).get("tz")
+    if zone is None:
+        return text
+    import re
+    from datetime import datetime
+
+    def convert(m: "re.Match") -> str:
+        moment = datetime.fromisoformat(m.group(1) + "+00:00").astimezone(zone)
+        return moment.isoformat(timespec="milliseconds" if "." in m.group(1) else "seconds")
+
+    return re.sub(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)(?:Z|\+00:00)", convert, text)
 
 
 # -- playbooks -----------------------------------------------------------------
@@ -167,7 +195,7 @@ def _show_state(ctx: click.Context, state: dict, actor: str, as_json: bool) -> N
     if as_json:
         _print_json(status_json(state, now, actor))
     else:
-        click.echo(status_text(state, now, actor), nl=False)
+        click.echo(_local(ctx, status_text(state, now, actor)), nl=False)
 
 
 @main.command()
@@ -225,7 +253,7 @@ def _list(ctx, states: list[dict], as_json: bool) -> None:
     if not states:
         click.echo("No incidents.")
     for s in states:
-        click.echo(incident_row(s, now))
+        click.echo(_local(ctx, incident_row(s, now)))
 
 
 @main.command(name="list")
@@ -394,7 +422,13 @@ def log(ctx, incident, db, as_json):
     from engine.views import event_line
 
     for e in service.log(_store(ctx, db), incident):
-        click.echo(json.dumps(e.to_json(), ensure_ascii=False) if as_json else event_line(e))
+        if as_json:
+            click.echo(json.dumps(e.to_json(), ensure_ascii=False))
+            continue
+        if e.seq == 1:
+            drill = "  DRILL: an exercise, not a real incident" if e.data.get("drill") else ""
+            click.echo(f"Audit log of {incident}{drill}")
+        click.echo(_local(ctx, event_line(e)))
 
 
 # -- clocks ----------------------------------------------------------------------
@@ -424,7 +458,7 @@ def _check_due(ctx, store, within: int, record: bool, as_json: bool) -> None:
         click.echo("Nothing is due" + (" in that window." if within else " or overdue."))
     for i in ([] if as_json else items):
         drill = "DRILL " if i.drill else ""
-        click.echo(f"{i.incident:<18} {drill}{i.clock.label:<36} {i.clock.describe()}")
+        click.echo(_local(ctx, f"{i.incident:<18} {drill}{i.clock.label:<36} {i.clock.describe()}"))
     for r in ([] if as_json else recorded):
         click.echo(f"recorded: {r['incident']} missed {r['label']}")
     if overdue:
@@ -473,6 +507,90 @@ def watch(ctx, interval, within, count, db):
             click.echo(f"!! {e}")
         if count is None or n < count:
             time.sleep(pause)
+
+
+# -- drills ----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("playbook", type=click.Path())
+@click.option("--title", required=True, help="A short name for the exercise.")
+@click.option("--severity", help="One of the playbook's severities (default: the highest).")
+@click.option("--set", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable).")
+@click.option("--assign", multiple=True, metavar="ROLE=PERSON", help="A role holder (repeatable).")
+@click.option("--scenario", type=click.Path(dir_okay=False),
+              help="YAML file of timed injects: {injects: [{at: +10m, message: ...}]}.")
+@db_option
+@as_option
+@click.pass_context
+def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor):
+    """Start a tabletop exercise (a DRILL incident on a simulated clock).
+
+    Move its clock with `playbook advance-clock DRILL-... 45m`; see the outcome with
+    `playbook drill-summary DRILL-...`. Drills are marked everywhere and never
+    delivered to real services."""
+    from engine import service
+    from engine.drills import load_scenario
+    from engine.inputs import parse_pairs
+    from engine.loader import load_playbook
+
+    loaded = load_playbook(playbook)
+    injects = load_scenario(scenario) if scenario else None
+    actor = _actor(actor)
+    state = service.start(
+        _store(ctx, db), _clock(ctx), actor, loaded, title=title, severity=severity,
+        inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
+        drill=True, scenario=injects,
+    )
+    click.echo(f"Started drill {state['id']}" + (f" with {len(injects)} scripted inject(s)" if injects else "") + ".\n")
+    _show_state(ctx, state, actor, False)
+
+
+@main.command(name="advance-clock")
+@click.argument("incident")
+@click.argument("duration")
+@db_option
+@as_option
+@click.pass_context
+def advance_clock(ctx, incident, duration, db, actor):
+    """Move a drill's simulated clock forward by DURATION (e.g. 45m).
+
+    Injects fall due, missed deadlines are recorded and escalated. Refused for
+    real incidents."""
+    from engine.drills import advance_clock as advance
+
+    actor = _actor(actor)
+    result = advance(_store(ctx, db), _clock(ctx), actor, incident, _seconds(duration, "DURATION"))
+    for inject in result["injects"]:
+        click.echo(f">> INJECT (scheduled {inject['at_seconds'] // 60}m after start): {inject['message']}")
+    for r in result["recorded"]:
+        click.echo(f"!! missed: {r['label']}")
+    click.echo("")
+    _show_state(ctx, result["state"], actor, False)
+
+
+@main.command(name="drill-summary")
+@click.argument("incident")
+@db_option
+@json_option
+@click.pass_context
+def drill_summary(ctx, incident, db, as_json):
+    """What the drill's team did on time, late, or never."""
+    from engine.drills import summary
+
+    result = summary(_store(ctx, db), incident, _clock(ctx).now())
+    if as_json:
+        return _print_json(result)
+    click.echo(f"Drill {incident}: {result['title']}")
+    for bucket, items in result["outcome"].items():
+        click.echo(f"\n{bucket.capitalize()} ({len(items)}):")
+        for d in items:
+            when = f" (due {d['due_at']}, met {d['met_at'] or 'never'})" if d.get("due_at") else ""
+            click.echo(_local(ctx, f"  - {d['label']}{when}"))
+    delivered = [i for i in result["injects"] if i["delivered_at"]]
+    if result["injects"]:
+        click.echo(f"\nInjects delivered: {len(delivered)} of {len(result['injects'])}")
+    click.echo(f"Missed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
 
 
 # -- integrity -------------------------------------------------------------------

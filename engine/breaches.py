@@ -42,7 +42,7 @@ def due(store, now, within_seconds: int = 0) -> list[DueItem]:
     items = []
     for snap in store.snapshots():
         state = snap.state
-        for c in clocks(state, now):
+        for c in clocks(state, inc.effective_now(state, now)):
             if c.met_at is None and c.left.total_seconds() <= within_seconds:
                 items.append(DueItem(state["id"], state["title"], state["drill"], c))
     return sorted(items, key=lambda i: i.clock.due_at)
@@ -55,7 +55,7 @@ def record(store, clock, items: list[DueItem]) -> list[dict]:
     recorded: list[dict] = []
     for incident in sorted({i.incident for i in items if i.clock.overdue}):
         def build(state):
-            now = clock.now()
+            now = inc.effective_now(state, clock.now())
             at = utc_now_iso(now)
             seen = state.get("breaches", {})
             events = []

@@ -10,6 +10,7 @@ with the length of the log (notes are counted, not copied).
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta
 from typing import Iterable
 
 
@@ -38,6 +39,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
             "public_posts": {"count": 0, "first_at": None, "last_at": None, "last_in_stage_at": None},
             "closed_at": None,
             "breaches": {},
+            "sim_offset": 0,
+            "injects": [dict(i, delivered_at=None) for i in data.get("scenario", [])],
             "escalations": 0,
             "updated_at": at,
             "events": 1,
@@ -72,6 +75,10 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
             "clock": data["clock"], "label": data["label"], "due_at": data["due_at"], "detected_at": at}
     elif type == "EscalationApplied":
         s["escalations"] = s.get("escalations", 0) + 1
+    elif type == "ClockAdvanced":
+        s["sim_offset"] = s.get("sim_offset", 0) + data["seconds"]
+    elif type == "InjectDelivered":
+        s["injects"][data["index"]]["delivered_at"] = at
     elif type == "StageChanged":
         s["stage"] = data["to"]
         s["stage_entered_at"] = at
@@ -149,6 +156,15 @@ def replay(events: Iterable) -> dict | None:
 
 
 # -- questions -----------------------------------------------------------------
+
+
+def parse_time(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def effective_now(state: dict, now: datetime) -> datetime:
+    """The incident's own 'now': a drill runs on a simulated clock, ahead by its offset."""
+    return now + timedelta(seconds=state.get("sim_offset", 0))
 
 
 def roles_of(state: dict, person: str) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import incident as inc
 from .errors import NotFound, Refused, StoreError, UsageError
 from .events import NewEvent, canonical, utc_now_iso
-from .service import _act, _read, _require_member, _require_open, pinned_playbook
+from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
 
 
 def text_hash(text) -> str:
@@ -68,7 +68,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                 raise NotFound(f"incident {incident}: template {template} has no {ch!r} channel "
                                f"(channels: {', '.join(spec.channels)})")
         extra = resolve(state["plan"]["inputs"], overrides or {}, fill_defaults=False)
-        now = utc_now_iso(clock.now())
+        now = _at(clock, state)
         events = []
         for ch in wanted:
             profile = CHANNELS[ch]
@@ -174,7 +174,7 @@ def approve(store, clock, actor: str, incident: str, post_id: str, *, role: str 
                            "approve with --override-identifiers REASON")
         if reasons:
             raise Refused(f"incident {incident}: cannot approve {post_id} v{post['version']}", reasons)
-        now = utc_now_iso(clock.now())
+        now = _at(clock, state)
         events = []
         if post["hits"] and post["override"] is None:
             events.append(NewEvent("IdentifiersOverridden", now, actor, {
@@ -201,7 +201,7 @@ def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
                           f"{post_id} ({', '.join(policy['all_of'] + policy['any_of'])})")
         if post["status"] in ("published", "rejected"):
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is already {post['status']}")
-        return [NewEvent("PostRejected", utc_now_iso(clock.now()), actor, {
+        return [NewEvent("PostRejected", _at(clock, state), actor, {
             "post": post_id, "version": post["version"], "sha256": post["sha256"], "reason": reason.strip()})]
     return _act(store, incident, build)["posts"][post_id]
 
@@ -232,7 +232,7 @@ def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path)
                           inc.approval_missing(post) if post["status"] == "draft" else [])
         if text_hash(post["text"]) != post["sha256"]:  # belt and braces: the text is what was approved
             raise Refused(f"incident {incident}: {post_id} text does not match its approved hash")
-        now = utc_now_iso(clock.now())
+        now = _at(clock, state)
         name = f"{post_id.replace('/', '.')}.v{post['version']}.json"
         path = outbox / incident / name
         record = {
@@ -283,9 +283,8 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     attempts = [send(url, post["text"]) for url in urls if redact(url) not in done]
     if not attempts:
         return []
-    now = utc_now_iso(clock.now())
-
     def build(current):
+        now = _at(clock, current)
         return [NewEvent("PostDelivered" if a.ok else "DeliveryFailed", now, actor, {
             "post": post_id, "version": version, "sha256": post["sha256"],
             "target": a.target, "error": a.error}) for a in attempts]

@@ -18,6 +18,11 @@ MAX_NOTE = 10_000
 MAX_TITLE = 200
 
 
+def _at(clock, state: dict) -> str:
+    """Timestamp for an event of this incident (simulated time for a drill)."""
+    return utc_now_iso(inc.effective_now(state, clock.now()))
+
+
 def _apply_all(state: dict | None, events: list[NewEvent]) -> dict:
     for e in events:
         state = inc.apply(state, e.type, e.at, e.actor, e.data)
@@ -54,7 +59,7 @@ def _require_member(state: dict, actor: str, action: str) -> None:
 
 def start(store, clock, actor: str, loaded, *, title: str, severity: str | None = None,
           inputs: dict[str, str] | None = None, assign: dict[str, str] | None = None,
-          drill: bool = False) -> dict:
+          drill: bool = False, scenario: list[dict] | None = None) -> dict:
     """Create an incident from a loaded playbook; pin its exact text; return its state."""
     from .inputs import resolve
     from .plan import compile_plan
@@ -93,6 +98,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
                 "playbook": {"id": pb.id, "version": pb.version, "sha256": loaded.sha256,
                              "path": loaded.path, "text": loaded.text},
                 "plan": plan,
+                **({"scenario": scenario} if drill and scenario else {}),
             })]
             events += [NewEvent("RoleAssigned", now, actor, {"role": r, "person": p})
                        for r, p in people.items()]
@@ -121,7 +127,7 @@ def assign(store, clock, actor: str, incident: str, role: str, person: str) -> d
         _assignments(state["plan"], {role: person})
         if person.strip() in state["roles"].get(role, []):
             raise Refused(f"incident {incident}: {person} already holds {role}")
-        return [NewEvent("RoleAssigned", utc_now_iso(clock.now()), actor,
+        return [NewEvent("RoleAssigned", _at(clock, state), actor,
                          {"role": role, "person": person.strip()})]
     return _act(store, incident, build)
 
@@ -136,7 +142,7 @@ def unassign(store, clock, actor: str, incident: str, role: str, person: str) ->
         if state["plan"]["roles"][role]["required"] and len(state["roles"][role]) == 1:
             raise Refused(f"incident {incident}: {role} is a required role and {person} is its "
                           "only holder", [f"assign someone else first: playbook assign {incident} {role} NAME"])
-        return [NewEvent("RoleUnassigned", utc_now_iso(clock.now()), actor,
+        return [NewEvent("RoleUnassigned", _at(clock, state), actor,
                          {"role": role, "person": person})]
     return _act(store, incident, build)
 
@@ -156,7 +162,7 @@ def task(store, clock, actor: str, incident: str, name: str, *, done: bool = Tru
         if done == (name in state["tasks"]):
             raise Refused(f"incident {incident}: task {name} is already {'done' if done else 'open'}")
         kind = "TaskCompleted" if done else "TaskReopened"
-        return [NewEvent(kind, utc_now_iso(clock.now()), actor, {"task": name})]
+        return [NewEvent(kind, _at(clock, state), actor, {"task": name})]
     return _act(store, incident, build)
 
 
@@ -166,7 +172,7 @@ def note(store, clock, actor: str, incident: str, text: str) -> dict:
         raise UsageError(f"a note must be 1 to {MAX_NOTE} characters")
 
     def build(state):
-        return [NewEvent("NoteAdded", utc_now_iso(clock.now()), actor, {"text": text})]
+        return [NewEvent("NoteAdded", _at(clock, state), actor, {"text": text})]
     return _act(store, incident, build)
 
 
@@ -180,7 +186,7 @@ def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> 
         _require_open(state, "change inputs")
         _require_member(state, actor, "change inputs")
         values = resolve(state["plan"]["inputs"], raw, fill_defaults=False)
-        return [NewEvent("InputsSet", utc_now_iso(clock.now()), actor, {"inputs": values})]
+        return [NewEvent("InputsSet", _at(clock, state), actor, {"inputs": values})]
     return _act(store, incident, build)
 
 
@@ -194,7 +200,7 @@ def advance(store, clock, actor: str, incident: str, trigger: str, reason: str |
         if inc.is_closed(state) and not state["plan"]["transitions"].get(trigger, {}).get("reopen"):
             _require_open(state, f"fire {trigger}")
         to = fire(state, trigger, actor)
-        return [NewEvent("StageChanged", utc_now_iso(clock.now()), actor, {
+        return [NewEvent("StageChanged", _at(clock, state), actor, {
             "trigger": trigger, "from": state["stage"], "to": to, "reason": reason or "",
         })]
     return _act(store, incident, build)

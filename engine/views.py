@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import incident as inc
 from .deadlines import clocks
@@ -20,6 +20,7 @@ def headline(state: dict) -> str:
 
 
 def incident_row(state: dict, now: datetime) -> str:
+    now = inc.effective_now(state, now)
     flag = "DRILL " if state["drill"] else ""
     overdue = sum(1 for c in clocks(state, now) if c.overdue)
     late = f"  {overdue} overdue" if overdue else ""
@@ -34,6 +35,7 @@ def _blockers(state: dict, trigger: str, actor: str) -> list[str]:
 
 
 def status_json(state: dict, now: datetime, actor: str) -> dict:
+    now = inc.effective_now(state, now)
     plan = state["plan"]
     return {
         "id": state["id"],
@@ -58,11 +60,15 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
 
 
 def status_text(state: dict, now: datetime, actor: str) -> str:
+    now = inc.effective_now(state, now)
     plan = state["plan"]
     stage = plan["stages"][state["stage"]]
     out = [headline(state)]
     if state["drill"]:
-        out.append("THIS IS A DRILL: nothing here is a real incident.")
+        ahead = state.get("sim_offset", 0)
+        out.append("THIS IS A DRILL: nothing here is a real incident."
+                   + (f" Simulated clock: {now.isoformat(timespec='seconds')} "
+                      f"({format_duration(timedelta(seconds=ahead))} ahead)" if ahead else ""))
     out.append(f"Playbook: {plan['name']} v{plan['version']} (sha256 {plan['sha256'][:12]})")
     closed = f", closed at {state['closed_at']}" if state["closed_at"] else ""
     out.append(f"Stage:    {state['stage']} - {stage['title']} (for "
@@ -104,7 +110,7 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
 def event_line(e) -> str:
     d = e.data
     what = {
-        "IncidentStarted": lambda: f"started from {d['playbook']['id']} v{d['playbook']['version']} "
+        "IncidentStarted": lambda: ("DRILL " if d.get("drill") else "") + f"started from {d['playbook']['id']} v{d['playbook']['version']} "
                                    f"in stage {d['plan']['initial']}: {d['title']!r}",
         "RoleAssigned": lambda: f"assigned {d['person']} to {d['role']}",
         "RoleUnassigned": lambda: f"removed {d['person']} from {d['role']}",
@@ -112,6 +118,9 @@ def event_line(e) -> str:
         "TaskReopened": lambda: f"reopened task {d['task']}",
         "NoteAdded": lambda: f"note: {d['text']}",
         "InputsSet": lambda: "set " + ", ".join(sorted(d["inputs"])),
+        "ClockAdvanced": lambda: f"drill clock moved {format_duration(timedelta(seconds=d['seconds']))} "
+                                 f"forward, to {d['simulated_now']}",
+        "InjectDelivered": lambda: f"inject (scheduled {d['scheduled_at']}): {d['message']}",
         "DeadlineBreached": lambda: f"MISSED {d['label']} (due {d['due_at']})",
         "EscalationApplied": lambda: "escalated: notify " + (", ".join(
             f"{r} ({', '.join(p) or 'nobody assigned'})" for r, p in d["notify"].items()) or "nobody")

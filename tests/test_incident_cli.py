@@ -169,7 +169,8 @@ def test_close_and_reopen_follow_the_playbook_and_the_log_shows_every_step(cli, 
     clock.advance(timedelta(days=1))
     assert ok(cli("reopen", ID)) == f"{ID}: reopened (stage investigate).\n"
 
-    lines = ok(cli("log", ID)).splitlines()
+    header, *lines = ok(cli("log", ID)).splitlines()
+    assert header == f"Audit log of {ID}"
     parsed = [LOG_LINE.match(line) for line in lines]
     assert all(parsed), lines
     assert [m.groups() for m in parsed] == [

@@ -139,12 +139,16 @@ def _settings(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
 
     for name in pb.channels:
         if name not in CHANNELS:
-            yield _ref(smap, ("channels", name), "channel", name, CHANNELS)
+            yield smap.diagnostic(("channels", name), f"unknown channel {name!r} (known: "
+                                  f"{', '.join(CHANNELS)})", key=True)
     for name, pattern in pb.identifiers.items():
         try:
             re.compile(pattern)
         except re.error as e:
             yield smap.diagnostic(("identifiers", name), f"not a valid regular expression: {e}")
+        except (OverflowError, RecursionError) as e:  # a{99999999999}, thousands of nested groups
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            yield smap.diagnostic(("identifiers", name), f"not a usable regular expression: {reason}")
     seen = set()
     for i, level in enumerate(pb.severities):
         if level in seen:
@@ -190,33 +194,40 @@ def _template_text(pb: Playbook, smap: SourceMap, loc: Loc, source: str, channel
     from jinja2 import TemplateSyntaxError, meta, nodes
 
     from .channels import CHANNELS, count
-    from .sandbox import CONTEXT_NAMES, environment, templates_dir
+    from .sandbox import CONTEXT_NAMES, environment
 
     profile = CHANNELS[channel]
     env = environment(html=profile.html)
     try:
         ast = env.parse(source)
+        refs = list(meta.find_referenced_templates(ast))
+        undeclared = meta.find_undeclared_variables(ast)
     except TemplateSyntaxError as e:
         yield _at_template_line(smap, loc, e.lineno, f"template syntax error: {e.message}")
         return
-    for ref in meta.find_referenced_templates(ast):
-        if ref is not None and not (templates_dir() / ref).is_file():
-            yield smap.diagnostic(loc, f"template includes {ref!r}, which is not in templates/")
+    except RecursionError:
+        yield smap.diagnostic(loc, "template is nested too deeply to check")
+        return
+    for ref in refs:
+        if ref is not None and not _partial_exists(env, ref):
+            yield _at_template_line(smap, loc, _include_line(ast, ref),
+                                    f"template includes {ref!r}, which is not in templates/")
     known = set(pb.inputs) | CONTEXT_NAMES | set(env.globals)
-    undeclared = meta.find_undeclared_variables(ast) - known
+    undeclared = undeclared - known
     names = {}
     for node in ast.find_all(nodes.Name):
         names.setdefault(node.name, node.lineno)
     for name in sorted(undeclared):
         yield _at_template_line(smap, loc, names.get(name, 1),
                                 f"uses undeclared variable {name!r}; declare it under inputs: "
-                                f"(usable: {', '.join(sorted(set(pb.inputs) | CONTEXT_NAMES))})")
+                                f"(usable: {', '.join(sorted(set(pb.inputs) | CONTEXT_NAMES))})",
+                                name)
     if profile.public:
         for name, spec in pb.inputs.items():
             if spec.confidential and name in names:
                 yield _at_template_line(smap, loc, names[name],
                                         f"confidential input {name!r} would be published on the "
-                                        f"public channel {channel!r}")
+                                        f"public channel {channel!r}", name)
     static = "".join(
         child.data
         for node in ast.body if isinstance(node, nodes.Output)
@@ -234,13 +245,50 @@ def _template_text(pb: Playbook, smap: SourceMap, loc: Loc, source: str, channel
                               f"{channel}{' subject' if part == 'subject' else ''} limit")
 
 
-def _at_template_line(smap: SourceMap, loc: Loc, lineno: int, message: str) -> Diagnostic:
-    """Place a diagnostic at line `lineno` of a template embedded in the YAML."""
-    line, col = smap.position(loc)
-    if smap.styles.get(loc) in ("|", ">"):
-        line = line + max(lineno, 1)
+def _partial_exists(env, ref: str) -> bool:
+    """Whether the sandbox's loader can find ref (so not '../x' or an absolute path)."""
+    from jinja2 import TemplateNotFound
+
+    try:
+        env.loader.get_source(env, ref)
+    except TemplateNotFound:
+        return False
+    return True
+
+
+def _include_line(ast, ref: str) -> int:
+    from jinja2 import nodes
+
+    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        template = node.template
+        consts = [template] if isinstance(template, nodes.Const) else template.find_all(nodes.Const)
+        if any(const.value == ref for const in consts):
+            return node.lineno
+    return 1
+
+
+def _at_template_line(smap: SourceMap, loc: Loc, lineno: int, message: str,
+                      name: str | None = None) -> Diagnostic:
+    """Place a diagnostic at line `lineno` of a template embedded in the YAML.
+
+    In a literal block (``|``) template line n is YAML line n below the ``|``. A folded
+    (``>``) or flow scalar joins lines, so there n is only the first YAML line it can
+    be on: the variable `name`, when given, is looked for from there to the end.
+    """
+    start, col = smap.position(loc)
+    style = smap.styles.get(loc)
+    last = max(smap.ends.get(loc, start), start)
+    line = min(start + max(lineno, 1) - (0 if style in ("|", ">") else 1), last)
+    if style == "|":
+        last = line  # exact: the name can only be on this line
+    found = None
+    if name is not None:
+        pattern = re.compile(r"\{[{%][^}]*?\b(" + re.escape(name) + r")\b")
+        found = next(((n, m) for n in range(line, last + 1)
+                      if (m := pattern.search(smap.line_text(n)))), None)
+    if found is not None:
+        line, col = found[0], found[1].start(1) + 1
+    elif line != start:
         text = smap.line_text(line)
         col = len(text) - len(text.lstrip(" ")) + 1
-    else:
-        line = line + max(lineno, 1) - 1
     return smap.diagnostic(loc, message, at=(line, col))

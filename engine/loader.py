@@ -37,6 +37,7 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
     "tag:yaml.org,2002:timestamp",
 }
+_PUNCTUATION_TAGS = {"tag:yaml.org,2002:value", "tag:yaml.org,2002:merge"}
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -52,6 +53,8 @@ class SourceMap:
     coerced: dict[Loc, str] = field(default_factory=dict)
     #: block style ('|', '>') of string scalars, for mapping template lines
     styles: dict[Loc, str | None] = field(default_factory=dict)
+    #: last line of string scalars, for mapping template lines
+    ends: dict[Loc, int] = field(default_factory=dict)
 
     def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
         """Best known position for loc: the key or value, else the nearest parent."""
@@ -114,6 +117,8 @@ class _Builder:
     def __init__(self, smap: SourceMap) -> None:
         self.smap = smap
         self.count = 0
+        #: collections being built, to spot an alias to one of its own ancestors
+        self.open: set[int] = set()
         #: problems that do not stop the build (duplicate keys, non-text keys)
         self.problems: list[Diagnostic] = []
 
@@ -135,6 +140,16 @@ class _Builder:
         self.smap.values.setdefault(loc, _pos(node))
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, loc)
+        if id(node) in self.open:
+            self.fail(loc, node, "recursive alias: this anchored value contains an alias "
+                      "to itself, so it would never end")
+        self.open.add(id(node))
+        try:
+            return self.collection(node, loc, depth)
+        finally:
+            self.open.discard(id(node))
+
+    def collection(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
         if isinstance(node, yaml.SequenceNode):
             self.check_tag(node, loc, "tag:yaml.org,2002:seq")
             return [self.build(item, loc + (i,), depth + 1) for i, item in enumerate(node.value)]
@@ -166,10 +181,14 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode, loc: Loc) -> Any:
         tag, text = node.tag, node.value
+        if tag in _PUNCTUATION_TAGS and text in ("=", "<<"):
+            tag = _STR  # a plain '=' or '<<' value is text (YAML 1.1 tags them 'value', 'merge')
         if tag not in _SCALAR_TAGS:
             self.fail(loc, node, f"YAML tag {tag!r} is not allowed in a playbook")
         if tag in (_STR, "tag:yaml.org,2002:timestamp"):
             self.smap.styles[loc] = node.style
+            end = node.end_mark
+            self.smap.ends[loc] = end.line + 1 if end.column else end.line
             return text
         self.smap.coerced[loc] = text
         if tag == "tag:yaml.org,2002:null":
@@ -230,9 +249,12 @@ def parse_yaml(text: str, path: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise PlaybookInvalid([Diagnostic(path, 0, 0, "", f"file is larger than {MAX_BYTES} bytes")])
     try:
+        _check_depth(text, smap)
         node = yaml.compose(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as e:
         raise PlaybookInvalid([_yaml_diagnostic(e, smap)]) from None
+    except yaml.reader.ReaderError as e:
+        raise PlaybookInvalid([_reader_diagnostic(e, text, smap)]) from None
     except yaml.YAMLError as e:
         raise PlaybookInvalid([Diagnostic(path, 0, 0, "", f"not valid YAML: {e}")]) from None
     except RecursionError:
@@ -241,12 +263,79 @@ def parse_yaml(text: str, path: str) -> tuple[Any, SourceMap, list[Diagnostic]]:
         ) from None
     if node is None:
         raise PlaybookInvalid([Diagnostic(path, 1, 1, "", "the file is empty")])
+    _check_expansion(node, smap)
     builder = _Builder(smap)
     try:
         data = builder.build(node)
     except _Invalid as e:
         raise PlaybookInvalid([e.diagnostic]) from None
     return data, smap, builder.problems
+
+
+def _check_depth(text: str, smap: SourceMap) -> None:
+    """Refuse deep nesting from the event stream, before composing.
+
+    libyaml's composer recurses in C: a few tens of thousands of nested brackets
+    overflow the C stack and kill the process, so the depth is bounded here first.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, col = event.start_mark.line + 1, event.start_mark.column + 1
+                raise PlaybookInvalid([Diagnostic(
+                    smap.path, line, col, "", f"nested more than {MAX_DEPTH} levels deep",
+                    smap.line_text(line))])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_expansion(root: yaml.Node, smap: SourceMap) -> None:
+    """Refuse an alias bomb before building anything, by counting (once per node) the
+    values the document would expand to."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if depth > MAX_DEPTH:
+            return 1  # the builder reports the nesting
+        sizes[id(node)] = 0  # while counting it: a recursive alias, which the builder reports
+        if isinstance(node, yaml.ScalarNode):
+            total = 1
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item, depth + 1) for item in node.value)
+        else:
+            total = 1 + sum(size(value, depth + 1) for _, value in node.value)
+        sizes[id(node)] = min(total, MAX_NODES + 1)
+        return sizes[id(node)]
+
+    if size(root, 0) <= MAX_NODES:
+        return
+    at, field = root, ""
+    if isinstance(root, yaml.MappingNode):
+        total = 1
+        for key, value in root.value:
+            total += sizes.get(id(value), 1)
+            if total > MAX_NODES:
+                at, field = key, str(key.value)
+                break
+    line, col = _pos(at)
+    raise PlaybookInvalid([Diagnostic(
+        smap.path, line, col, field, f"document expands to more than {MAX_NODES} values "
+        "(anchors and aliases used as a bomb?)", smap.line_text(line))])
+
+
+def _reader_diagnostic(e: yaml.reader.ReaderError, text: str, smap: SourceMap) -> Diagnostic:
+    """A character YAML refuses (NUL, other control characters), at its line and column."""
+    index = text.find(chr(e.character)) if isinstance(e.character, int) else -1
+    if index < 0:
+        return Diagnostic(smap.path, 0, 0, "", f"not valid YAML: {e.reason}")
+    head = (text[:index] + "x").splitlines()  # the same line breaks as SourceMap.lines
+    line, col = len(head), len(head[-1])
+    return Diagnostic(smap.path, line, col, "", f"YAML syntax: character U+{e.character:04X} "
+                      f"is not allowed in YAML ({e.reason})", smap.line_text(line))
 
 
 def _yaml_diagnostic(e: yaml.MarkedYAMLError, smap: SourceMap) -> Diagnostic:
@@ -258,6 +347,8 @@ def _yaml_diagnostic(e: yaml.MarkedYAMLError, smap: SourceMap) -> Diagnostic:
         problem = "tab character: YAML indentation must use spaces"
     elif "expected a single document" in str(e):
         problem = "more than one YAML document (---) in one playbook file"
+    elif e.context and e.context_mark and mark and e.context_mark.line != mark.line:
+        problem += f" ({e.context}, which starts on line {e.context_mark.line + 1})"
     return Diagnostic(smap.path, line, col, "", f"YAML syntax: {problem}", source)
 
 
@@ -288,9 +379,14 @@ def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:
 def load_playbook(path: str | Path) -> LoadedPlaybook:
     p = Path(path)
     try:
+        if p.exists() and not p.is_dir() and not p.is_file():
+            raise PlaybookInvalid([Diagnostic(str(p), 0, 0, "", "not a regular file (a device or pipe?)")])
         if p.stat().st_size > MAX_BYTES:
             raise PlaybookInvalid([Diagnostic(str(p), 0, 0, "", f"file is larger than {MAX_BYTES} bytes")])
-        raw = p.read_bytes()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise PlaybookInvalid([Diagnostic(str(p), 0, 0, "", f"file is larger than {MAX_BYTES} bytes")])
     except FileNotFoundError:
         from .errors import NotFound
 
@@ -324,22 +420,50 @@ def find_playbooks(paths: Iterable[str | Path]) -> list[Path]:
 
 def _pydantic_diagnostics(error: Any, data: Any, smap: SourceMap) -> list[Diagnostic]:
     """One diagnostic per problem place, with union branch noise removed."""
-    grouped: dict[tuple[Loc, bool], list[str]] = {}
+    grouped: dict[tuple[Loc, bool], list[tuple[str, str, bool]]] = {}
     for err in error.errors(include_url=False):
         loc, is_key = _data_loc(err["loc"], data)
         if err["type"] == "extra_forbidden":
             is_key = True
-        entry = (err["type"], _message(err, loc, smap))
+        elif err["type"] == "value_error" and isinstance(_value_at(data, loc), dict):
+            is_key = True  # a check of a whole mapping: point at its key, not its first line
+        entry = (err["type"], *_message(err, loc, smap))
         bucket = grouped.setdefault((loc, is_key), [])
         if entry not in bucket:
             bucket.append(entry)
     out = []
     for (loc, is_key), entries in grouped.items():
+        if all(_is_type_error(kind) for kind, _, _ in entries) and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for other, _ in grouped
+        ):
+            continue  # a union's "expected text" when its mapping branch found the real problem
         # a union reports one error per branch: keep the ones about the value itself
-        specific = [m for kind, m in entries if not _is_type_error(kind)]
-        messages = specific or [m for _, m in entries]
-        out.append(smap.diagnostic(loc, " or ".join(messages), key=is_key))
+        preferred = [m for _, m, how_read in entries if how_read]
+        specific = [m for kind, m, _ in entries if not _is_type_error(kind)]
+        messages = preferred or specific or [m for _, m, _ in entries]
+        out.append(smap.diagnostic(loc, _either(messages), key=is_key))
     return _sorted(out)
+
+
+def _either(messages: list[str]) -> str:
+    """Join a union's messages: 'expected text or a mapping, got a list'."""
+    messages = list(dict.fromkeys(messages))
+    gots = {m.rpartition(", got ")[2] for m in messages}
+    if len(messages) > 1 and len(gots) == 1 and all(
+        m.startswith("expected ") and ", got " in m for m in messages
+    ):
+        wanted = [m[len("expected "):].rpartition(", got ")[0] for m in messages]
+        return f"expected {' or '.join(wanted)}, got {gots.pop()}"
+    return " or ".join(messages)
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def _is_type_error(kind: str) -> bool:
@@ -375,32 +499,66 @@ def _is_branch(part: str) -> bool:
     )
 
 
-def _message(err: dict, loc: Loc, smap: SourceMap) -> str:
+def _message(err: dict, loc: Loc, smap: SourceMap) -> tuple[str, bool]:
+    """The message for one pydantic error, and whether it explains how YAML read the
+    value (then it is the one worth showing among a union's alternatives)."""
     kind = err["type"]
+    value = err.get("input")
     if kind == "missing":
-        return "required field is missing"
+        return "required field is missing", False
     if kind == "extra_forbidden":
-        return f"unknown key {loc[-1]!r}" if loc else "unknown key"
+        return (f"unknown key {loc[-1]!r}" if loc else "unknown key"), False
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     raw = smap.coerced.get(loc)
-    if raw is not None and kind in ("string_type", "bool_type", "int_type", "dict_type", "model_type"):
-        value = err.get("input")
+    if raw is not None and kind in ("string_type", "bool_type", "int_type", "dict_type",
+                                    "model_type", "value_error"):
         if isinstance(value, bool) and raw.lower() not in ("true", "false"):
             return (f"YAML 1.1 reads {raw} as the boolean {str(value).lower()}, "
-                    f"not text; put it in quotes if you mean the text {raw!r}")
+                    f"not text; put it in quotes if you mean the text {raw!r}"), True
         if isinstance(value, int) and ":" in raw:
-            return f"YAML 1.1 reads {raw} as the number {value}; put it in quotes"
-        if value is None:
-            return "value is empty (null); write a value or remove the key"
+            return f"YAML 1.1 reads {raw} as the number {value}; put it in quotes", True
+        if value is None and kind != "value_error":
+            return "value is empty (null); write a value or remove the key", True
         if kind == "string_type":
-            return f"expected text, got {raw}; put it in quotes if you mean the text"
+            return f"expected text, got {raw}; put it in quotes if you mean the text", True
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping (key: value lines), got {_yaml_kind(value)}", False
+    if kind == "list_type":
+        return f"expected a list, got {_yaml_kind(value)}", False
+    if kind == "string_type":
+        return f"expected text, got {_yaml_kind(value)}", False
+    if kind == "int_type":
+        return f"expected a whole number, got {_yaml_kind(value)}", False
+    if kind == "bool_type":
+        return f"expected true or false, got {_yaml_kind(value)}", False
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern", "")
         if "a-z][a-z0-9_]" in pattern:
-            return f"{err.get('input')!r} is not an identifier: use lower_snake_case (a-z, 0-9, _)"
-    return msg[:1].lower() + msg[1:] if msg else kind
+            return f"{value!r} is not an identifier: use lower_snake_case (a-z, 0-9, _)", False
+        if "[a-z]{2,3}" in pattern:
+            return f"{value!r} is not a language tag such as en, es or pt-BR", False
+        if "a-z0-9][a-z0-9_-]" in pattern:
+            return (f"{value!r} is not a playbook id: use lowercase letters, digits, "
+                    "- and _"), False
+    return (msg[:1].lower() + msg[1:] if msg else kind), False
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
 
 
 @dataclass(frozen=True)

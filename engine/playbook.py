@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -80,26 +81,49 @@ class Role(_Model):
 class Input(_Model):
     """A typed incident variable, set at start (``--set name=value``)."""
 
+    # values before default, and checked field by field, so that each problem is
+    # reported at the line of the key that has to change
     type: InputType = "string"
     description: str = ""
     required: bool = False
+    values: list[str] | None = Field(
+        None, description="allowed values, for type enum", validate_default=True
+    )
     default: Union[str, int, bool, None] = None
     confidential: bool = Field(
         False, description="never rendered into a public channel (patient name, record number)"
     )
-    values: list[str] | None = Field(None, description="allowed values, for type enum")
 
-    @model_validator(mode="after")
-    def _values_match_type(self) -> "Input":
-        if self.type == "enum" and not self.values:
+    @field_validator("values")
+    @classmethod
+    def _values_match_type(cls, values: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        kind = info.data.get("type")
+        if kind == "enum" and not values:
             raise ValueError("an enum input needs a non-empty list of values")
-        if self.type != "enum" and self.values is not None:
-            raise ValueError(f"values only apply to enum inputs, not {self.type}")
-        if self.required and self.default is not None:
+        if kind is not None and kind != "enum" and values is not None:
+            raise ValueError(f"values only apply to enum inputs, not {kind}")
+        return values
+
+    @field_validator("default")
+    @classmethod
+    def _default_fits(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            return value
+        if info.data.get("required"):
             raise ValueError("a required input cannot also have a default")
-        if self.type == "enum" and self.default is not None and self.default not in self.values:
-            raise ValueError(f"default {self.default!r} is not one of the values {self.values}")
-        return self
+        kind = info.data.get("type")
+        if kind is None:
+            return value
+        # a YAML value is never coerced: `default: 14:30` is the number 870 to YAML 1.1
+        want, what = {"integer": (int, "a whole number"), "boolean": (bool, "true or false")}.get(
+            kind, (str, "text"))
+        if isinstance(value, bool) is not (want is bool) or not isinstance(value, want):
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ValueError(f"the default of {article} {kind} input must be {what}, not {value!r}")
+        values = info.data.get("values")
+        if kind == "enum" and values and value not in values:
+            raise ValueError(f"default {value!r} is not one of the values {values}")
+        return value
 
 
 class Escalation(_Model):
@@ -205,12 +229,18 @@ class Approval(_Model):
     any_of: list[Id] = Field(default_factory=list)
     min: int = Field(1, ge=1)
 
+    @field_validator("min")
+    @classmethod
+    def _enough_roles(cls, value: int, info: ValidationInfo) -> int:
+        any_of = info.data.get("any_of")
+        if any_of and value > len(any_of):
+            raise ValueError(f"min is {value} but any_of names only {len(any_of)} roles")
+        return value
+
     @model_validator(mode="after")
     def _some_role(self) -> "Approval":
         if not self.all_of and not self.any_of:
             raise ValueError("name at least one approving role in all_of or any_of")
-        if self.any_of and self.min > len(self.any_of):
-            raise ValueError(f"min is {self.min} but any_of names only {len(self.any_of)} roles")
         return self
 
     def required_count(self) -> int:

@@ -132,6 +132,8 @@ def _check_version(state: dict, post_id: str, post: dict, version: int | None) -
 
 def approve(store, clock, actor: str, incident: str, post_id: str, *, role: str | None = None,
             version: int | None = None, override: str | None = None) -> dict:
+    override = (override or "").strip() or None  # a blank reason is no reason
+
     def build(state):
         _require_open(state, "approve posts")
         post = _post(state, post_id)

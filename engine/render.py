@@ -2,24 +2,51 @@
 
 The sandbox itself is in :mod:`engine.sandbox`. Here we add what a render needs
 on top: a context of plain JSON values only (confidential inputs left out for
-public channels), a time limit and an output limit, the channel's length count,
-and a scan for identifiers that must not appear in a public post.
+public channels), time, memory and output limits, a cache of compiled templates
+(rendering is the hot path; compiling is not), and a scan for identifiers that
+must not appear in a public post.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import Refused
 from .sandbox import MAX_OUTPUT, environment
 
+try:
+    import resource
+
+    _POSIX = hasattr(signal, "setitimer")
+    _PAGE = resource.getpagesize()
+except ImportError:  # Windows: output limits only
+    resource = None
+    _POSIX, _PAGE = False, 0
+try:  # the raw handler: signal.getsignal's enum conversion costs more than a small render
+    from _signal import getsignal as _getsignal
+except ImportError:  # pragma: no cover - not CPython
+    _getsignal = signal.getsignal
+
 #: Wall-clock limit for one render (a hostile template must not hang a command).
-TIME_LIMIT = 2.0
+TIME_LIMIT = 1.0
+#: Wall-clock limit for one identifier pattern on one draft.
+SCAN_TIMEOUT = 0.5
+#: Address space one render may add to the process (a hostile template must not
+#: exhaust memory through a string method or filter the sandbox does not see).
+MEMORY_LIMIT = 128 * 2**20
+
+#: What Python objects look like when printed: never part of a post, even when a
+#: filter (``|string``, ``|upper``, ``|join`` ...) turned one into text.
+_PYTHON_REPR = (
+    re.compile(r"(?:<|&lt;)(?i:function|built-in|bound method|method|class|module|macro|generator|coroutine)\b"),
+    re.compile(r"(?i: at 0x[0-9a-f]{4,})"),
+)
 
 #: Obvious identifiers in public drafts. Deliberately broad: a false alarm costs an
 #: approver one override with a reason; a miss can cost a patient their privacy.
@@ -46,13 +73,20 @@ def scan(text: str, extra: dict[str, str] | None = None) -> list[Hit]:
     url_spans = [m.span() for m in re.finditer(r"https?://\S+", text)]
     hits: list[Hit] = []
     patterns = {**IDENTIFIERS, **(extra or {})}
+    import regex  # supports a timeout: a playbook's pattern must not hang a render
+
     for kind, pattern in patterns.items():
-        for m in re.finditer(pattern, text, flags=re.IGNORECASE):
-            if any(a <= m.start() < b for a, b in url_spans):
-                continue  # digits inside a link are the link, not an identifier
-            hit = Hit(kind, m.group(0).strip())
-            if hit not in hits:
-                hits.append(hit)
+        try:
+            for m in regex.finditer(pattern, text, flags=regex.IGNORECASE | regex.VERSION0,
+                                    timeout=SCAN_TIMEOUT):
+                if any(a <= m.start() < b for a, b in url_spans):
+                    continue  # digits inside a link are the link, not an identifier
+                hit = Hit(kind, m.group(0).strip())
+                if hit not in hits:
+                    hits.append(hit)
+        except TimeoutError:
+            raise Refused(f"the identifier pattern {kind!r} took longer than {SCAN_TIMEOUT:g} s on "
+                          "this text; simplify it in the playbook's identifiers:") from None
     return hits
 
 
@@ -60,42 +94,104 @@ class _TimeUp(Exception):
     pass
 
 
-@contextmanager
-def _time_limit(seconds: float):
-    """Interrupt a runaway render (main thread on POSIX; elsewhere output limits only)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
-        return
+@lru_cache(maxsize=None)
+def _jinja_errors() -> tuple:
+    from jinja2 import TemplateError, TemplateNotFound, UndefinedError
+    from jinja2.sandbox import SecurityError
 
-    def on_alarm(signum, frame):
+    return TemplateError, TemplateNotFound, UndefinedError, SecurityError
+
+
+@lru_cache(maxsize=1024)
+def _compiled(source: str, html: bool):
+    """A template compiled once per (source, autoescape mode); rendering is the hot path."""
+    return environment(html=html).from_string(source)
+
+
+class _Limits:
+    """Time and memory limits around one render, on the main thread of a POSIX process.
+
+    * Time: a SIGALRM timer interrupts a runaway render. The handler is installed once
+      and stays (reinstalled if someone replaced it); outside a render it passes the
+      signal on to the handler that was there before.
+    * Memory: the soft RLIMIT_AS is lowered to the current address space plus
+      ``MEMORY_LIMIT`` for the render and put back afterwards, so an allocation that
+      the sandbox cannot see coming (``'a'.center(10**9)``, a ``|join`` with a huge
+      separator ...) fails with MemoryError instead of exhausting the machine.
+
+    Both are process-wide, so elsewhere (another thread, no ``/proc``) only the output
+    limit and the elapsed-time check between output chunks apply.
+    """
+
+    __slots__ = ("alarm", "rlimit")
+    armed = False
+    previous = None
+    statm: tuple[int, int] | None = None  # (pid, fd of /proc/self/statm)
+
+    def __enter__(self) -> "_Limits":
+        self.alarm, self.rlimit = False, None
+        if not _POSIX or threading.current_thread() is not threading.main_thread():
+            return self
+        if _getsignal(signal.SIGALRM) is not _on_alarm:
+            _Limits.previous = signal.signal(signal.SIGALRM, _on_alarm)
+        _Limits.armed = self.alarm = True
+        signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
+        try:
+            used = self._address_space()
+            if used is not None:
+                soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+                cap = used + MEMORY_LIMIT if hard == resource.RLIM_INFINITY else min(used + MEMORY_LIMIT, hard)
+                if soft == resource.RLIM_INFINITY or soft > cap:
+                    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+                    self.rlimit = (soft, hard)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _Limits.armed = False  # first: a late alarm must not interrupt the clean-up
+        try:
+            if self.alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            if self.rlimit is not None:
+                resource.setrlimit(resource.RLIMIT_AS, self.rlimit)
+
+    @classmethod
+    def _address_space(cls) -> int | None:
+        """Bytes of address space in use now (Linux), or None where it cannot be read."""
+        pid = os.getpid()
+        try:
+            if cls.statm is None or cls.statm[0] != pid:  # opened once per process
+                cls.statm = (pid, os.open("/proc/self/statm", os.O_RDONLY))
+            return int(os.pread(cls.statm[1], 64, 0).split()[0]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+def _on_alarm(signum, frame):
+    if _Limits.armed:
+        _Limits.armed = False
         raise _TimeUp()
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    if callable(_Limits.previous):  # someone else's timer: theirs to handle
+        _Limits.previous(signum, frame)
 
 
 def render_text(source: str, context: dict, *, html: bool, where: str,
                 withheld: frozenset[str] = frozenset()) -> str:
     """Render one template source in the sandbox, within time and size limits."""
-    from jinja2 import TemplateError, UndefinedError
-    from jinja2.sandbox import SecurityError
-
-    env = environment(html=html)
+    TemplateError, TemplateNotFound, UndefinedError, SecurityError = _jinja_errors()
     started = time.monotonic()
     try:
-        with _time_limit(TIME_LIMIT):
-            template = env.from_string(source)
+        with _Limits() as limits:
+            template = _compiled(source, html)
             size, parts = 0, []
             for chunk in template.generate(**context):
                 size += len(chunk)
                 if size > MAX_OUTPUT:
                     raise Refused(f"{where}: output is longer than {MAX_OUTPUT} characters; nothing was recorded")
-                if time.monotonic() - started > TIME_LIMIT:
+                if not limits.alarm and time.monotonic() - started > TIME_LIMIT:
                     raise _TimeUp()
                 parts.append(chunk)
     except _TimeUp:
@@ -103,16 +199,28 @@ def render_text(source: str, context: dict, *, html: bool, where: str,
                       "nothing was recorded") from None
     except UndefinedError as e:
         raise Refused(f"{where}: {_undefined(e, withheld)}; nothing was recorded") from None
+    except TemplateNotFound as e:
+        raise Refused(f"{where}: the template includes or imports {e.name!r}, which is not one of "
+                      "the shared partials in templates/; nothing was recorded") from None
     except SecurityError as e:
         raise Refused(f"{where}: the template tried something the sandbox forbids ({e}); "
                       "nothing was recorded") from None
     except TemplateError as e:
         raise Refused(f"{where}: template error: {e}; nothing was recorded") from None
-    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError,
-            RecursionError, MemoryError) as e:
+    except MemoryError:
+        raise Refused(f"{where}: the template needs more than {MEMORY_LIMIT >> 20} MB of memory "
+                      "and was stopped; nothing was recorded") from None
+    except RecursionError:
+        raise Refused(f"{where}: the template nests or recurses too deeply (a macro calling "
+                      "itself?); nothing was recorded") from None
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as e:
         raise Refused(f"{where}: the template failed while rendering "
                       f"({type(e).__name__}: {e}); nothing was recorded") from None
-    return "".join(parts).strip()
+    text = "".join(parts).strip()
+    if _PYTHON_REPR[0].search(text) or _PYTHON_REPR[1].search(text):
+        raise Refused(f"{where}: the template printed a Python object instead of text "
+                      "(a function, class or macro not called); nothing was recorded")
+    return text
 
 
 def _undefined(e: Exception, withheld: frozenset[str]) -> str:

@@ -2,9 +2,11 @@
 
 Playbook templates are untrusted input. They run in an
 ``ImmutableSandboxedEnvironment`` with ``StrictUndefined`` (a missing variable is an
-error, never an empty string), with arithmetic that could allocate gigabytes
-intercepted, and with only a few harmless globals. Rendering adds time and output
-limits on top (see :mod:`engine.render`).
+error, never an empty string), with arithmetic and ``~`` concatenation that could
+allocate gigabytes intercepted, with only plain values printable (never a function,
+class or macro, whose text would show Python internals), and with only a few harmless
+globals. Rendering adds time, memory and output limits on top (see
+:mod:`engine.render`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 MAX_OUTPUT = 100_000
 #: Largest exponent and operand size allowed in ``**``.
 MAX_POWER = 128
+#: Largest whole number ``*`` may build, in bits (repeated squaring must not run away).
+MAX_INT_BITS = 4096
 
 #: Names every template may use besides the playbook's inputs.
 CONTEXT_NAMES = frozenset({"incident", "roles"})
@@ -36,10 +40,26 @@ def templates_dir() -> Path:
 def environment(html: bool = False):
     """The shared sandboxed environment (one per autoescape mode, built once)."""
     from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.compiler import CodeGenerator, optimizeconst
+    from jinja2.runtime import markup_join, str_join
     from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+    class Generator(CodeGenerator):
+        @optimizeconst
+        def visit_Concat(self, node, frame):
+            # ``a ~ b`` is not a binop, so the sandbox never sees it: route it through
+            # Sandbox.checked_concat, which checks the operands and the size of the result.
+            escaping = "context.eval_ctx.autoescape" if frame.eval_ctx.volatile else repr(
+                bool(frame.eval_ctx.autoescape))
+            self.write("environment.checked_concat((")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write(f"), {escaping})")
+
     class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**", "+"})
+        code_generator_class = Generator
+        intercepted_binops = frozenset({"*", "**", "+", "%"})
 
         def call_binop(self, context, operator, left, right):
             if operator == "**":
@@ -51,15 +71,26 @@ def environment(html: bool = False):
                 if isinstance(left, (str, list, tuple)) and isinstance(right, int):
                     if len(left) * right > MAX_OUTPUT:
                         raise SecurityError(f"repeating text beyond {MAX_OUTPUT} characters is not allowed")
+                elif isinstance(left, int) and isinstance(right, int):
+                    if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                        raise SecurityError("multiplying numbers this large is not allowed")
             elif operator == "+":
                 if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
                     if len(left) + len(right) > MAX_OUTPUT:
                         raise SecurityError(f"text longer than {MAX_OUTPUT} characters is not allowed")
+            elif operator == "%" and isinstance(left, str):
+                printable_size(right)  # '%s' % x prints x: only plain values
             return super().call_binop(context, operator, left, right)
+
+        def checked_concat(self, values, autoescape):
+            if sum(len(v) if isinstance(v, str) else printable_size(v) for v in values) > MAX_OUTPUT:
+                raise SecurityError(f"text longer than {MAX_OUTPUT} characters is not allowed")
+            return markup_join(values) if autoescape else str_join(values)
 
     env = Sandbox(
         undefined=StrictUndefined,
         autoescape=html,
+        finalize=_finalize,
         loader=FileSystemLoader(str(templates_dir())),
         keep_trailing_newline=False,
         trim_blocks=True,
@@ -73,3 +104,52 @@ def environment(html: bool = False):
 
 def _big(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_POWER
+
+
+def _finalize(value):
+    """What ``{{ ... }}`` may print: plain values only, and not too much of them."""
+    if isinstance(value, str):  # the render's output limit bounds text
+        return value
+    if printable_size(value) > MAX_OUTPUT:
+        from jinja2.sandbox import SecurityError
+
+        raise SecurityError(f"printing a value longer than {MAX_OUTPUT} characters is not allowed")
+    return value
+
+
+def printable_size(value) -> int:
+    """Roughly how long ``str(value)`` is; refuse anything but plain JSON-like values.
+
+    Functions, classes, macros, generators and other objects would print as
+    ``<function ... at 0x...>``: Python internals that have no place in a post. The
+    walk stops once the total passes :data:`MAX_OUTPUT`, so it is cheap even for a
+    list that repeats a big list many times.
+    """
+    from jinja2 import Undefined
+    from jinja2.sandbox import SecurityError
+
+    total, todo = 0, [value]
+    while todo and total <= MAX_OUTPUT:
+        item = todo.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, bool) or item is None:
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, (list, tuple)):
+            total += 2 + len(item)
+            todo.extend(item)
+        elif isinstance(item, dict):
+            total += 2 + 2 * len(item)
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, Undefined):
+            str(item)  # StrictUndefined: raises, naming the missing variable
+        else:
+            kind = ("macro (call it)" if type(item).__name__ == "Macro" else "type" if isinstance(item, type)
+                    else "function or method" if callable(item) else type(item).__name__)
+            raise SecurityError(f"a template can print only text, numbers, lists and mappings, not a {kind}")
+    return total

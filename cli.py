@@ -737,7 +737,7 @@ def export(ctx, incident, fmt, output, db):
 
     store = _store(ctx, db)
     if not output:
-        export_events(store, incident, fmt, click.get_text_stream("stdout"))
+        export_events(store, incident, fmt, sys.stdout)
         return
     from engine.service import status
 

@@ -15,9 +15,12 @@ from .loader import Loc, SourceMap
 from .playbook import EmailText, Escalation, Playbook
 
 
-def check_playbook(pb: Playbook, smap: SourceMap) -> list[Diagnostic]:
+def check_playbook(pb: Playbook, smap: SourceMap, *, graph: bool = True) -> list[Diagnostic]:
+    """Every semantic problem; `graph=False` skips reachability (for a salvaged playbook)."""
     problems: list[Diagnostic] = []
-    for check in (_references, _graph, _tasks, _templates, _settings):
+    checks = (_references, _graph, _tasks, _templates, _settings) if graph else (
+        _references, _tasks, _templates, _settings)
+    for check in checks:
         problems.extend(check(pb, smap))
     problems.sort(key=lambda d: (d.line, d.col))
     return problems

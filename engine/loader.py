@@ -365,11 +365,56 @@ def load_playbook_text(text: str, path: str = "<playbook>") -> LoadedPlaybook:
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as e:
-        raise PlaybookInvalid(_sorted(problems + _pydantic_diagnostics(e, data, smap))) from None
+        shape = _pydantic_diagnostics(e, data, smap)
+        raise PlaybookInvalid(_sorted(problems + shape + _salvaged_checks(e, data, smap, shape))) from None
     problems += check_playbook(playbook, smap)
     if problems:
         raise PlaybookInvalid(_sorted(problems))
     return LoadedPlaybook(playbook=playbook, text=text, path=path, sourcemap=smap)
+
+
+#: Mappings whose keys are names that other parts of a playbook refer to.
+_NAMED = {"roles", "inputs", "stages", "transitions", "templates", "tasks"}
+
+
+def _salvaged_checks(error: Any, data: dict, smap: SourceMap, shape: list[Diagnostic]) -> list[Diagnostic]:
+    """The meaning problems of the well-formed rest, so one run reports both kinds.
+
+    Every value the models refused is cut out; if what remains validates (nothing
+    required was cut), the semantic checks run on it. Reachability is skipped (a
+    cut could distort it), and so is anything inside a cut. When a required value
+    was refused, nothing is salvaged: the shape errors come first.
+    """
+    import copy
+
+    from pydantic import ValidationError
+
+    from .checks import check_playbook
+    from .playbook import Playbook
+
+    trimmed, cuts = copy.deepcopy(data), []
+    for err in error.errors(include_url=False):
+        loc, _ = _data_loc(err["loc"], data)
+        if err["type"] == "missing" or not loc:
+            return []
+        if isinstance(loc[-1], int):  # cutting one list item would shift its neighbours
+            loc = loc[:-1]
+        if len(loc) >= 2 and loc[-2] in _NAMED:
+            return []  # cutting a whole role, stage, task ... would make its references dangle
+        cuts.append(loc)
+    for loc in sorted(set(cuts), key=len, reverse=True):
+        parent = _value_at(trimmed, loc[:-1])
+        if isinstance(parent, dict):
+            parent.pop(loc[-1], None)
+    try:
+        salvaged = Playbook.model_validate(trimmed)
+    except ValidationError:
+        return []
+    cut_fields = [format_loc(c) for c in cuts]
+    seen = {(d.line, d.col) for d in shape}
+    return [d for d in check_playbook(salvaged, smap, graph=False)
+            if (d.line, d.col) not in seen
+            and not any(d.field == f or d.field.startswith((f + ".", f + "[")) for f in cut_fields)]
 
 
 def _sorted(problems: list[Diagnostic]) -> list[Diagnostic]:

@@ -93,6 +93,18 @@ class Input(_Model):
     confidential: bool = Field(
         False, description="never rendered into a public channel (patient name, record number)"
     )
+    public_contact: bool = Field(
+        False,
+        description="the organisation's own public contact (helpline, press email): its value "
+        "is not flagged as a possible identifier in public posts",
+    )
+
+    @field_validator("public_contact")
+    @classmethod
+    def _contact_not_confidential(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("confidential"):
+            raise ValueError("an input cannot be both confidential and a public contact")
+        return value
 
     @field_validator("values")
     @classmethod

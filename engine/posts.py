@@ -22,6 +22,15 @@ from .events import NewEvent, canonical, utc_now_iso
 from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
 
 
+def _ours(found: str, contacts: set[str]) -> bool:
+    """A hit that is (part of) one of the organisation's own declared public contacts."""
+    digits = "".join(c for c in found if c.isdigit())
+    for contact in contacts:
+        if found in contact or (len(digits) >= 6 and digits in "".join(c for c in contact if c.isdigit())):
+            return True
+    return False
+
+
 def text_hash(text) -> str:
     return hashlib.sha256(canonical(text)).hexdigest()
 
@@ -95,7 +104,9 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                     if not subject_count(subject).fits:
                         measured = subject_count(subject)
                     scanned = subject + "\n" + body
-                hits = scan(scanned, pb.identifiers) if profile.public else []
+                ours = {str(v) for k, v in {**state["inputs"], **extra}.items()
+                        if pb.inputs[k].public_contact and v not in (None, "")}
+                hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)] if profile.public else []
                 post_id = where
                 previous = state["posts"].get(post_id)
                 events.append(NewEvent("PostDrafted", now, actor, {
@@ -318,4 +329,5 @@ def _write_atomically(path: Path, record: dict) -> None:
 
 def drafts(store, incident: str) -> list[dict]:
     state = _read(store, incident)
-    return [{"id": pid, **p, "missing": inc.approval_missing(p)} for pid, p in state["posts"].items()]
+    posts = [{"id": pid, **p, "missing": inc.approval_missing(p)} for pid, p in state["posts"].items()]
+    return sorted(posts, key=lambda p: (p["drafted_at"], p["id"]))

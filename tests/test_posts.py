@@ -299,6 +299,26 @@ def test_the_playbooks_own_identifier_patterns_are_scanned(cli, db, tmp_path):
     _refused(cli, db, 5, "approve", INC, "statement/x/en", "--as", "bob")
 
 
+def test_the_organisations_own_public_contact_is_not_flagged_but_another_number_is(cli, db, tmp_path):
+    """A helpline declared public_contact: true is ours to publish; a stranger's number is not."""
+    path = _playbook(tmp_path, {"statement": _x("Questions? Call {{ helpline }}. {{ extra }}")},
+                     inputs={"helpline": {"type": "phone", "public_contact": True, "default": "+44 20 7946 0000"},
+                             "extra": {"type": "string", "default": "Thank you."}})
+    _start(cli, path)
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert _drafts(cli)["statement/x/en"]["hits"] == []
+    assert cli("render", INC, "statement", "--set", "extra=Or call Jo on 07700 900123.", "--as", "carol").exit_code == 0
+    assert _drafts(cli)["statement/x/en"]["hits"] == [{"kind": "phone number", "text": "07700 900123"}]
+
+
+def test_an_input_cannot_be_confidential_and_a_public_contact(cli, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("Update.")},
+                     inputs={"line": {"type": "phone", "public_contact": True, "confidential": True}})
+    result = cli("validate", str(path))
+    assert result.exit_code == 3
+    assert "inputs.line.public_contact: an input cannot be both confidential and a public contact" in result.stdout
+
+
 # -- approve: who and which version ------------------------------------------------------------------
 
 

@@ -362,6 +362,10 @@ def load_playbook_text(text: str, path: str = "<playbook>") -> LoadedPlaybook:
     data, smap, problems = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise PlaybookInvalid([smap.diagnostic((), "a playbook is a mapping of keys, such as id:, name:, stages:")])
+    raw_version = smap.coerced.get(("version",))
+    if isinstance(data.get("version"), int) and raw_version and not raw_version.isdigit():
+        problems.append(smap.diagnostic(("version",), f"YAML 1.1 reads {raw_version} as the number "
+                                        f"{data['version']}; put the version in quotes"))
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as e:

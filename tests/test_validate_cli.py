@@ -247,3 +247,12 @@ def test_graph_and_show_on_a_missing_file_exit_4(command: str, tmp_path: Path):
     result = run(command, str(missing))
     assert result.exit_code == 4
     assert "no such playbook file" in result.stderr
+
+
+def test_the_committed_schema_is_the_one_the_code_prints():
+    """Editors point at docs/playbook.schema.json: it must not drift from the models."""
+    from cli import main
+
+    printed = CliRunner().invoke(main, ["schema"]).stdout
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "playbook.schema.json").read_text(encoding="utf-8")
+    assert json.loads(committed) == json.loads(printed), "run: playbook schema > docs/playbook.schema.json"

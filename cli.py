@@ -780,35 +780,6 @@ def key(db):
 # -- posts -----------------------------------------------------------------------
 
 
-def _post_text(post: dict) -> str:
-    text = post["text"]
-    if isinstance(text, dict):
-        return f"Subject: {text['subject']}\n\n{text['body']}"
-    return text
-
-
-def _post_block(post: dict) -> str:
-    from engine.incident import approval_missing
-
-    c = post["count"]
-    fit = "" if c["fits"] else "  TOO LONG: cannot be approved"
-    lines = [f"== {post['id']} v{post['version']}  [{post['status']}]  "
-             f"{post['channel']}: {c['used']}/{c['limit']} {c['unit']}{fit}"]
-    if c.get("detail"):
-        lines.append(f"   ({c['detail']})")
-    lines.append(f"   sha256 {post['sha256'][:16]}  drafted by {post['author']} at {post['drafted_at']}")
-    for hit in post["hits"]:
-        lines.append(f"   ! possible {hit['kind']}: {hit['text']!r}")
-    for a in post["approvals"]:
-        lines.append(f"   approved by {a['by']} as {a['role']} at {a['at']}")
-    if post["status"] == "draft":
-        lines.append(f"   needs: {', '.join(approval_missing(post))}")
-    if post.get("rejection"):
-        lines.append(f"   rejected by {post['rejection']['by']}: {post['rejection']['reason']}")
-    lines.extend("   | " + line for line in _post_text(post).splitlines())
-    return "\n".join(lines)
-
-
 @main.command()
 @click.argument("incident")
 @click.argument("template")
@@ -823,13 +794,14 @@ def render(ctx, incident, template, channels, langs, values, db, actor, as_json)
     """Render TEMPLATE (of the current stage) into draft posts, with their lengths."""
     from engine import posts
     from engine.inputs import parse_pairs
+    from engine.views import post_block
 
     drafted = posts.render(_store(ctx, db), _clock(ctx), _actor(actor), incident, template,
                            channels=channels, langs=langs, overrides=parse_pairs(values, "--set"))
     if as_json:
         return _print_json(drafted)
     for post in drafted:
-        click.echo(_post_block(post) + "\n")
+        click.echo(post_block(post) + "\n")
 
 
 @main.command()
@@ -840,6 +812,7 @@ def render(ctx, incident, template, channels, langs, values, db, actor, as_json)
 def drafts(ctx, incident, db, as_json):
     """List the incident's posts, their state and what each still needs."""
     from engine import posts
+    from engine.views import post_block
 
     found = posts.drafts(_store(ctx, db), incident)
     if as_json:
@@ -847,7 +820,7 @@ def drafts(ctx, incident, db, as_json):
     if not found:
         click.echo(f"{incident}: no posts yet (playbook render {incident} TEMPLATE).")
     for post in found:
-        click.echo(_post_block(post) + "\n")
+        click.echo(post_block(post) + "\n")
 
 
 @main.command()

@@ -44,7 +44,7 @@ from pathlib import Path
 
 from .errors import IntegrityError, NotFound, StoreError
 from .events import genesis, hashed_text, utc_now_iso
-from .integrity import CHECKPOINT_VERSION, VerifyReport
+from .integrity import CHECKPOINT_VERSION, ProblemList, VerifyReport
 
 __all__ = ["FORMAT", "write_bundle", "verify_bundle"]
 
@@ -55,7 +55,6 @@ EVENTS, PLAYBOOK, CHECKPOINT, PUBLIC_KEY = "events.jsonl", "playbook.yaml", "che
 MEMBERS = (EVENTS, PLAYBOOK, CHECKPOINT, PUBLIC_KEY)
 MAX_LINE = 32 * 1024 * 1024  # longest event line read back (the first one carries the playbook)
 MAX_SMALL = 64 * 1024 * 1024  # largest manifest, playbook, checkpoint or key read back
-MAX_PROBLEMS = 1000
 CHUNK = 1 << 20  # bytes read from the archive at a time
 EVENT_FIELDS = {"incident": str, "seq": int, "type": str, "at": str, "actor": str, "data": dict,
                 "prev": str, "hash": str}
@@ -171,19 +170,6 @@ def _write_events(zf, info, store, incident: str, upto: int, line, members: dict
 # -- verifying ------------------------------------------------------------------------
 
 
-class _Problems(list):
-    dropped = 0
-
-    def add(self, text: str) -> None:
-        if len(self) < MAX_PROBLEMS:
-            self.append(text)
-        else:
-            self.dropped += 1
-
-    def listed(self) -> list[str]:
-        return list(self) + ([f"... and {self.dropped} more problems"] if self.dropped else [])
-
-
 def verify_bundle(path: Path, public_key_pem: str | None = None) -> VerifyReport:
     """Check a bundle without the database (see the module docstring).
 
@@ -202,7 +188,7 @@ def verify_bundle(path: Path, public_key_pem: str | None = None) -> VerifyReport
         raise IntegrityError(f"{path}: cannot read the bundle ({e.strerror or e})") from None
     if magic != b"PK\x03\x04":
         raise IntegrityError(f"{path} is not an incident bundle (not a zip archive)")
-    problems = _Problems()
+    problems = ProblemList()
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
@@ -236,7 +222,7 @@ def verify_bundle(path: Path, public_key_pem: str | None = None) -> VerifyReport
     return VerifyReport(not result, 1 if count else 0, count, result, checked)
 
 
-def _read_member(zf, name: str, listed: dict, problems: _Problems) -> bytes | None:
+def _read_member(zf, name: str, listed: dict, problems: ProblemList) -> bytes | None:
     """A small member's bytes, checked against the manifest's hash; None if unreadable."""
     try:
         info = zf.getinfo(name)
@@ -254,7 +240,7 @@ def _read_member(zf, name: str, listed: dict, problems: _Problems) -> bytes | No
     return data
 
 
-def _check_listed(name: str, size: int, digest: str, listed: dict, problems: _Problems) -> None:
+def _check_listed(name: str, size: int, digest: str, listed: dict, problems: ProblemList) -> None:
     entry = listed.get(name)
     if not isinstance(entry, dict):
         problems.add(f"{MANIFEST}: no entry for {name}")
@@ -262,7 +248,7 @@ def _check_listed(name: str, size: int, digest: str, listed: dict, problems: _Pr
         problems.add(f"{name}: its SHA-256 does not match the one in {MANIFEST} (modified after bundling?)")
 
 
-def _json_member(zf, name: str, problems: _Problems, listed: dict | None = None) -> dict | None:
+def _json_member(zf, name: str, problems: ProblemList, listed: dict | None = None) -> dict | None:
     data = _read_member(zf, name, listed, problems)
     if data is None:
         return None
@@ -277,7 +263,7 @@ def _json_member(zf, name: str, problems: _Problems, listed: dict | None = None)
     return value
 
 
-def _parse_event(raw: bytes, line: int, problems: _Problems) -> tuple[dict, str] | tuple[None, None]:
+def _parse_event(raw: bytes, line: int, problems: ProblemList) -> tuple[dict, str] | tuple[None, None]:
     """(the event, the line's text) if the line is one; else reports why."""
     try:
         text = raw.decode("utf-8")
@@ -343,7 +329,7 @@ def _lines(member, sha) -> Iterator[bytes]:
         yield rest
 
 
-def _check_events(zf, names, db: str, incident: str, listed: dict, problems: _Problems):
+def _check_events(zf, names, db: str, incident: str, listed: dict, problems: ProblemList):
     """Recompute the chain line by line.
 
     Returns (events, lines, (last seq, last hash) or None if the member is damaged,
@@ -400,7 +386,7 @@ def _at(line: int, seq: int) -> str:
     return f"{EVENTS} line {line} (event {seq})"
 
 
-def _check_playbook(zf, names, listed: dict, started: dict | None, problems: _Problems) -> None:
+def _check_playbook(zf, names, listed: dict, started: dict | None, problems: ProblemList) -> None:
     if PLAYBOOK not in names:
         return
     data = _read_member(zf, PLAYBOOK, listed, problems)

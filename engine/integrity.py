@@ -221,7 +221,7 @@ class VerifyReport:
         return asdict(self)
 
 
-class _Problems(list):
+class ProblemList(list):
     """The problems found, capped so that a wholly rewritten log still fits in memory."""
 
     dropped = 0
@@ -231,6 +231,9 @@ class _Problems(list):
             self.append(text)
         else:
             self.dropped += 1
+
+    def listed(self) -> list[str]:
+        return list(self) + ([f"... and {self.dropped} more problems"] if self.dropped else [])
 
 
 def verify(
@@ -248,7 +251,7 @@ def verify(
     from its events and compare with its snapshot's state; this is a second pass
     that parses every event, so it is much slower than the hash check alone.
     """
-    problems = _Problems()
+    problems = ProblemList()
     with store.reading():
         db = store.database_id
         sources = _checkpoint_heads(store, db, checkpoint, public_key_pem, problems)
@@ -293,13 +296,11 @@ def verify(
                 problems.add(
                     f"incident {inc}: log ends at seq {last_seq} but {label} recorded seq {seq} (truncated?)"
                 )
-    listed = list(problems)
-    if problems.dropped:
-        listed.append(f"... and {problems.dropped} more problems")
+    listed = problems.listed()
     return VerifyReport(not listed, len(ends), count, listed, len(sources))
 
 
-def _check_state(store: Store, incident: str, state: dict, replay, problems: _Problems) -> None:
+def _check_state(store: Store, incident: str, state: dict, replay, problems: ProblemList) -> None:
     try:
         folded = replay(store.events(incident))
         same = canonical(folded) == canonical(state)
@@ -311,7 +312,7 @@ def _check_state(store: Store, incident: str, state: dict, replay, problems: _Pr
 
 
 def _checkpoint_heads(
-    store: Store, db: str, given: dict | None, trusted_pem: str | None, problems: _Problems
+    store: Store, db: str, given: dict | None, trusted_pem: str | None, problems: ProblemList
 ) -> list[tuple[str, dict]]:
     """(label, heads) of each checkpoint to check the log against: the given one, else
     every stored one whose signature verifies; reports those that do not."""
@@ -338,7 +339,7 @@ def _checkpoint_heads(
     return sources
 
 
-def _scan(rows, db: str, wanted: dict, problems: _Problems) -> tuple[dict[str, tuple[int, str]], int]:
+def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str, tuple[int, str]], int]:
     """Recompute every hash and link of ``rows`` (ordered by incident, seq).
 
     Returns each incident's (last seq, last hash) and the number of events. This is

@@ -28,6 +28,7 @@ from . import incident as inc
 from .durations import format_duration
 from .errors import IntegrityError, NotFound, UsageError
 from .events import parse_iso, utc_now_iso
+from .views import describe, post_text
 
 __all__ = ["FORMATS", "EXPORT_FORMATS", "build_report", "render_report", "export_events", "jsonl_line"]
 
@@ -97,46 +98,6 @@ def _secs(start: str | None, end: str | None) -> int | float | None:
         return None
     s = (parse_iso(end) - parse_iso(start)).total_seconds()
     return int(s) if s == int(s) else round(s, 3)
-
-
-def _post_text(text) -> str:
-    if isinstance(text, dict):
-        return f"Subject: {text.get('subject', '')}\n\n{text.get('body', '')}"
-    return str(text)
-
-
-def describe(type_: str, data: dict) -> str:
-    """A one-line human description of an event (untrusted text, not escaped)."""
-    d = data
-    p = f"{d.get('post')} v{d.get('version')}" if "post" in d else ""
-    what = {
-        "IncidentStarted": lambda: (f"started from playbook {d['playbook']['id']} v{d['playbook']['version']}"
-                                    f" ({d['severity']}{', DRILL' if d['drill'] else ''}): {d['title']}"),
-        "RoleAssigned": lambda: f"assigned {d['person']} to {d['role']}",
-        "RoleUnassigned": lambda: f"removed {d['person']} from {d['role']}",
-        "TaskCompleted": lambda: f"completed task {d['task']}",
-        "TaskReopened": lambda: f"reopened task {d['task']}",
-        "NoteAdded": lambda: f"note: {d['text']}",
-        "InputsSet": lambda: "set inputs " + ", ".join(sorted(d["inputs"])),
-        "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
-                                + (f" ({d['reason']})" if d.get("reason") else ""),
-        "PostDrafted": lambda: (f"drafted {p} ({d['count']['used']}/{d['count']['limit']} {d['count']['unit']}"
-                                f"{'' if d['count']['fits'] else ', TOO LONG'})"),
-        "PostApproved": lambda: f"approved {p} as {d['role']}",
-        "PostRejected": lambda: f"rejected {p}: {d['reason']}",
-        "IdentifiersOverridden": lambda: f"overrode the identifier warning on {p}: {d['reason']}",
-        "PostPublished": lambda: f"published {p} (sha256 {d['sha256'][:12]}) to {d['outbox']}",
-        "PostDelivered": lambda: f"delivered {p} to {d['target']}",
-        "DeliveryFailed": lambda: f"delivery of {p} to {d['target']} FAILED: {d['error']}",
-        "DeadlineBreached": lambda: f"MISSED {d['label']} (due {d['due_at']})",
-        "EscalationApplied": lambda: "escalated: notify " + (", ".join(
-            f"{r} ({', '.join(ps) or 'nobody assigned'})" for r, ps in d["notify"].items()) or "nobody")
-            + (f"; move to {d['move_to']}" if d.get("move_to") else ""),
-        "EscalationBlocked": lambda: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
-    }.get(type_)
-    if what is None:
-        return type_
-    return " ".join(what().split())  # one line: newlines and runs of spaces collapsed
 
 
 class _Fold:
@@ -413,7 +374,7 @@ def _md(text) -> str:
 
 def _fence(text) -> str:
     """A fenced Markdown code block that the text cannot close early."""
-    body = _post_text(text)
+    body = post_text(text)
     run = longest = 0
     for ch in body:
         run = run + 1 if ch == "`" else 0
@@ -428,7 +389,7 @@ def _environment(html: bool):
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=html, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(dur=_dur, post_text=_post_text, md=_md, fence=_fence,
+    env.filters.update(dur=_dur, post_text=post_text, md=_md, fence=_fence,
                        short=lambda h, n=12: str(h or "")[:n])
     return env
 

@@ -107,33 +107,71 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def event_line(e) -> str:
-    d = e.data
+def describe(type_: str, data: dict) -> str:
+    """A one-line human description of an event (untrusted text, not escaped)."""
+    d = data
+    p = f"{d.get('post')} v{d.get('version')}" if "post" in d else ""
     what = {
-        "IncidentStarted": lambda: ("DRILL " if d.get("drill") else "") + f"started from {d['playbook']['id']} v{d['playbook']['version']} "
-                                   f"in stage {d['plan']['initial']}: {d['title']!r}",
+        "IncidentStarted": lambda: (f"started from playbook {d['playbook']['id']} v{d['playbook']['version']}"
+                                    f" in stage {d['plan']['initial']} ({d['severity']}"
+                                    f"{', DRILL' if d['drill'] else ''}): {d['title']}"),
         "RoleAssigned": lambda: f"assigned {d['person']} to {d['role']}",
         "RoleUnassigned": lambda: f"removed {d['person']} from {d['role']}",
         "TaskCompleted": lambda: f"completed task {d['task']}",
         "TaskReopened": lambda: f"reopened task {d['task']}",
         "NoteAdded": lambda: f"note: {d['text']}",
-        "InputsSet": lambda: "set " + ", ".join(sorted(d["inputs"])),
+        "InputsSet": lambda: "set inputs " + ", ".join(sorted(d["inputs"])),
+        "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
+                                + (f" ({d['reason']})" if d.get("reason") else ""),
+        "PostDrafted": lambda: (f"drafted {p} ({d['count']['used']}/{d['count']['limit']} {d['count']['unit']}"
+                                f"{'' if d['count']['fits'] else ', TOO LONG'})"),
+        "PostApproved": lambda: f"approved {p} as {d['role']}",
+        "PostRejected": lambda: f"rejected {p}: {d['reason']}",
+        "IdentifiersOverridden": lambda: f"overrode the identifier warning on {p}: {d['reason']}",
+        "PostPublished": lambda: f"published {p} (sha256 {d['sha256'][:12]}) to {d['outbox']}",
+        "PostDelivered": lambda: f"delivered {p} to {d['target']}",
+        "DeliveryFailed": lambda: f"delivery of {p} to {d['target']} FAILED: {d['error']}",
         "ClockAdvanced": lambda: f"drill clock moved {format_duration(timedelta(seconds=d['seconds']))} "
                                  f"forward, to {d['simulated_now']}",
         "InjectDelivered": lambda: f"inject (scheduled {d['scheduled_at']}): {d['message']}",
         "DeadlineBreached": lambda: f"MISSED {d['label']} (due {d['due_at']})",
         "EscalationApplied": lambda: "escalated: notify " + (", ".join(
-            f"{r} ({', '.join(p) or 'nobody assigned'})" for r, p in d["notify"].items()) or "nobody")
+            f"{r} ({', '.join(ps) or 'nobody assigned'})" for r, ps in d["notify"].items()) or "nobody")
             + (f"; move to {d['move_to']}" if d.get("move_to") else ""),
         "EscalationBlocked": lambda: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
-        "PostDrafted": lambda: f"drafted {d['post']} v{d['version']} ({d['count']['used']}/{d['count']['limit']})",
-        "PostApproved": lambda: f"approved {d['post']} v{d['version']} as {d['role']}",
-        "PostRejected": lambda: f"rejected {d['post']} v{d['version']}: {d['reason']}",
-        "IdentifiersOverridden": lambda: f"overrode identifier warning on {d['post']} v{d['version']}: {d['reason']}",
-        "PostPublished": lambda: f"published {d['post']} v{d['version']} (sha256 {d['sha256'][:12]})",
-        "PostDelivered": lambda: f"delivered {d['post']} v{d['version']} to {d['target']}",
-        "DeliveryFailed": lambda: f"delivery of {d['post']} v{d['version']} to {d['target']} FAILED: {d['error']}",
-        "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
-                                + (f" ({d['reason']})" if d.get("reason") else ""),
-    }.get(e.type, lambda: e.type)()
-    return f"{e.seq:>5}  {e.at}  {e.actor:<16} {e.type:<16} {what}"
+    }.get(type_)
+    if what is None:
+        return type_
+    return " ".join(what().split())  # one line: newlines and runs of spaces collapsed
+
+
+def event_line(e) -> str:
+    return f"{e.seq:>5}  {e.at}  {e.actor:<16} {e.type:<16} {describe(e.type, e.data)}"
+
+
+def post_text(text) -> str:
+    """A post's text for display: email as Subject + body."""
+    if isinstance(text, dict):
+        return f"Subject: {text.get('subject', '')}\n\n{text.get('body', '')}"
+    return str(text)
+
+
+def post_block(post: dict) -> str:
+    """A draft with its count against the channel limit, hits, approvals and text."""
+    c = post["count"]
+    fit = "" if c["fits"] else "  TOO LONG: cannot be approved"
+    lines = [f"== {post['id']} v{post['version']}  [{post['status']}]  "
+             f"{post['channel']}: {c['used']}/{c['limit']} {c['unit']}{fit}"]
+    if c.get("detail"):
+        lines.append(f"   ({c['detail']})")
+    lines.append(f"   sha256 {post['sha256'][:16]}  drafted by {post['author']} at {post['drafted_at']}")
+    for hit in post["hits"]:
+        lines.append(f"   ! possible {hit['kind']}: {hit['text']!r}")
+    for a in post["approvals"]:
+        lines.append(f"   approved by {a['by']} as {a['role']} at {a['at']}")
+    if post["status"] == "draft":
+        lines.append(f"   needs: {', '.join(inc.approval_missing(post))}")
+    if post.get("rejection"):
+        lines.append(f"   rejected by {post['rejection']['by']}: {post['rejection']['reason']}")
+    lines.extend("   | " + line for line in post_text(post["text"]).splitlines())
+    return "\n".join(lines)

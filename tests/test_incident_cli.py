@@ -175,7 +175,7 @@ def test_close_and_reopen_follow_the_playbook_and_the_log_shows_every_step(cli, 
     assert all(parsed), lines
     assert [m.groups() for m in parsed] == [
         ("1", "2026-03-14T09:00:00.000Z", "alice", "IncidentStarted",
-         "started from viral-complaint v1.2 in stage triage: 'ER wait time complaint'"),
+         "started from playbook viral-complaint v1.2 in stage triage (critical): ER wait time complaint"),
         ("2", "2026-03-14T09:00:00.000Z", "alice", "RoleAssigned", "assigned alice to incident_lead"),
         ("3", "2026-03-14T09:00:00.000Z", "alice", "RoleAssigned", "assigned bob to spokesperson"),
         ("4", "2026-03-14T09:01:30.250Z", "alice", "TaskCompleted", "completed task confirm_post"),

@@ -198,14 +198,23 @@ def _show_state(ctx: click.Context, state: dict, actor: str, as_json: bool) -> N
         click.echo(_local(ctx, status_text(state, now, actor)), nl=False)
 
 
+def start_options(f):
+    """What starting an incident or a drill takes (shared by `start` and `drill`)."""
+    for option in reversed([
+        click.argument("playbook", type=click.Path()),
+        click.option("--title", required=True, help="A short name for the incident."),
+        click.option("--severity", help="One of the playbook's severities (default: the highest)."),
+        click.option("--set", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable)."),
+        click.option("--assign", multiple=True, metavar="ROLE=PERSON", help="A role holder (repeatable)."),
+        db_option,
+        as_option,
+    ]):
+        f = option(f)
+    return f
+
+
 @main.command()
-@click.argument("playbook", type=click.Path())
-@click.option("--title", required=True, help="A short name for the incident.")
-@click.option("--severity", help="One of the playbook's severities (default: the highest).")
-@click.option("--set", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable).")
-@click.option("--assign", multiple=True, metavar="ROLE=PERSON", help="A role holder (repeatable).")
-@db_option
-@as_option
+@start_options
 @json_option
 @click.pass_context
 def start(ctx, playbook, title, severity, inputs, assign, db, actor, as_json):
@@ -513,15 +522,9 @@ def watch(ctx, interval, within, count, db):
 
 
 @main.command()
-@click.argument("playbook", type=click.Path())
-@click.option("--title", required=True, help="A short name for the exercise.")
-@click.option("--severity", help="One of the playbook's severities (default: the highest).")
-@click.option("--set", "inputs", multiple=True, metavar="NAME=VALUE", help="An input value (repeatable).")
-@click.option("--assign", multiple=True, metavar="ROLE=PERSON", help="A role holder (repeatable).")
+@start_options
 @click.option("--scenario", type=click.Path(dir_okay=False),
               help="YAML file of timed injects: {injects: [{at: +10m, message: ...}]}.")
-@db_option
-@as_option
 @click.pass_context
 def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor):
     """Start a tabletop exercise (a DRILL incident on a simulated clock).

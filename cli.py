@@ -829,6 +829,28 @@ def drafts(ctx, incident, db, as_json):
 @main.command()
 @click.argument("incident")
 @click.argument("post")
+@click.option("--text", "text", help="The new text (for email: the body).")
+@click.option("--file", "file", type=click.File("r", encoding="utf-8"), help="Read the new text from a file ('-': stdin).")
+@click.option("--subject", help="A new subject (email only).")
+@db_option
+@as_option
+@click.pass_context
+def edit(ctx, incident, post, text, file, subject, db, actor):
+    """Hand-edit POST: a new version, measured and scanned, that needs approval again."""
+    from engine import posts
+    from engine.errors import UsageError
+    from engine.views import post_block
+
+    if (text is None) == (file is None):
+        raise UsageError("give the new text with exactly one of --text or --file")
+    result = posts.edit(_store(ctx, db), _clock(ctx), _actor(actor), incident, post,
+                        text=text if text is not None else file.read(), subject=subject)
+    click.echo(post_block(result))
+
+
+@main.command()
+@click.argument("incident")
+@click.argument("post")
 @click.option("--role", help="The role you approve as, when you hold several that are needed.")
 @click.option("--version", type=int, help="The version you reviewed (refused if it is not the current one).")
 @click.option("--override-identifiers", "override", metavar="REASON",

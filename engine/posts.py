@@ -50,9 +50,9 @@ def render(store, clock, actor: str, incident: str, template: str, *,
            channels: tuple[str, ...] = (), langs: tuple[str, ...] = (),
            overrides: dict[str, str] | None = None) -> list[dict]:
     """Render a template of the current stage into draft posts (one per channel and language)."""
-    from .channels import CHANNELS, count, subject_count
+    from .channels import CHANNELS
     from .inputs import resolve
-    from .render import context, render_text, scan
+    from .render import context, render_text
 
     loaded = pinned_playbook(store, incident)
     pb = loaded.playbook
@@ -94,34 +94,12 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                 withheld = frozenset(k for k, v in state["plan"]["inputs"].items() if v["confidential"])
                 if isinstance(source, str):
                     text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
-                    measured = count(ch, text, limit=pb.channel_limit(ch))
-                    scanned = text
                 else:
-                    subject = render_text(source.subject, ctx, html=False, where=where + " subject", withheld=withheld)
-                    body = render_text(source.body, ctx, html=profile.html, where=where, withheld=withheld)
-                    text = {"subject": subject, "body": body}
-                    measured = count(ch, body, limit=pb.channel_limit(ch))
-                    if not subject_count(subject).fits:
-                        measured = subject_count(subject)
-                    scanned = subject + "\n" + body
-                ours = {str(v) for k, v in {**state["inputs"], **extra}.items()
-                        if pb.inputs[k].public_contact and v not in (None, "")}
-                hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)] if profile.public else []
-                post_id = where
-                previous = state["posts"].get(post_id)
-                events.append(NewEvent("PostDrafted", now, actor, {
-                    "post": post_id,
-                    "template": template, "channel": ch, "lang": lang,
-                    "version": (previous["version"] + 1) if previous else 1,
-                    "text": text,
-                    "sha256": text_hash(text),
-                    "public": profile.public,
-                    "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
-                              "detail": measured.detail, "fits": measured.fits},
-                    "hits": [h.to_json() for h in hits],
-                    "policy": spec.approval.model_dump(),
-                }))
-                drafted.append(post_id)
+                    text = {"subject": render_text(source.subject, ctx, html=False, where=where + " subject",
+                                                   withheld=withheld),
+                            "body": render_text(source.body, ctx, html=profile.html, where=where, withheld=withheld)}
+                events.append(_drafted(pb, state, where, template, ch, lang, text, now, actor, extra))
+                drafted.append(where)
         if not drafted:
             raise NotFound(f"incident {incident}: template {template} has no text in "
                            f"{', '.join(langs)} for {', '.join(wanted)}")
@@ -129,6 +107,71 @@ def render(store, clock, actor: str, incident: str, template: str, *,
 
     state = _act(store, incident, build)
     return [{"id": pid, **state["posts"][pid]} for pid in drafted]
+
+
+def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: str, text,
+             at: str, actor: str, extra: dict | None = None, edited: bool = False) -> NewEvent:
+    """A new version of a post: its text measured against the channel and scanned."""
+    from .channels import CHANNELS, count, subject_count
+    from .render import scan
+
+    profile = CHANNELS[channel]
+    if isinstance(text, dict):
+        measured = count(channel, text["body"], limit=pb.channel_limit(channel))
+        if not subject_count(text["subject"]).fits:
+            measured = subject_count(text["subject"])
+        scanned = text["subject"] + "\n" + text["body"]
+    else:
+        measured = count(channel, text, limit=pb.channel_limit(channel))
+        scanned = text
+    hits = []
+    if profile.public:
+        ours = {str(v) for k, v in {**state["inputs"], **(extra or {})}.items()
+                if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
+        hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)]
+    previous = state["posts"].get(post_id)
+    return NewEvent("PostDrafted", at, actor, {
+        "post": post_id, "template": template, "channel": channel, "lang": lang,
+        "version": (previous["version"] + 1) if previous else 1,
+        "text": text,
+        "sha256": text_hash(text),
+        "public": profile.public,
+        "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
+                  "detail": measured.detail, "fits": measured.fits},
+        "hits": [h.to_json() for h in hits],
+        "policy": pb.templates[template].approval.model_dump(),
+        **({"edited": True} if edited else {}),
+    })
+
+
+def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
+         subject: str | None = None) -> dict:
+    """A hand-edited new version of a draft: measured, scanned, and needing approval again."""
+    from .sandbox import MAX_OUTPUT
+
+    loaded = pinned_playbook(store, incident)
+    text = text.strip()
+    if not text or len(text) > MAX_OUTPUT:
+        raise UsageError(f"the edited text must be 1 to {MAX_OUTPUT} characters")
+
+    def build(state):
+        _require_open(state, "edit posts")
+        _require_member(state, actor, "edit posts")
+        post = _post(state, post_id)
+        if post["status"] == "published":
+            raise Refused(f"incident {incident}: {post_id} v{post['version']} is published; "
+                          "render the template again for a new post")
+        if isinstance(post["text"], dict):
+            new = {"subject": (subject or post["text"]["subject"]).strip(), "body": text}
+        elif subject is not None:
+            raise UsageError(f"{post_id} is a {post['channel']} post: only email has a subject")
+        else:
+            new = text
+        if new == post["text"]:
+            raise Refused(f"incident {incident}: the edited text is the same as v{post['version']}")
+        return [_drafted(loaded.playbook, state, post_id, post["template"], post["channel"], post["lang"],
+                         new, _at(clock, state), actor, edited=True)]
+    return {"id": post_id, **_act(store, incident, build)["posts"][post_id]}
 
 
 # -- approve / reject ------------------------------------------------------------------

@@ -540,3 +540,39 @@ def test_drafts_text_output_shows_length_and_needs(acknowledging):
     out = acknowledging("drafts", INC).output
     assert "== public_ack/x/en v1  [draft]  x: " in out and "/280 weighted characters" in out
     assert "needs: approval by spokesperson" in out
+
+
+# -- hand edits ------------------------------------------------------------------------------------
+
+
+def test_an_edit_is_a_new_version_that_needs_approval_again(acknowledging, db):
+    _render_ack(cli := acknowledging)
+    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    edited = cli("edit", INC, "public_ack/x/en", "--text", "We are sorry. Please DM us so we can help.", "--as", "carol")
+    assert edited.exit_code == 0, edited.output
+    assert "v2  [draft]  x: 42/280" in edited.stdout
+    post = _drafts(cli)["public_ack/x/en"]
+    assert post["version"] == 2 and post["approvals"] == [] and post["author"] == "carol"
+    _refused(cli, db, 5, "publish", INC, "public_ack/x/en", "--as", "carol")
+    _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob")
+    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("publish", INC, "public_ack/x/en", "--as", "carol").exit_code == 0
+
+
+def test_an_edit_is_scanned_for_identifiers_and_measured(acknowledging, db):
+    _render_ack(cli := acknowledging)
+    cli("edit", INC, "public_ack/x/en", "--text", "Call Jo on 07700 900123. " + "x" * 300, "--as", "carol")
+    post = _drafts(cli)["public_ack/x/en"]
+    assert post["status"] == "too_long"
+    assert post["hits"] == [{"kind": "phone number", "text": "07700 900123"}]
+
+
+def test_bad_edits_change_nothing(acknowledging, db):
+    _render_ack(cli := acknowledging)
+    assert _refused(cli, db, 2, "edit", INC, "public_ack/x/en", "--as", "carol")
+    assert _refused(cli, db, 2, "edit", INC, "public_ack/x/en", "--text", "  ", "--as", "carol")
+    assert _refused(cli, db, 2, "edit", INC, "public_ack/x/en", "--text", "Hi", "--subject", "S", "--as", "carol")
+    assert _refused(cli, db, 4, "edit", INC, "nope/x/en", "--text", "Hi", "--as", "carol")
+    same = _drafts(cli)["public_ack/x/en"]["text"]
+    assert "same as v1" in _refused(cli, db, 5, "edit", INC, "public_ack/x/en", "--text", same, "--as", "carol")
+    assert _refused(cli, db, 5, "edit", INC, "public_ack/x/en", "--text", "Hi", "--as", "mallory")

@@ -163,7 +163,7 @@ class _Builder:
             key = self.scalar(key_node, loc)
             if not isinstance(key, str):
                 self.note(loc, key_node, f"key {key_node.value!r} is read by YAML as "
-                          f"{_kind(key)} {key!r}, not text; put it in quotes")
+                          f"{_yaml_kind(key)}, not text; put it in quotes")
                 continue
             if key in out:
                 first = self.smap.keys[loc + (key,)][0]
@@ -222,17 +222,6 @@ def _yaml_int(text: str) -> int:
         return sign * int(s, 8)
     return sign * int(s)
 
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "the boolean"
-    if isinstance(value, int):
-        return "the number"
-    if isinstance(value, float):
-        return "the number"
-    return type(value).__name__
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, replace
 
-from engine.errors import NotFound, PlaybookError, UsageError
+from engine.errors import NotFound, UsageError
 
 WEIGHTED = "weighted characters"
 GRAPHEMES = "graphemes"
@@ -146,46 +146,17 @@ def _describe(char: str) -> str:
 # --- X ----------------------------------------------------------------------
 
 
-def _pkg_resources_shim() -> None:
-    """twitter-text-parser reads its emoji table through setuptools' ``pkg_resources``,
-    which newer setuptools releases no longer ship. Provide the one function it uses."""
-    import importlib.util
-    import sys
-    import types
-
-    if "pkg_resources" in sys.modules or importlib.util.find_spec("pkg_resources"):
-        return
-    from importlib.resources import files
-
-    shim = types.ModuleType("pkg_resources")
-    shim.resource_string = lambda package, name: files(package.rpartition(".")[0] or package).joinpath(name).read_bytes()
-    sys.modules["pkg_resources"] = shim
-
-
-def _twitter_text():
-    try:
-        _pkg_resources_shim()
-        import twitter_text
-        from twitter_text.config import config
-    except ImportError as e:  # the package needs setuptools' pkg_resources at import
-        raise PlaybookError(
-            f"cannot measure this post: the 'twitter-text-parser' package failed to import ({e}); "
-            "reinstall the project's dependencies"
-        ) from e
-    return twitter_text, config
-
-
 def _count_x(text: str, limit: int) -> Count:
-    twitter_text, config = _twitter_text()
-    parsed = twitter_text.parse_tweet(text, config["version3"])
-    detail = ""
-    if not parsed.valid and text:
-        from twitter_text.regexp.invalid_chars import invalid_chars
+    from .xtext import x_counter
 
-        bad = invalid_chars.search(text)
+    x = x_counter()
+    used, valid = x.measure(text)
+    detail = ""
+    if not valid and text:
+        bad = x.invalid_chars.search(text)
         if bad:
             detail = f"X refuses posts containing {_describe(bad.group(0))}"
-    return Count(parsed.weightedLength, limit, WEIGHTED, detail)
+    return Count(used, limit, WEIGHTED, detail)
 
 
 # --- Bluesky ----------------------------------------------------------------
@@ -194,12 +165,34 @@ BLUESKY_MAX_BYTES = 3000  # the record's text is also capped at 3000 UTF-8 bytes
 
 
 def _count_bluesky(text: str, limit: int) -> Count:
-    import regex
-
-    used = len(regex.findall(r"\X", text))
+    cluster, joiner = _grapheme_patterns()
+    if text.isascii() or not joiner.search(text):
+        # Only characters whose Grapheme_Cluster_Break is Other, Control, CR or LF: no
+        # rule of UAX #29 joins two of those but CR x LF (the ones that join need an
+        # Extend, ZWJ, SpacingMark, Prepend, regional indicator or Hangul jamo/syllable),
+        # so every character is a cluster of its own but CR LF, which is one.
+        used = len(text) - text.count("\r\n")
+    else:
+        used = len(cluster.findall(text))
     size = len(text.encode("utf-8", "surrogatepass"))
     detail = f"{size} bytes, over Bluesky's {BLUESKY_MAX_BYTES}-byte cap" if size > BLUESKY_MAX_BYTES else ""
     return Count(used, limit, GRAPHEMES, detail)
+
+
+_GRAPHEME_PATTERNS = None
+
+
+def _grapheme_patterns():
+    """(a grapheme cluster, a character that may join one), compiled once."""
+    global _GRAPHEME_PATTERNS
+    if _GRAPHEME_PATTERNS is None:
+        import regex
+
+        _GRAPHEME_PATTERNS = (
+            regex.compile(r"\X"),
+            regex.compile(r"[^\p{Grapheme_Cluster_Break=Other}\p{Grapheme_Cluster_Break=Control}\r\n]"),
+        )
+    return _GRAPHEME_PATTERNS
 
 
 # --- Mastodon ---------------------------------------------------------------
@@ -214,15 +207,19 @@ def _mastodon_countable(text: str) -> str:
 
     pieces, at = [], 0
     if "://" in text:
-        twitter_text, _ = _twitter_text()
-        for entity in twitter_text.extract_urls_with_indices(text):
+        from .xtext import x_counter
+
+        for entity in x_counter().urls(text):
             start, end = entity["indices"]
             if entity["url"].lower().startswith(("http://", "https://")):
                 pieces += [text[at:start], "x" * MASTODON_URL_LENGTH]
                 at = end
     pieces.append(text[at:])
     # As Mastodon does: URLs first, so a mention inside a URL is not shortened.
-    return re.sub(_MASTODON_MENTION, r"\1@\2", "".join(pieces), flags=re.IGNORECASE | re.ASCII)
+    text = "".join(pieces)
+    if "@" not in text:  # a remote mention holds two
+        return text
+    return re.sub(_MASTODON_MENTION, r"\1@\2", text, flags=re.IGNORECASE | re.ASCII)
 
 
 # --- SMS --------------------------------------------------------------------
@@ -237,36 +234,45 @@ SMS_SINGLE = {"GSM-7": 160, "UCS-2": 70}  # septets / UTF-16 units in a lone mes
 SMS_PART = {"GSM-7": 153, "UCS-2": 67}  # per part once concatenated (the rest is the UDH)
 
 
-def _gsm7_width(char: str) -> int | None:
-    if char in GSM7_BASIC:
-        return 1
-    if char in GSM7_EXTENSION:
-        return 2
-    return None
-
-
 def _count_sms(text: str, limit: int) -> Count:
     if not text:
         return Count(0, limit, SEGMENTS, "empty")
-    encoding, reason = "GSM-7", ""
-    widths = []
-    for index, char in enumerate(text):
-        width = _gsm7_width(char)
-        if width is None:
-            encoding = "UCS-2"
-            reason = f" because of {_describe(char)} at character {index + 1}"
-            break
-        widths.append(width)
-    if encoding == "UCS-2":
-        widths = [2 if ord(c) > 0xFFFF else 1 for c in text]
-    segments = _segments(widths, SMS_SINGLE[encoding], SMS_PART[encoding])
-    used, units = sum(widths), ("septets" if encoding == "GSM-7" else "UTF-16 units")
+    outside = _sms_patterns()[0].search(text)  # the first character GSM-7 cannot send
+    if outside is None:
+        encoding, reason = "GSM-7", ""
+        doubles = sum(text.count(char) for char in GSM7_EXTENSION)
+        widths = [1 + (char in GSM7_EXTENSION) for char in text] if doubles else None
+    else:
+        encoding = "UCS-2"
+        reason = f" because of {_describe(outside.group(0))} at character {outside.start() + 1}"
+        doubles = len(_sms_patterns()[1].findall(text))  # surrogate pairs
+        widths = [2 if ord(c) > 0xFFFF else 1 for c in text] if doubles else None
+    used = len(text) + doubles
+    if widths is None:  # every character one unit: _segments comes to a plain division
+        segments = 1 if used <= SMS_SINGLE[encoding] else -(-used // SMS_PART[encoding])
+    else:
+        segments = _segments(widths, SMS_SINGLE[encoding], SMS_PART[encoding])
+    units = "septets" if encoding == "GSM-7" else "UTF-16 units"
     if segments == 1:
         size = f"{used}/{SMS_SINGLE[encoding]} {units}"
     else:
         size = f"{used} {units}, {SMS_PART[encoding]} per segment"
     detail = f"{encoding}{reason}, {segments} segment{'' if segments == 1 else 's'} ({size})"
     return Count(segments, limit, SEGMENTS, detail)
+
+
+_SMS_PATTERNS = None
+
+
+def _sms_patterns():
+    """(a character outside GSM-7, a character outside the BMP), compiled once."""
+    global _SMS_PATTERNS
+    if _SMS_PATTERNS is None:
+        import re
+
+        gsm7 = "".join(re.escape(char) for char in sorted(GSM7_BASIC | GSM7_EXTENSION))
+        _SMS_PATTERNS = (re.compile(f"[^{gsm7}]"), re.compile("[\U00010000-\U0010ffff]"))
+    return _SMS_PATTERNS
 
 
 def _segments(widths: list[int], single: int, part: int) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import incident as inc
 from .errors import NotFound, Refused, StoreError, UsageError
-from .events import NewEvent, canonical, utc_now_iso
+from .events import NewEvent, canonical
 from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
 
 

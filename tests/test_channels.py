@@ -207,3 +207,332 @@ def test_importing_channels_does_not_load_the_heavy_libraries():
     code = "import sys, engine.channels; print(sorted({'twitter_text', 'regex'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- X: the fast counter gives twitter-text's own results --------------------
+#
+# engine.channels counts X posts without running twitter-text's parse_tweet (1 to 3 ms a
+# post); these tests hold it to parse_tweet's weightedLength and valid flag, and to
+# twitter-text's URL and emoji extractors, on generated posts.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from engine import channels, xtext  # noqa: E402
+
+
+def _tt():
+    twitter_text, config = xtext._twitter_text()
+    return twitter_text, config["version3"]
+
+
+def _x_as_parse_tweet(text: str) -> tuple[int, str]:
+    """(used, detail) as engine.channels computed them with parse_tweet itself."""
+    twitter_text, v3 = _tt()
+    from twitter_text.regexp.invalid_chars import invalid_chars
+
+    parsed = twitter_text.parse_tweet(text, v3)
+    detail = ""
+    if not parsed.valid and text:
+        bad = invalid_chars.search(text)
+        if bad:
+            detail = f"X refuses posts containing {channels._describe(bad.group(0))}"
+    return parsed.weightedLength, detail
+
+
+_SCHEMES = ["", "", "http://", "https://", "HTTPS://", "hTtP://", "ftp://", "https:/", "://"]
+_HOSTS = ["example", "st-marys", "ex_ample", "news.example", "www.hospital", "a", "örnek", "日本",
+          "xn--wgv71a119e", "münchen", "t", "sub.sub2.domain", "Example", "123", "-bad", "\U0001F637",
+          "x\u2764\uFE0F", "пример", "a\u200Db"]
+_TLDS = [".com", ".org", ".co.uk", ".es", ".tr", ".jp", ".net", ".COM", ".Org", ".co", ".io",
+         ".bız", ".ſite", ".онлайн", ".한국", ".xyz1", ".c", ".onion", ".comx", ".gov.uk", ".de"]
+_PATHS = ["", "", "/", "/feedback", "/press/2024/update?lang=en", "/wiki/Foo_(bar)", "/a/b/", "/é/ü",
+          "?q=1&r=2", "#top", ":8080/x", "/path.", "/x@y/", "/ünïcode-пример", "/((a))", "/\U0001F637",
+          "/x.com", "/\u00A9"]
+_AFTER = ["", "", ".", ",", ")", "!", "?", "…", ":", "'", "/"]
+
+_URL = st.builds(lambda *parts: "".join(parts), st.sampled_from(_SCHEMES), st.sampled_from(_HOSTS),
+                 st.sampled_from(_TLDS), st.sampled_from(_PATHS), st.sampled_from(_AFTER))
+_TCO = st.builds(lambda slug, tail: f"https://t.co/{slug}{tail}",
+                 st.text("abcXYZ0129", min_size=1, max_size=45), st.sampled_from(["", "?a=b", "/x", "."]))
+_EMOJI = st.sampled_from([
+    "\U0001F637", "\U0001F44D\U0001F3FD", "\U0001F3FD",  # masked face, thumbs up + skin tone, lone tone
+    "\U0001F468\u200D\U0001F469\u200D\U0001F467\u200D\U0001F466",  # ZWJ family
+    "\U0001F469\U0001F3FD\u200D\u2695\uFE0F", "\U0001F3F3\uFE0F\u200D\U0001F308",  # health worker, rainbow flag
+    "\U0001F469\U0001F3FB\u200D\u2764\uFE0F\u200D\U0001F48B\u200D\U0001F468\U0001F3FC",  # kiss, two tones
+    "\U0001F1EA\U0001F1F8", "\U0001F1F9\U0001F1F7", "\U0001F1EA", "\U0001F1EA\U0001F1F8\U0001F1EF",  # flags
+    "1\uFE0F\u20E3", "#\uFE0F\u20E3", "*\u20E3", "0\u20E3", "7\uFE0F",  # keycaps
+    "\u00A9\uFE0F", "\u00AE", "\u2122", "\u2764\uFE0F", "\u2764", "\u263A", "\u303D", "\u3297\uFE0F",
+    "\u200D", "\uFE0F", "\U0001F9D1\u200D\U0001F91D\u200D\U0001F9D1", "\U0001FAE0", "\U0001F600\U0001F601",
+])
+_CJK = st.sampled_from(["日本語", "ご連絡ください", "。", "患者相談窓口", "한국어", "中文", "＠", "＃", "ｈｔｔｐ", "ｈｔｔｐｓ：／／"])
+_LATIN = st.sampled_from(["é", "ñ", "ü", "ç", "ş", "ğ", "İ", "ı", "ſ", "\u212A", "e\u0301", "\u212B", "Ø", "ß",
+                          "Yaşadığınız", "İletişim", "Lamentamos", "niño", "désolés", "\u0130stanbul", "Kelvin\u212A"])
+_MARKS = st.sampled_from(["\u200E", "\u200F", "\u202A", "\u202B", "\u202C", "\u202D", "\u202E", "\u2066",
+                          "\u2067", "\u2068", "\u2069", "\u061C", "مرحبا", "שלום"])
+_SPACE = st.sampled_from([" ", " ", " ", "\n", "\r\n", "\r", "\t", "\u00A0", "\u3000", "\u2028", "\u202F", "\u0085"])
+_PUNCT = st.sampled_from([".", ",", "@", "#", "$", ":", "/", "-", "_", "(", ")", "!", "?", "'", "...", "@alice", "#tag"])
+_RARE = st.sampled_from(["\uFFFE", "\uFEFF", "\uFFFF"])  # characters X refuses
+_WORD = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=9)
+_ANY = st.characters(exclude_categories=("Cs",))
+
+_PROSE = st.sampled_from([
+    "We're sorry to hear about your experience and we want to make this right.",
+    "Lamentamos mucho su experiencia y queremos solucionarlo.",
+    "Yaşadığınız deneyim için üzgünüz ve durumu düzeltmek istiyoruz.",
+    "この度はご不快な思いをおかけし、誠に申し訳ございません。",
+    "To protect patient privacy, we never discuss details in public. Please contact us:",
+])
+_PIECE = st.one_of(_WORD, _WORD, _SPACE, _SPACE, _URL, _URL, _TCO, _EMOJI, _EMOJI, _CJK, _LATIN, _PUNCT,
+                   _PROSE, st.one_of(_MARKS, _MARKS, _ANY, _ANY, _RARE))
+_POST = st.lists(_PIECE, max_size=60).map("".join)
+
+
+@settings(max_examples=500, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_POST)
+def test_x_count_equals_parse_tweet_on_generated_posts(text):
+    twitter_text, v3 = _tt()
+    result = count("x", text)
+    assert (result.used, result.detail) == _x_as_parse_tweet(text)
+    # and the pieces it is built from equal twitter-text's own extractors
+    x = xtext.x_counter()
+    norm = __import__("unicodedata").normalize("NFC", text)
+    assert x.urls(norm) == twitter_text.extract_urls_with_indices(norm)
+    assert x.emojis(norm) == twitter_text.extract_emojis_with_indices(norm)
+
+
+@settings(max_examples=250, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECE, max_size=12).map("".join))
+def test_x_prechecks_keep_every_position_where_twitter_text_could_match(text):
+    """Stronger than equal results: every position where twitter-text's URL or emoji
+    pattern matches at all (not only where its scan happens to) is one the counter tries."""
+    from twitter_text.regexp.emoji import emoji
+    from twitter_text.regexp.extract_url import extract_url
+
+    x = xtext.x_counter()
+    url_starts = set(x.urls.__globals__["extract_url"].starts(text))
+    emoji_starts = set(x.emojis.__globals__["emoji"].starts(text))
+    for position in range(len(text)):
+        if extract_url.match(text, position):
+            assert position in url_starts, (text, position)
+        if emoji.match(text, position):
+            assert position in emoji_starts, (text, position)
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "\r\n", "a" * 280, "a" * 281, "日" * 140, "日" * 141, FAMILY * 140, FAMILY * 141,
+    "x.com " * 12, "https://t.co/" + "a" * 41, "\uFEFF", "ABC\uFFFF" + "a" * 300, "a\uFFFEhttps://x.com",
+    "https://example.com/\uFEFF", "see example.org\u2066 and \u2067example.es", "\U0001F1EA" * 5,
+    "1\u20E3 2\uFE0F\u20E3", "Kelvin.\u212Aom ı.bız", "e\u0301.com", "a\ud800",
+])
+def test_x_count_edge_cases_match_parse_tweet(text):
+    twitter_text, v3 = _tt()
+    try:
+        expected = _x_as_parse_tweet(text)
+    except Exception as error:  # a lone surrogate: twitter-text cannot encode it, nor can we
+        with pytest.raises(type(error)):
+            count("x", text)
+        return
+    result = count("x", text)
+    assert (result.used, result.detail) == expected
+
+
+def test_x_fast_paths_are_in_use():
+    """If a twitter-text upgrade changed its URL pattern, the counter quietly goes back to
+    the full scan: exact, but 100 times slower. This says so: re-check the argument in
+    engine/xtext.py:_url_starts against the new pattern, then update the digest."""
+    import hashlib
+
+    from twitter_text.regexp.emoji import emoji
+    from twitter_text.regexp.extract_url import extract_url
+
+    digest = hashlib.sha256(extract_url.pattern.encode("utf-8")).hexdigest()
+    assert digest == xtext._URL_PATTERN_SHA256, "twitter-text's URL pattern changed"
+    x = xtext.x_counter()
+    assert isinstance(x.urls.__globals__["extract_url"], xtext._Scanner)
+    assert xtext._literal_alternation_starts(emoji) is not None
+    assert isinstance(x.emojis.__globals__["emoji"], xtext._Scanner)
+
+
+def test_x_counter_without_its_fast_paths_still_counts_the_same(monkeypatch):
+    """What an upgrade of twitter-text that changed its patterns would get: the full scans."""
+    twitter_text, v3 = _tt()
+    monkeypatch.setattr(xtext, "_URL_PATTERN_SHA256", "0" * 64)
+    monkeypatch.setattr(xtext, "_literal_alternation_starts", lambda pattern: None)
+    slow = xtext._XCounter()
+    assert slow.urls is twitter_text.extract_urls_with_indices
+    assert slow.emojis is twitter_text.extract_emojis_with_indices
+    for text in ("Update: https://example.org/a " + FAMILY, "日本語 x.com \u00A9\uFE0F", "ABC\uFFFF", ""):
+        parsed = twitter_text.parse_tweet(text, v3)
+        assert slow.measure(text) == xtext.x_counter().measure(text) == (parsed.weightedLength, parsed.valid)
+
+
+def _first_chars(compiled) -> set[int]:
+    """The first characters a (compiled, case-sensitive view of a) pattern can match."""
+    from re import _constants as sre
+    from re import _parser
+
+    def first(sequence) -> set[int]:
+        op, value = sequence[0]
+        if op is sre.LITERAL:
+            return {value}
+        if op is sre.IN:
+            out = set()
+            for kind, item in value:
+                assert kind in (sre.LITERAL, sre.RANGE), kind
+                out |= {item} if kind is sre.LITERAL else set(range(item[0], item[1] + 1))
+            return out
+        if op is sre.BRANCH:
+            return set().union(*(first(part) for part in value[1]))
+        assert op is sre.SUBPATTERN, op
+        return first(value[3])
+
+    return first(_parser.parse(compiled.pattern, compiled.flags))
+
+
+def test_every_top_level_domain_starts_with_a_letter_or_a_non_ascii_non_space():
+    """A step of the argument in engine/xtext.py:_url_starts: the character after the
+    dot that ends a domain name is an ASCII letter or a non-ASCII character other than a
+    space (case-insensitive matching keeps it so: the case partners of ASCII letters are
+    ASCII letters and the non-ASCII İ, ı, ſ and the Kelvin sign)."""
+    from twitter_text.regexp.spaces_group import spaces_group
+    from twitter_text.regexp.valid_cctld import valid_cctld
+    from twitter_text.regexp.valid_gtld import valid_gtld
+    from twitter_text.regexp.valid_punycode import valid_punycode
+
+    space = re.compile(f"[{spaces_group}]")
+    for tlds in (valid_gtld, valid_cctld, valid_punycode):
+        starters = _first_chars(tlds)
+        assert starters
+        for code in starters:
+            char = chr(code)
+            assert (char.isascii() and char.isalpha()) or (not char.isascii() and not space.match(char)), char
+
+
+def test_twitter_texts_url_pattern_has_no_construct_that_depends_on_where_a_scan_starts():
+    """A step of the argument in engine/xtext.py:_Scanner: only forward look-ahead, and
+    ^ / $ as the only anchors, without MULTILINE."""
+    from re import _constants as sre
+    from re import _parser
+
+    from twitter_text.regexp.extract_url import extract_url
+
+    assert not extract_url.flags & re.MULTILINE
+    seen = set()
+
+    def walk(sequence):
+        for op, value in sequence:
+            seen.add(op)
+            if op is sre.BRANCH:
+                for part in value[1]:
+                    walk(part)
+            elif op is sre.SUBPATTERN:
+                walk(value[3])
+            elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+                walk(value[2])
+            elif op in (sre.ASSERT, sre.ASSERT_NOT):
+                assert value[0] == 1, "look-behind"
+                walk(value[1])
+            elif op is sre.AT:
+                assert value in (sre.AT_BEGINNING, sre.AT_END), value
+            else:
+                assert op in (sre.LITERAL, sre.IN, sre.NOT_LITERAL, sre.ANY), op
+
+    walk(_parser.parse(extract_url.pattern, extract_url.flags))
+    assert sre.AT in seen
+
+
+def test_x_counter_weights_equal_get_character_weight_for_every_code_point():
+    from twitter_text.get_character_weight import get_character_weight
+
+    twitter_text, v3 = _tt()
+    x = xtext.x_counter()
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    # one number over all code points, then every BMP one on its own
+    assert x._plain_weight(everything, 0, len(everything)) == sum(get_character_weight(c, v3) for c in everything)
+    for c in everything[:0xF000]:
+        assert x._plain_weight(c, 0, 1) == get_character_weight(c, v3), hex(ord(c))
+
+
+# --- Bluesky and SMS: faster, same results ------------------------------------
+
+
+def test_bluesky_every_latin1_pair_is_two_clusters_but_cr_lf():
+    """The shortcut in engine/channels.py:_count_bluesky on the characters most posts are
+    made of, every pair of them (the rules that look further, for emoji ZWJ sequences,
+    regional indicators and Indic conjuncts, need characters outside Latin-1)."""
+    import regex
+
+    cluster = regex.compile(r"\X")
+    latin1 = [chr(c) for c in range(256)]
+    for a in latin1:
+        for b in latin1:
+            assert len(cluster.findall(a + b)) == (1 if a + b == "\r\n" else 2), (a, b)
+
+
+def _sms_reference(text: str) -> tuple[int, str]:
+    """engine.channels._count_sms as it was: one character at a time."""
+    if not text:
+        return 0, "empty"
+    encoding, reason, widths = "GSM-7", "", []
+    for index, char in enumerate(text):
+        width = 1 if char in channels.GSM7_BASIC else 2 if char in channels.GSM7_EXTENSION else None
+        if width is None:
+            encoding, reason = "UCS-2", f" because of {channels._describe(char)} at character {index + 1}"
+            break
+        widths.append(width)
+    if encoding == "UCS-2":
+        widths = [2 if ord(c) > 0xFFFF else 1 for c in text]
+    segments = channels._segments(widths, channels.SMS_SINGLE[encoding], channels.SMS_PART[encoding])
+    used, units = sum(widths), ("septets" if encoding == "GSM-7" else "UTF-16 units")
+    size = (f"{used}/{channels.SMS_SINGLE[encoding]} {units}" if segments == 1
+            else f"{used} {units}, {channels.SMS_PART[encoding]} per segment")
+    return segments, f"{encoding}{reason}, {segments} segment{'' if segments == 1 else 's'} ({size})"
+
+
+_GSM = st.sampled_from(sorted(channels.GSM7_BASIC))
+_SMS_PIECE = st.one_of(st.lists(_GSM, min_size=1, max_size=200).map("".join), st.sampled_from(sorted(channels.GSM7_EXTENSION)),
+                       _EMOJI, _CJK, _LATIN, _SPACE, st.sampled_from(["’", "“", "ж", "\U0001F637"]), st.text("a", max_size=170))
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.lists(_SMS_PIECE, max_size=8).map("".join))
+def test_sms_count_equals_the_character_by_character_reference(text):
+    result = count("sms", text)
+    assert (result.used, result.detail) == _sms_reference(text)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.one_of(_POST, st.text(st.characters(max_codepoint=0xFF)), st.text(), st.lists(_LATIN | _SPACE | _WORD).map("".join)))
+def test_bluesky_count_equals_grapheme_clusters(text):
+    import regex
+
+    assert count("bluesky", text).used == len(regex.findall(r"\X", text))
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(_POST)
+def test_mastodon_count_equals_counting_with_twitter_texts_own_extractor(text):
+    twitter_text, _ = _tt()
+    pieces, at = [], 0
+    if "://" in text:
+        for entity in twitter_text.extract_urls_with_indices(text):
+            start, end = entity["indices"]
+            if entity["url"].lower().startswith(("http://", "https://")):
+                pieces += [text[at:start], "x" * channels.MASTODON_URL_LENGTH]
+                at = end
+    pieces.append(text[at:])
+    expected = re.sub(channels._MASTODON_MENTION, r"\1@\2", "".join(pieces), flags=re.IGNORECASE | re.ASCII)
+    assert count("mastodon", text).used == len(expected)
+
+
+def test_bluesky_shortcut_agrees_with_grapheme_clusters_over_every_code_point_it_takes():
+    """Every code point the shortcut accepts (Grapheme_Cluster_Break Other, Control, CR or
+    LF), in code point order, in reverse and interleaved with CR and LF: as many clusters as
+    characters, less one per CR LF."""
+    cluster, joiner = channels._grapheme_patterns()
+    simple = "".join(c for c in map(chr, range(0x110000)) if not joiner.match(c))
+    assert "a" in simple and "日" in simple and "\u0301" not in simple and "\u200d" not in simple
+    for text in (simple, simple[::-1], "\r\n".join(simple[::97]), "\r".join(simple[::89]) + "\n"):
+        assert len(cluster.findall(text)) == len(text) - text.count("\r\n")
+        assert count("bluesky", text).used == len(cluster.findall(text))

@@ -453,16 +453,18 @@ def _seconds(text: str, option: str) -> int:
         raise UsageError(f"{option}: {e}") from None
 
 
-def _check_due(ctx, store, within: int, record: bool, as_json: bool) -> None:
+def _check_due(ctx, store, within: int, record: bool, as_json: bool, db: str | None = None) -> None:
     from engine import breaches
     from engine.errors import Overdue
 
     clock = _clock(ctx)
     items = breaches.due(store, clock.now(), within)
     recorded = breaches.record(store, clock, items) if record else []
+    destinations = _destinations(db) if record else {}
+    notices = breaches.notify(store, clock, destinations) if destinations else []
     overdue = [i for i in items if i.clock.overdue]
     if as_json:
-        _print_json({"items": [i.to_json() for i in items], "recorded": recorded})
+        _print_json({"items": [i.to_json() for i in items], "recorded": recorded, "notified": notices})
     elif not items:
         click.echo("Nothing is due" + (" in that window." if within else " or overdue."))
     for i in ([] if as_json else items):
@@ -470,6 +472,9 @@ def _check_due(ctx, store, within: int, record: bool, as_json: bool) -> None:
         click.echo(_local(ctx, f"{i.incident:<18} {drill}{i.clock.label:<36} {i.clock.describe()}"))
     for r in ([] if as_json else recorded):
         click.echo(f"recorded: {r['incident']} missed {r['label']}")
+    for n in ([] if as_json else notices):
+        click.echo(f"notified: {n['incident']} {n['label']} -> {n['target']}" if n["ok"] else
+                   f"!! notice for {n['incident']} {n['label']} to {n['target']} FAILED (retried next check): {n['error']}")
     if overdue:
         raise Overdue(f"{len(overdue)} item(s) overdue")
 
@@ -488,7 +493,7 @@ def due(ctx, within, record, db, as_json):
     Exits 9 while anything is overdue (for cron and monitoring); records each
     missed deadline once and applies the playbook's escalation."""
     within_s = 0 if within in ("0", "0s") else _seconds(within, "--within")
-    _check_due(ctx, _store(ctx, db), within_s, record, as_json)
+    _check_due(ctx, _store(ctx, db), within_s, record, as_json, db)
 
 
 @main.command()
@@ -511,7 +516,7 @@ def watch(ctx, interval, within, count, db):
         n += 1
         click.echo(f"-- check {n} at {_clock(ctx).now().isoformat(timespec='seconds')}")
         try:
-            _check_due(ctx, store, within_s, True, False)
+            _check_due(ctx, store, within_s, True, False, db)
         except Overdue as e:
             click.echo(f"!! {e}")
         if count is None or n < count:

@@ -79,7 +79,7 @@ def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
     esc = c.escalate
     people = {role: state["roles"].get(role, []) for role in esc["notify"]}
     events = [NewEvent("EscalationApplied", at, SYSTEM, {
-        "clock": c.key, "notify": people, "move_to": esc["move_to"],
+        "clock": c.key, "key": breach_key(c), "label": c.label, "notify": people, "move_to": esc["move_to"],
     })]
     target = esc["move_to"]
     if target and target != state["stage"] and not inc.is_closed(state):
@@ -97,3 +97,40 @@ def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
                         "reason": f"escalation: {c.label} overdue"}))
                 break
     return events
+
+
+def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
+    """Send pending escalation notices through the configured destinations.
+
+    Destinations (the same file as for posts) ``escalation`` receive every notice,
+    ``escalation.ROLE`` the notices for that role. Each attempt is logged; a failed
+    one is tried again at the next check. Drills never notify anyone.
+    """
+    from .delivery import redact, send
+    from .service import _act
+
+    urls_for = lambda roles: list(dict.fromkeys(  # noqa: E731 - small and local
+        destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]))
+    report: list[dict] = []
+    for snap in store.snapshots():
+        state = snap.state
+        if state["drill"]:
+            continue
+        for key, pending in state.get("notifications", {}).items():
+            urls = [u for u in urls_for(pending["notify"]) if redact(u) not in pending["delivered_to"]]
+            if not urls:
+                continue
+            people = "; ".join(f"{r}: {', '.join(p) or 'nobody assigned'}" for r, p in pending["notify"].items())
+            message = (f"[{state['id']}] MISSED: {pending['label']}. Escalated to {people}. "
+                       f"Incident: {state['title']} (stage {state['stage']}).")
+            attempts = [send(u, {"subject": f"[{state['id']}] missed: {pending['label']}", "body": message})
+                        for u in urls]
+
+            def build(current, key=key, attempts=attempts):
+                at = utc_now_iso(inc.effective_now(current, clock.now()))
+                return [NewEvent("EscalationNotified", at, SYSTEM, {
+                    "key": key, "target": a.target, "ok": a.ok, "error": a.error}) for a in attempts]
+            _act(store, state["id"], build)
+            report += [{"incident": state["id"], "label": pending["label"], "target": a.target,
+                        "ok": a.ok, "error": a.error} for a in attempts]
+    return report

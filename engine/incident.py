@@ -75,6 +75,12 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
             "clock": data["clock"], "label": data["label"], "due_at": data["due_at"], "detected_at": at}
     elif type == "EscalationApplied":
         s["escalations"] = s.get("escalations", 0) + 1
+        if data.get("notify"):
+            s.setdefault("notifications", {})[data["key"]] = {
+                "label": data["label"], "notify": data["notify"], "delivered_to": []}
+    elif type == "EscalationNotified":
+        if data["ok"]:
+            s["notifications"][data["key"]]["delivered_to"].append(data["target"])
     elif type == "ClockAdvanced":
         s["sim_offset"] = s.get("sim_offset", 0) + data["seconds"]
     elif type == "InjectDelivered":

@@ -138,6 +138,8 @@ def describe(type_: str, data: dict) -> str:
         "EscalationApplied": lambda: "escalated: notify " + (", ".join(
             f"{r} ({', '.join(ps) or 'nobody assigned'})" for r, ps in d["notify"].items()) or "nobody")
             + (f"; move to {d['move_to']}" if d.get("move_to") else ""),
+        "EscalationNotified": lambda: (f"escalation notice sent to {d['target']}" if d["ok"]
+                                       else f"escalation notice to {d['target']} FAILED: {d['error']}"),
         "EscalationBlocked": lambda: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
     }.get(type_)
     if what is None:

@@ -69,7 +69,8 @@ def test_the_escalation_notifies_the_roles_and_names_their_holders(cli, clock, s
     clock.advance(timedelta(minutes=61))
     assert cli("due").exit_code == 9
     escalations = [e.data for e in store.events(INCIDENT) if e.type == "EscalationApplied"]
-    assert {"clock": "target:first_public_post", "move_to": None,
+    assert {"clock": "target:first_public_post", "move_to": None, "label": "first public post",
+            "key": "target:first_public_post@2026-03-14T10:00:00.000Z",
             "notify": {"incident_lead": ["alice"], "spokesperson": ["bob"]}} in escalations
     log = cli("log", INCIDENT).stdout
     assert "MISSED first public post" in log
@@ -123,3 +124,76 @@ def test_watch_checks_repeatedly_and_records_once(cli, clock, store):
     assert result.exit_code == 0
     assert result.stdout.count("-- check") == 2
     assert _types(store).count("DeadlineBreached") == 1
+
+
+# -- escalation notices through the delivery path ---------------------------------------
+
+
+def _notify_to(tmp_path, monkeypatch, **keys: str) -> None:
+    path = tmp_path / "destinations.yaml"
+    path.write_text("".join(f"{k.replace('__', '.')}: ['{u}']\n" for k, u in keys.items()), encoding="utf-8")
+    monkeypatch.setenv("PLAYBOOK_DESTINATIONS", str(path))
+
+
+def test_an_escalation_notice_is_sent_once_through_the_configured_destination(cli, clock, store, tmp_path, monkeypatch):
+    from test_delivery import Hook
+
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=16))
+    with Hook() as hook:
+        _notify_to(tmp_path, monkeypatch, escalation=hook.url)
+        first = cli("due")
+        second = cli("due")
+    assert first.exit_code == second.exit_code == 9
+    assert "notified: INC-20260314-001 leave stage triage -> json://127.0.0.1" in first.stdout
+    assert "notified" not in second.stdout
+    (notice,) = hook.received
+    assert "[INC-20260314-001] MISSED: leave stage triage" in notice["message"]
+    assert "incident_lead: alice" in notice["message"]
+    assert _types(store).count("EscalationNotified") == 1
+
+
+def test_a_failed_notice_is_logged_and_retried_at_the_next_check(cli, clock, store, tmp_path, monkeypatch):
+    from test_delivery import Hook
+
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=16))
+    with Hook(status=500) as hook:
+        _notify_to(tmp_path, monkeypatch, escalation=hook.url)
+        failed = cli("due")
+        assert "FAILED (retried next check)" in failed.stdout
+        hook.status = 200
+        retried = cli("due")
+        assert "notified: INC-20260314-001 leave stage triage" in retried.stdout
+        assert "notified" not in cli("due").stdout
+    notices = [e.data["ok"] for e in store.events(INCIDENT) if e.type == "EscalationNotified"]
+    assert notices == [False, True]
+    assert "escalation notice to json://127.0.0.1" in cli("log", INCIDENT).stdout
+
+
+def test_role_specific_destinations_get_only_their_roles_notices(cli, clock, tmp_path, monkeypatch):
+    from test_delivery import Hook
+
+    cli(*VIRAL_START)
+    with Hook() as hook:
+        _notify_to(tmp_path, monkeypatch, escalation__spokesperson=hook.url)
+        clock.advance(timedelta(minutes=16))
+        cli("due")  # triage deadline: notifies incident_lead only
+        assert hook.received == []
+        clock.advance(timedelta(minutes=45))
+        cli("due")  # first public post: incident_lead and spokesperson
+    assert len(hook.received) == 1
+    assert "first public post" in hook.received[0]["message"]
+
+
+def test_drills_never_send_escalation_notices(cli, clock, store, tmp_path, monkeypatch):
+    from test_delivery import Hook
+
+    cli("drill", *VIRAL_START[1:])
+    with Hook() as hook:
+        _notify_to(tmp_path, monkeypatch, escalation=hook.url)
+        cli("advance-clock", "DRILL-20260314-001", "20m")
+        assert cli("due").exit_code == 9
+    assert hook.received == []
+    assert "EscalationApplied" in _types(store, "DRILL-20260314-001")
+    assert "EscalationNotified" not in _types(store, "DRILL-20260314-001")

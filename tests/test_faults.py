@@ -53,13 +53,22 @@ for i in range(count):
 store.close()
 """
 
+# APPEND_COUNT once the parent says go (a line on stdin): every writer has started
+# up by then, so they all meet the new database at the same moment.
+TOGETHER = """
+import sys
+import engine.events, engine.store
+print("ready", flush=True)
+sys.stdin.readline()
+""" + APPEND_COUNT
+
 
 @contextmanager
 def running(script: str, *args: str) -> Iterator[subprocess.Popen]:
     """A writer process; killed on the way out whatever happens in the test."""
     child = subprocess.Popen(
         [sys.executable, "-c", script, *args], cwd=ROOT, env=ENV, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     with child:
         try:
@@ -70,10 +79,17 @@ def running(script: str, *args: str) -> Iterator[subprocess.Popen]:
                 child.wait()
 
 
-def run_all(script: str, argvs: list[list[str]], timeout: float) -> list[tuple[int, str]]:
-    """Start one writer per argv at once; (exit code, stderr) of each."""
+def run_all(script: str, argvs: list[list[str]], timeout: float, together: bool = False) -> list[tuple[int, str]]:
+    """Start one writer per argv at once; (exit code, stderr) of each. ``together``: the
+    script is TOGETHER, released once every writer has printed "ready"."""
     with ExitStack() as stack:
         children = [stack.enter_context(running(script, *argv)) for argv in argvs]
+        if together:
+            for c in children:
+                assert c.stdout.readline() == "ready\n", c.communicate(timeout=timeout)[1]
+            for c in children:
+                c.stdin.write("go\n")
+                c.stdin.flush()
         errs = [c.communicate(timeout=timeout)[1] for c in children]
         return [(c.returncode, err) for c, err in zip(children, errs)]
 
@@ -128,11 +144,16 @@ def test_four_processes_appending_to_one_incident_serialise(tmp_path):
 
 @pytest.mark.parametrize("round_", range(3))
 def test_processes_creating_the_database_at_once_agree_on_it(tmp_path, round_):
-    db = tmp_path / "new" / "incidents.db"
-    for code, err in run_all(APPEND_COUNT, [[str(db), f"INC-{k}", "5", f"writer-{k}"] for k in range(4)], 60):
-        assert code == 0, err
-    store = open_store(db)
-    assert sorted(store.incidents()) == [f"INC-{k}" for k in range(4)]
-    report = verify(store)
-    assert report.ok and report.events == 20
-    store.close()
+    """Writers released at one moment on a database that does not exist yet: none may fail
+    (switching a new file to WAL used to say "database is locked" at once, ignoring
+    busy_timeout, if another process was writing the file), all use one database."""
+    for run in range(5):
+        db = tmp_path / f"new-{run}" / "incidents.db"
+        argvs = [[str(db), f"INC-{k}", "5", f"writer-{k}"] for k in range(4)]
+        for code, err in run_all(TOGETHER, argvs, 60, together=True):
+            assert code == 0, f"run {run}: {err}"
+        store = open_store(db)
+        assert sorted(store.incidents()) == [f"INC-{k}" for k in range(4)]
+        report = verify(store)
+        assert report.ok and report.events == 20, report.problems
+        store.close()

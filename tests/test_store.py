@@ -403,6 +403,46 @@ def test_sqlite_busy_beyond_timeout_writes_nothing(db_path):
     store.close()
 
 
+def test_sqlite_creating_waits_for_another_writer_of_the_new_file(db_path):
+    """Another connection writing the new, still empty file (as a second process creating
+    the same database at that moment does) makes opening wait for it, not fail: the switch
+    to WAL mode alone would report "database is locked" at once, whatever busy_timeout."""
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # the file exists, empty, and someone holds its write lock
+    release = threading.Timer(0.3, other.execute, ("ROLLBACK",))
+    release.start()
+    try:
+        started = time.monotonic()
+        store = open_store(db_path, busy_timeout=10)
+        waited = time.monotonic() - started
+    finally:
+        release.join()
+        other.close()
+    assert waited >= 0.25
+    append(store, "INC-1", ev())
+    store.close()
+    raw = sqlite3.connect(db_path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    raw.close()
+
+
+def test_sqlite_creating_busy_beyond_timeout_leaves_the_file_empty(db_path):
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="busy") as info:
+            open_store(db_path, busy_timeout=0.2)
+        waited = time.monotonic() - started
+        assert 0.15 <= waited < 5
+        assert str(db_path) in str(info.value) and "0.2 s" in str(info.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert db_path.stat().st_size == 0
+    open_store(db_path).close()  # created once the other writer is gone
+
+
 def test_sqlite_two_stores_on_one_file_see_each_other(db_path):
     a, b = open_store(db_path), open_store(db_path)
     append(a, "INC-1", ev(1))

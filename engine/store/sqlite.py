@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,10 +143,9 @@ class SqliteStore:
 
     def _translate(self, e: sqlite3.Error, incident: str | None = None) -> PlaybookError:
         where = str(self.path)
-        code = getattr(e, "sqlite_errorcode", None)
-        primary = code & 0xFF if isinstance(code, int) else None
+        primary = _primary_code(e)
         text = str(e)
-        if primary in (5, 6) or "locked" in text:  # SQLITE_BUSY, SQLITE_LOCKED
+        if _is_busy(e):
             return StoreError(busy_message(self.busy_timeout, where))
         if primary == 19 or isinstance(e, sqlite3.IntegrityError):  # SQLITE_CONSTRAINT
             if incident is not None and ("UNIQUE constraint failed: events" in text or ORDER_MESSAGE in text):
@@ -209,7 +209,7 @@ class SqliteStore:
                 if not create:
                     raise NotFound(f"{where} holds no incident database yet")
                 if self._c.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    self._c.execute("PRAGMA journal_mode=WAL")
+                    self._switch_to_wal()
                 self._c.execute("BEGIN IMMEDIATE")
                 try:
                     kind = self._inspect()  # another process may have created it meanwhile
@@ -223,7 +223,7 @@ class SqliteStore:
             if kind != "ours":
                 raise StoreError(f"{where}: {kind}; left it untouched")
             if self._c.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                mode = self._c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = self._switch_to_wal()
                 if mode != "wal":
                     raise StoreError(f"{where}: cannot switch the database to WAL mode (got {mode})")
             self._c.execute("PRAGMA synchronous=FULL")
@@ -233,6 +233,27 @@ class SqliteStore:
         if meta is None or meta[0] != SCHEMA_VERSION:
             raise StoreError(f"{where}: the database's meta row is missing or damaged")
         self.database_id: str = meta[1]
+
+    def _switch_to_wal(self) -> str:
+        """``PRAGMA journal_mode=WAL``, waiting up to ``busy_timeout`` for other writers.
+
+        The switch writes the database header from inside its own read transaction,
+        and SQLite does not wait for a lock a reader is upgrading (that could
+        deadlock): while another connection holds the write lock -- another process
+        creating the same new database, say -- it fails with "database is locked"
+        at once, whatever the busy timeout. So it is retried here until the timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return self._c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as e:
+                left = deadline - time.monotonic()
+                if not _is_busy(e) or left <= 0:
+                    raise
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
 
     def _inspect(self) -> str:
         """'empty', 'ours', or why the file is not usable -- without writing to it."""
@@ -402,6 +423,16 @@ class SqliteStore:
             conn.close()
         except sqlite3.Error:
             pass
+
+
+def _primary_code(e: sqlite3.Error) -> int | None:
+    code = getattr(e, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_busy(e: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock we need."""
+    return _primary_code(e) in (5, 6) or "locked" in str(e)
 
 
 def _snapshot_of(row: tuple) -> Snapshot:

@@ -165,34 +165,32 @@ BLUESKY_MAX_BYTES = 3000  # the record's text is also capped at 3000 UTF-8 bytes
 
 
 def _count_bluesky(text: str, limit: int) -> Count:
-    cluster, joiner = _grapheme_patterns()
-    if text.isascii() or not joiner.search(text):
-        # Only characters whose Grapheme_Cluster_Break is Other, Control, CR or LF: no
-        # rule of UAX #29 joins two of those but CR x LF (the ones that join need an
-        # Extend, ZWJ, SpacingMark, Prepend, regional indicator or Hangul jamo/syllable),
-        # so every character is a cluster of its own but CR LF, which is one.
+    if text.isascii() or not _NOT_SIMPLE.search(text):
+        # Only Latin (no combining marks), general punctuation and currency signs: in
+        # every Unicode version each of those characters is a cluster of its own, but
+        # CR LF, which is one. (A rule based on the Grapheme_Cluster_Break property
+        # itself is not stable: Unicode 15.1 joined some Other + Other pairs.)
         used = len(text) - text.count("\r\n")
     else:
-        used = len(cluster.findall(text))
+        used = len(_grapheme_pattern().findall(text))
     size = len(text.encode("utf-8", "surrogatepass"))
     detail = f"{size} bytes, over Bluesky's {BLUESKY_MAX_BYTES}-byte cap" if size > BLUESKY_MAX_BYTES else ""
     return Count(used, limit, GRAPHEMES, detail)
 
 
-_GRAPHEME_PATTERNS = None
+#: Characters outside the ranges the shortcut above trusts.
+_NOT_SIMPLE = __import__("re").compile("[^\x00-\u02ff\u2010-\u2027\u2030-\u205e\u20a0-\u20c0]")
+_GRAPHEME = None
 
 
-def _grapheme_patterns():
-    """(a grapheme cluster, a character that may join one), compiled once."""
-    global _GRAPHEME_PATTERNS
-    if _GRAPHEME_PATTERNS is None:
+def _grapheme_pattern():
+    """An extended grapheme cluster (``regex``'s ``\\X``), compiled once."""
+    global _GRAPHEME
+    if _GRAPHEME is None:
         import regex
 
-        _GRAPHEME_PATTERNS = (
-            regex.compile(r"\X"),
-            regex.compile(r"[^\p{Grapheme_Cluster_Break=Other}\p{Grapheme_Cluster_Break=Control}\r\n]"),
-        )
-    return _GRAPHEME_PATTERNS
+        _GRAPHEME = regex.compile(r"\X")
+    return _GRAPHEME
 
 
 # --- Mastodon ---------------------------------------------------------------

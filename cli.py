@@ -857,7 +857,8 @@ def edit(ctx, incident, post, text, file, subject, db, actor):
 @click.argument("incident")
 @click.argument("post")
 @click.option("--role", help="The role you approve as, when you hold several that are needed.")
-@click.option("--version", type=int, help="The version you reviewed (refused if it is not the current one).")
+@click.option("--version", type=int, required=True,
+              help="The version you reviewed (see `drafts`); refused if it is not the current one.")
 @click.option("--override-identifiers", "override", metavar="REASON",
               help="Approve although possible identifiers were found (the reason is logged).")
 @db_option

@@ -117,10 +117,10 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
         return
     post = s["posts"][data["post"]]
     if type == "PostApproved":
-        post["approvals"].append({"by": actor, "role": data["role"], "at": at})
+        post["approvals"].append({"by": actor, "role": data["role"], "at": at, "sha256": data["sha256"]})
         if not approval_missing(post):
             post["status"] = "approved"
-            s["approved"].setdefault(post["template"], at)
+            s["approved"][post["template"]] = at
     elif type == "IdentifiersOverridden":
         post["override"] = {"by": actor, "reason": data["reason"], "at": at}
     elif type == "PostRejected":
@@ -129,8 +129,9 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
     elif type == "PostPublished":
         post["status"] = "published"
         post["published"].append({"version": data["version"], "at": at, "by": actor,
-                                  "outbox": data["outbox"]})
-        s["published"].setdefault(post["template"], at)
+                                  "outbox": data["outbox"], "sha256": data["sha256"],
+                                  "text": post["text"]})
+        s["published"][post["template"]] = at
         if post["public"]:
             pp = s["public_posts"]
             pp["count"] += 1

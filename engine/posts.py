@@ -184,8 +184,10 @@ def _check_version(state: dict, post_id: str, post: dict, version: int | None) -
                       [f"playbook drafts {state['id']}"])
 
 
-def approve(store, clock, actor: str, incident: str, post_id: str, *, role: str | None = None,
-            version: int | None = None, override: str | None = None) -> dict:
+def approve(store, clock, actor: str, incident: str, post_id: str, *, version: int,
+            role: str | None = None, override: str | None = None) -> dict:
+    """Approve version `version` of a post: the approver names the text they reviewed, so a
+    version drafted meanwhile is never approved unseen."""
     override = (override or "").strip() or None  # a blank reason is no reason
 
     def build(state):
@@ -286,8 +288,10 @@ def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path)
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
                           "not approved; nothing was published",
                           inc.approval_missing(post) if post["status"] == "draft" else [])
-        if text_hash(post["text"]) != post["sha256"]:  # belt and braces: the text is what was approved
-            raise Refused(f"incident {incident}: {post_id} text does not match its approved hash")
+        stale = [a for a in post["approvals"] if a.get("sha256") != post["sha256"]]
+        if text_hash(post["text"]) != post["sha256"] or stale:
+            raise Refused(f"incident {incident}: {post_id} v{post['version']}: its text does not match "
+                          "the hash its approvals cover; nothing was published")
         now = _at(clock, state)
         name = f"{post_id.replace('/', '.')}.v{post['version']}.json"
         path = outbox / incident / name
@@ -330,19 +334,23 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
         raise Refused(f"incident {incident}: {post_id} is not published; publish it first")
     if state["drill"]:
         raise Refused(f"incident {incident} is a drill: posts are never delivered to real services")
-    version = post["published"][-1]["version"]
+    published = post["published"][-1]
+    version, text, sha = published["version"], published["text"], published["sha256"]
+    if text_hash(text) != sha:
+        raise Refused(f"incident {incident}: the published text of {post_id} v{version} does not "
+                      "match its hash; run playbook verify")
     urls = destinations.get(post["channel"], [])
     if not urls:
         raise NotFound(f"no destinations configured for channel {post['channel']} "
                        "(see PLAYBOOK_DESTINATIONS in the README)")
     done = {d["target"] for d in post["deliveries"] if d["ok"] and d["version"] == version}
-    attempts = [send(url, post["text"]) for url in urls if redact(url) not in done]
+    attempts = [send(url, text) for url in urls if redact(url) not in done]
     if not attempts:
         return []
     def build(current):
         now = _at(clock, current)
         return [NewEvent("PostDelivered" if a.ok else "DeliveryFailed", now, actor, {
-            "post": post_id, "version": version, "sha256": post["sha256"],
+            "post": post_id, "version": version, "sha256": sha,
             "target": a.target, "error": a.error}) for a in attempts]
 
     _act(store, incident, build)

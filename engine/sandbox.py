@@ -99,7 +99,28 @@ def environment(html: bool = False):
     for name in list(env.globals):
         if name not in SAFE_GLOBALS:
             del env.globals[name]
+    env.filters["tojson"] = _bounded_tojson
     return env
+
+
+def _bounded_tojson(value, indent=None):
+    """Jinja's ``tojson``, but it stops as soon as the output passes MAX_OUTPUT instead of
+    building gigabytes first (``(['x' * 99999] * 100000)|tojson``)."""
+    import json
+
+    from jinja2.sandbox import SecurityError
+    from markupsafe import Markup
+
+    size, parts = 0, []
+    for chunk in json.JSONEncoder(indent=indent, sort_keys=True).iterencode(value):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"tojson output longer than {MAX_OUTPUT} characters is not allowed")
+        parts.append(chunk)
+    text = "".join(parts)  # escaped like jinja's htmlsafe_json_dumps: safe inside <script> too
+    for raw, safe in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("'", "\\u0027")):
+        text = text.replace(raw, safe)
+    return Markup(text)
 
 
 def _big(value: object) -> bool:

@@ -43,7 +43,7 @@ def incident(store, clock, viral, tmp_path) -> str:
     service.advance(store, clock, "alice", iid, "acknowledge")
     posts.render(store, clock, "carol", iid, "public_ack", channels=("x",), langs=("en",))
     clock.advance(timedelta(minutes=5))
-    posts.approve(store, clock, "bob", iid, "public_ack/x/en")
+    posts.approve(store, clock, "bob", iid, "public_ack/x/en", version=1)
     posts.publish(store, clock, "carol", iid, "public_ack/x/en", tmp_path / "outbox")
     for i in range(7):
         service.note(store, clock, "alice", iid, f"Patient relations update {i}")

@@ -55,7 +55,7 @@ def approved_ack(cli, tmp_path, monkeypatch):
                  ["task", incident, "confirm_post", "--as", "alice"],
                  ["advance", incident, "acknowledge", "--as", "alice"],
                  ["render", incident, "public_ack", "--channel", "x", "--lang", "en", "--as", "carol"],
-                 ["approve", incident, "public_ack/x/en", "--as", "bob"]):
+                 ["approve", incident, "public_ack/x/en", "--version", "1", "--as", "bob"]):
         assert cli(*args).exit_code == 0
     return incident
 
@@ -138,3 +138,19 @@ def test_a_malformed_destinations_file_is_a_usage_error(cli, approved_ack, tmp_p
     result = cli("deliver", approved_ack, "public_ack/x/en", "--as", "carol")
     assert result.exit_code == 2
     assert "expected a mapping of channel names to lists of URLs" in result.stderr
+
+
+def test_a_retried_delivery_sends_the_published_text_never_a_later_draft(cli, store, approved_ack, tmp_path, monkeypatch):
+    """Publishing v1, then drafting v2, then retrying delivery must send v1 (the approved text)."""
+    with Hook(status=500) as hook:
+        _destinations(tmp_path, monkeypatch, hook.url)
+        assert cli("publish", approved_ack, "public_ack/x/en", "--as", "carol").exit_code == 10
+        published = store.snapshot(approved_ack).state["posts"]["public_ack/x/en"]["text"]
+        assert cli("render", approved_ack, "public_ack", "--channel", "x", "--lang", "en", "--as", "carol").exit_code == 0
+        assert cli("edit", approved_ack, "public_ack/x/en", "--text", "UNAPPROVED DRAFT", "--as", "carol").exit_code == 0
+        hook.status = 200
+        assert cli("deliver", approved_ack, "public_ack/x/en", "--as", "carol").exit_code == 0
+    assert [r["message"] for r in hook.received] == [published, published]
+    delivered = [e for e in store.events(approved_ack) if e.type == "PostDelivered"][0]
+    assert delivered.data["version"] == 1
+    assert "UNAPPROVED" not in json.dumps([e.to_json() for e in store.events(approved_ack) if e.type == "PostDelivered"])

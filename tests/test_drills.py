@@ -123,7 +123,7 @@ def test_drills_are_never_delivered(cli, store, tmp_path, monkeypatch):
     cli("task", DRILL, "confirm_post")
     cli("advance", DRILL, "acknowledge")
     cli("render", DRILL, "public_ack", "--channel", "x", "--lang", "en", "--as", "carol")
-    cli("approve", DRILL, "public_ack/x/en", "--as", "bob")
+    cli("approve", DRILL, "public_ack/x/en", "--version", "1", "--as", "bob")
     path = tmp_path / "destinations.yaml"
     path.write_text("x: ['json://127.0.0.1:9/never']\n", encoding="utf-8")
     monkeypatch.setenv("PLAYBOOK_DESTINATIONS", str(path))

@@ -156,7 +156,7 @@ def test_an_over_long_post_is_recorded_as_too_long_and_cannot_be_approved(cli, d
     assert post["status"] == "too_long"
     assert post["count"] == {"used": 310, "limit": 280, "unit": "weighted characters",
                              "detail": "", "fits": False}
-    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--as", "bob")
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
     assert "it does not fit x: 310/280 weighted characters" in out
     _refused(cli, db, 5, "publish", INC, "statement/x/en", "--as", "carol")
 
@@ -251,7 +251,7 @@ def test_a_confidential_set_override_never_reaches_a_public_post_or_the_log(ackn
 def test_private_channels_get_confidential_inputs(acknowledging, db):
     cli = acknowledging
     _render_ack(cli)
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
     assert cli("publish", INC, "public_ack/x/en", "--as", "carol").exit_code == 0
     assert cli("advance", INC, "take_private", "--as", "alice").exit_code == 0
     result = cli("render", INC, "private_reply", "--channel", "email", "--lang", "en",
@@ -272,13 +272,13 @@ def test_an_identifier_blocks_approval_until_overridden_with_a_reason(acknowledg
                  "--set", "hospital_name=St Mary's (switchboard +44 20 7946 0958)", "--as", "carol")
     assert result.exit_code == 0, result.output
     assert "! possible phone number: '+44 20 7946 0958'" in result.output
-    out = _refused(cli, db, 5, "approve", INC, "public_ack/facebook/en", "--as", "bob")
+    out = _refused(cli, db, 5, "approve", INC, "public_ack/facebook/en", "--version", "1", "--as", "bob")
     assert "possible identifiers in a public post: phone number '+44 20 7946 0958'" in out
     assert "--override-identifiers REASON" in out
-    _refused(cli, db, 5, "approve", INC, "public_ack/facebook/en", "--override-identifiers", "  ",
+    _refused(cli, db, 5, "approve", INC, "public_ack/facebook/en", "--version", "1", "--override-identifiers", "  ",
              "--as", "bob")
 
-    result = cli("approve", INC, "public_ack/facebook/en", "--override-identifiers",
+    result = cli("approve", INC, "public_ack/facebook/en", "--version", "1", "--override-identifiers",
                  "the switchboard number is public", "--as", "bob")
     assert result.exit_code == 0, result.output
     overridden = [e for e in _events(db) if e.type == "IdentifiersOverridden"]
@@ -296,7 +296,7 @@ def test_the_playbooks_own_identifier_patterns_are_scanned(cli, db, tmp_path):
     _start(cli, path, "--set", "hospital=ward CASE-2024")
     assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
     assert _drafts(cli)["statement/x/en"]["hits"] == [{"kind": "case_ref", "text": "CASE-2024"}]
-    _refused(cli, db, 5, "approve", INC, "statement/x/en", "--as", "bob")
+    _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
 
 
 def test_the_organisations_own_public_contact_is_not_flagged_but_another_number_is(cli, db, tmp_path):
@@ -326,21 +326,21 @@ def test_the_author_cannot_approve_their_own_post(acknowledging, db):
     cli = acknowledging
     result = cli("render", INC, "public_ack", "--channel", "x", "--lang", "en", "--as", "bob")
     assert result.exit_code == 0
-    out = _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--as", "bob")
+    out = _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob")
     assert "bob rendered this version and cannot approve their own post" in out
 
 
 def test_approving_without_the_role_is_refused(acknowledging, db):
     _render_ack(acknowledging)
-    out = _refused(acknowledging, db, 5, "approve", INC, "public_ack/x/en", "--as", "alice")
+    out = _refused(acknowledging, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--as", "alice")
     assert "alice holds none of the roles still needed (approval by spokesperson)" in out
-    out = _refused(acknowledging, db, 5, "approve", INC, "public_ack/x/en", "--role", "spokesperson",
-                   "--as", "alice")
+    out = _refused(acknowledging, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--role",
+                   "spokesperson", "--as", "alice")
     assert "alice does not hold spokesperson in this incident" in out
 
 
 def test_approving_an_unknown_post_exits_4(acknowledging, db):
-    _refused(acknowledging, db, 4, "approve", INC, "public_ack/x/fr", "--as", "bob")
+    _refused(acknowledging, db, 4, "approve", INC, "public_ack/x/fr", "--version", "1", "--as", "bob")
 
 
 def test_approving_a_superseded_version_is_refused(acknowledging, db):
@@ -356,7 +356,7 @@ def test_approving_a_superseded_version_is_refused(acknowledging, db):
 def test_rendering_again_after_approval_makes_a_new_draft_that_needs_approval(acknowledging, db):
     cli = acknowledging
     _render_ack(cli)
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
     assert _drafts(cli)["public_ack/x/en"]["status"] == "approved"
     _render_ack(cli, "--set", "contact_url=https://example-hospital.org/talk-to-us")
     post = _drafts(cli)["public_ack/x/en"]
@@ -374,17 +374,17 @@ def test_any_of_needs_min_distinct_roles(cli, db, tmp_path):
     for role, person in (("legal", "lena"), ("compliance", "carl")):
         assert cli("assign", INC, role, person, "--as", "alice").exit_code == 0
     assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
-    result = cli("approve", INC, "statement/x/en", "--as", "lena")
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "lena")
     assert result.exit_code == 0 and "still needs 1 more approval(s) from spokesperson, legal, compliance" in result.output
     assert _drafts(cli)["statement/x/en"]["status"] == "draft"
-    _refused(cli, db, 5, "approve", INC, "statement/x/en", "--as", "lena")  # not twice
+    _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "lena")  # not twice
     _refused(cli, db, 5, "publish", INC, "statement/x/en", "--as", "carol")
-    result = cli("approve", INC, "statement/x/en", "--as", "carl")
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "carl")
     assert result.exit_code == 0 and "fully approved" in result.output
     post = _drafts(cli)["statement/x/en"]
     assert post["status"] == "approved" and post["missing"] == []
     assert [(a["by"], a["role"]) for a in post["approvals"]] == [("lena", "legal"), ("carl", "compliance")]
-    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--as", "bob")
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
     assert "not a draft awaiting approval" in out
 
 
@@ -394,10 +394,10 @@ def test_all_of_needs_every_role(cli, db, tmp_path):
     _start(cli, path)
     assert cli("assign", INC, "compliance", "carl", "--as", "alice").exit_code == 0
     assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
-    result = cli("approve", INC, "statement/x/en", "--as", "bob")
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
     assert result.exit_code == 0 and "still needs approval by compliance" in result.output
     _refused(cli, db, 5, "publish", INC, "statement/x/en", "--as", "carol")
-    assert cli("approve", INC, "statement/x/en", "--as", "carl").exit_code == 0
+    assert cli("approve", INC, "statement/x/en", "--version", "1", "--as", "carl").exit_code == 0
     assert _drafts(cli)["statement/x/en"]["status"] == "approved"
 
 
@@ -407,11 +407,11 @@ def test_one_person_holding_two_needed_roles_must_choose_and_counts_once(cli, db
     _start(cli, path)
     assert cli("assign", INC, "compliance", "bob", "--as", "alice").exit_code == 0
     assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
-    out = _refused(cli, db, 2, "approve", INC, "statement/x/en", "--as", "bob")
+    out = _refused(cli, db, 2, "approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
     assert "bob could approve as spokesperson, compliance: choose one with --role" in out
-    result = cli("approve", INC, "statement/x/en", "--role", "compliance", "--as", "bob")
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--role", "compliance", "--as", "bob")
     assert result.exit_code == 0 and "still needs approval by spokesperson" in result.output
-    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--role", "spokesperson", "--as", "bob")
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--role", "spokesperson", "--as", "bob")
     assert "bob has already approved this version" in out
     post = _drafts(cli)["statement/x/en"]
     assert post["status"] == "draft" and [a["role"] for a in post["approvals"]] == ["compliance"]
@@ -442,7 +442,7 @@ def test_a_rejected_post_cannot_be_approved_or_published_until_rendered_again(ac
     post = _drafts(cli)["public_ack/x/en"]
     assert post["status"] == "rejected"
     assert post["rejection"]["by"] == "bob" and post["rejection"]["reason"] == "too formal"
-    assert "it is rejected" in _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--as", "bob")
+    assert "it is rejected" in _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob")
     assert "is rejected, not approved" in _refused(cli, db, 5, "publish", INC, "public_ack/x/en", "--as", "carol")
     _refused(cli, db, 5, "reject", INC, "public_ack/x/en", "--reason", "again", "--as", "bob")
     _render_ack(cli)
@@ -467,7 +467,7 @@ def test_publishing_an_unknown_post_exits_4(acknowledging, db):
 def test_a_post_is_published_once(acknowledging, db):
     cli = acknowledging
     _render_ack(cli)
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
     assert cli("publish", INC, "public_ack/x/en", "--as", "carol").exit_code == 0
     out = _refused(cli, db, 5, "publish", INC, "public_ack/x/en", "--as", "carol")
     assert "public_ack/x/en v1 is already published (at 2026-03-14T09:00:00.000Z)" in out
@@ -479,7 +479,7 @@ def test_the_outbox_file_holds_exactly_what_was_approved(acknowledging, db, outb
     cli = acknowledging
     _render_ack(cli)
     approved_text = _drafts(cli)["public_ack/x/en"]["text"]
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
     result = cli("publish", INC, "public_ack/x/en", "--as", "carol")
     assert result.exit_code == 0, result.output
     (path,) = outbox.rglob("*.json")
@@ -488,7 +488,8 @@ def test_the_outbox_file_holds_exactly_what_was_approved(acknowledging, db, outb
     approval = next(e for e in _events(db) if e.type == "PostApproved")
     assert record["text"] == approved_text
     assert record["sha256"] == text_hash(approved_text) == approval.data["sha256"]
-    assert record["approvals"] == [{"by": "bob", "role": "spokesperson", "at": "2026-03-14T09:00:00.000Z"}]
+    assert record["approvals"] == [{"by": "bob", "role": "spokesperson", "at": "2026-03-14T09:00:00.000Z",
+                                    "sha256": record["sha256"]}]
     assert (record["post"], record["version"], record["channel"], record["lang"]) == ("public_ack/x/en", 1, "x", "en")
     assert record["published_by"] == "carol" and record["identifier_override"] is None
     published = [e for e in _events(db) if e.type == "PostPublished"]
@@ -501,7 +502,7 @@ def test_the_published_guard_opens_the_transition_only_after_publishing(acknowle
     out = _refused(cli, db, 5, "advance", INC, "take_private", "--as", "alice")
     assert "no post of template public_ack has been published" in out
     _render_ack(cli)
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
     out = _refused(cli, db, 5, "advance", INC, "take_private", "--as", "alice")  # approved is not published
     assert "no post of template public_ack has been published" in out
     assert cli("publish", INC, "public_ack/x/en", "--as", "carol").exit_code == 0
@@ -547,7 +548,7 @@ def test_drafts_text_output_shows_length_and_needs(acknowledging):
 
 def test_an_edit_is_a_new_version_that_needs_approval_again(acknowledging, db):
     _render_ack(cli := acknowledging)
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
     edited = cli("edit", INC, "public_ack/x/en", "--text", "We are sorry. Please DM us so we can help.", "--as", "carol")
     assert edited.exit_code == 0, edited.output
     assert "v2  [draft]  x: 42/280" in edited.stdout
@@ -555,7 +556,7 @@ def test_an_edit_is_a_new_version_that_needs_approval_again(acknowledging, db):
     assert post["version"] == 2 and post["approvals"] == [] and post["author"] == "carol"
     _refused(cli, db, 5, "publish", INC, "public_ack/x/en", "--as", "carol")
     _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob")
-    assert cli("approve", INC, "public_ack/x/en", "--as", "bob").exit_code == 0
+    assert cli("approve", INC, "public_ack/x/en", "--version", "2", "--as", "bob").exit_code == 0
     assert cli("publish", INC, "public_ack/x/en", "--as", "carol").exit_code == 0
 
 
@@ -576,3 +577,13 @@ def test_bad_edits_change_nothing(acknowledging, db):
     same = _drafts(cli)["public_ack/x/en"]["text"]
     assert "same as v1" in _refused(cli, db, 5, "edit", INC, "public_ack/x/en", "--text", same, "--as", "carol")
     assert _refused(cli, db, 5, "edit", INC, "public_ack/x/en", "--text", "Hi", "--as", "mallory")
+
+
+def test_an_approval_names_the_version_reviewed_so_a_version_drafted_meanwhile_is_never_approved_unseen(acknowledging, db):
+    """Bob reviews v1; carol edits it to v2 before bob's approval lands: bob's approval is refused."""
+    _render_ack(cli := acknowledging)
+    cli("edit", INC, "public_ack/x/en", "--text", "A different text bob never saw.", "--as", "carol")
+    out = _refused(cli, db, 5, "approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob")
+    assert "version 1 is superseded by version 2" in out
+    result = cli("approve", INC, "public_ack/x/en", "--as", "bob")
+    assert result.exit_code == 2 and "--version" in result.output

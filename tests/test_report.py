@@ -41,7 +41,7 @@ def post(store, clock, iid: str, template: str, approvers: list[tuple[int, str]]
     pid = f"{template}/x/en"
     for t, who in approvers:
         at(clock, t)
-        posts.approve(store, clock, who, iid, pid)
+        posts.approve(store, clock, who, iid, pid, version=store.snapshot(iid).state["posts"][pid]["version"])
     at(clock, published)
     posts.publish(store, clock, "carol", iid, pid, outbox)
 
@@ -359,7 +359,7 @@ def test_identifier_overrides_carry_their_reason(store, clock, viral):
                              overrides={"hospital_name": "St Mary's (switchboard +1 415 555 0100)"})
     assert drafted["hits"]
     at(clock, 4 * M)
-    posts.approve(store, clock, "bob", iid, "public_ack/facebook/en", override="the public switchboard number")
+    posts.approve(store, clock, "bob", iid, "public_ack/facebook/en", override="the public switchboard number", version=1)
     [post] = build_report(store, iid)["posts"]
     [override] = post["versions"][0]["overrides"]
     assert (override["by"], override["reason"]) == ("bob", "the public switchboard number")

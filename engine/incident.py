@@ -105,6 +105,7 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
         s["posts"][data["post"]] = {
             **{k: data[k] for k in ("template", "channel", "lang", "version", "sha256", "text",
                                     "public", "count", "hits", "policy")},
+            "leaks": data.get("leaks", []),
             "status": "draft" if data["count"]["fits"] else "too_long",
             "author": actor,
             "drafted_at": at,

@@ -124,11 +124,16 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
     else:
         measured = count(channel, text, limit=pb.channel_limit(channel))
         scanned = text
-    hits = []
+    hits, leaks = [], []
     if profile.public:
-        ours = {str(v) for k, v in {**state["inputs"], **(extra or {})}.items()
+        values = {**state["inputs"], **(extra or {})}
+        ours = {str(v) for k, v in values.items()
                 if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
         hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)]
+        flat = " ".join(scanned.split()).casefold()
+        leaks = sorted(k for k, v in values.items()
+                       if k in pb.inputs and pb.inputs[k].confidential and v not in (None, "")
+                       and len(str(v).strip()) >= 3 and " ".join(str(v).split()).casefold() in flat)
     previous = state["posts"].get(post_id)
     return NewEvent("PostDrafted", at, actor, {
         "post": post_id, "template": template, "channel": channel, "lang": lang,
@@ -139,6 +144,7 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
                   "detail": measured.detail, "fits": measured.fits},
         "hits": [h.to_json() for h in hits],
+        "leaks": leaks,
         "policy": pb.templates[template].approval.model_dump(),
         **({"edited": True} if edited else {}),
     })
@@ -226,6 +232,10 @@ def approve(store, clock, actor: str, incident: str, post_id: str, *, version: i
                              "(one approval counts for one role)")
         else:
             chosen = held[0]
+        if post.get("leaks"):
+            reasons.append(f"the text contains the value of confidential input(s) "
+                           f"{', '.join(post['leaks'])}; it can never be published on {post['channel']} "
+                           "(edit the text; no override exists for this)")
         if post["hits"] and post["override"] is None and not override:
             found = "; ".join(f"{h['kind']} {h['text']!r}" for h in post["hits"])
             reasons.append(f"possible identifiers in a public post: {found}; remove them, or "

@@ -167,6 +167,8 @@ def post_block(post: dict) -> str:
     if c.get("detail"):
         lines.append(f"   ({c['detail']})")
     lines.append(f"   sha256 {post['sha256'][:16]}  drafted by {post['author']} at {post['drafted_at']}")
+    for name in post.get("leaks", []):
+        lines.append(f"   !! CONFIDENTIAL input {name} appears in this public text: it cannot be approved")
     for hit in post["hits"]:
         lines.append(f"   ! possible {hit['kind']}: {hit['text']!r}")
     for a in post["approvals"]:

@@ -587,3 +587,17 @@ def test_an_approval_names_the_version_reviewed_so_a_version_drafted_meanwhile_i
     assert "version 1 is superseded by version 2" in out
     result = cli("approve", INC, "public_ack/x/en", "--as", "bob")
     assert result.exit_code == 2 and "--version" in result.output
+
+
+def test_a_confidential_value_typed_into_a_public_post_blocks_approval_without_override(cli, db, tmp_path):
+    """An edit (or any other route) that puts a patient's name into a public post is caught by value."""
+    path = _playbook(tmp_path, {"statement": _x("Update on {{ hospital }}.")},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    _start(cli, path, "--set", "patient_name=Jane  Roe")
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    cli("edit", INC, "statement/x/en", "--text", "We are sorry, jane roe, for your experience.", "--as", "carol")
+    assert _drafts(cli)["statement/x/en"]["leaks"] == ["patient_name"]
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "2",
+                   "--override-identifiers", "it is fine", "--as", "bob")
+    assert "confidential input(s) patient_name" in out and "no override exists" in out
+    assert "CONFIDENTIAL input patient_name" in cli("drafts", INC).stdout

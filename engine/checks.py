@@ -36,6 +36,9 @@ def _references(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
     tasks = {t for s in stages.values() for t in s.tasks}
     if pb.initial is not None and pb.initial not in stages:
         yield _ref(smap, ("initial",), "stage", pb.initial, stages)
+    for i, role in enumerate(pb.managers or []):
+        if role not in roles:
+            yield _ref(smap, ("managers", i), "role", role, roles)
     for tid, tr in pb.transitions.items():
         base = ("transitions", tid)
         for i, src in enumerate(tr.source):

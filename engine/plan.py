@@ -55,6 +55,7 @@ def compile_plan(pb: Any, sha256: str) -> dict:
         "initial": pb.initial_stage,
         "severities": list(pb.severities),
         "roles": {rid: {"title": r.title, "required": r.required} for rid, r in pb.roles.items()},
+        "managers": pb.manager_roles(),
         "inputs": {
             name: {
                 "type": spec.type,

@@ -296,6 +296,9 @@ class Playbook(_Model):
     )
     initial: Id | None = Field(None, description="first stage (default: the first listed)")
     roles: dict[Id, Role] = Field(min_length=1)
+    managers: list[Id] | None = Field(
+        None, description="roles that may assign and unassign people during an incident "
+        "(default: the roles allowed to fire at least one transition)")
     inputs: dict[Id, Input] = Field(default_factory=dict)
     stages: dict[Id, Stage] = Field(min_length=1)
     transitions: dict[Id, Transition] = Field(default_factory=dict)
@@ -312,6 +315,11 @@ class Playbook(_Model):
     @property
     def initial_stage(self) -> str:
         return self.initial or next(iter(self.stages))
+
+    def manager_roles(self) -> list[str]:
+        if self.managers is not None:
+            return list(self.managers)
+        return [r for r in self.roles if any(r in tr.roles for tr in self.transitions.values())]
 
     def terminal_stages(self) -> list[str]:
         return [name for name, stage in self.stages.items() if stage.terminal]

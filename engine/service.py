@@ -48,6 +48,16 @@ def _require_open(state: dict, action: str) -> None:
                       ["reopen it first, if the playbook allows: playbook reopen " + state["id"]])
 
 
+def _require_manager(state: dict, actor: str, action: str) -> None:
+    """Only holders of the playbook's managing roles change who holds what."""
+    plan = state["plan"]
+    managers = plan.get("managers") or [
+        r for r in plan["roles"] if any(r in tr["roles"] for tr in plan["transitions"].values())]
+    if not set(managers) & set(inc.roles_of(state, actor)):
+        raise Refused(f"incident {state['id']}: only holders of {', '.join(managers)} may {action}; "
+                      f"{actor} holds {', '.join(inc.roles_of(state, actor)) or 'no role'}")
+
+
 def _require_member(state: dict, actor: str, action: str) -> None:
     if not inc.roles_of(state, actor):
         raise Refused(f"incident {state['id']}: {actor} holds no role in this incident and "
@@ -123,7 +133,7 @@ def _assignments(plan: dict, assign: dict[str, str]) -> dict[str, str]:
 def assign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
     def build(state):
         _require_open(state, "assign roles")
-        _require_member(state, actor, "assign roles")
+        _require_manager(state, actor, "assign roles")
         _assignments(state["plan"], {role: person})
         if person.strip() in state["roles"].get(role, []):
             raise Refused(f"incident {incident}: {person} already holds {role}")
@@ -135,7 +145,7 @@ def assign(store, clock, actor: str, incident: str, role: str, person: str) -> d
 def unassign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
     def build(state):
         _require_open(state, "change roles")
-        _require_member(state, actor, "change roles")
+        _require_manager(state, actor, "change roles")
         _assignments(state["plan"], {role: person})
         if person not in state["roles"].get(role, []):
             raise Refused(f"incident {incident}: {person} does not hold {role}")

@@ -164,18 +164,20 @@ def _store(ctx: click.Context, db: str | None):
 
 
 def _actor(name: str | None) -> str:
-    if name:
-        return name
-    if os.environ.get("PLAYBOOK_ACTOR"):
-        return os.environ["PLAYBOOK_ACTOR"]
-    import getpass
+    from engine.errors import UsageError
 
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): say so rather than guess
-        from engine.errors import UsageError
+    if not name:
+        name = os.environ.get("PLAYBOOK_ACTOR")
+    if not name:
+        import getpass
 
-        raise UsageError("who is acting? give --as NAME or set PLAYBOOK_ACTOR") from None
+        try:
+            name = getpass.getuser()
+        except Exception:  # no login name (containers): say so rather than guess
+            raise UsageError("who is acting? give --as NAME or set PLAYBOOK_ACTOR") from None
+    if name.strip().lower().startswith("system:"):
+        raise UsageError(f"acting as {name!r}: names starting with 'system:' are reserved for the engine")
+    return name
 
 
 db_option = click.option(
@@ -462,7 +464,7 @@ def _check_due(ctx, store, within: int, record: bool, as_json: bool, db: str | N
     recorded = breaches.record(store, clock, items) if record else []
     destinations = _destinations(db) if record else {}
     notices = breaches.notify(store, clock, destinations) if destinations else []
-    overdue = [i for i in items if i.clock.overdue]
+    overdue = [i for i in items if i.clock.overdue and not i.drill]  # a drill never pages anyone
     if as_json:
         _print_json({"items": [i.to_json() for i in items], "recorded": recorded, "notified": notices})
     elif not items:
@@ -699,9 +701,14 @@ def _read_public_key(path: str | None) -> str | None:
         return None
     try:
         with open(path, encoding="utf-8") as f:
-            return f.read()
+            pem = f.read()
     except OSError as e:
         raise IntegrityError(f"{path}: cannot read the public key ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{path}: not a PEM public key (not text)") from None
+    if "-----BEGIN PUBLIC KEY-----" not in pem:
+        raise IntegrityError(f"{path}: not a PEM public key (no BEGIN PUBLIC KEY line)")
+    return pem
 
 
 @main.command()
@@ -848,8 +855,12 @@ def edit(ctx, incident, post, text, file, subject, db, actor):
 
     if (text is None) == (file is None):
         raise UsageError("give the new text with exactly one of --text or --file")
-    result = posts.edit(_store(ctx, db), _clock(ctx), _actor(actor), incident, post,
-                        text=text if text is not None else file.read(), subject=subject)
+    if file is not None:
+        try:
+            text = file.read()
+        except UnicodeDecodeError:
+            raise UsageError(f"{file.name}: not UTF-8 text") from None
+    result = posts.edit(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, text=text, subject=subject)
     click.echo(post_block(result))
 
 

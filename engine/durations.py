@@ -29,10 +29,9 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNIT[u] for n, u in _PART.findall(s))
     if seconds <= 0:
         raise ValueError(f"duration {text!r} must be longer than zero")
-    value = timedelta(seconds=seconds)
-    if value > MAX:
+    if seconds > MAX.total_seconds():  # checked before timedelta() can overflow
         raise ValueError(f"duration {text!r} is longer than a year")
-    return value
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

@@ -182,6 +182,7 @@ def note(store, clock, actor: str, incident: str, text: str) -> dict:
         raise UsageError(f"a note must be 1 to {MAX_NOTE} characters")
 
     def build(state):
+        _require_member(state, actor, "add notes")  # closed incidents still take notes (reviews)
         return [NewEvent("NoteAdded", _at(clock, state), actor, {"text": text})]
     return _act(store, incident, build)
 

@@ -193,7 +193,15 @@ def test_drills_never_send_escalation_notices(cli, clock, store, tmp_path, monke
     with Hook() as hook:
         _notify_to(tmp_path, monkeypatch, escalation=hook.url)
         cli("advance-clock", "DRILL-20260314-001", "20m")
-        assert cli("due").exit_code == 9
+        assert cli("due").exit_code == 0
     assert hook.received == []
     assert "EscalationApplied" in _types(store, "DRILL-20260314-001")
     assert "EscalationNotified" not in _types(store, "DRILL-20260314-001")
+
+
+def test_the_system_actor_cannot_be_impersonated(cli, store):
+    cli(*VIRAL_START)
+    result = cli("note", INCIDENT, "all fine", "--as", "system:clock")
+    assert result.exit_code == 2
+    assert "reserved for the engine" in result.stderr
+    assert "NoteAdded" not in _types(store)

@@ -538,3 +538,30 @@ def test_reading_commands_import_no_heavy_library(cli, db, started, command):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "HEAVY="
+
+
+def test_huge_durations_are_clear_errors_not_crashes(cli, tmp_path):
+    from conftest import VIRAL
+
+    text = VIRAL.read_text(encoding="utf-8").replace("deadline: 4h", "deadline: 99999999999999999d")
+    path = tmp_path / "huge.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = cli("validate", str(path))
+    assert result.exit_code == 3
+    assert "is longer than a year" in result.stdout
+    assert cli("due", "--within", "99999999999999999999d").exit_code == 2
+
+
+def test_notes_need_a_role_in_the_incident(cli, store):
+    cli(*VIRAL_START)
+    result = cli("note", "INC-20260314-001", "hello", "--as", "mallory")
+    assert result.exit_code == 5
+    assert "mallory holds no role" in result.stderr
+
+
+def test_a_public_key_file_that_is_not_pem_is_refused(cli, tmp_path):
+    bad = tmp_path / "key.pem"
+    bad.write_bytes(b"\xff\xfe not a key")
+    result = cli("verify", "--public-key", str(bad))
+    assert result.exit_code == 7
+    assert "not a PEM public key" in result.stderr

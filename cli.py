@@ -155,10 +155,15 @@ def _clock(ctx: click.Context):
     return SystemClock()
 
 
-def _store(ctx: click.Context, db: str | None):
+def _store(ctx: click.Context, db: str | None, *, read_only: bool = False):
+    """The incident store. A command that only reads never creates a database: a
+    missing file reads as an empty store (so a typo in --db creates nothing)."""
+    from pathlib import Path
+
     from engine.store import default_db_path, open_store
 
-    store = open_store(db or default_db_path())
+    path = Path(db) if db else default_db_path()
+    store = open_store("memory:") if read_only and not path.exists() else open_store(path)
     ctx.call_on_close(store.close)
     return store
 
@@ -248,7 +253,7 @@ def status(ctx, incident, db, actor, as_json):
     Without INCIDENT, list the open incidents."""
     from engine import service
 
-    store = _store(ctx, db)
+    store = _store(ctx, db, read_only=True)
     if incident is None:
         return _list(ctx, service.list_incidents(store), as_json)
     _show_state(ctx, service.status(store, incident), _actor(actor), as_json)
@@ -278,7 +283,7 @@ def list_(ctx, include_closed, stage, playbook_id, db, as_json):
     """List incidents (open ones unless --all)."""
     from engine import service
 
-    _list(ctx, service.list_incidents(_store(ctx, db), include_closed=include_closed,
+    _list(ctx, service.list_incidents(_store(ctx, db, read_only=True), include_closed=include_closed,
                                       stage=stage, playbook=playbook_id), as_json)
 
 
@@ -432,7 +437,7 @@ def log(ctx, incident, db, as_json):
     from engine import service
     from engine.views import event_line
 
-    for e in service.log(_store(ctx, db), incident):
+    for e in service.log(_store(ctx, db, read_only=True), incident):
         if as_json:
             click.echo(json.dumps(e.to_json(), ensure_ascii=False))
             continue
@@ -495,7 +500,7 @@ def due(ctx, within, record, db, as_json):
     Exits 9 while anything is overdue (for cron and monitoring); records each
     missed deadline once and applies the playbook's escalation."""
     within_s = 0 if within in ("0", "0s") else _seconds(within, "--within")
-    _check_due(ctx, _store(ctx, db), within_s, record, as_json, db)
+    _check_due(ctx, _store(ctx, db, read_only=True), within_s, record, as_json, db)
 
 
 @main.command()
@@ -513,7 +518,7 @@ def watch(ctx, interval, within, count, db):
     from engine.errors import Overdue
 
     pause, within_s = _seconds(interval, "--interval"), _seconds(within, "--within")
-    store, n = _store(ctx, db), 0
+    store, n = _store(ctx, db, read_only=True), 0
     while count is None or n < count:
         n += 1
         click.echo(f"-- check {n} at {_clock(ctx).now().isoformat(timespec='seconds')}")
@@ -588,7 +593,7 @@ def drill_summary(ctx, incident, db, as_json):
     """What the drill's team did on time, late, or never."""
     from engine.drills import summary
 
-    result = summary(_store(ctx, db), incident, _clock(ctx).now())
+    result = summary(_store(ctx, db, read_only=True), incident, _clock(ctx).now())
     if as_json:
         return _print_json(result)
     click.echo(f"Drill {incident}: {result['title']}")
@@ -641,10 +646,12 @@ def _read_json_file(path: str, what: str) -> dict:
               help="Write the new checkpoint to this file (default: print it).")
 @click.option("--bundle", "bundle_file", type=click.Path(dir_okay=False),
               help="Verify an incident bundle (playbook bundle) without the database.")
+@click.option("--fast", is_flag=True,
+              help="Skip refolding each incident's log to check its stored state (faster on huge logs).")
 @db_option
 @json_option
 @click.pass_context
-def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, db, as_json):
+def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, fast, db, as_json):
     """Verify the audit log's integrity; on success, sign and print a new checkpoint.
 
     With --bundle FILE, verify an auditor's bundle offline instead.
@@ -668,17 +675,30 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
             click.echo(f"OK: {bundle_file}: {report.events} events verify against the bundle's signed checkpoint"
                        f"{' and the given public key' if pem else ''}.")
         return
-    store = _store(ctx, db)
+    store = _store(ctx, db, read_only=True)
     if incident is not None and store.snapshot(incident) is None:
         from engine.errors import NotFound
 
         raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
     given = _read_json_file(checkpoint_file, "checkpoint") if checkpoint_file else None
-    report = integrity.verify(store, incident, checkpoint=given, public_key_pem=pem)
+    if incident is not None and output:
+        from engine.errors import UsageError
+
+        raise UsageError("a checkpoint covers every incident: run verify without INCIDENT to write one")
+    from engine.incident import replay
+
+    report = integrity.verify(store, incident, checkpoint=given, public_key_pem=pem,
+                              replay=None if fast else replay)
     if not report.ok:
         if as_json:
             _print_json(report.to_json())
         raise IntegrityError("the audit log does NOT verify:\n" + "\n".join(f"  - {p}" for p in report.problems))
+    if incident is not None:  # only the incident was checked: sign nothing for the others
+        if as_json:
+            return _print_json(report.to_json())
+        click.echo(f"OK: {report.events} events of {incident} verify"
+                   f"{f' against {report.checkpoints} checkpoint(s)' if report.checkpoints else ''}.")
+        return
     cp = integrity.checkpoint(store, integrity.load_or_create_key(_key_path(db)), utc_now_iso(_clock(ctx).now()))
     if output:
         with open(output, "w", encoding="utf-8") as f:
@@ -721,7 +741,7 @@ def report(ctx, incident, fmt, output, db):
     """The auditor's report: roles, timeline, posts and approvals, metrics, integrity."""
     from engine.report import build_report, render_report
 
-    text = render_report(build_report(_store(ctx, db), incident, _clock(ctx).now()), fmt)
+    text = render_report(build_report(_store(ctx, db, read_only=True), incident, _clock(ctx).now()), fmt)
     _write_or_print(text, output)
 
 
@@ -750,7 +770,7 @@ def export(ctx, incident, fmt, output, db):
     from engine.errors import StoreError
     from engine.report import export_events
 
-    store = _store(ctx, db)
+    store = _store(ctx, db, read_only=True)
     if not output:
         export_events(store, incident, fmt, sys.stdout)
         return
@@ -778,8 +798,12 @@ def bundle(ctx, incident, output, db):
     from engine.bundle import write_bundle
     from engine.integrity import load_or_create_key
 
-    manifest = write_bundle(_store(ctx, db), incident, Path(output),
-                            load_or_create_key(_key_path(db)), now=_clock(ctx).now())
+    from engine.service import status
+
+    store = _store(ctx, db, read_only=True)
+    status(store, incident)  # an unknown incident: refuse before a signing key is created
+    manifest = write_bundle(store, incident, Path(output), load_or_create_key(_key_path(db)),
+                            now=_clock(ctx).now())
     click.echo(f"{incident}: {manifest.get('events', '?')} events bundled into {output}")
 
 
@@ -829,7 +853,7 @@ def drafts(ctx, incident, db, as_json):
     from engine import posts
     from engine.views import post_block
 
-    found = posts.drafts(_store(ctx, db), incident)
+    found = posts.drafts(_store(ctx, db, read_only=True), incident)
     if as_json:
         return _print_json(found)
     if not found:

@@ -106,3 +106,37 @@ def test_verify_detects_a_truncated_log_against_an_earlier_checkpoint(cli, incid
     result = cli("verify", "--checkpoint", str(cp))
     assert result.exit_code == 7
     assert "truncated" in result.stderr
+
+
+def test_verify_reports_an_edited_projection(cli, incident, db):
+    """Commands act on the stored state; verify refolds the log and notices an edit to it."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    state = json.loads(con.execute("SELECT state FROM snapshots").fetchone()[0])
+    state["drill"] = True
+    con.execute("UPDATE snapshots SET state = ?", (json.dumps(state),))
+    con.commit()
+    con.close()
+    result = cli("verify")
+    assert result.exit_code == 7
+    assert incident in result.stderr
+    assert cli("verify", "--fast").exit_code == 0  # the chain itself is intact
+
+
+def test_reading_commands_never_create_a_database(cli, tmp_path):
+    missing = tmp_path / "typo" / "incidents.db"
+    for args in (["status", "INC-1"], ["list"], ["log", "INC-1"], ["report", "INC-1"],
+                 ["export", "INC-1"], ["drafts", "INC-1"], ["bundle", "INC-1", "-o", str(tmp_path / "b.zip")]):
+        result = cli(*args, "--db", str(missing))
+        assert result.exit_code in (0, 4), (args, result.output)
+    assert not missing.exists() and not missing.parent.exists()
+    assert not (tmp_path / "signing.key").exists()
+
+
+def test_a_checkpoint_is_only_signed_after_every_incident_verified(cli, incident, tmp_path):
+    result = cli("verify", incident, "-o", str(tmp_path / "cp.json"))
+    assert result.exit_code == 2
+    assert "run verify without INCIDENT" in result.stderr
+    assert cli("verify", incident).exit_code == 0
+    assert not (tmp_path / "cp.json").exists()

@@ -89,6 +89,10 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dic
         s["stage"] = data["to"]
         s["stage_entered_at"] = at
         s["public_posts"]["last_in_stage_at"] = None
+        for task in s["plan"]["stages"][data["to"]]["tasks"]:  # a checklist is per visit
+            s["tasks"].pop(task, None)
+        if s["plan"]["transitions"].get(data["trigger"], {}).get("reopen"):
+            s["reopened_at"] = at  # posts from before the reopening no longer satisfy guards
         terminal = s["plan"]["stages"][data["to"]]["terminal"]
         s["status"] = "closed" if terminal else "open"
         s["closed_at"] = at if terminal else None
@@ -197,12 +201,14 @@ def blockers(state: dict, trigger: str, actor: str) -> list[str]:
     for task in req["tasks"]:
         if task not in state["tasks"]:
             reasons.append(f"task {task} is not done")
+    since = state.get("reopened_at") or ""
+    later = " since the incident was reopened" if since else ""
     for template in req["published"]:
-        if template not in state["published"]:
-            reasons.append(f"no post of template {template} has been published")
+        if state["published"].get(template, "") < since or template not in state["published"]:
+            reasons.append(f"no post of template {template} has been published{later}")
     for template in req["approved"]:
-        if template not in state["approved"]:
-            reasons.append(f"no post of template {template} has been approved")
+        if state["approved"].get(template, "") < since or template not in state["approved"]:
+            reasons.append(f"no post of template {template} has been approved{later}")
     for name in req["inputs"]:
         if state["inputs"].get(name) in (None, ""):
             reasons.append(f"input {name} has no value (playbook set {state['id']} {name}=...)")

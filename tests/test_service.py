@@ -391,3 +391,38 @@ def test_two_stores_on_one_database_see_each_others_events(db, clock, viral):
     finally:
         first.close()
         second.close()
+
+
+def test_reopening_requires_the_work_again(store, clock, viral, tmp_path):
+    """After a reopen, the stage's tasks are open again and older posts do not satisfy guards."""
+    from engine import incident as inc
+
+    state = service.start(store, clock, "alice", viral, title="t",
+                          inputs={"complaint_url": "https://x.com/p/1", "complaint_channel": "x"},
+                          assign={"incident_lead": "alice", "spokesperson": "bob"})
+    iid = state["id"]
+    # fast-forward a resolved incident: tasks done and public_response published (fold only)
+    service.task(store, clock, "alice", iid, "confirm_post")
+    service.task(store, clock, "alice", iid, "check_patient")
+    service.close(store, clock, "alice", iid, trigger="dismiss")
+    reopened = service.reopen(store, clock, "alice", iid)
+    assert reopened["stage"] == "investigate" and reopened["reopened_at"]
+    late = dict(reopened, published={"public_response": "2026-03-14T08:00:00.000Z"})
+    assert "no post of template public_response has been published since the incident was reopened" in \
+        inc.blockers(dict(late, stage="respond"), "resolve", "alice")
+    service.task(store, clock, "alice", iid, "gather_facts")
+    service.task(store, clock, "alice", iid, "privacy_review")
+    service.advance(store, clock, "alice", iid, "respond")
+    assert store.snapshot(iid).state["stage"] == "respond"
+
+
+def test_reentering_a_stage_reopens_its_checklist(store, clock, viral):
+    from engine import incident as inc
+
+    state = service.start(store, clock, "alice", viral, title="t",
+                          inputs={"complaint_url": "https://x.com/p/1", "complaint_channel": "x"},
+                          assign={"incident_lead": "alice", "spokesperson": "bob"})
+    done = inc.apply(state, "TaskCompleted", "2026-03-14T09:01:00.000Z", "alice", {"task": "gather_facts"})
+    back = inc.apply(done, "StageChanged", "2026-03-14T09:02:00.000Z", "alice",
+                     {"trigger": "reopen", "from": "resolved", "to": "investigate", "reason": ""})
+    assert "gather_facts" not in back["tasks"]

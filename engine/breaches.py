@@ -37,10 +37,11 @@ def breach_key(clock: ClockStatus) -> str:
     return f"{clock.key}@{utc_now_iso(clock.due_at)}"
 
 
-def due(store, now, within_seconds: int = 0) -> list[DueItem]:
-    """Every open incident's unmet clocks that are overdue or due within the window."""
+def due(store, now, within_seconds: int = 0, incident: str | None = None) -> list[DueItem]:
+    """Every open incident's (or one incident's) unmet clocks overdue or due within the window."""
     items = []
-    for snap in store.snapshots():
+    snaps = store.snapshots() if incident is None else [s for s in [store.snapshot(incident)] if s]
+    for snap in snaps:
         state = snap.state
         for c in clocks(state, inc.effective_now(state, now)):
             if c.met_at is None and c.left.total_seconds() <= within_seconds:

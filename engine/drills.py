@@ -100,7 +100,7 @@ def advance_clock(store, clock, actor: str, incident: str, seconds: int) -> dict
         return events
 
     state = _act(store, incident, build)
-    items = [i for i in due(store, clock.now()) if i.incident == incident]
+    items = due(store, clock.now(), incident=incident)
     recorded = record(store, clock, items)
     return {"state": store.snapshot(incident).state if recorded else state, "recorded": recorded,
             "injects": [i for i in state["injects"] if i["delivered_at"] == state["updated_at"]]}

@@ -85,18 +85,21 @@ def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
     target = esc["move_to"]
     if target and target != state["stage"] and not inc.is_closed(state):
         plan = state["plan"]
-        for trigger, tr in plan["transitions"].items():
+        blocked = {}
+        for trigger, tr in plan["transitions"].items():  # the first open one, in playbook order
             if tr["to"] == target and state["stage"] in tr["from"]:
                 unmet = [r for r in inc.blockers(state, trigger, SYSTEM)
                          if "does not hold a role" not in r]
-                if unmet:
-                    events.append(NewEvent("EscalationBlocked", at, SYSTEM,
-                                           {"clock": c.key, "trigger": trigger, "reasons": unmet}))
-                else:
+                if not unmet:
                     events.append(NewEvent("StageChanged", at, SYSTEM, {
                         "trigger": trigger, "from": state["stage"], "to": target,
                         "reason": f"escalation: {c.label} overdue"}))
-                break
+                    break
+                blocked[trigger] = unmet
+        else:
+            for trigger, unmet in blocked.items():
+                events.append(NewEvent("EscalationBlocked", at, SYSTEM,
+                                       {"clock": c.key, "trigger": trigger, "reasons": unmet}))
     return events
 
 

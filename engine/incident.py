@@ -89,10 +89,11 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
         s["stage"] = data["to"]
         s["stage_entered_at"] = at
         s["public_posts"]["last_in_stage_at"] = None
-        for task in s["plan"]["stages"][data["to"]]["tasks"]:  # a checklist is per visit
-            s["tasks"].pop(task, None)
         if s["plan"]["transitions"].get(data["trigger"], {}).get("reopen"):
-            s["reopened_at"] = at  # posts from before the reopening no longer satisfy guards
+            # reopened for new facts: the checklists start again, and posts and approvals
+            # from before no longer satisfy guards (see blockers) or allow publishing
+            s["tasks"] = {}
+            s["reopened_at"] = at
         terminal = s["plan"]["stages"][data["to"]]["terminal"]
         s["status"] = "closed" if terminal else "open"
         s["closed_at"] = at if terminal else None

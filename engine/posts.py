@@ -22,6 +22,27 @@ from .events import NewEvent, canonical
 from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
 
 
+def _plain(text: str) -> str:
+    """Text as a reader sees it, for matching: HTML entities decoded, NFKC, no
+    invisible format characters, single spaces, case folded."""
+    import html
+    import unicodedata
+
+    text = unicodedata.normalize("NFKC", html.unescape(text))
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(text.split()).casefold()
+
+
+def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
+    """Confidential inputs whose current value appears in a (public) post's text."""
+    flat = _plain(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
+    spec = state["plan"]["inputs"]
+    values = {**state["inputs"], **(extra or {})}
+    return sorted(k for k, v in values.items()
+                  if k in spec and spec[k]["confidential"] and v not in (None, "")
+                  and len(_plain(str(v))) >= 3 and _plain(str(v)) in flat)
+
+
 def _ours(found: str, contacts: set[str]) -> bool:
     """A hit that is (part of) one of the organisation's own declared public contacts."""
     digits = "".join(c for c in found if c.isdigit())
@@ -126,14 +147,11 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         scanned = text
     hits, leaks = [], []
     if profile.public:
-        values = {**state["inputs"], **(extra or {})}
-        ours = {str(v) for k, v in values.items()
+        # our own contacts come from the incident's inputs only, never from a render override
+        ours = {str(v) for k, v in state["inputs"].items()
                 if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
         hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)]
-        flat = " ".join(scanned.split()).casefold()
-        leaks = sorted(k for k, v in values.items()
-                       if k in pb.inputs and pb.inputs[k].confidential and v not in (None, "")
-                       and len(str(v).strip()) >= 3 and " ".join(str(v).split()).casefold() in flat)
+        leaks = confidential_leaks(state, text, extra)
     previous = state["posts"].get(post_id)
     return NewEvent("PostDrafted", at, actor, {
         "post": post_id, "template": template, "channel": channel, "lang": lang,
@@ -232,9 +250,11 @@ def approve(store, clock, actor: str, incident: str, post_id: str, *, version: i
                              "(one approval counts for one role)")
         else:
             chosen = held[0]
-        if post.get("leaks"):
+        leaks = sorted(set(post.get("leaks", [])) | set(confidential_leaks(state, post["text"]))
+                       if post["public"] else [])
+        if leaks:
             reasons.append(f"the text contains the value of confidential input(s) "
-                           f"{', '.join(post['leaks'])}; it can never be published on {post['channel']} "
+                           f"{', '.join(leaks)}; it can never be published on {post['channel']} "
                            "(edit the text; no override exists for this)")
         if post["hits"] and post["override"] is None and not override:
             found = "; ".join(f"{h['kind']} {h['text']!r}" for h in post["hits"])
@@ -298,6 +318,14 @@ def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path)
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
                           "not approved; nothing was published",
                           inc.approval_missing(post) if post["status"] == "draft" else [])
+        if post["public"] and confidential_leaks(state, post["text"]):
+            raise Refused(f"incident {incident}: {post_id} v{post['version']} contains the value of "
+                          f"confidential input(s) {', '.join(confidential_leaks(state, post['text']))}; "
+                          "nothing was published")
+        reopened = state.get("reopened_at") or ""
+        if any(a["at"] < reopened for a in post["approvals"]):
+            raise Refused(f"incident {incident}: {post_id} v{post['version']} was approved before the "
+                          "incident was reopened; it needs approval again", [f"playbook drafts {incident}"])
         stale = [a for a in post["approvals"] if a.get("sha256") != post["sha256"]]
         if text_hash(post["text"]) != post["sha256"] or stale:
             raise Refused(f"incident {incident}: {post_id} v{post['version']}: its text does not match "

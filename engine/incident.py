@@ -191,15 +191,19 @@ def is_closed(state: dict) -> bool:
     return state["status"] == "closed"
 
 
-def blockers(state: dict, trigger: str, actor: str) -> list[str]:
-    """Every reason `actor` may not fire `trigger` now (empty: allowed)."""
+def blockers(state: dict, trigger: str, actor: str | None, *, check_stage: bool = True) -> list[str]:
+    """Every reason `actor` may not fire `trigger` now (empty: allowed).
+
+    Without an actor the role check is skipped (listings, and moves the playbook
+    itself makes on escalation); `check_stage=False` leaves the stage to the caller
+    (the state machine checks it itself)."""
     plan = state["plan"]
     tr = plan["transitions"][trigger]
     stage = state["stage"]
     reasons = []
-    if stage not in tr["from"]:
+    if check_stage and stage not in tr["from"]:
         reasons.append(f"it leads from {', '.join(tr['from'])}, and the incident is in {stage}")
-    if not set(tr["roles"]) & set(roles_of(state, actor)):
+    if actor is not None and not set(tr["roles"]) & set(roles_of(state, actor)):
         reasons.append(f"{actor} does not hold a role allowed to fire it ({', '.join(tr['roles'])})")
     req = tr["requires"]
     for task in req["tasks"]:

@@ -24,8 +24,7 @@ class _Model:
         self.unmet: list[str] = []
 
     def guards_met(self, trigger: str) -> bool:
-        self.unmet = [r for r in blockers(self.incident, trigger, self.actor)
-                      if not r.startswith("it leads from")]
+        self.unmet = blockers(self.incident, trigger, self.actor, check_stage=False)
         return not self.unmet
 
 

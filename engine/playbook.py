@@ -255,9 +255,6 @@ class Approval(_Model):
             raise ValueError("name at least one approving role in all_of or any_of")
         return self
 
-    def required_count(self) -> int:
-        return len(self.all_of) + (self.min if self.any_of else 0)
-
 
 class Template(_Model):
     """Message text per channel and language (Jinja2, sandboxed)."""

@@ -28,12 +28,6 @@ def incident_row(state: dict, now: datetime) -> str:
             f"{_since(state['stage_entered_at'], now):>7}  {state['title']}{late}")
 
 
-def _blockers(state: dict, trigger: str, actor: str) -> list[str]:
-    """Unmet conditions; without an actor (listings), only those that hold for everyone."""
-    reasons = inc.blockers(state, trigger, actor or "")
-    return reasons if actor else [r for r in reasons if "does not hold a role" not in r]
-
-
 def status_json(state: dict, now: datetime, actor: str) -> dict:
     now = inc.effective_now(state, now)
     plan = state["plan"]
@@ -52,7 +46,7 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         "tasks": {t: (state["tasks"].get(t)) for t in inc.stage_tasks(state)},
         "clocks": [c.to_json() for c in clocks(state, now)],
         "transitions": {
-            t: {"to": plan["transitions"][t]["to"], "blocked_by": _blockers(state, t, actor)}
+            t: {"to": plan["transitions"][t]["to"], "blocked_by": inc.blockers(state, t, actor or None)}
             for t in inc.transitions_from_here(state)
         },
         "events": state.get("events"),

@@ -154,3 +154,15 @@ def test_a_retried_delivery_sends_the_published_text_never_a_later_draft(cli, st
     delivered = [e for e in store.events(approved_ack) if e.type == "PostDelivered"][0]
     assert delivered.data["version"] == 1
     assert "UNAPPROVED" not in json.dumps([e.to_json() for e in store.events(approved_ack) if e.type == "PostDelivered"])
+
+
+def test_delivering_a_channel_with_no_destination_says_so(cli, store, approved_ack, tmp_path, monkeypatch):
+    path = tmp_path / "destinations.yaml"  # destinations for chat only, none for x
+    path.write_text("chat: ['json://127.0.0.1:9/hook']\n", encoding="utf-8")
+    monkeypatch.setenv("PLAYBOOK_DESTINATIONS", str(path))
+    assert cli("publish", approved_ack, "public_ack/x/en", "--as", "carol").exit_code == 0
+    before = len(list(store.events(approved_ack)))
+    result = cli("deliver", approved_ack, "public_ack/x/en", "--as", "carol")
+    assert result.exit_code == 4
+    assert "no destinations configured for channel x" in result.stderr
+    assert len(list(store.events(approved_ack))) == before

@@ -12,6 +12,14 @@ from datetime import timedelta
 from conftest import PLAYBOOKS, VIRAL_START
 
 INC = "INC-20260314-001"
+#: What starting a privacy-breach incident (or drill) takes.
+BREACH_START = [
+    str(PLAYBOOKS / "privacy-breach.yaml"), "--title", "PB",
+    "--set", "discovered_at=2026-03-14T08:00:00Z", "--set", "affected_count=120",
+    "--set", "data_categories=names", "--set", "breach_cause=cyberattack",
+    "--set", "helpline_phone=+44 20 7946 0001", "--set", "info_url=https://ex.org/b",
+    "--assign", "incident_lead=lee", "--assign", "privacy_officer=pat",
+    "--assign", "legal=law", "--assign", "spokesperson=sam", "--as", "lee"]
 
 
 def _events(store, incident=INC):
@@ -96,13 +104,7 @@ def test_returning_from_rumour_control_keeps_the_respond_checklist(store, clock)
 
 
 def test_an_escalation_moves_through_the_first_transition_whose_guards_hold(cli, store):
-    args = ["drill", str(PLAYBOOKS / "privacy-breach.yaml"), "--title", "PB",
-            "--set", "discovered_at=2026-03-14T08:00:00Z", "--set", "affected_count=120",
-            "--set", "data_categories=names", "--set", "breach_cause=cyberattack",
-            "--set", "helpline_phone=+44 20 7946 0001", "--set", "info_url=https://ex.org/b",
-            "--assign", "incident_lead=lee", "--assign", "privacy_officer=pat",
-            "--assign", "legal=law", "--assign", "spokesperson=sam", "--as", "lee"]
-    result = cli(*args)
+    result = cli("drill", *BREACH_START)
     assert result.exit_code == 0, result.output
     drill = "DRILL-20260314-001"
     for t in ("confirm_breach", "record_discovery_time", "stop_exposure", "preserve_evidence"):
@@ -114,13 +116,7 @@ def test_an_escalation_moves_through_the_first_transition_whose_guards_hold(cli,
 
 
 def test_a_render_override_cannot_make_a_stranger_number_our_own_contact(cli, store, tmp_path):
-    args = ["start", str(PLAYBOOKS / "privacy-breach.yaml"), "--title", "PB",
-            "--set", "discovered_at=2026-03-14T08:00:00Z", "--set", "affected_count=120",
-            "--set", "data_categories=names", "--set", "breach_cause=cyberattack",
-            "--set", "helpline_phone=+44 20 7946 0001", "--set", "info_url=https://ex.org/b",
-            "--assign", "incident_lead=lee", "--assign", "privacy_officer=pat",
-            "--assign", "legal=law", "--assign", "spokesperson=sam", "--as", "lee"]
-    assert cli(*args).exit_code == 0
+    assert cli("start", *BREACH_START).exit_code == 0
     from engine.loader import load_playbook
     from engine.posts import _drafted
 

@@ -601,3 +601,14 @@ def test_a_confidential_value_typed_into_a_public_post_blocks_approval_without_o
                    "--override-identifiers", "it is fine", "--as", "bob")
     assert "confidential input(s) patient_name" in out and "no override exists" in out
     assert "CONFIDENTIAL input patient_name" in cli("drafts", INC).stdout
+
+
+def test_an_edit_from_a_file_that_is_not_text_is_a_usage_error(acknowledging, db, tmp_path):
+    _render_ack(cli := acknowledging)
+    bad = tmp_path / "edit.txt"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    out = _refused(cli, db, 2, "edit", INC, "public_ack/x/en", "--file", str(bad), "--as", "carol")
+    assert "not UTF-8 text" in out
+    good = tmp_path / "good.txt"
+    good.write_text("We are sorry. Please message us so we can help.", encoding="utf-8")
+    assert cli("edit", INC, "public_ack/x/en", "--file", str(good), "--as", "carol").exit_code == 0

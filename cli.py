@@ -497,8 +497,9 @@ def _check_due(ctx, store, within: int, record: bool, as_json: bool, db: str | N
 def due(ctx, within, record, db, as_json):
     """What is due or overdue across open incidents, most urgent first.
 
-    Exits 9 while anything is overdue (for cron and monitoring); records each
-    missed deadline once and applies the playbook's escalation."""
+    Exits 9 while anything in a real incident is overdue (drills are listed but
+    never page anyone); records each missed deadline once and applies the
+    playbook's escalation, sending notices to the configured destinations."""
     within_s = 0 if within in ("0", "0s") else _seconds(within, "--within")
     _check_due(ctx, _store(ctx, db, read_only=True), within_s, record, as_json, db)
 
@@ -652,9 +653,10 @@ def _read_json_file(path: str, what: str) -> dict:
 @json_option
 @click.pass_context
 def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, fast, db, as_json):
-    """Verify the audit log's integrity; on success, sign and print a new checkpoint.
+    """Verify the audit log's integrity (all incidents, or one).
 
-    With --bundle FILE, verify an auditor's bundle offline instead.
+    Verifying every incident also signs and prints a new checkpoint (-o FILE to
+    save it). With --bundle FILE, verify an auditor's bundle offline instead.
     Exits 7 if anything was modified, inserted, reordered or removed."""
     from engine import integrity
     from engine.errors import IntegrityError
@@ -900,7 +902,7 @@ def edit(ctx, incident, post, text, file, subject, db, actor):
 @as_option
 @click.pass_context
 def approve(ctx, incident, post, role, version, override, db, actor):
-    """Approve the current version of POST (e.g. public_ack/x/en)."""
+    """Approve version --version of POST (e.g. public_ack/x/en) as one of your roles."""
     from engine import posts
     from engine.incident import approval_missing
 

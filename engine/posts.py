@@ -318,10 +318,10 @@ def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path)
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
                           "not approved; nothing was published",
                           inc.approval_missing(post) if post["status"] == "draft" else [])
-        if post["public"] and confidential_leaks(state, post["text"]):
+        leaks = confidential_leaks(state, post["text"]) if post["public"] else []
+        if leaks:
             raise Refused(f"incident {incident}: {post_id} v{post['version']} contains the value of "
-                          f"confidential input(s) {', '.join(confidential_leaks(state, post['text']))}; "
-                          "nothing was published")
+                          f"confidential input(s) {', '.join(leaks)}; nothing was published")
         reopened = state.get("reopened_at") or ""
         if any(a["at"] < reopened for a in post["approvals"]):
             raise Refused(f"incident {incident}: {post_id} v{post['version']} was approved before the "

@@ -34,7 +34,7 @@ def _ack_draft(cli):
         assert cli(*args).exit_code == 0, args
 
 
-def test_a_confidential_value_set_after_the_draft_still_blocks_approval_and_publishing(cli, store, tmp_path, monkeypatch):
+def test_a_confidential_value_set_after_the_draft_still_blocks_approval(cli, store, tmp_path, monkeypatch):
     monkeypatch.setenv("PLAYBOOK_OUTBOX", str(tmp_path / "outbox"))
     _ack_draft(cli)
     cli("edit", INC, "public_ack/x/en", "--text", "We spoke with Bea Jones today.", "--as", "carol")
@@ -42,6 +42,18 @@ def test_a_confidential_value_set_after_the_draft_still_blocks_approval_and_publ
     refused = cli("approve", INC, "public_ack/x/en", "--version", "2", "--as", "bob")
     assert refused.exit_code == 5 and "patient_name" in refused.stderr
     assert "PostApproved" not in _events(store)
+
+
+def test_a_confidential_value_set_after_approval_still_blocks_publishing(cli, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_OUTBOX", str(tmp_path / "outbox"))
+    _ack_draft(cli)
+    cli("edit", INC, "public_ack/x/en", "--text", "We spoke with Bea Jones today.", "--as", "carol")
+    assert cli("approve", INC, "public_ack/x/en", "--version", "2", "--as", "bob").exit_code == 0
+    assert cli("set", INC, "patient_name=Bea Jones", "--as", "alice").exit_code == 0
+    refused = cli("publish", INC, "public_ack/x/en", "--as", "carol")
+    assert refused.exit_code == 5 and "confidential input(s) patient_name" in refused.stderr
+    assert "PostPublished" not in _events(store)
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").rglob("*.json"))
 
 
 def test_the_confidential_check_sees_through_unicode_forms_and_invisible_characters(cli, store):

@@ -229,7 +229,10 @@ def _undefined(e: Exception, withheld: frozenset[str]) -> str:
         return f"confidential input {m.group(1)!r} cannot be used on a public channel"
     if m:
         return f"variable {m.group(1)!r} has no value (set it with --set {m.group(1)}=...)"
-    return str(e)
+    m = re.search(r"has no attribute '([^']+)'", str(e))
+    if m:
+        return f"the template uses {m.group(1)!r}, which that value does not have"
+    return f"the template uses a value that is not defined ({e})"
 
 
 def context(state: dict, *, public: bool, overrides: dict | None = None) -> dict:

@@ -209,24 +209,44 @@ def test_alias_bomb_inside_a_list_is_refused_at_the_document():
 
 
 def test_deep_nesting_is_refused_without_crashing_the_process():
-    """libyaml's composer recurses in C; 100 000 nested brackets must not kill the process."""
+    """libyaml's composer recurses in C; 100 000 nested brackets must not kill the process.
+
+    Whichever layer stops the input first (PyYAML's own depth limit or ours), the user
+    gets exit 3, a location on line 1, no traceback, in bounded time and memory.
+    """
     code = textwrap.dedent("""\
+        import resource, time
         from engine.errors import PlaybookInvalid
         from engine.loader import load_playbook_text
         for text in ("x: " + "[" * 100_000 + "]" * 100_000, "x: " + "{a: " * 20_000 + "1" + "}" * 20_000):
+            started = time.perf_counter()
             try:
                 load_playbook_text(text, "deep.yaml")
             except PlaybookInvalid as e:
                 d = e.diagnostics[0]
-                print(d.line, d.col, d.message)
+                print(e.exit_code, d.path, d.line, d.col > 0, round(time.perf_counter() - started, 3))
+        print("peak-kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
         """)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
-    assert len(lines) == 2
-    for line in lines:
-        assert line.startswith("1 ") and f"nested more than {MAX_DEPTH} levels deep" in line
+    assert "Traceback" not in result.stderr
+    *refusals, peak = result.stdout.splitlines()
+    assert len(refusals) == 2, result.stdout
+    for line in refusals:
+        code_, path, line_no, has_col, seconds = line.split()
+        assert (code_, path, line_no, has_col) == ("3", "deep.yaml", "1", "True")
+        assert float(seconds) < 5
+    assert int(peak.split()[1]) < 512 * 1024  # KiB
+
+
+def test_deep_nesting_through_the_cli_is_located_and_changes_nothing(tmp_path, cli):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("x: " + "[" * 100_000 + "]" * 100_000)
+    result = cli("validate", str(deep))
+    assert result.exit_code == 3
+    assert f"{deep}:1:" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b"])

@@ -143,6 +143,41 @@ def show(playbook: str) -> None:
     click.echo(summary(load_playbook(playbook).playbook), nl=False)
 
 
+@main.command(name="playbooks")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def playbooks_(as_json: bool) -> None:
+    """List the playbooks shipped with the tool (copy one with `playbook init`)."""
+    from engine.resources import shipped_summaries
+
+    entries = shipped_summaries()
+    if as_json:
+        _print_json(entries)
+        return
+    width = max(len(e["name"]) for e in entries)
+    for e in entries:
+        click.echo(f"{e['name']:<{width}}  {e['title']} (v{e['version']})")
+    click.echo("\nCopy one to adapt it: playbook init --from NAME [FILE]")
+
+
+@main.command()
+@click.argument("dest", required=False, type=click.Path())
+@click.option("--from", "name", required=True, metavar="NAME",
+              help="The shipped playbook to start from (see `playbook playbooks`).")
+@click.option("--force", is_flag=True, help="Overwrite DEST if it exists.")
+def init(dest: str | None, name: str, force: bool) -> None:
+    """Copy a shipped playbook to DEST (a file or folder; default ./NAME.yaml) to adapt.
+
+    The format's JSON Schema is written beside it (playbook.schema.json) for editor
+    completion, unless one is there already. Check your edits with `playbook validate`.
+    """
+    from pathlib import Path
+
+    from engine.resources import copy_shipped
+
+    for path in copy_shipped(name, Path(dest) if dest else None, force=force):
+        click.echo(f"wrote {path}")
+
+
 # -- incidents -------------------------------------------------------------------
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import render as engine_render  # noqa: E402
 from engine.channels import CHANNELS, count  # noqa: E402
 from engine.render import render_text, scan  # noqa: E402
-from engine.sandbox import templates_dir  # noqa: E402
+from engine.sandbox import templates_dirs  # noqa: E402
 
 CHANNEL_NAMES = ("x", "bluesky", "mastodon", "facebook", "linkedin", "sms", "web", "chat")
 
@@ -189,7 +189,7 @@ def main() -> None:
     srcs = sources()
     assert len(srcs) == 80
     items = [(ch, lang, src, CHANNELS[ch].html) for (ch, lang), src in srcs.items()]
-    envs = {html: jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), autoescape=html,
+    envs = {html: jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dirs()), autoescape=html,
                                      trim_blocks=True, lstrip_blocks=True) for html in (False, True)}
     compiled = [envs[html].from_string(src) for _, _, src, html in items]
 

@@ -217,7 +217,7 @@ def _template_text(pb: Playbook, smap: SourceMap, loc: Loc, source: str, channel
     for ref in refs:
         if ref is not None and not _partial_exists(env, ref):
             yield _at_template_line(smap, loc, _include_line(ast, ref),
-                                    f"template includes {ref!r}, which is not in templates/")
+                                    f"template includes {ref!r}, which is not one of the shared partials")
     known = set(pb.inputs) | CONTEXT_NAMES | set(env.globals)
     undeclared = undeclared - known
     names = {}

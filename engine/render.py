@@ -201,7 +201,7 @@ def render_text(source: str, context: dict, *, html: bool, where: str,
         raise Refused(f"{where}: {_undefined(e, withheld)}; nothing was recorded") from None
     except TemplateNotFound as e:
         raise Refused(f"{where}: the template includes or imports {e.name!r}, which is not one of "
-                      "the shared partials in templates/; nothing was recorded") from None
+                      "the shared partials; nothing was recorded") from None
     except SecurityError as e:
         raise Refused(f"{where}: the template tried something the sandbox forbids ({e}); "
                       "nothing was recorded") from None

@@ -21,7 +21,6 @@ import json
 from datetime import datetime, timedelta
 from functools import lru_cache
 from json.encoder import encode_basestring as _quote
-from pathlib import Path
 from typing import IO
 
 from . import incident as inc
@@ -36,7 +35,6 @@ REPORT_VERSION = 1
 FORMATS = ("md", "html", "json")
 EXPORT_FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("incident", "seq", "at", "actor", "type", "data", "prev", "hash")
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 POST_EVENTS = frozenset({"PostDrafted", "PostApproved", "PostRejected", "IdentifiersOverridden",
                          "PostPublished", "PostDelivered", "DeliveryFailed"})
 
@@ -387,7 +385,9 @@ def _fence(text) -> str:
 def _environment(html: bool):
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=html, undefined=StrictUndefined,
+    from .resources import shipped_folder
+
+    env = Environment(loader=FileSystemLoader(str(shipped_folder("templates"))), autoescape=html, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(dur=_dur, post_text=post_text, md=_md, fence=_fence,
                        short=lambda h, n=12: str(h or "")[:n])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
 
 #: Longest text a template may produce, and longest string/list arithmetic may build.
 MAX_OUTPUT = 100_000
@@ -28,12 +27,14 @@ CONTEXT_NAMES = frozenset({"incident", "roles"})
 SAFE_GLOBALS = ("range", "dict", "namespace")
 
 
-def templates_dir() -> Path:
-    """Folder of the shared partials (signature, privacy notice, hashtags)."""
+def templates_dirs() -> list[str]:
+    """Folders searched for shared partials (signature, privacy notice, hashtags):
+    ``PLAYBOOK_TEMPLATES`` first, when set, so an organisation can add its own partials
+    or replace a shipped one, then the partials shipped with the tool."""
+    from .resources import shipped_folder
+
     override = os.environ.get("PLAYBOOK_TEMPLATES")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / "templates"
+    return [*([override] if override else []), str(shipped_folder("templates"))]
 
 
 @lru_cache(maxsize=2)
@@ -91,7 +92,7 @@ def environment(html: bool = False):
         undefined=StrictUndefined,
         autoescape=html,
         finalize=_finalize,
-        loader=FileSystemLoader(str(templates_dir())),
+        loader=FileSystemLoader(templates_dirs()),
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,

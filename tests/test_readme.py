@@ -11,6 +11,9 @@ import yaml
 from conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+#: What CI runs: the locked versions with their hashes, then the project itself.
+TEST_COMMAND = ("pip install --require-hashes -r requirements-test.lock && "
+                "pip install --no-deps --no-build-isolation -e . && pytest")
 
 
 def _blocks(lang: str) -> list[str]:
@@ -54,8 +57,10 @@ def test_the_walkthrough_runs_in_order_with_the_promised_exit_codes(cli, in_scra
 def test_the_quick_start_command_works_after_installing(cli, in_scratch):
     (block,) = [b for b in _blocks("sh") if "playbook start" in b]
     steps = [shlex.split(step) for step in block.strip().split("&&")]
-    assert steps[0][:2] == ["pip", "install"]
-    for args in steps[1:]:
+    installs = [args for args in steps if args[0] == "pip"]
+    assert steps[:len(installs)] == installs and installs[0][:2] == ["pip", "install"]
+    assert "requirements.lock" in installs[0], "the quick start installs from the lock"
+    for args in steps[len(installs):]:
         assert args[0] == "playbook"
         result = cli(*args[1:])
         assert result.exit_code == 0, result.output
@@ -65,7 +70,7 @@ def test_the_quick_start_command_works_after_installing(cli, in_scratch):
 def test_the_ci_runs_the_readmes_test_command():
     marker = README.index("<!-- ci-test-command -->")
     block = re.search(r"```sh\n(.*?)```", README[marker:], flags=re.S).group(1).strip()
-    assert block == "pip install -e '.[test]' && pytest"
+    assert block == TEST_COMMAND
     assert "ci-test-command" in (ROOT / ".ci" / "run").read_text()
 
 

@@ -153,7 +153,7 @@ def _settings(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
         except re.error as e:
             yield smap.diagnostic(("identifiers", name), f"not a valid regular expression: {e}")
         except (OverflowError, RecursionError) as e:  # a{99999999999}, thousands of nested groups
-            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            reason = "nested too deeply" if isinstance(e, RecursionError) else f"a repeat count is too large ({e})"
             yield smap.diagnostic(("identifiers", name), f"not a usable regular expression: {reason}")
     seen = set()
     for i, level in enumerate(pb.severities):

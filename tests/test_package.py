@@ -94,9 +94,13 @@ def _run(args, **kw):
 def test_the_built_wheel_works_from_a_folder_outside_the_checkout(tmp_path):
     """Build the wheel, install it with the locked dependencies into a new virtual
     environment, and run a whole incident from an empty folder."""
-    dist = tmp_path / "dist"
+    import shutil
+
+    source, dist = tmp_path / "source", tmp_path / "dist"  # a copy: no stale build/ folder
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache", ".hypothesis"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-          "-w", str(dist), str(ROOT)])
+          "-w", str(dist), str(source)])
     (wheel,) = dist.glob("crisis_playbook-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "engine/shipped_templates/partials/common.j2" in names

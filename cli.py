@@ -193,12 +193,12 @@ def _clock(ctx: click.Context):
 def _store(ctx: click.Context, db: str | None, *, read_only: bool = False):
     """The incident store. A command that only reads never creates a database: a
     missing file reads as an empty store (so a typo in --db creates nothing)."""
-    from pathlib import Path
+    from engine.store import default_location, open_store, sqlite_path
 
-    from engine.store import default_db_path, open_store
-
-    path = Path(db) if db else default_db_path()
-    store = open_store("memory:") if read_only and not path.exists() else open_store(path)
+    location = db or default_location()
+    path = sqlite_path(location)
+    missing = path is not None and not path.exists()
+    store = open_store("memory:") if read_only and missing else open_store(location)
     ctx.call_on_close(store.close)
     return store
 
@@ -221,9 +221,9 @@ def _actor(name: str | None) -> str:
 
 
 db_option = click.option(
-    "--db", metavar="PATH", envvar="PLAYBOOK_DB",
-    help="Incident database (SQLite file). Default: $PLAYBOOK_DB, else "
-         "~/.local/share/crisis-playbook/incidents.db.")
+    "--db", metavar="PATH|URL", envvar="PLAYBOOK_DB",
+    help="Incident database: a SQLite file (or sqlite:///PATH), or postgresql://USER@HOST/DB. "
+         "Default: $PLAYBOOK_DB, else ~/.local/share/crisis-playbook/incidents.db.")
 as_option = click.option(
     "--as", "actor", metavar="NAME",
     help="Who is acting (recorded on every event). Default: $PLAYBOOK_ACTOR, else your login.")
@@ -644,16 +644,75 @@ def drill_summary(ctx, incident, db, as_json):
     click.echo(f"Missed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
 
 
+# -- databases -------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Manage incident databases: schema upgrades, moving to PostgreSQL."""
+
+
+@db.command(name="upgrade")
+@click.option("--db", "location", metavar="PATH|URL", envvar="PLAYBOOK_DB",
+              help="The database to upgrade (default: $PLAYBOOK_DB, else the default SQLite file).")
+def db_upgrade(location: str | None) -> None:
+    """Apply the schema migrations the database has not had yet (creating it if new)."""
+    from engine.store import default_location, open_store
+
+    store = open_store(location or default_location(), create=True, migrate=True)
+    try:
+        applied = getattr(store, "applied_on_open", []) + store.upgrade()
+        version = store.schema_version()
+    finally:
+        store.close()
+    if applied:
+        click.echo(f"applied migration(s) {', '.join(map(str, applied))}; schema is now {version}")
+    else:
+        click.echo(f"schema {version} is current; nothing to do")
+
+
+@db.command(name="copy")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+def db_copy(source: str, target: str) -> None:
+    """Copy every incident from SRC to a new, empty DST, byte for byte, then verify DST.
+
+    For example: playbook db copy incidents.db postgresql://playbook@db.internal/playbook
+    """
+    from engine.errors import IntegrityError
+    from engine.incident import replay
+    from engine.integrity import verify
+    from engine.store import open_store
+    from engine.store.copy import copy_database
+
+    src = open_store(source, create=False)
+    try:
+        counts = copy_database(src, target, open_store=open_store)
+    finally:
+        src.close()
+    click.echo(f"copied {counts['incidents']} incident(s), {counts['events']} event(s) and "
+               f"{counts['checkpoints']} checkpoint(s) (database id {counts['database_id']})")
+    dst = open_store(target, create=False)
+    try:
+        result = verify(dst, replay=replay)
+    finally:
+        dst.close()
+    if not result.ok:
+        raise IntegrityError(f"the copy at {target} does NOT verify:\n  " + "\n  ".join(result.problems))
+    click.echo(f"verified at the destination: {result.events} events of {result.incidents} incident(s), "
+               f"against {result.checkpoints} checkpoint(s)")
+
+
 # -- integrity -------------------------------------------------------------------
 
 
 def _key_path(db: str | None):
-    from pathlib import Path
-
     from engine.integrity import KEY_FILE, default_key_path
 
+    from engine.store import local_folder
+
     if db and not os.environ.get("PLAYBOOK_KEY"):
-        return Path(db).expanduser().resolve().parent / KEY_FILE
+        return local_folder(db) / KEY_FILE
     return default_key_path()
 
 
@@ -977,10 +1036,10 @@ def publish(ctx, incident, post, outbox, db, actor):
     from pathlib import Path
 
     from engine import posts
-    from engine.store import default_db_path
+    from engine.store import default_location
 
     store, clock, actor = _store(ctx, db), _clock(ctx), _actor(actor)
-    folder = Path(outbox) if outbox else posts.default_outbox(db or default_db_path())
+    folder = Path(outbox) if outbox else posts.default_outbox(db or default_location())
     result = posts.publish(store, clock, actor, incident, post, folder)
     click.echo(f"{incident}: {post} v{result['version']} published to {result['published'][-1]['outbox']}")
     destinations = _destinations(db)
@@ -990,9 +1049,9 @@ def publish(ctx, incident, post, outbox, db, actor):
 
 def _destinations(db: str | None) -> dict:
     from engine.delivery import destinations_path, load_destinations
-    from engine.store import default_db_path
+    from engine.store import default_location
 
-    return load_destinations(destinations_path(db or default_db_path()))
+    return load_destinations(destinations_path(db or default_location()))
 
 
 def _report_deliveries(incident: str, post: str, attempts: list[dict]) -> None:

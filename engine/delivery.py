@@ -33,8 +33,10 @@ class Attempt:
 
 
 def destinations_path(db_path: str | os.PathLike) -> Path:
+    from .store import local_folder
+
     explicit = os.environ.get("PLAYBOOK_DESTINATIONS")
-    return Path(explicit) if explicit else Path(db_path).resolve().parent / "destinations.yaml"
+    return Path(explicit) if explicit else local_folder(db_path) / "destinations.yaml"
 
 
 def load_destinations(path: Path) -> dict[str, list[str]]:

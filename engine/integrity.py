@@ -56,7 +56,7 @@ from pathlib import Path
 
 from engine.errors import IntegrityError, PlaybookError, StoreError
 from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
-from engine.store import Store, default_db_path
+from engine.store import Store, default_location, local_folder
 
 KEY_FILE = "signing.key"
 CHECKPOINT_VERSION = 1
@@ -66,11 +66,11 @@ MAX_PROBLEMS = 1000
 
 
 def default_key_path() -> Path:
-    """``$PLAYBOOK_KEY`` if set, else ``signing.key`` in the folder of default_db_path()."""
+    """``$PLAYBOOK_KEY`` if set, else ``signing.key`` in the database's folder (see engine.store.local_folder)."""
     explicit = os.environ.get("PLAYBOOK_KEY")
     if explicit:
         return Path(explicit).expanduser()
-    return default_db_path().parent / KEY_FILE
+    return local_folder(default_location()) / KEY_FILE
 
 
 def load_or_create_key(path: Path | None = None):

@@ -299,8 +299,10 @@ def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
 
 def default_outbox(db_path: str | os.PathLike) -> Path:
     """``$PLAYBOOK_OUTBOX`` if set, else an ``outbox`` folder beside the database."""
+    from .store import local_folder
+
     explicit = os.environ.get("PLAYBOOK_OUTBOX")
-    return Path(explicit) if explicit else Path(db_path).resolve().parent / "outbox"
+    return Path(explicit) if explicit else local_folder(db_path) / "outbox"
 
 
 def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path) -> dict:

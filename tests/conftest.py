@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -73,3 +74,108 @@ class Cli:
 @pytest.fixture
 def cli(db, clock) -> Cli:
     return Cli(db, clock)
+
+
+# -- PostgreSQL ----------------------------------------------------------------------
+# The PostgreSQL tests run against a real server: the one named by
+# $PLAYBOOK_TEST_POSTGRES (a URL to a database the tests may create databases from;
+# .ci/run starts one), else a throwaway cluster that .ci/postgres starts for this
+# test session where the server binaries are installed. Where neither can be had the
+# tests skip with the reason -- except when $PLAYBOOK_REQUIRE_POSTGRES is set (CI),
+# where a missing server fails them.
+
+PG_SCRIPT = ROOT / ".ci" / "postgres"
+
+
+class PostgresCluster:
+    def __init__(self, url: str, folder: Path | None = None) -> None:
+        self.url, self.folder = url, folder
+
+    def database_url(self, name: str) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def stop(self, mode: str = "fast") -> None:
+        import subprocess
+
+        data = self.folder / "data"
+        cmd = [_pg_bindir() + "/pg_ctl", "-D", str(data), "-m", mode, "-w", "stop"]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=False, capture_output=True, timeout=60)
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _pg_bindir() -> str:
+    import glob
+    import shutil
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if found:
+        return os.path.dirname(found[-1])
+    which = shutil.which("pg_ctl")
+    return os.path.dirname(which) if which else ""
+
+
+def start_cluster() -> PostgresCluster:
+    """A new cluster in a new folder, started with .ci/postgres (raises if it cannot).
+    The folder is outside pytest's private tmp folders: as root the server runs as the
+    'postgres' account, which must be able to reach it. ``cluster.remove()`` ends it."""
+    import subprocess
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="playbook-pg-"))
+    result = subprocess.run(["bash", str(PG_SCRIPT), "start", str(folder)], capture_output=True,
+                            text=True, timeout=180)
+    if result.returncode != 0:
+        raise RuntimeError(f"could not start PostgreSQL: {result.stderr.strip()[-500:]}")
+    return PostgresCluster(result.stdout.strip().splitlines()[-1], folder)
+
+
+def _no_postgres(reason: str):
+    if os.environ.get("PLAYBOOK_REQUIRE_POSTGRES"):
+        pytest.fail(f"PostgreSQL is required here ($PLAYBOOK_REQUIRE_POSTGRES) but {reason}")
+    pytest.skip(f"no PostgreSQL server: {reason}")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _no_postgres("psycopg is not installed (pip install '.[postgres]')")
+    url = os.environ.get("PLAYBOOK_TEST_POSTGRES")
+    if url:
+        yield PostgresCluster(url)
+        return
+    if not _pg_bindir():
+        _no_postgres("no server binaries (initdb, pg_ctl) and $PLAYBOOK_TEST_POSTGRES is not set")
+    try:
+        cluster = start_cluster()
+    except RuntimeError as e:
+        _no_postgres(str(e))
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def pg_url(postgres_cluster):
+    """A new, empty database on the test server, dropped afterwards."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    postgres_cluster.admin(f'CREATE DATABASE "{name}"')
+    yield postgres_cluster.database_url(name)
+    postgres_cluster.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -23,9 +23,14 @@ def ev(i: int = 0, type_: str = "NoteAdded", **data) -> NewEvent:
     return NewEvent(type_, AT.format(i % 60), "alice", data or {"n": i})
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def backend(request, tmp_path):
-    store = open_store(tmp_path / "incidents.db" if request.param == "sqlite" else "memory:")
+    """Every store test below runs against each backend: one conformance suite."""
+    if request.param == "postgres":
+        location = request.getfixturevalue("pg_url")
+    else:
+        location = tmp_path / "incidents.db" if request.param == "sqlite" else "memory:"
+    store = open_store(location)
     yield store
     store.close()
 
@@ -40,7 +45,7 @@ def append(store, incident: str, *events: NewEvent, state: dict | None = None):
         return tx.append(list(events), state if state is not None else {"n": len(events)})
 
 
-# --- both backends ------------------------------------------------------------------
+# --- every backend ------------------------------------------------------------------
 
 
 def test_first_transaction_sees_no_snapshot_and_appends_from_seq_1(backend):

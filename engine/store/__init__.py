@@ -1,8 +1,14 @@
 """The append-only event store: open one with :func:`open_store`.
 
-``open_store("memory:")`` gives an in-memory store (tests); any other location
-is a SQLite file (see :mod:`engine.store.sqlite`). The interface every backend
-implements is in :mod:`engine.store.base`.
+A store is chosen by its location:
+
+* ``postgresql://user@host/db`` (or ``postgres://``): PostgreSQL, for a team
+  (:mod:`engine.store.postgres`; needs the ``postgres`` extra);
+* ``sqlite:///path/to/incidents.db``, or a plain file path: an embedded SQLite
+  file, the default (:mod:`engine.store.sqlite`);
+* ``memory:``: in memory, for tests.
+
+The interface every backend implements is in :mod:`engine.store.base`.
 """
 
 from __future__ import annotations
@@ -12,36 +18,84 @@ from pathlib import Path
 
 from engine.store.base import Snapshot, Store, Transaction
 
-__all__ = ["Snapshot", "Store", "Transaction", "default_db_path", "open_store"]
+__all__ = ["Snapshot", "Store", "Transaction", "default_db_path", "default_location", "is_server_url",
+           "local_folder", "open_store", "sqlite_path"]
 
 MEMORY = "memory:"
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+SQLITE_SCHEME = "sqlite://"
+
+
+def is_server_url(location: str | os.PathLike) -> bool:
+    return isinstance(location, str) and location.startswith(SERVER_SCHEMES)
+
+
+def sqlite_path(location: str | os.PathLike) -> Path | None:
+    """The SQLite file a location names (``sqlite:///abs``, ``sqlite://rel`` or a
+    path), or None for a server or in-memory store."""
+    if isinstance(location, str):
+        if location == MEMORY or is_server_url(location):
+            return None
+        if location.startswith(SQLITE_SCHEME):
+            rest = location[len(SQLITE_SCHEME):]
+            return Path(rest[1:] if rest.startswith("//") else rest).expanduser()
+    return Path(location).expanduser()
+
+
+def local_folder(location: str | os.PathLike) -> Path:
+    """Where the files that belong with a database live by default (outbox, signing
+    key, destinations): beside a SQLite file; in the user's data folder otherwise."""
+    path = sqlite_path(location)
+    if path is not None:
+        return path.resolve().parent
+    return _data_home() / "crisis-playbook"
 
 
 def open_store(
-    location: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True
+    location: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True,
+    database_id: str | None = None, migrate: bool = False,
 ) -> Store:
     """Open (and by default create) the store at ``location``.
 
     A file that is not SQLite, a SQLite database that belongs to another
     program, or one written by a newer version raises StoreError and is left
     untouched. With ``create=False`` a missing database raises NotFound.
+    ``database_id`` is the id a *new* database gets (``db copy`` keeps the source's).
+    A database with an older schema is refused unless ``migrate`` (``db upgrade``).
     """
     if isinstance(location, str) and location == MEMORY:
         from engine.store.memory import MemoryStore
 
-        return MemoryStore(busy_timeout=busy_timeout)
+        return MemoryStore(busy_timeout=busy_timeout, database_id=database_id)
+    if is_server_url(location):
+        from engine.store.postgres import PostgresStore
+
+        return PostgresStore(str(location), busy_timeout=busy_timeout, create=create,
+                             database_id=database_id, migrate=migrate)
     from engine.store.sqlite import SqliteStore
 
-    return SqliteStore(location, busy_timeout=busy_timeout, create=create)
+    return SqliteStore(sqlite_path(location), busy_timeout=busy_timeout, create=create,
+                       database_id=database_id)
+
+
+def default_location() -> str | Path:
+    """``$PLAYBOOK_DB`` (a path or a URL) if set, else the default SQLite file."""
+    explicit = os.environ.get("PLAYBOOK_DB")
+    if explicit and (is_server_url(explicit) or explicit.startswith(SQLITE_SCHEME) or explicit == MEMORY):
+        return explicit
+    return default_db_path()
+
+
+def _data_home() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME")
+    # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
+    return Path(data_home) if data_home and os.path.isabs(data_home) else Path.home() / ".local" / "share"
 
 
 def default_db_path() -> Path:
     """``$PLAYBOOK_DB`` if set, else ``$XDG_DATA_HOME/crisis-playbook/incidents.db``
     (``XDG_DATA_HOME`` defaults to ``~/.local/share``)."""
     explicit = os.environ.get("PLAYBOOK_DB")
-    if explicit:
-        return Path(explicit).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME")
-    # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
-    base = Path(data_home) if data_home and os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    return base / "crisis-playbook" / "incidents.db"
+    if explicit and not is_server_url(explicit) and explicit != MEMORY:
+        return sqlite_path(explicit)
+    return _data_home() / "crisis-playbook" / "incidents.db"

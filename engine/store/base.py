@@ -19,7 +19,7 @@ included) stays in the backend's module; the chain arithmetic lives here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -95,6 +95,20 @@ class Store(Protocol):
         """Store a signed checkpoint (append-only)."""
         ...
 
+    def schema_version(self) -> int:
+        """The newest schema migration applied to this database."""
+        ...
+
+    def upgrade(self) -> list[int]:
+        """Apply the schema migrations not applied yet; return their numbers."""
+        ...
+
+    def load(self, incident: str, rows: Iterable[Row], state_text: str) -> int:
+        """Insert an incident's stored rows exactly as given (``db copy``), with its
+        projection, in one transaction; refused when the incident exists. The schema
+        still checks order and links. Returns the number of rows."""
+        ...
+
     def checkpoints(self) -> list[dict]:
         """Every stored checkpoint, oldest first."""
         ...
@@ -149,6 +163,13 @@ def chain_rows(
         rows.append((incident, seq, ev.type, ev.at, ev.actor, data_text, prev, h))
         prev = h
     return rows
+
+
+def loaded_head(incident: str, count: int, last: Row | None) -> tuple[int, str]:
+    """(seq, hash) of the last row ``load`` inserted; a copy of nothing is refused."""
+    if last is None or count == 0:
+        raise IntegrityError(f"incident {incident}: the source has a projection but no events")
+    return last[1], last[7]
 
 
 def row_event(row: Row) -> Event:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.events import Event, NewEvent, canonical
-from engine.store.base import Row, Snapshot, busy_message, chain_rows, row_event
+from engine.store.base import Row, Snapshot, busy_message, chain_rows, loaded_head, row_event
 
 WHERE = "memory:"
 
@@ -55,8 +55,8 @@ class MemoryTransaction:
 class MemoryStore:
     """Events, snapshots and checkpoints in dictionaries; gone when the process ends."""
 
-    def __init__(self, busy_timeout: float = 10.0) -> None:
-        self.database_id = uuid.uuid4().hex
+    def __init__(self, busy_timeout: float = 10.0, database_id: str | None = None) -> None:
+        self.database_id = database_id or uuid.uuid4().hex
         self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._rows: dict[str, list[Row]] = {}  # insertion order = creation order
@@ -87,6 +87,27 @@ class MemoryStore:
             yield
         finally:
             self._lock.release()
+
+    def schema_version(self) -> int:
+        return 1
+
+    def upgrade(self) -> list[int]:
+        return []
+
+    def load(self, incident: str, rows, state_text: str) -> int:
+        rows = [tuple(r) for r in rows]
+        with self._locked(self.busy_timeout):
+            if incident in self._rows or incident in self._snapshots:
+                raise StoreError(f"incident {incident} exists already; load only into a new store")
+            prev_seq, prev_hash = 0, None
+            for r in rows:
+                if r[0] != incident or r[1] != prev_seq + 1 or (prev_hash is not None and r[6] != prev_hash):
+                    raise StoreError(f"incident {incident}: rows out of order at seq {r[1]}")
+                prev_seq, prev_hash = r[1], r[7]
+            seq, head = loaded_head(incident, len(rows), rows[-1] if rows else None)
+            self._rows[incident] = rows
+            self._snapshots[incident] = (seq, head, state_text, rows[-1][3])
+        return len(rows)
 
     @contextmanager
     def transaction(self, incident: str) -> Iterator[MemoryTransaction]:

@@ -32,7 +32,8 @@ from pathlib import Path
 
 from engine.errors import Conflict, IntegrityError, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import Row, Snapshot, busy_message, chain_rows, conflict_message, row_event
+from engine.store.base import (Row, Snapshot, busy_message, chain_rows, conflict_message, loaded_head,
+                               row_event)
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
 SCHEMA_VERSION = 1
@@ -120,9 +121,11 @@ class SqliteTransaction:
 class SqliteStore:
     """An incident database in one SQLite file (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True):
+    def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True,
+                 database_id: str | None = None):
         self.path = Path(path)
         self.busy_timeout = float(busy_timeout)
+        self._new_id = database_id
         self._conn: sqlite3.Connection | None = None
         try:
             self._open(create)
@@ -288,8 +291,17 @@ class SqliteStore:
 
         self._c.execute(
             "INSERT INTO meta (id, schema_version, database_id, created_at) VALUES (1, ?, ?, ?)",
-            (SCHEMA_VERSION, uuid.uuid4().hex, utc_now_iso(SystemClock().now())),
+            (SCHEMA_VERSION, self._new_id or uuid.uuid4().hex, utc_now_iso(SystemClock().now())),
         )
+
+    def schema_version(self) -> int:
+        with self._guard():
+            return self._c.execute("PRAGMA user_version").fetchone()[0]
+
+    def upgrade(self) -> list[int]:
+        """Schema migrations not yet applied (none: schema 1 is the only one so far;
+        a database from a newer tool is refused when it is opened)."""
+        return []
 
     # --- writing ----------------------------------------------------------------
 
@@ -331,6 +343,24 @@ class SqliteStore:
             raise
         tx._open = False
         self._end(True, incident)
+
+    def load(self, incident: str, rows, state_text: str) -> int:
+        self._begin()
+        try:
+            with self._guard(incident):
+                if self._snapshot(incident) is not None:
+                    raise StoreError(f"incident {incident} exists already in {self.path}")
+                count, last = 0, None
+                for batch in _batches(rows):
+                    self._c.executemany(INSERT_EVENT, batch)
+                    count, last = count + len(batch), batch[-1]
+                seq, head = loaded_head(incident, count, last)
+                self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+        except BaseException:
+            self._end(False)
+            raise
+        self._end(True, incident)
+        return count
 
     def add_checkpoint(self, cp: dict) -> None:
         body = canonical(cp).decode("utf-8")
@@ -423,6 +453,17 @@ class SqliteStore:
             conn.close()
         except sqlite3.Error:
             pass
+
+
+def _batches(rows) -> Iterator[list[tuple]]:
+    batch = []
+    for row in rows:
+        batch.append(tuple(row))
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _primary_code(e: sqlite3.Error) -> int | None:

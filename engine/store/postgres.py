@@ -1,0 +1,423 @@
+"""The PostgreSQL event store (psycopg 3 and its connection pool).
+
+The same guarantees as :mod:`engine.store.sqlite`, from the schema up:
+
+* ``events`` has PRIMARY KEY (incident, seq); a BEFORE INSERT trigger refuses an
+  event that is not the next seq of its incident or does not link to its
+  predecessor's hash; BEFORE UPDATE / DELETE / TRUNCATE triggers refuse any change.
+  ``playbook_meta`` and ``checkpoints`` are protected the same way.
+* Event data is stored as the exact canonical text that is hashed (``text``, not
+  ``jsonb``, which would reorder keys and change the bytes).
+* Writers of one incident are serialised by a transaction-scoped advisory lock on
+  the incident id, taken before the projection is read, so two writers never fork
+  a history or lose an update; writers of different incidents run in parallel. A
+  writer waits at most ``busy_timeout`` seconds (``lock_timeout``).
+* ``synchronous_commit`` is ``on``: a commit that returned is durable.
+* The schema is created and upgraded by the numbered migrations in
+  :mod:`engine.store.migrations`; a database written by a newer version, or one
+  that belongs to another program, is refused untouched.
+
+Every psycopg error is translated here, once, into the engine's errors; an
+unreachable or stopped server is "store unavailable" (exit 8), and the pool
+reconnects by itself when the server is back.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from engine.errors import Conflict, IntegrityError, NotFound, PlaybookError, StoreError
+from engine.events import Event, NewEvent, canonical, utc_now_iso
+from engine.store.base import (Row, Snapshot, busy_message, chain_rows, conflict_message, loaded_head,
+                               row_event)
+from engine.store.migrations import APPLICATION, latest_version, migrations
+
+ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
+COLUMNS = "incident, seq, type, at, actor, data, prev, hash"
+INSERT_EVENT = f"INSERT INTO events ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_at)
+    VALUES (%s, %s, %s, %s, %s)
+    ON CONFLICT (incident) DO UPDATE SET
+        seq = excluded.seq, head = excluded.head,
+        state = excluded.state, updated_at = excluded.updated_at"""
+#: Advisory-lock namespace of incident writers ("CrBb"), the other key is hashtext(id).
+LOCK_SPACE = 0x43724262
+BATCH = 512
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresTransaction:
+    def __init__(self, store: PostgresStore, conn, incident: str) -> None:
+        self._store, self._conn = store, conn
+        self.incident = incident
+        self.snapshot: Snapshot | None = None
+        self._open = True
+        self._used = False
+
+    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+        if not self._open:
+            raise RuntimeError("this transaction is over; open a new one")
+        if self._used:
+            raise RuntimeError("append may be called once per transaction")
+        store, incident = self._store, self.incident
+        with store._guard(incident):
+            last = self._conn.execute(
+                "SELECT seq, hash FROM events WHERE incident = %s ORDER BY seq DESC LIMIT 1",
+                (incident,),
+            ).fetchone()
+        rows = chain_rows(store.database_id, incident, self.snapshot,
+                          tuple(last) if last else None, list(events))
+        state_text = canonical(state).decode("utf-8")
+        _, seq, _, at, _, _, _, head = rows[-1]
+        with store._guard(incident):
+            with self._conn.cursor() as cur:
+                cur.executemany(INSERT_EVENT, rows)
+                cur.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+        self._used = True
+        return [row_event(r) for r in rows]
+
+
+class PostgresStore:
+    """An incident database in a PostgreSQL database (see the module docstring)."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, create: bool = True,
+                 database_id: str | None = None, migrate: bool = False, pool_size: int = 4) -> None:
+        self.url = url
+        self._new_id = database_id
+        self._migrate = migrate
+        self.applied_on_open: list[int] = []
+        self.where = redact(url)
+        self.busy_timeout = float(busy_timeout)
+        self._local = threading.local()
+        self._pool = None
+        try:
+            self._connect(pool_size)
+            self._open(create)
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.where!r})"
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- errors ---------------------------------------------------------------
+
+    def _translate(self, e: Exception, incident: str | None = None) -> PlaybookError:
+        import psycopg
+        from psycopg import errors as pge
+        from psycopg_pool import PoolTimeout
+
+        if isinstance(e, PoolTimeout):
+            return StoreError(f"cannot reach the PostgreSQL server at {self.where} within "
+                              f"{self.busy_timeout:g} s; is it running? (the tool reconnects by "
+                              "itself once it is back)")
+        if isinstance(e, (pge.LockNotAvailable, pge.DeadlockDetected, pge.QueryCanceled)):
+            return StoreError(busy_message(self.busy_timeout, self.where))
+        if isinstance(e, (pge.UniqueViolation, pge.RaiseException)) and incident is not None and (
+                isinstance(e, pge.UniqueViolation) and "events_pkey" in str(e) or ORDER_MESSAGE in str(e)):
+            return Conflict(conflict_message(incident))
+        if isinstance(e, (pge.IntegrityError, pge.RaiseException)):
+            return StoreError(f"{self.where}: the database refused the change: {_first_line(e)}")
+        if isinstance(e, pge.InsufficientPrivilege):
+            return StoreError(f"{self.where}: permission denied ({_first_line(e)})")
+        if isinstance(e, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return StoreError(f"the PostgreSQL server at {self.where} is unavailable "
+                              f"({_first_line(e)}); try again once it is back")
+        return StoreError(f"database error on {self.where}: {_first_line(e)}")
+
+    @contextmanager
+    def _guard(self, incident: str | None = None) -> Iterator[None]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            yield
+        except (psycopg.Error, PoolTimeout) as e:
+            raise self._translate(e, incident) from e
+
+    # --- connections --------------------------------------------------------------
+
+    def _connect(self, pool_size: int) -> None:
+        try:
+            import psycopg  # noqa: F401
+            from psycopg_pool import ConnectionPool
+        except ImportError:
+            raise StoreError("PostgreSQL needs the 'postgres' extra: pip install "
+                             "'crisis-playbook[postgres]'") from None
+
+        def configure(conn) -> None:
+            conn.autocommit = True
+            ms = int(self.busy_timeout * 1000)
+            conn.execute(f"SET lock_timeout = {ms}")
+            conn.execute("SET synchronous_commit = on")
+            conn.execute("SET TIME ZONE 'UTC'")
+
+        self._pool = ConnectionPool(
+            self.url, min_size=1, max_size=max(1, pool_size), open=False,
+            timeout=self.busy_timeout, configure=configure, reconnect_timeout=self.busy_timeout,
+            check=ConnectionPool.check_connection, name="playbook-store",
+            kwargs={"connect_timeout": max(1, int(self.busy_timeout))},
+        )
+        with self._guard():
+            self._pool.open(wait=True, timeout=self.busy_timeout)
+
+    @contextmanager
+    def _conn(self) -> Iterator:
+        """The connection of the open transaction or read on this thread, else one
+        borrowed from the pool for the duration of the block."""
+        bound = getattr(self._local, "conn", None)
+        if bound is not None:
+            yield bound
+            return
+        if self._pool is None:
+            raise StoreError(f"the store for {self.where} is closed")
+        with self._guard():
+            with self._pool.connection() as conn:
+                yield conn
+
+    @contextmanager
+    def _bound(self, *, write: bool) -> Iterator:
+        """A connection bound to this thread inside one database transaction."""
+        if getattr(self._local, "conn", None) is not None:
+            raise StoreError("a transaction is already open on this store; finish it first")
+        with self._conn() as conn:
+            with self._guard():
+                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED" if write
+                             else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._local.conn = conn
+            try:
+                yield conn
+            except BaseException:
+                self._local.conn = None
+                _rollback(conn)
+                raise
+            self._local.conn = None
+            if write:
+                try:
+                    conn.execute("COMMIT")
+                except Exception as e:
+                    _rollback(conn)
+                    raise self._translate(e) from e
+            else:
+                _rollback(conn)
+
+    # --- opening --------------------------------------------------------------------
+
+    def _open(self, create: bool) -> None:
+        with self._conn() as conn, self._guard():
+            kind, version = self._inspect(conn)
+            if kind == "empty" and not create:
+                raise NotFound(f"{self.where} holds no incident database yet")
+            if kind == "empty" or (kind == "ours" and self._migrate and version < latest_version("postgres")):
+                self.applied_on_open = self.upgrade()
+                kind, version = self._inspect(conn)
+            if kind != "ours":
+                raise StoreError(f"{self.where}: {kind}; left it untouched")
+            if version < latest_version("postgres"):
+                raise StoreError(f"{self.where}: the database has schema {version}, this version of "
+                                 f"the tool needs {latest_version('postgres')}: run playbook db upgrade")
+            meta = conn.execute("SELECT database_id FROM playbook_meta WHERE id = 1").fetchone()
+        if meta is None:
+            raise StoreError(f"{self.where}: the database's meta row is missing or damaged")
+        self.database_id: str = meta[0]
+
+    def _inspect(self, conn) -> tuple[str, int]:
+        """('empty' | 'ours' | why not usable, schema version), without writing."""
+        tables = [r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "ORDER BY table_name")]
+        if "playbook_meta" not in tables:
+            if not tables:
+                return "empty", 0
+            names = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+            return f"a database that belongs to another program (tables: {names})", 0
+        row = conn.execute("SELECT application FROM playbook_meta WHERE id = 1").fetchone()
+        if row is None or row[0] != APPLICATION or "schema_migrations" not in tables:
+            return "a database whose playbook_meta table is not ours", 0
+        version = conn.execute("SELECT COALESCE(max(version), 0) FROM schema_migrations").fetchone()[0]
+        if version > latest_version("postgres"):
+            return (f"written by a newer version of this tool (schema {version}; this one reads up "
+                    f"to {latest_version('postgres')}): upgrade the tool before using it"), version
+        return "ours", int(version)
+
+    def schema_version(self) -> int:
+        with self._conn() as conn, self._guard():
+            return self._inspect(conn)[1]
+
+    def upgrade(self) -> list[int]:
+        """Apply the migrations this database has not had yet, in order, in one
+        transaction, serialised against other processes doing the same. Returns the
+        versions applied."""
+        applied = []
+        with self._bound(write=True) as conn:
+            with self._guard():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SPACE,))
+                kind, version = self._inspect(conn)
+                if kind not in ("empty", "ours"):
+                    raise StoreError(f"{self.where}: {kind}; left it untouched")
+                for number, sql in migrations("postgres"):
+                    if number <= version:
+                        continue
+                    conn.execute(sql)
+                    if number == 1:
+                        conn.execute("INSERT INTO playbook_meta (id, application, database_id, created_at) "
+                                     "VALUES (1, %s, %s, %s)", (APPLICATION, self._new_id or uuid.uuid4().hex, _now()))
+                    conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                                 (number, _now()))
+                    applied.append(number)
+        return applied
+
+    # --- writing ----------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, incident: str) -> Iterator[PostgresTransaction]:
+        with self._bound(write=True) as conn:
+            with self._guard(incident):
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
+            tx = PostgresTransaction(self, conn, incident)
+            try:
+                tx.snapshot = self._snapshot(incident)
+                yield tx
+            finally:
+                tx._open = False
+
+    def load(self, incident: str, rows, state_text: str) -> int:
+        with self._bound(write=True) as conn:
+            with self._guard(incident):
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
+                if self._snapshot(incident) is not None:
+                    raise StoreError(f"incident {incident} exists already in {self.where}")
+                count, last = 0, None
+                with conn.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                        count, last = count + 1, row
+                seq, head = loaded_head(incident, count, last)
+                conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+        return count
+
+    def add_checkpoint(self, cp: dict) -> None:
+        body = canonical(cp).decode("utf-8")
+        with self._bound(write=True) as conn, self._guard():
+            conn.execute("INSERT INTO checkpoints (at, body) VALUES (%s, %s)", (str(cp.get("at", "")), body))
+
+    # --- reading ----------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._bound(write=False):
+            yield
+
+    def _snapshot(self, incident: str) -> Snapshot | None:
+        with self._conn() as conn, self._guard():
+            row = conn.execute(
+                "SELECT incident, seq, head, state FROM snapshots WHERE incident = %s", (incident,)
+            ).fetchone()
+        return None if row is None else _snapshot_of(row)
+
+    def snapshot(self, incident: str) -> Snapshot | None:
+        return self._snapshot(incident)
+
+    def snapshots(self) -> list[Snapshot]:
+        with self._conn() as conn, self._guard():
+            rows = conn.execute("SELECT incident, seq, head, state FROM snapshots ORDER BY ord").fetchall()
+        return [_snapshot_of(r) for r in rows]
+
+    def incidents(self) -> list[str]:
+        with self._conn() as conn, self._guard():
+            return [r[0] for r in conn.execute("SELECT incident FROM snapshots ORDER BY ord")]
+
+    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
+        sql = f"SELECT {COLUMNS} FROM events WHERE incident = %s AND seq > %s ORDER BY seq"
+        for row in self._stream(sql, (incident, after)):
+            yield row_event(row)
+
+    def rows(self, incident: str | None = None) -> Iterator[Row]:
+        if incident is None:
+            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident COLLATE \"C\", seq", ())
+        return self._stream(f"SELECT {COLUMNS} FROM events WHERE incident = %s ORDER BY seq", (incident,))
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        """Rows of ``sql`` a batch at a time through a server-side cursor: flat memory."""
+        with self._conn() as conn:
+            own = getattr(self._local, "conn", None) is None
+            with self._guard():
+                if own:
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                with self._guard(), conn.cursor(name=f"rows_{uuid.uuid4().hex[:12]}") as cur:
+                    cur.itersize = BATCH
+                    cur.execute(sql, params)
+                    while True:
+                        batch = cur.fetchmany(BATCH)
+                        if not batch:
+                            return
+                        for row in batch:
+                            yield tuple(row)
+            finally:
+                if own:
+                    _rollback(conn)
+
+    def checkpoints(self) -> list[dict]:
+        with self._conn() as conn, self._guard():
+            rows = conn.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall()
+        out = []
+        for id_, body in rows:
+            try:
+                out.append(json.loads(body))
+            except (TypeError, ValueError):
+                raise IntegrityError(f"stored checkpoint #{id_} is not valid JSON (modified?)") from None
+        return out
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.close(timeout=1)
+            except Exception:  # noqa: BLE001 - closing a pool to a dead server must not fail
+                pass
+
+
+def _rollback(conn) -> None:
+    try:
+        conn.execute("ROLLBACK")
+    except Exception:  # noqa: BLE001 - the connection is gone; the pool discards it
+        pass
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _now() -> str:
+    from engine.clock import SystemClock  # creation time is metadata only, never hashed
+
+    return utc_now_iso(SystemClock().now())
+
+
+def _snapshot_of(row: tuple) -> Snapshot:
+    incident, seq, head, state = row
+    try:
+        return Snapshot(incident, seq, head, json.loads(state))
+    except (TypeError, ValueError):
+        raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None

@@ -1,0 +1,293 @@
+"""PostgreSQL as the team store: the schema's own guarantees, the CLI end to end,
+concurrent writers, outages, and moving a SQLite database across byte for byte.
+
+The store behaviour every backend shares is in test_store.py (parametrised over
+memory, SQLite and PostgreSQL); these are the PostgreSQL-specific parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, VIRAL_START, Cli
+from engine.errors import Conflict, NotFound, StoreError
+from engine.events import NewEvent
+from engine.store import open_store
+
+AT = "2026-03-14T09:00:00.000Z"
+
+
+def ev(n: int) -> NewEvent:
+    return NewEvent("NoteAdded", AT, "alice", {"n": n})
+
+
+def append(store, incident: str, *events: NewEvent):
+    with store.transaction(incident) as tx:
+        return tx.append(list(events), {"n": len(events)})
+
+
+def raw(url: str):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE events SET data = '{\"n\": 9}'",
+    "DELETE FROM events",
+    "TRUNCATE events",
+    "UPDATE playbook_meta SET database_id = 'x'",
+    "DELETE FROM playbook_meta",
+    "UPDATE checkpoints SET body = '{}'",
+    "DELETE FROM checkpoints",
+    "DELETE FROM schema_migrations",
+    "TRUNCATE schema_migrations",
+])
+def test_the_schema_refuses_changing_the_log_meta_and_checkpoints(pg_url, statement):
+    import psycopg
+
+    store = open_store(pg_url)
+    append(store, "INC-1", ev(1), ev(2))
+    store.add_checkpoint({"at": AT, "heads": {}})
+    with raw(pg_url) as conn, pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        conn.execute(statement)
+    assert [e.data["n"] for e in store.events("INC-1")] == [1, 2]
+    assert store.checkpoints() == [{"at": AT, "heads": {}}]
+    store.close()
+
+
+def test_the_schema_refuses_an_event_out_of_sequence_or_unlinked(pg_url):
+    import psycopg
+
+    store = open_store(pg_url)
+    (first,) = append(store, "INC-1", ev(1))
+    with raw(pg_url) as conn:
+        for seq, prev in ((3, first.hash), (2, "0" * 64)):
+            with pytest.raises(psycopg.errors.RaiseException, match="next seq"):
+                conn.execute("INSERT INTO events VALUES ('INC-1', %s, 'NoteAdded', %s, 'mallory', "
+                             "'{}', %s, %s)", (seq, AT, prev, "f" * 64))
+    store.close()
+
+
+def test_event_data_is_kept_as_the_exact_text_that_is_hashed(pg_url, tmp_path):
+    """Not jsonb: the bytes stored are the bytes hashed, key order and spacing included."""
+    pg, lite = open_store(pg_url), open_store(tmp_path / "x.db", database_id=None)
+    data = {"z": 1, "a": [3, 2, {"é": "ü"}], "m": "x\u2028y"}
+    for store in (pg, lite):
+        append(store, "INC-1", NewEvent("NoteAdded", AT, "alice", data))
+    (pg_row,), (lite_row,) = list(pg.rows("INC-1")), list(lite.rows("INC-1"))
+    assert pg_row[5] == lite_row[5]
+    with raw(pg_url) as conn:
+        (stored,) = conn.execute("SELECT data FROM events").fetchone()
+    assert stored == lite_row[5]
+    pg.close(), lite.close()
+
+
+def test_reopening_keeps_the_database_id_and_an_empty_database_is_not_created_on_read(pg_url, postgres_cluster):
+    store = open_store(pg_url)
+    database_id = store.database_id
+    append(store, "INC-1", ev(1))
+    store.close()
+    again = open_store(pg_url, create=False)
+    assert again.database_id == database_id and again.schema_version() == 1
+    again.close()
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    postgres_cluster.admin(f'CREATE DATABASE "{name}"')
+    try:
+        with pytest.raises(NotFound, match="holds no incident database"):
+            open_store(postgres_cluster.database_url(name), create=False)
+        with raw(postgres_cluster.database_url(name)) as conn:
+            assert conn.execute("SELECT count(*) FROM information_schema.tables "
+                                "WHERE table_schema = 'public'").fetchone()[0] == 0
+    finally:
+        postgres_cluster.admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_a_database_of_another_program_or_a_newer_tool_is_refused_untouched(pg_url):
+    with raw(pg_url) as conn:
+        conn.execute("CREATE TABLE patients (id int)")
+    with pytest.raises(StoreError, match="belongs to another program.*patients"):
+        open_store(pg_url)
+    with raw(pg_url) as conn:
+        conn.execute("DROP TABLE patients")
+    open_store(pg_url).close()
+    with raw(pg_url) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, %s)", (AT,))
+    with pytest.raises(StoreError, match="newer version of this tool \\(schema 99"):
+        open_store(pg_url)
+
+
+def test_a_server_that_cannot_be_reached_is_store_unavailable_with_a_clear_message(tmp_path):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    from click.testing import CliRunner
+
+    from cli import main
+
+    url = f"postgresql://playbook:s3cret@127.0.0.1:{port}/playbook"
+    result = CliRunner().invoke(main, ["list"], env={"PLAYBOOK_DB": url}, catch_exceptions=False)
+    assert result.exit_code == 8
+    assert f"127.0.0.1:{port}" in result.output and "s3cret" not in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_duplicate_key_written_behind_the_stores_back_is_a_conflict(pg_url):
+    store = open_store(pg_url)
+    append(store, "INC-1", ev(1))
+    with store.transaction("INC-1") as tx:
+        rows = tx.append([ev(2)], {"n": 2})
+        with raw(pg_url) as conn:  # wait: the other writer is locked out by the advisory lock
+            conn.execute("SET lock_timeout = '100ms'")
+            with pytest.raises(Exception):
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext('INC-1'))", (0x43724262,))
+    assert rows[0].seq == 2
+    err = store._translate(__import__("psycopg").errors.UniqueViolation(
+        'duplicate key value violates unique constraint "events_pkey"'), "INC-1")
+    assert isinstance(err, Conflict)
+    store.close()
+
+
+# -- the CLI against PostgreSQL ------------------------------------------------------------
+
+
+def test_the_readme_walkthrough_runs_on_postgresql(pg_url, clock, tmp_path, monkeypatch):
+    from test_readme import _console_commands
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "playbooks").symlink_to(ROOT / "playbooks")
+    monkeypatch.setenv("PLAYBOOK_OUTBOX", str(tmp_path / "outbox"))
+    monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "signing.key"))
+    cli = Cli(pg_url, clock)
+    for args, expected in _console_commands():
+        result = cli(*args)
+        assert result.exit_code == expected, (args, result.output)
+    assert "OK:" in cli("verify").output
+
+
+WRITER = """
+import sys
+from engine.clock import SystemClock
+from engine.store import open_store
+from engine import service
+store = open_store(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    service.note(store, SystemClock(), "alice", sys.argv[2], f"note {sys.argv[4]}-{i}")
+print("done")
+"""
+
+
+def test_eight_processes_writing_one_incident_leave_a_contiguous_verifying_history(pg_url, clock):
+    cli = Cli(pg_url, clock)
+    assert cli(*VIRAL_START).exit_code == 0
+    (incident,) = open_store(pg_url).incidents()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, incident, "15", str(p)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for p in range(8)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
+    store = open_store(pg_url)
+    events = list(store.events(incident))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    notes = [e.data["text"] for e in events if e.type == "NoteAdded"]
+    assert len(notes) == 120 and len(set(notes)) == 120
+    store.close()
+    result = cli("verify", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ok"] is True
+
+
+STARTER = """
+import sys
+from click.testing import CliRunner
+from cli import main
+r = CliRunner().invoke(main, sys.argv[2:], env={"PLAYBOOK_DB": sys.argv[1], "PLAYBOOK_ACTOR": "alice"})
+print(r.exit_code, r.output.strip().splitlines()[0] if r.output.strip() else "")
+"""
+
+
+def test_incidents_started_at_the_same_moment_get_distinct_ids(pg_url):
+    args = [a for a in VIRAL_START]
+    args[0] = "start"
+    args[1] = str(ROOT / "playbooks" / "viral-complaint.yaml")
+    procs = [subprocess.Popen([sys.executable, "-c", STARTER, pg_url, *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert all(o.startswith("0 ") for o in outs), outs
+    store = open_store(pg_url)
+    assert len(set(store.incidents())) == 6
+    store.close()
+
+
+# -- moving a team from SQLite to PostgreSQL --------------------------------------------------
+
+
+def _busy_sqlite_database(tmp_path, clock) -> Cli:
+    cli = Cli(tmp_path / "team.db", clock)
+    os.environ.setdefault("PLAYBOOK_KEY", str(tmp_path / "signing.key"))
+    assert cli(*VIRAL_START).exit_code == 0
+    for args in (["task", "INC-20260314-001", "confirm_post"],
+                 ["advance", "INC-20260314-001", "acknowledge"],
+                 ["note", "INC-20260314-001", "Ward manager called back"],
+                 ["render", "INC-20260314-001", "public_ack", "--channel", "x", "--lang", "en", "--as", "alice"]):
+        assert cli(*args).exit_code == 0, cli(*args).output
+    assert cli(*VIRAL_START).exit_code == 0
+    assert cli("verify", "-o", str(tmp_path / "cp.json")).exit_code == 0
+    return cli
+
+
+def test_db_copy_moves_every_event_byte_for_byte_and_verifies_there(pg_url, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "signing.key"))
+    lite = _busy_sqlite_database(tmp_path, clock)
+    result = lite("db", "copy", str(lite.db), pg_url)
+    assert result.exit_code == 0, result.output
+    assert "copied 2 incident(s)" in result.output and "verified at the destination" in result.output
+    src, dst = open_store(lite.db), open_store(pg_url)
+    assert dst.database_id == src.database_id
+    assert list(dst.rows()) == list(src.rows())
+    assert dst.checkpoints() == src.checkpoints()
+    src.close(), dst.close()
+    pg = Cli(pg_url, clock)
+    for args in (["export", "INC-20260314-001", "--format", "jsonl"],
+                 ["report", "INC-20260314-001", "--format", "json"],
+                 ["log", "INC-20260314-001", "--json"],
+                 ["status", "INC-20260314-001", "--json"],
+                 ["verify", "--checkpoint", str(tmp_path / "cp.json"), "--json"]):
+        a, b = lite(*args), pg(*args)
+        assert (a.exit_code, a.output) == (b.exit_code, b.output), args
+    assert pg("note", "INC-20260314-001", "Carried on after the move").exit_code == 0
+    assert pg("verify").exit_code == 0
+
+
+def test_db_copy_refuses_a_destination_that_holds_incidents(pg_url, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "signing.key"))
+    lite = _busy_sqlite_database(tmp_path, clock)
+    pg = Cli(pg_url, clock)
+    assert pg(*VIRAL_START).exit_code == 0
+    before = list(open_store(pg_url).rows())
+    result = lite("db", "copy", str(lite.db), pg_url)
+    assert result.exit_code == 5
+    assert "already holds an incident database" in result.output
+    assert list(open_store(pg_url).rows()) == before
+
+
+def test_db_copy_from_a_missing_source_is_not_found(tmp_path, clock, pg_url):
+    result = Cli(tmp_path / "x.db", clock)("db", "copy", str(tmp_path / "missing.db"), pg_url)
+    assert result.exit_code == 4
+
+
+def test_db_upgrade_creates_the_schema_and_then_has_nothing_to_do(pg_url, clock):
+    cli = Cli(pg_url, clock)
+    first = cli("db", "upgrade", "--db", pg_url)
+    assert first.exit_code == 0 and "applied migration(s) 1; schema is now 1" in first.output
+    again = cli("db", "upgrade", "--db", pg_url)
+    assert again.exit_code == 0 and "schema 1 is current" in again.output

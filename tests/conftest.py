@@ -111,6 +111,14 @@ class PostgresCluster:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=False, capture_output=True, timeout=60)
 
+    def restart(self) -> None:
+        """Start the stopped server again, on the same port and data folder."""
+        import subprocess
+
+        result = subprocess.run(["bash", str(PG_SCRIPT), "start", str(self.folder)], capture_output=True,
+                                text=True, timeout=180)
+        assert result.returncode == 0, result.stderr
+
     def remove(self) -> None:
         import shutil
 

@@ -94,9 +94,17 @@ def run_all(script: str, argvs: list[list[str]], timeout: float, together: bool 
         return [(c.returncode, err) for c, err in zip(children, errs)]
 
 
-def test_sigkill_at_any_moment_loses_no_acknowledged_event(tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request, tmp_path) -> str:
+    """The database each crash test runs on: a SQLite file, or a PostgreSQL database."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
+    return str(tmp_path / "incidents.db")
+
+
+def test_sigkill_at_any_moment_loses_no_acknowledged_event(location):
     """40 writers killed with SIGKILL at random moments, one after another, on one database."""
-    db = tmp_path / "incidents.db"
+    db = location
     rng = random.Random(20261122)
     acknowledged = 0
     deadline = time.monotonic() + 60
@@ -126,8 +134,8 @@ def test_sigkill_at_any_moment_loses_no_acknowledged_event(tmp_path):
         assert time.monotonic() < deadline, "the crash test is taking too long"
 
 
-def test_four_processes_appending_to_one_incident_serialise(tmp_path):
-    db = tmp_path / "incidents.db"
+def test_four_processes_appending_to_one_incident_serialise(location):
+    db = location
     open_store(db).close()
     results = run_all(APPEND_COUNT, [[str(db), "INC-1", "50", f"writer-{k}"] for k in range(4)], 120)
     for code, err in results:

@@ -291,3 +291,82 @@ def test_db_upgrade_creates_the_schema_and_then_has_nothing_to_do(pg_url, clock)
     assert first.exit_code == 0 and "applied migration(s) 1; schema is now 1" in first.output
     again = cli("db", "upgrade", "--db", pg_url)
     assert again.exit_code == 0 and "schema 1 is current" in again.output
+
+
+# -- the server itself goes away ---------------------------------------------------------------
+
+# Appends one note per transaction, forever; prints each committed seq, and the
+# store's own message (never a traceback) whenever the server is unavailable.
+RESILIENT_WRITER = """
+import sys, time
+from engine.errors import PlaybookError
+from engine.events import NewEvent
+from engine.store import open_store
+
+store = open_store(sys.argv[1], busy_timeout=2)
+while True:
+    try:
+        with store.transaction("INC-1") as tx:
+            n = tx.snapshot.seq if tx.snapshot else 0
+            tx.append([NewEvent("NoteAdded", "2026-11-22T11:42:59.123Z", "alice", {"n": n + 1})], {"n": n + 1})
+        print(n + 1, flush=True)
+    except PlaybookError as e:
+        print(f"error {e.exit_code}: {e}", flush=True)
+        time.sleep(0.2)
+"""
+
+
+def test_an_immediate_server_stop_during_writes_loses_no_acknowledged_event_and_recovers():
+    """`pg_ctl stop -m immediate` (a crash, as far as the server's files know) while a
+    client writes: the client reports the outage as store unavailable (exit 8), carries
+    on by itself once the server is back, and every acknowledged event is there."""
+    import threading
+    import time
+
+    from conftest import start_cluster
+    from engine.integrity import verify
+
+    try:
+        cluster = start_cluster()
+    except RuntimeError as e:
+        pytest.skip(str(e)) if not os.environ.get("PLAYBOOK_REQUIRE_POSTGRES") else pytest.fail(str(e))
+    try:
+        url = cluster.database_url("postgres")
+        open_store(url).close()
+        child = subprocess.Popen([sys.executable, "-c", RESILIENT_WRITER, url], cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(child.stdout.readline, "")), daemon=True)
+        reader.start()
+        try:
+            def wait_for(predicate, what, seconds=60):
+                deadline = time.monotonic() + seconds
+                while not predicate():
+                    assert time.monotonic() < deadline, f"timed out waiting for {what}: {lines[-5:]}"
+                    time.sleep(0.05)
+
+            wait_for(lambda: sum(line[0].isdigit() for line in lines) >= 20, "writes before the stop")
+            cluster.stop("immediate")
+            wait_for(lambda: any(line.startswith("error") for line in lines), "the outage to be reported")
+            time.sleep(0.5)
+            outage = [line for line in lines if line.startswith("error")]
+            cluster.restart()
+            before = len(lines)
+            wait_for(lambda: sum(line[0].isdigit() for line in lines[before:]) >= 20, "writes after the restart")
+        finally:
+            child.kill()
+            child.wait(timeout=10)
+            reader.join(timeout=10)
+        assert "Traceback" not in child.stderr.read()
+        assert all(line.startswith("error 8: ") for line in outage), outage[:3]
+        assert any("unavailable" in line or "cannot reach" in line for line in outage), outage[:3]
+        acknowledged = [int(line) for line in lines if line[0].isdigit()]
+        store = open_store(url)
+        seqs = [e.seq for e in store.events("INC-1")]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert set(acknowledged) <= set(seqs), "an acknowledged event was lost"
+        report = verify(store)
+        assert report.ok, report.problems
+        store.close()
+    finally:
+        cluster.remove()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from engine.errors import Conflict, IntegrityError, NotFound, PlaybookError, StoreError
@@ -65,6 +65,7 @@ class PostgresTransaction:
         self._store, self._conn = store, conn
         self.incident = incident
         self.snapshot: Snapshot | None = None
+        self._last: tuple[int, str] | None = None  # the log's head, read under the lock
         self._open = True
         self._used = False
 
@@ -74,19 +75,13 @@ class PostgresTransaction:
         if self._used:
             raise RuntimeError("append may be called once per transaction")
         store, incident = self._store, self.incident
-        with store._guard(incident):
-            last = self._conn.execute(
-                "SELECT seq, hash FROM events WHERE incident = %s ORDER BY seq DESC LIMIT 1",
-                (incident,),
-            ).fetchone()
-        rows = chain_rows(store.database_id, incident, self.snapshot,
-                          tuple(last) if last else None, list(events))
+        rows = chain_rows(store.database_id, incident, self.snapshot, self._last, list(events))
         state_text = canonical(state).decode("utf-8")
         _, seq, _, at, _, _, _, head = rows[-1]
-        with store._guard(incident):
-            with self._conn.cursor() as cur:
-                cur.executemany(INSERT_EVENT, rows)
-                cur.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+        with store._guard(incident), self._conn.pipeline():  # one round trip
+            for row in rows:
+                self._conn.execute(INSERT_EVENT, row)
+            self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
         self._used = True
         return [row_event(r) for r in rows]
 
@@ -196,17 +191,26 @@ class PostgresStore:
                 yield conn
 
     @contextmanager
-    def _bound(self, *, write: bool) -> Iterator:
-        """A connection bound to this thread inside one database transaction."""
+    def _bound(self, *, write: bool, first: Callable | None = None) -> Iterator:
+        """A connection bound to this thread inside one database transaction; yields
+        (connection, what ``first(connection)`` returned). ``first`` queues its
+        statements in one pipeline with the BEGIN: a single round trip."""
         if getattr(self._local, "conn", None) is not None:
             raise StoreError("a transaction is already open on this store; finish it first")
         with self._conn() as conn:
+            begin = ("BEGIN ISOLATION LEVEL READ COMMITTED" if write
+                     else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             with self._guard():
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED" if write
-                             else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if first is None:
+                    conn.execute(begin)
+                    queued = None
+                else:
+                    with conn.pipeline():
+                        conn.execute(begin)
+                        queued = first(conn)
             self._local.conn = conn
             try:
-                yield conn
+                yield conn, queued
             except BaseException:
                 self._local.conn = None
                 _rollback(conn)
@@ -269,7 +273,7 @@ class PostgresStore:
         transaction, serialised against other processes doing the same. Returns the
         versions applied."""
         applied = []
-        with self._bound(write=True) as conn:
+        with self._bound(write=True) as (conn, _):
             with self._guard():
                 conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_SPACE,))
                 kind, version = self._inspect(conn)
@@ -291,18 +295,29 @@ class PostgresStore:
 
     @contextmanager
     def transaction(self, incident: str) -> Iterator[PostgresTransaction]:
-        with self._bound(write=True) as conn:
-            with self._guard(incident):
-                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
+        def lock_and_read(conn):
+            # Queued behind BEGIN, in one round trip: the lock, then (READ COMMITTED takes
+            # a new snapshot per statement, so after the lock is held) the projection and
+            # the log's head as they are now.
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
+            return (conn.execute("SELECT incident, seq, head, state FROM snapshots WHERE incident = %s",
+                                 (incident,)),
+                    conn.execute("SELECT seq, hash FROM events WHERE incident = %s ORDER BY seq DESC LIMIT 1",
+                                 (incident,)))
+
+        with self._bound(write=True, first=lock_and_read) as (conn, (snap, last)):
             tx = PostgresTransaction(self, conn, incident)
             try:
-                tx.snapshot = self._snapshot(incident)
+                with self._guard(incident):
+                    row, head = snap.fetchone(), last.fetchone()
+                tx.snapshot = None if row is None else _snapshot_of(row)
+                tx._last = None if head is None else (head[0], head[1])
                 yield tx
             finally:
                 tx._open = False
 
     def load(self, incident: str, rows, state_text: str) -> int:
-        with self._bound(write=True) as conn:
+        with self._bound(write=True) as (conn, _):
             with self._guard(incident):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
                 if self._snapshot(incident) is not None:
@@ -318,7 +333,7 @@ class PostgresStore:
 
     def add_checkpoint(self, cp: dict) -> None:
         body = canonical(cp).decode("utf-8")
-        with self._bound(write=True) as conn, self._guard():
+        with self._bound(write=True) as (conn, _), self._guard():
             conn.execute("INSERT INTO checkpoints (at, body) VALUES (%s, %s)", (str(cp.get("at", "")), body))
 
     # --- reading ----------------------------------------------------------------

@@ -90,27 +90,33 @@ def _local(ctx: click.Context, text: str) -> str:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def validate(paths: tuple[str, ...], as_json: bool) -> None:
+@click.option("--strict", is_flag=True,
+              help="Warnings of the public-text check are errors (exit 3).")
+def validate(paths: tuple[str, ...], as_json: bool, strict: bool) -> None:
     """Check playbooks (files or folders; default: ./playbooks).
 
     Prints every problem as FILE:LINE:COL: FIELD: MESSAGE and exits 3 if any
-    playbook is invalid.
+    playbook is invalid. The public-text check's findings (texts that confirm
+    someone is a patient, admissions, names of the public, shared macros without
+    the template's language) are warnings, which leave the exit code alone unless
+    --strict is given.
     """
     from engine.loader import validate_files
 
-    results = validate_files(paths or ("playbooks",))
+    results = validate_files(paths or ("playbooks",), strict=strict)
     if as_json:
         _print_json([r.to_json() for r in results])
     else:
         for r in results:
             if r.ok:
                 click.echo(f"{r.path}: ok ({r.playbook.id} v{r.playbook.version})")
-            for d in r.diagnostics:
+            for d in r.problems + ([] if strict else r.warnings):
                 click.echo(d.format())
         bad = [r for r in results if not r.ok]
-        problems = sum(len(r.diagnostics) for r in bad)
+        problems = sum(len(r.problems) for r in bad)
+        warnings = "" if strict else f", {sum(len(r.warnings) for r in results)} warning(s)"
         click.echo(f"{len(results)} playbook(s) checked: {len(results) - len(bad)} valid, "
-                   f"{len(bad)} invalid ({problems} problem(s))")
+                   f"{len(bad)} invalid ({problems} problem(s)){warnings}")
     if not results or any(not r.ok for r in results):
         sys.exit(3)
 

@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)
 PLAYBOOK = ROOT / "playbooks" / "viral-complaint.yaml"
 INPUTS = {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"}
-PEOPLE = {"incident_lead": "alice", "spokesperson": "bob"}
+PEOPLE = {"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"}
 NOTE = "Call with the ward manager; waiting times on the night of the 12th confirmed."
 CHUNK = 5_000  # events per transaction while building the large history
 HEAVY = ("pydantic", "yaml", "jinja2", "transitions", "cryptography", "twitter_text", "regex")

@@ -91,4 +91,7 @@ def summary(pb: Playbook) -> str:
             approval.append(f"{t.approval.min} of " + ", ".join(t.approval.any_of))
         out.append(f"  {tid:<20} {channels}")
         out.append(f"  {'':<20} approval: {'; '.join(approval)}")
+        for allowance in t.allow:
+            what = allowance.check + (f" on {allowance.phrase!r}" if allowance.phrase else "")
+            out.append(f"  {'':<20} allows {what}: {allowance.reason}")
     return "\n".join(out) + "\n"

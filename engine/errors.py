@@ -55,6 +55,8 @@ class Diagnostic:
     field: str  # dotted field path, e.g. "stages.notify.deadline"
     message: str
     source_line: str = ""
+    severity: str = "error"  # or "warning": reported, but the playbook still loads
+    check: str = ""  # the public-text check that found it (confirms_care, ...), if any
 
     def location(self) -> str:
         if self.line:
@@ -62,7 +64,8 @@ class Diagnostic:
         return self.path
 
     def format(self) -> str:
-        head = f"{self.location()}: {self.field + ': ' if self.field else ''}{self.message}"
+        label = f"{self.severity} [{self.check}]: " if self.check else ""
+        head = f"{self.location()}: {self.field + ': ' if self.field else ''}{label}{self.message}"
         if not self.source_line:
             return head
         caret = " " * max(self.col - 1, 0) + "^"
@@ -75,6 +78,8 @@ class Diagnostic:
             "col": self.col,
             "field": self.field,
             "message": self.message,
+            "severity": self.severity,
+            **({"check": self.check} if self.check else {}),
         }
 
 

@@ -604,10 +604,23 @@ class ValidationResult:
     path: str
     loaded: LoadedPlaybook | None
     diagnostics: list[Diagnostic]
+    #: findings of the public-text check (a playbook with warnings still loads)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    #: warnings count as errors
+    strict: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.loaded is not None
+        return self.loaded is not None and not (self.strict and self.warnings)
+
+    @property
+    def problems(self) -> list[Diagnostic]:
+        """What makes the playbook invalid: its errors, and under strict its warnings."""
+        if not self.strict:
+            return list(self.diagnostics)
+        raised = [Diagnostic(w.path, w.line, w.col, w.field, w.message, w.source_line,
+                             severity="error", check=w.check) for w in self.warnings]
+        return _sorted(list(self.diagnostics) + raised)
 
     @property
     def playbook(self) -> Any:
@@ -617,14 +630,18 @@ class ValidationResult:
         return {
             "path": self.path,
             "valid": self.ok,
-            "id": self.playbook.id if self.ok else None,
-            "version": self.playbook.version if self.ok else None,
-            "errors": [d.to_json() for d in self.diagnostics],
+            "id": self.playbook.id if self.loaded else None,
+            "version": self.playbook.version if self.loaded else None,
+            "errors": [d.to_json() for d in self.problems],
+            "warnings": [] if self.strict else [d.to_json() for d in self.warnings],
         }
 
 
-def validate_files(paths: Iterable[str | Path]) -> list[ValidationResult]:
-    """Load every playbook under paths; never raises for a bad playbook."""
+def validate_files(paths: Iterable[str | Path], *, strict: bool = False) -> list[ValidationResult]:
+    """Load every playbook under paths and run the public-text check on those that load;
+    never raises for a bad playbook. With `strict`, warnings make a playbook invalid."""
+    from .publictext import check_public_text
+
     from .errors import NotFound
 
     results = []
@@ -637,7 +654,9 @@ def validate_files(paths: Iterable[str | Path]) -> list[ValidationResult]:
             results.append(ValidationResult(str(raw), None, [Diagnostic(str(raw), 0, 0, "", "no *.yaml or *.yml playbooks in this folder")]))
         for path in files:
             try:
-                results.append(ValidationResult(str(path), load_playbook(path), []))
+                loaded = load_playbook(path)
+                warnings = check_public_text(loaded.playbook, loaded.sourcemap)
+                results.append(ValidationResult(str(path), loaded, [], warnings, strict))
             except PlaybookInvalid as e:
                 results.append(ValidationResult(str(path), None, e.diagnostics))
             except NotFound as e:

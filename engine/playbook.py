@@ -98,6 +98,11 @@ class Input(_Model):
         description="the organisation's own public contact (helpline, press email): its value "
         "is not flagged as a possible identifier in public posts",
     )
+    identifies_person: bool = Field(
+        False,
+        description="holds a member of the public's name or handle (the complainant): in a "
+        "public post only as the leading @mention of a reply, which validate checks",
+    )
 
     @field_validator("public_contact")
     @classmethod
@@ -256,12 +261,46 @@ class Approval(_Model):
         return self
 
 
+#: The findings of the public-text check (see :mod:`engine.publictext`).
+PublicTextCheck = Literal["confirms_care", "admission", "names_person", "macro_language",
+                          "no_phrase_list"]
+
+
+class Allowance(_Model):
+    """Silences one finding of the public-text check on one template, for a stated reason."""
+
+    check: PublicTextCheck
+    reason: str = Field(description="why this text is right despite the finding (shown by show)")
+    phrase: str | None = Field(
+        None, description="only the finding on this phrase (default: every finding of the check)")
+
+    @field_validator("reason")
+    @classmethod
+    def _stated(cls, value: str) -> str:
+        if len(value.split()) < 3:
+            raise ValueError("state the reason in a few words, so a reviewer can judge it")
+        return value
+
+
+class Phrases(_Model):
+    """Phrases the public-text check looks for in one language, besides the shipped lists.
+    A trailing or leading * lets a phrase match inside a longer word (negligen*)."""
+
+    confirms_care: list[Annotated[str, StringConstraints(min_length=2)]] = Field(
+        default_factory=list, description="phrases that confirm a care relationship")
+    admission: list[Annotated[str, StringConstraints(min_length=2)]] = Field(
+        default_factory=list, description="admissions of fault or cause, absolute promises")
+
+
 class Template(_Model):
     """Message text per channel and language (Jinja2, sandboxed)."""
 
     title: str = ""
     description: str = ""
     approval: Approval
+    allow: list[Allowance] = Field(
+        default_factory=list, description="public-text findings accepted on this template, "
+        "each with its reason")
     channels: dict[str, dict[Lang, Union[Text, EmailText]]] = Field(min_length=1)
 
 
@@ -307,6 +346,11 @@ class Playbook(_Model):
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",
+    )
+    lexicon: dict[Lang, Phrases] = Field(
+        default_factory=dict,
+        description="the organisation's own phrases for the public-text check, per language, "
+        "added to the shipped lists",
     )
 
     @property

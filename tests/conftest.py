@@ -20,6 +20,7 @@ VIRAL_START = [
     "--set", "complaint_url=https://x.com/patient/status/1",
     "--set", "complaint_channel=x",
     "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
+    "--assign", "compliance=cora", "--assign", "patient_relations=petra",
     "--as", "alice",
 ]
 

@@ -37,7 +37,7 @@ def incident(store, clock, viral, tmp_path) -> str:
     """A viral-complaint incident with a published acknowledgement and a few notes (16 events)."""
     iid = service.start(store, clock, "alice", viral, title="ER wait time complaint",
                         inputs={"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"},
-                        assign={"incident_lead": "alice", "spokesperson": "bob"})["id"]
+                        assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"})["id"]
     service.assign(store, clock, "alice", iid, "social_media", "carol")
     service.task(store, clock, "alice", iid, "confirm_post")
     service.advance(store, clock, "alice", iid, "acknowledge")
@@ -101,7 +101,7 @@ def test_an_intact_bundle_verifies_like_the_database(store, incident, bundle, ke
     online = verify(store, incident)
     assert offline.ok and online.ok
     assert (offline.incidents, offline.events, offline.problems) == (online.incidents, online.events, online.problems)
-    assert offline.events == 16 and offline.checkpoints == 1
+    assert offline.events == 18 and offline.checkpoints == 1
     assert verify_bundle(bundle, public_key_pem=public_key_pem(key)).ok
 
 
@@ -116,7 +116,7 @@ def test_the_bundle_holds_the_log_the_playbook_and_a_signed_checkpoint(store, in
     cp = json.loads(content["checkpoint.json"])
     assert cp == store.checkpoints()[-1] and cp["at"] == "2026-03-14T10:00:00.000Z"
     manifest = json.loads(content["manifest.json"])
-    assert (manifest["database"], manifest["incident"], manifest["events"]) == (store.database_id, incident, 16)
+    assert (manifest["database"], manifest["incident"], manifest["events"]) == (store.database_id, incident, 18)
     assert manifest["head"] == cp["heads"][incident]
     for name, entry in manifest["members"].items():
         assert entry == {"bytes": len(content[name]), "sha256": hashlib.sha256(content[name]).hexdigest()}
@@ -180,13 +180,13 @@ def test_a_log_that_does_not_verify_is_not_bundled(store, db, incident, key, tmp
 
 def test_a_modified_event_byte_is_found_at_its_line(bundle, tmp_path):
     events = lines(bundle)
-    events[9] = events[9].replace(b"Patient relations", b"Patient relationz")
+    events[11] = events[11].replace(b"Patient relations", b"Patient relationz")
     forged = forge(bundle, tmp_path / "f.zip", {"events.jsonl": b"".join(events)})
-    assert "events.jsonl line 10 (event 10): hash does not match its content" in problems_of(forged)
+    assert "events.jsonl line 12 (event 12): hash does not match its content" in problems_of(forged)
     unfixed = forge(bundle, tmp_path / "g.zip", {"events.jsonl": b"".join(events)}, fix_manifest=False)
     found = problems_of(unfixed)
     assert "events.jsonl: its SHA-256 does not match the one in manifest.json" in found
-    assert "events.jsonl line 10 (event 10): hash does not match" in found
+    assert "events.jsonl line 12 (event 12): hash does not match" in found
 
 
 def test_a_flipped_byte_inside_the_archive_is_found(bundle):
@@ -208,7 +208,7 @@ def test_a_dropped_event_is_found(bundle, tmp_path):
 
 def test_a_dropped_last_event_is_found_by_the_checkpoint(bundle, tmp_path):
     forged = forge(bundle, tmp_path / "f.zip", {"events.jsonl": b"".join(lines(bundle)[:-1])})
-    assert "events.jsonl: ends at event 15 but checkpoint.json records event 16" in problems_of(forged)
+    assert "events.jsonl: ends at event 17 but checkpoint.json records event 18" in problems_of(forged)
 
 
 def test_reordered_lines_are_found(bundle, tmp_path):
@@ -260,7 +260,7 @@ def test_a_checkpoint_from_another_database_is_found(store, bundle, key, clock, 
     other = open_store(tmp_path / "other.db")
     service.start(other, clock, "alice", viral, title="Elsewhere",
                   inputs={"complaint_url": "https://x.com/p/2", "complaint_channel": "x"},
-                  assign={"incident_lead": "alice", "spokesperson": "bob"})
+                  assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"})
     foreign = checkpoint(other, key, "2026-03-14T10:00:00.000Z")
     other.close()
     found = problems_of(forge(bundle, tmp_path / "f.zip", {"checkpoint.json": json.dumps(foreign).encode()}))

@@ -87,7 +87,7 @@ def test_start_prints_the_new_incident_its_clocks_and_what_can_happen_next(cli):
     assert out.startswith(f"Started {ID}.\n\n{ID}  ER wait time complaint  (viral-complaint, critical)\n")
     assert "Stage:    triage - Detect and triage (for 0s, since 2026-03-14T09:00:00.000Z)" in out
     assert re.search(r"incident_lead +alice\n", out) and re.search(r"spokesperson +bob\n", out)
-    assert re.search(r"compliance +\(unassigned\)\n", out)
+    assert re.search(r"compliance +cora\n", out) and re.search(r"staff_welfare +\(unassigned\)\n", out)
     assert "[ ] confirm_post: Find the original post, screenshot it, note its reach" in out
     assert re.search(r"first public post +due 2026-03-14T10:00:00.000Z, 1h left", out)
     assert re.search(r"leave stage triage +due 2026-03-14T09:15:00.000Z, 15m left", out)
@@ -101,12 +101,12 @@ def test_status_keeps_the_playbooks_order_of_roles_tasks_and_transitions(cli, st
     """A checklist is read top to bottom: the order the playbook gives is kept after storage."""
     out = ok(cli("status", ID))
     roles = re.findall(r"^  (\w+) +(?:\w+|\(unassigned\))$", out, re.M)
-    assert roles == ["incident_lead", "spokesperson", "compliance", "social_media", "patient_relations"]
-    assert re.findall(r"^  \[ \] (\w+):", out, re.M) == ["confirm_post", "check_patient", "alert_team"]
+    assert roles == ["incident_lead", "spokesperson", "compliance", "social_media", "patient_relations", "staff_welfare"]
+    assert re.findall(r"^  \[ \] (\w+):", out, re.M) == ["confirm_post", "check_patient", "alert_team", "check_staff_named"]
     assert re.findall(r"^  (\w+) -> ", out, re.M) == ["acknowledge", "dismiss"]
     data = json.loads(ok(cli("status", ID, "--json")))
     assert list(data["roles"]) == roles
-    assert list(data["tasks"]) == ["confirm_post", "check_patient", "alert_team"]
+    assert list(data["tasks"]) == ["confirm_post", "check_patient", "alert_team", "check_staff_named"]
 
 
 def test_an_incident_is_dismissed_reopened_investigated_and_answered(cli, clock, db, started):
@@ -139,8 +139,8 @@ def test_an_incident_is_dismissed_reopened_investigated_and_answered(cli, clock,
     state = snapshot_state(db)
     assert (state["stage"], state["status"]) == ("respond", "open")
     assert [e.type for e in events(db)] == [
-        "IncidentStarted", "RoleAssigned", "RoleAssigned", "TaskCompleted", "TaskCompleted",
-        "StageChanged", "StageChanged", "RoleAssigned", "TaskCompleted", "TaskCompleted", "StageChanged"]
+        "IncidentStarted", "RoleAssigned", "RoleAssigned", "RoleAssigned", "RoleAssigned",
+        "TaskCompleted", "TaskCompleted", "StageChanged", "StageChanged", "RoleAssigned", "TaskCompleted", "TaskCompleted", "StageChanged"]
 
 
 def test_take_private_waits_until_the_public_acknowledgement_is_published(cli, db, started):
@@ -175,19 +175,21 @@ def test_close_and_reopen_follow_the_playbook_and_the_log_shows_every_step(cli, 
     assert all(parsed), lines
     assert [m.groups() for m in parsed] == [
         ("1", "2026-03-14T09:00:00.000Z", "alice", "IncidentStarted",
-         "started from playbook viral-complaint v1.2 in stage triage (critical): ER wait time complaint"),
+         "started from playbook viral-complaint v1.3 in stage triage (critical): ER wait time complaint"),
         ("2", "2026-03-14T09:00:00.000Z", "alice", "RoleAssigned", "assigned alice to incident_lead"),
         ("3", "2026-03-14T09:00:00.000Z", "alice", "RoleAssigned", "assigned bob to spokesperson"),
-        ("4", "2026-03-14T09:01:30.250Z", "alice", "TaskCompleted", "completed task confirm_post"),
-        ("5", "2026-03-14T09:02:30.250Z", "bob", "TaskCompleted", "completed task check_patient"),
-        ("6", "2026-03-14T09:02:30.250Z", "bob", "NoteAdded", "note: Author is not a patient"),
-        ("7", "2026-03-14T09:03:30.250Z", "alice", "StageChanged",
+        ("4", "2026-03-14T09:00:00.000Z", "alice", "RoleAssigned", "assigned cora to compliance"),
+        ("5", "2026-03-14T09:00:00.000Z", "alice", "RoleAssigned", "assigned petra to patient_relations"),
+        ("6", "2026-03-14T09:01:30.250Z", "alice", "TaskCompleted", "completed task confirm_post"),
+        ("7", "2026-03-14T09:02:30.250Z", "bob", "TaskCompleted", "completed task check_patient"),
+        ("8", "2026-03-14T09:02:30.250Z", "bob", "NoteAdded", "note: Author is not a patient"),
+        ("9", "2026-03-14T09:03:30.250Z", "alice", "StageChanged",
          "dismiss: triage -> resolved (not about us)"),
-        ("8", "2026-03-15T09:03:30.250Z", "alice", "StageChanged", "reopen: resolved -> investigate"),
+        ("10", "2026-03-15T09:03:30.250Z", "alice", "StageChanged", "reopen: resolved -> investigate"),
     ]
 
     as_json = [json.loads(line) for line in ok(cli("log", ID, "--json")).splitlines()]
-    assert [e["seq"] for e in as_json] == list(range(1, 9))
+    assert [e["seq"] for e in as_json] == list(range(1, 11))
     assert set(as_json[0]) == {"incident", "seq", "type", "at", "actor", "data", "prev", "hash"}
     assert all(e["prev"] == p["hash"] for p, e in zip(as_json, as_json[1:]))
 
@@ -277,9 +279,9 @@ def test_status_json_has_the_documented_keys(cli, started):
     ok(cli("task", ID, "confirm_post"))
     data = json.loads(ok(cli("status", ID, "--json")))
     assert set(data) == STATUS_KEYS
-    assert data["id"] == ID and data["stage"] == "triage" and data["events"] == 4
-    assert data["roles"] == {"incident_lead": ["alice"], "spokesperson": ["bob"], "compliance": [],
-                             "social_media": [], "patient_relations": []}
+    assert data["id"] == ID and data["stage"] == "triage" and data["events"] == 6
+    assert data["roles"] == {"incident_lead": ["alice"], "spokesperson": ["bob"], "compliance": ["cora"],
+                             "social_media": [], "patient_relations": ["petra"], "staff_welfare": []}
     assert data["tasks"]["confirm_post"] == {"by": "alice", "at": "2026-03-14T09:00:00.000Z"}
     assert data["tasks"]["check_patient"] is None and data["tasks"]["alert_team"] is None
     assert data["transitions"] == {
@@ -308,7 +310,7 @@ def test_list_json_and_command_json_outputs_parse(cli, three):
     assert json.loads(ok(cli("task", started["id"], "confirm_post", "--json")))["tasks"]["confirm_post"]
     moved = json.loads(ok(cli("advance", started["id"], "acknowledge", "--json")))
     assert moved["stage"] == "acknowledge"
-    assert json.loads(ok(cli("assign", started["id"], "compliance", "carol", "--json")))["roles"]["compliance"] == ["carol"]
+    assert json.loads(ok(cli("assign", started["id"], "compliance", "carol", "--json")))["roles"]["compliance"] == ["cora", "carol"]
 
 
 def test_clocks_show_time_left_then_overdue_once_the_deadline_passes(cli, clock, started):
@@ -446,7 +448,7 @@ def test_badly_typed_values_are_usage_errors(cli, db, tmp_path, value, says):
     assert snapshot_state(db)["inputs"]["posted_at"] == "2026-03-14T08:00:00Z"
     r = cli("set", ID, value)
     assert r.exit_code == 2 and says in r.stderr
-    assert total_events(db) == 3
+    assert total_events(db) == 5  # started, and four role holders
 
 
 @pytest.mark.parametrize("command", [

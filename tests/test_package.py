@@ -129,10 +129,11 @@ def test_the_built_wheel_works_from_a_folder_outside_the_checkout(tmp_path):
     assert str(ROOT) not in where and str(venv) in where
     assert "viral-complaint" in run("playbooks")
     run("init", "--from", "viral-complaint", "pb.yaml")
-    assert "ok (viral-complaint" in run("validate", "pb.yaml")
+    assert "ok (viral-complaint" in run("validate", "--strict", "pb.yaml")  # the phrase lists ship too
     started = run("start", "pb.yaml", "--title", "ER complaint", "--set",
                   "complaint_url=https://x.com/p/status/1", "--set", "complaint_channel=x",
-                  "--assign", "incident_lead=alice", "--assign", "spokesperson=bob", "--json")
+                  "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
+                  "--assign", "compliance=cora", "--assign", "patient_relations=petra", "--json")
     incident = json.loads(started)["id"]
     run("task", incident, "confirm_post")
     run("advance", incident, "acknowledge")

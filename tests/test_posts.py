@@ -119,7 +119,7 @@ def test_rendering_an_unknown_channel_exits_4(acknowledging, db):
 def test_rendering_an_unknown_language_exits_4(acknowledging, db):
     out = _refused(acknowledging, db, 4, "render", INC, "public_ack", "--channel", "x", "--lang", "fr",
                    "--as", "carol")
-    assert "has no 'fr' text for x (languages: en, es)" in out
+    assert "has no 'fr' text for x (languages: en, es, ar)" in out
 
 
 def test_rendering_by_someone_without_a_role_exits_5(acknowledging, db):
@@ -199,7 +199,7 @@ def test_the_render_time_guard_refuses_a_confidential_input_on_a_public_channel(
     state = service.start(store, clock, "alice", viral, title="T",
                           inputs={"complaint_url": "https://x.com/p/status/1", "complaint_channel": "x",
                                   "patient_name": "Jane Doe"},
-                          assign={"incident_lead": "alice", "spokesperson": "bob"})
+                          assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"})
     ctx = context(state, public=True, overrides={"patient_name": "Jane Override"})
     with pytest.raises(Refused) as info:
         render_text("Dear {{ patient_name }}", ctx, html=False, where="public_ack/x/en",
@@ -259,7 +259,7 @@ def test_private_channels_get_confidential_inputs(acknowledging, db):
     assert result.exit_code == 0, result.output
     post = _drafts(cli)["private_reply/email/en"]
     assert post["public"] is False and post["hits"] == []
-    assert post["text"]["subject"] == "Your experience at St Mary's Hospital"
+    assert post["text"]["subject"] == "Your message to St Mary's Hospital"
     assert post["text"]["body"].startswith("Dear Jane Doe,")
 
 

@@ -19,7 +19,7 @@ def state(store, clock, viral):
         store, clock, "alice", viral, title="ER wait time complaint",
         inputs={"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x",
                 "patient_name": "Jane Doe", "record_number": "MRN 7654321"},
-        assign={"incident_lead": "alice", "spokesperson": "bob"},
+        assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"},
     )
 
 
@@ -94,7 +94,8 @@ def test_a_public_context_leaves_confidential_inputs_out(state):
     assert "Jane Doe" not in repr(ctx) and "7654321" not in repr(ctx)
     assert ctx["hospital_name"] == "St Mary's Hospital"
     assert ctx["incident"]["id"] == state["id"] and ctx["incident"]["stage"] == "triage"
-    assert ctx["roles"] == {"incident_lead": "alice", "spokesperson": "bob"}
+    assert ctx["roles"] == {"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora",
+                           "patient_relations": "petra"}
 
 
 def test_a_per_render_override_of_a_confidential_input_stays_out_of_a_public_context(state):

@@ -26,7 +26,7 @@ def started(store, clock, viral, *, drill: bool = False) -> str:
     state = service.start(
         store, clock, "alice", viral, title="ER wait time complaint", drill=drill,
         inputs={"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"},
-        assign={"incident_lead": "alice", "spokesperson": "bob"})
+        assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"})
     service.assign(store, clock, "alice", state["id"], "social_media", "carol")
     service.assign(store, clock, "alice", state["id"], "compliance", "dave")
     return state["id"]
@@ -136,7 +136,7 @@ def test_posts_carry_every_version_approval_rejection_and_publication(store, clo
     r = build_report(store, scripted, clock.now())
     ack = next(p for p in r["posts"] if p["id"] == "public_ack/x/en")
     assert (ack["status"], ack["version"], ack["public"]) == ("published", 2, True)
-    assert ack["text"].startswith("We're sorry to hear about your experience")
+    assert ack["text"].startswith("We're sorry to hear how you're feeling")
     v1, v2 = ack["versions"]
     assert (v1["status"], v1["drafted_by"], v1["drafted_at"]) == ("rejected", "carol", "2026-03-14T09:12:00.000Z")
     assert v1["rejection"] == {"by": "bob", "at": "2026-03-14T09:15:00.000Z", "reason": "too stiff"}
@@ -150,14 +150,14 @@ def test_posts_carry_every_version_approval_rejection_and_publication(store, clo
 
 def test_header_roles_and_timeline_come_from_the_events(store, clock, scripted, viral):
     r = build_report(store, scripted, clock.now())
-    assert r["playbook"] == {"id": "viral-complaint", "name": viral.playbook.name, "version": "1.2",
+    assert r["playbook"] == {"id": "viral-complaint", "name": viral.playbook.name, "version": "1.3",
                              "sha256": viral.sha256, "path": str(VIRAL)}
     i = r["incident"]
     assert (i["title"], i["severity"], i["drill"], i["status"], i["stage"]) == (
         "ER wait time complaint", "critical", False, "closed", "resolved")
     assert i["closed_at"] == "2026-03-14T17:10:00.000Z"
     people = {x["role"]: [p["person"] for p in x["people"]] for x in r["roles"]}
-    assert people["spokesperson"] == ["bob"] and people["patient_relations"] == []
+    assert people["spokesperson"] == ["bob"] and people["patient_relations"] == ["petra"] and people["staff_welfare"] == []
     events = list(store.events(scripted))
     assert [(t["seq"], t["at"], t["actor"], t["type"]) for t in r["timeline"]] == [
         (e.seq, e.at, e.actor, e.type) for e in events]
@@ -333,7 +333,7 @@ def test_export_memory_stays_flat_for_a_long_log(store, clock, viral, tmp_path):
     finally:
         tracemalloc.stop()
     print(f"\nexported {n} events in {elapsed:.2f} s, traced peak {peak / 2**20:.1f} MiB")
-    assert n == 200_005
+    assert n == 200_007
     assert peak < 50 * 2**20
     with open(target, encoding="utf-8") as f:
         assert sum(1 for _ in f) == n

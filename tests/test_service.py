@@ -20,7 +20,7 @@ from conftest import T0, VIRAL
 
 ID = "INC-20260314-001"
 INPUTS = {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"}
-PEOPLE = {"incident_lead": "alice", "spokesperson": "bob"}
+PEOPLE = {"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"}
 
 
 def start(store, clock, loaded, **kw) -> dict:
@@ -49,11 +49,12 @@ def test_start_records_the_incident_and_its_role_holders(store, clock, viral):
     assert state["id"] == ID
     assert state["stage"] == "triage" and state["status"] == "open"
     assert state["severity"] == "critical"  # the playbook's highest, by default
-    assert state["roles"] == {"incident_lead": ["alice"], "spokesperson": ["bob"]}
+    assert state["roles"] == {"incident_lead": ["alice"], "spokesperson": ["bob"],
+                              "compliance": ["cora"], "patient_relations": ["petra"]}
     assert state["inputs"] == {**INPUTS, "hospital_name": "St Mary's Hospital",
                                "contact_url": "https://example-hospital.org/feedback"}
     assert state["started_at"] == "2026-03-14T09:00:00.000Z"
-    assert types(store) == ["IncidentStarted", "RoleAssigned", "RoleAssigned"]
+    assert types(store) == ["IncidentStarted", "RoleAssigned", "RoleAssigned", "RoleAssigned", "RoleAssigned"]
     assert store.snapshot(ID).state == state
 
 
@@ -218,7 +219,8 @@ def test_the_projection_equals_the_fold_after_every_step_of_a_full_run(store, cl
         assert_projection_is_the_fold(store)
     state = store.snapshot(ID).state
     assert state["stage"] == "respond" and state["notes"] == 2
-    assert state["roles"] == {"incident_lead": ["alice"], "spokesperson": ["bob"]}
+    assert state["roles"] == {"incident_lead": ["alice"], "spokesperson": ["bob"],
+                              "compliance": ["cora"], "patient_relations": ["petra"]}
 
 
 NOISE = [
@@ -363,7 +365,9 @@ def test_the_log_streams_every_event_oldest_first(store, clock, viral):
         (1, "IncidentStarted", "alice", "2026-03-14T09:00:00.000Z"),
         (2, "RoleAssigned", "alice", "2026-03-14T09:00:00.000Z"),
         (3, "RoleAssigned", "alice", "2026-03-14T09:00:00.000Z"),
-        (4, "NoteAdded", "bob", "2026-03-14T09:00:01.234Z"),
+        (4, "RoleAssigned", "alice", "2026-03-14T09:00:00.000Z"),
+        (5, "RoleAssigned", "alice", "2026-03-14T09:00:00.000Z"),
+        (6, "NoteAdded", "bob", "2026-03-14T09:00:01.234Z"),
     ]
     with pytest.raises(NotFound):
         service.log(store, "INC-19990101-001")
@@ -385,8 +389,8 @@ def test_two_stores_on_one_database_see_each_others_events(db, clock, viral):
         with pytest.raises(Refused, match="is closed"):
             service.task(second, clock, "carol", ID, "alert_team")
         for store in (first, second):
-            assert types(store) == ["IncidentStarted", "RoleAssigned", "RoleAssigned",
-                                    "TaskCompleted", "TaskCompleted", "RoleAssigned", "StageChanged"]
+            assert types(store) == ["IncidentStarted", "RoleAssigned", "RoleAssigned", "RoleAssigned",
+                                    "RoleAssigned", "TaskCompleted", "TaskCompleted", "RoleAssigned", "StageChanged"]
             assert_projection_is_the_fold(store)
     finally:
         first.close()
@@ -399,7 +403,7 @@ def test_reopening_requires_the_work_again(store, clock, viral, tmp_path):
 
     state = service.start(store, clock, "alice", viral, title="t",
                           inputs={"complaint_url": "https://x.com/p/1", "complaint_channel": "x"},
-                          assign={"incident_lead": "alice", "spokesperson": "bob"})
+                          assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"})
     iid = state["id"]
     # fast-forward a resolved incident: tasks done and public_response published (fold only)
     service.task(store, clock, "alice", iid, "confirm_post")
@@ -421,7 +425,7 @@ def test_reentering_a_stage_reopens_its_checklist(store, clock, viral):
 
     state = service.start(store, clock, "alice", viral, title="t",
                           inputs={"complaint_url": "https://x.com/p/1", "complaint_channel": "x"},
-                          assign={"incident_lead": "alice", "spokesperson": "bob"})
+                          assign={"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"})
     done = inc.apply(state, "TaskCompleted", "2026-03-14T09:01:00.000Z", "alice", {"task": "gather_facts"})
     back = inc.apply(done, "StageChanged", "2026-03-14T09:02:00.000Z", "alice",
                      {"trigger": "reopen", "from": "resolved", "to": "investigate", "reason": ""})

@@ -125,7 +125,7 @@ def test_validate_command_accepts_the_shipped_folder():
 
     from cli import main
 
-    result = CliRunner().invoke(main, ["validate", str(PLAYBOOKS)])
+    result = CliRunner().invoke(main, ["validate", "--strict", str(PLAYBOOKS)])
     assert result.exit_code == 0, result.output
     assert f"{len(SHIPPED)} valid, 0 invalid" in result.output
 

@@ -61,7 +61,7 @@ def test_validate_defaults_to_the_playbooks_folder(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = run("validate")
     assert result.exit_code == 0, result.output
-    assert "playbooks/viral-complaint.yaml: ok (viral-complaint v1.2)" in result.output
+    assert "playbooks/viral-complaint.yaml: ok (viral-complaint v1.3)" in result.output
 
 
 def test_validate_prints_location_field_message_source_line_and_caret(broken: Path):

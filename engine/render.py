@@ -180,7 +180,21 @@ def _on_alarm(signum, frame):
 
 def render_text(source: str, context: dict, *, html: bool, where: str,
                 withheld: frozenset[str] = frozenset()) -> str:
-    """Render one template source in the sandbox, within time and size limits."""
+    """Render one template source in the sandbox, within time, memory and size limits.
+
+    On the main thread the limits apply here; from any other thread (a server) the
+    render goes to a worker process where they apply (:mod:`engine.render_pool`).
+    """
+    if _POSIX and threading.current_thread() is not threading.main_thread():
+        from .render_pool import shared_pool
+
+        return shared_pool().render(source, context, html=html, where=where, withheld=withheld)
+    return render_here(source, context, html=html, where=where, withheld=withheld)
+
+
+def render_here(source: str, context: dict, *, html: bool, where: str,
+                withheld: frozenset[str] = frozenset()) -> str:
+    """Render in this process: every limit holds on the main thread only."""
     TemplateError, TemplateNotFound, UndefinedError, SecurityError = _jinja_errors()
     started = time.monotonic()
     try:

@@ -626,22 +626,15 @@ def advance_clock(ctx, incident, duration, db, actor):
 @json_option
 @click.pass_context
 def drill_summary(ctx, incident, db, as_json):
-    """What the drill's team did on time, late, or never."""
+    """The drill's debrief: each clock (due, met at, how late), the first public post
+    against its target, and each inject beside what the team did next."""
     from engine.drills import summary
+    from engine.views import drill_text
 
     result = summary(_store(ctx, db, read_only=True), incident, _clock(ctx).now())
     if as_json:
         return _print_json(result)
-    click.echo(f"Drill {incident}: {result['title']}")
-    for bucket, items in result["outcome"].items():
-        click.echo(f"\n{bucket.capitalize()} ({len(items)}):")
-        for d in items:
-            when = f" (due {d['due_at']}, met {d['met_at'] or 'never'})" if d.get("due_at") else ""
-            click.echo(_local(ctx, f"  - {d['label']}{when}"))
-    delivered = [i for i in result["injects"] if i["delivered_at"]]
-    if result["injects"]:
-        click.echo(f"\nInjects delivered: {len(delivered)} of {len(result['injects'])}")
-    click.echo(f"Missed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
+    click.echo(_local(ctx, drill_text(result)), nl=False)
 
 
 # -- databases -------------------------------------------------------------------

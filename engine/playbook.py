@@ -145,15 +145,46 @@ class Escalation(_Model):
     move_to: Id | None = Field(None, description="stage to move the incident to, if any")
 
 
+Within = Union[Duration, Annotated[dict[str, Duration], Field(min_length=1)]]
+Anchor = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64),
+    Field(description="what the clock counts from: start (the incident's start), entry (entering "
+          "the stage), or the name of a datetime input such as discovered_at"),
+]
+
+
+class Until(_Model):
+    """What meets an incident-wide target: a template published, or a stage reached."""
+
+    published: Id | None = Field(None, description="a post of this template is published")
+    reached: Id | None = Field(None, description="the incident enters this stage")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Until":
+        if (self.published is None) == (self.reached is None):
+            raise ValueError("until: names exactly one of published: TEMPLATE or reached: STAGE")
+        return self
+
+
 class Clock(_Model):
-    within: Duration
+    """An incident-wide target: ``within`` of ``from`` (default: the start), until ``until``."""
+
+    title: str = ""
+    within: Within = Field(description="a duration, or one per severity: {critical: 30m, high: 60m}")
+    anchor: Anchor | None = Field(None, alias="from")
+    until: Union[Literal["first_public_post"], Until] = "first_public_post"
     escalate: Escalation | None = None
 
 
-class Deadline(Clock):
-    """Time allowed in a stage (``until: exit``) or until its first public post."""
+class Deadline(_Model):
+    """Time allowed in a stage (``until: exit``) or until its first public post, counted
+    from entering the stage unless ``from:`` names the start or a datetime input."""
 
+    within: Within = Field(description="a duration, or one per severity: {critical: 30m, high: 60m}")
+    anchor: Anchor | None = Field(None, alias="from")
     until: Literal["exit", "first_public_post"] = "exit"
+    escalate: Escalation | None = None
 
 
 class Cadence(_Model):
@@ -181,10 +212,6 @@ def _cadence(value: object) -> object:
     if parse_duration(every) < MIN_CADENCE:
         raise ValueError(f"an update cadence shorter than 5m is not workable: {value!r}")
     return Cadence(every=every)
-
-
-def _clock(value: object) -> object:
-    return Clock(within=value) if isinstance(value, str) else value
 
 
 class Stage(_Model):
@@ -269,12 +296,11 @@ class ChannelSettings(_Model):
     limit: int = Field(gt=0, description="length limit, in the channel's own unit")
 
 
-class Targets(_Model):
-    """Incident-wide clocks, counted from the start of the incident."""
+def _target(value: object) -> object:
+    return Clock(within=value) if isinstance(value, str) else value
 
-    first_public_post: Annotated[Union[Duration, Clock, None], AfterValidator(_clock)] = Field(
-        None, description="first public post (the acknowledgement) within this time"
-    )
+
+Target = Annotated[Union[Duration, Clock], AfterValidator(_target)]
 
 
 def _version(value: object) -> object:
@@ -303,7 +329,12 @@ class Playbook(_Model):
     channels: dict[str, ChannelSettings] = Field(
         default_factory=dict, description="per-channel settings, e.g. {x: {limit: 280}}"
     )
-    targets: Targets = Field(default_factory=Targets)
+    targets: dict[Id, Target] = Field(
+        default_factory=dict,
+        description="incident-wide clocks: first_public_post (the acknowledgement), and any named "
+        "deadline such as regulator_notified: {within: 72h, from: discovered_at, until: "
+        "{published: regulator_notification}}",
+    )
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",

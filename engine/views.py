@@ -173,3 +173,48 @@ def post_block(post: dict) -> str:
         lines.append(f"   rejected by {post['rejection']['by']}: {post['rejection']['reason']}")
     lines.extend("   | " + line for line in post_text(post["text"]).splitlines())
     return "\n".join(lines)
+
+
+def drill_text(result: dict) -> str:
+    """The drill debrief (see :func:`engine.drills.summary`) for people."""
+    from .deadlines import WORDS
+
+    dur = lambda s: "-" if s is None else format_duration(timedelta(seconds=s))  # noqa: E731
+    out = [f"Drill {result['incident']}: {result['title']}  (as of {result['as_of']})"]
+    first = result["first_public_post"]
+    if first is not None:
+        took = (f"{dur(first['seconds'])} after {first['from']} ({first['from_at']})"
+                if first["at"] else "never")
+        late = f", {dur(first['late_seconds'])} late" if first["late_seconds"] else ""
+        out.append(f"First public post: {took}; target {dur(first['target_seconds'])}: "
+                   f"{WORDS[first['outcome']]}{late}")
+    elif result["time_to_first_public_post_seconds"] is not None:
+        out.append(f"First public post: {dur(result['time_to_first_public_post_seconds'])} after the start")
+    for outcome, items in result["outcome"].items():
+        out.append(f"\n{WORDS[outcome].capitalize()} ({len(items)}):")
+        for d in items:
+            where = f" [{d['stage']} visit {d['visit']}]" if d.get("stage") else ""
+            if d["kind"] == "updates":
+                out.append(f"  - {d['label']}{where}: {d['late_updates']} late update(s), longest gap "
+                           f"{dur(d['longest_gap_seconds'])}" + (", OVERDUE now" if d["overdue"] else ""))
+                continue
+            head = f"  - {d['label']}{where}: due {d['due_at']} (from {d['from']})"
+            late = dur(d["late_seconds"])
+            if outcome == "open":
+                out.append(head + (f", not met yet: OVERDUE by {late}" if d["overdue"] else ", not met yet"))
+            elif outcome == "missed":
+                out.append(head + f", never met (window closed at {d['closed_at']}, {late} after due)")
+            else:
+                out.append(head + f", met at {d['met_at']}" + (f", {late} late" if d["late_seconds"] else ""))
+    if result["injects"]:
+        delivered = [i for i in result["injects"] if i["delivered_at"]]
+        out.append(f"\nInjects delivered: {len(delivered)} of {len(result['injects'])}")
+        for i in result["injects"]:
+            out.append(f"  >> {i['scheduled_at']}: {i['message']}"
+                       + ("" if i["delivered_at"] else "  (not reached yet)"))
+            for a in i["team_actions_after"]:
+                out.append(f"       {a['at']}  {a['actor']}: {a['what']}")
+            if i["delivered_at"] and not i["team_actions_after"]:
+                out.append("       (the team did nothing before the next inject)")
+    out.append(f"\nMissed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
+    return "\n".join(out) + "\n"

@@ -95,10 +95,10 @@ def _clock_refs(pb: Playbook, smap: SourceMap, loc: Loc, clock, *, stage_clock: 
         spec = pb.inputs.get(anchor)
         if spec is None:
             datetimes = [n for n, i in pb.inputs.items() if i.type == "datetime"]
-            yield smap.diagnostic(loc + ("from",), f"from: {anchor!r} is neither {' nor '.join(events)} "
+            yield smap.diagnostic(loc + ("from",), f"{anchor!r} is neither {' nor '.join(events)} "
                                   f"nor a datetime input (datetime inputs: {', '.join(datetimes) or 'none'})")
         elif spec.type != "datetime":
-            yield smap.diagnostic(loc + ("from",), f"from: input {anchor!r} is of type {spec.type}; a clock "
+            yield smap.diagnostic(loc + ("from",), f"input {anchor!r} is of type {spec.type}; a clock "
                                   "can only count from a datetime input")
     if isinstance(clock.within, dict):
         for level in clock.within:

@@ -162,7 +162,7 @@ def _anchor(state: dict, spec: dict, default_at: str, default_label: str) -> tup
         return state["started_at"], "the incident's start"
     value = state["inputs"].get(name)
     if value in (None, ""):
-        return default_at, f"{default_label} ({name} not set)"
+        return default_at, f"{default_label}; {name} not set"
     return str(value), name
 
 

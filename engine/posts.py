@@ -97,7 +97,8 @@ def render(store, clock, actor: str, incident: str, template: str, *,
             if ch not in spec.channels:
                 raise NotFound(f"incident {incident}: template {template} has no {ch!r} channel "
                                f"(channels: {', '.join(spec.channels)})")
-        extra = resolve(state["plan"]["inputs"], overrides or {}, fill_defaults=False)
+        extra = resolve(state["plan"]["inputs"], overrides or {}, fill_defaults=False,
+                        now=inc.effective_now(state, clock.now()))
         now = _at(clock, state)
         events = []
         for ch in wanted:

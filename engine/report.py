@@ -331,7 +331,8 @@ def build_report(store, incident: str, now: datetime | None = None) -> dict:
     last = fold.visits[-1]
     return {
         "report": {"version": REPORT_VERSION, "as_of": as_of, "source": "events"},
-        "incident": {"id": incident, "title": d["title"], "severity": d["severity"], "drill": bool(d["drill"]),
+        "incident": {"id": incident, "title": d["title"], "severity": fold.state["severity"],
+                     "severity_history": fold.state.get("severity_history", []), "drill": bool(d["drill"]),
                      "status": "closed" if fold.closed_at else "open", "stage": last["stage"],
                      "stage_title": last["title"], "started_at": started, "started_by": fold.head["actor"],
                      "closed_at": fold.closed_at, "events": len(fold.timeline), "last_event_at": fold.last_at},

@@ -115,6 +115,7 @@ def describe(type_: str, data: dict) -> str:
         "TaskReopened": lambda: f"reopened task {d['task']}",
         "NoteAdded": lambda: f"note: {d['text']}",
         "InputsSet": lambda: "set inputs " + ", ".join(sorted(d["inputs"])),
+        "SeverityChanged": lambda: f"severity changed from {d['from']} to {d['to']}",
         "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
                                 + (f" ({d['reason']})" if d.get("reason") else ""),
         "PostDrafted": lambda: (f"drafted {p} ({d['count']['used']}/{d['count']['limit']} {d['count']['unit']}"

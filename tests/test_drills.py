@@ -99,7 +99,7 @@ def test_the_summary_says_what_was_on_time_late_missed_or_still_open(cli, clock)
     on_time = text.split("Met on time (1):")[1].split("Met late (0):")[0]
     still_open = text.split("Still open (2):")[1]
     assert "leave stage triage [triage visit 1]: due 2026-03-14T09:15:00.000Z" in on_time
-    assert ("first public post: due 2026-03-14T10:00:00.000Z (from the incident's start), "
+    assert ("first public post: due 2026-03-14T10:00:00.000Z (from the incident's start; complaint_posted_at not set), "
             "not met yet: OVERDUE by 1h") in still_open
     assert "First public post: never; target 1h: still open, 1h late" in text
     assert "Missed (0):" in text

@@ -403,7 +403,11 @@ def note(ctx, incident, text, db, actor):
 @as_option
 @click.pass_context
 def set_(ctx, incident, values, db, actor):
-    """Set or correct input values of a running incident."""
+    """Set or correct input values of a running incident.
+
+    `severity=LEVEL` changes the incident's severity (logged; clocks whose allowance
+    depends on the severity follow it). Every bad value is reported; nothing is
+    changed unless all are good."""
     from engine import service
     from engine.inputs import parse_pairs
 
@@ -573,12 +577,13 @@ def watch(ctx, interval, within, count, db):
 @start_options
 @click.option("--scenario", type=click.Path(dir_okay=False),
               help="YAML file of timed injects: {injects: [{at: +10m, message: ...}]}.")
+@json_option
 @click.pass_context
-def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor):
+def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor, as_json):
     """Start a tabletop exercise (a DRILL incident on a simulated clock).
 
     Move its clock with `playbook advance-clock DRILL-... 45m`; see the outcome with
-    `playbook drill-summary DRILL-...`. Drills are marked everywhere and never
+    `playbook drill-summary DRILL-...`. Injects at +0m are delivered at the start. Drills are marked everywhere and never
     delivered to real services."""
     from engine import service
     from engine.drills import load_scenario
@@ -593,8 +598,12 @@ def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor):
         inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
         drill=True, scenario=injects,
     )
-    click.echo(f"Started drill {state['id']}" + (f" with {len(injects)} scripted inject(s)" if injects else "") + ".\n")
-    _show_state(ctx, state, actor, False)
+    if not as_json:
+        click.echo(f"Started drill {state['id']}" + (f" with {len(injects)} scripted inject(s)" if injects else "") + ".\n")
+        for inject in state["injects"]:
+            if inject["delivered_at"]:
+                click.echo(f">> INJECT (at the start): {inject['message']}")
+    _show_state(ctx, state, actor, as_json)
 
 
 @main.command(name="advance-clock")
@@ -834,12 +843,24 @@ def report(ctx, incident, fmt, output, db):
     _write_or_print(text, output)
 
 
+def _output_folder(output: str) -> None:
+    """-o into a folder that does not exist is the user's to fix (exit 4), not a store failure."""
+    from pathlib import Path
+
+    from engine.errors import NotFound
+
+    folder = Path(output).expanduser().parent
+    if not folder.is_dir():
+        raise NotFound(f"{output}: the folder {folder} does not exist (create it first, or choose another -o)")
+
+
 def _write_or_print(text: str, output: str | None) -> None:
     from engine.errors import StoreError
 
     if not output:
         click.echo(text, nl=not text.endswith("\n"))
         return
+    _output_folder(output)
     try:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -866,6 +887,7 @@ def export(ctx, incident, fmt, output, db):
     from engine.service import status
 
     status(store, incident)  # unknown incident: fail before creating the file
+    _output_folder(output)
     try:
         with open(output, "w", encoding="utf-8", newline="") as f:
             n = export_events(store, incident, fmt, f)
@@ -891,6 +913,7 @@ def bundle(ctx, incident, output, db):
 
     store = _store(ctx, db, read_only=True)
     status(store, incident)  # an unknown incident: refuse before a signing key is created
+    _output_folder(output)
     manifest = write_bundle(store, incident, Path(output), load_or_create_key(_key_path(db)),
                             now=_clock(ctx).now())
     click.echo(f"{incident}: {manifest.get('events', '?')} events bundled into {output}")

@@ -13,6 +13,7 @@ A real incident's clock can never be moved.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,8 +58,8 @@ def load_scenario(path: str | Path) -> list[dict]:
             problems.append(smap.diagnostic(loc + ("at",), f"at: must be a time after the start such "
                                             f"as +10m or +1h30m, got {at!r}"))
             continue
-        try:
-            offset = parse_duration(at[1:])
+        try:  # +0m is the post that starts the drill
+            offset = timedelta(0) if re.fullmatch(r"0+[smhd]?", at[1:].strip()) else parse_duration(at[1:])
         except ValueError as e:
             problems.append(smap.diagnostic(loc + ("at",), str(e)))
             continue

@@ -113,7 +113,8 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                 source = available[lang]
                 where = f"{template}/{ch}/{lang}"
                 ctx = context(state, public=profile.public, overrides=extra)
-                withheld = frozenset(k for k, v in state["plan"]["inputs"].items() if v["confidential"])
+                withheld = frozenset(k for k, v in state["plan"]["inputs"].items()
+                                     if v["confidential"] and profile.public)
                 if isinstance(source, str):
                     text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
                 else:

@@ -116,6 +116,9 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
             })]
             events += [NewEvent("RoleAssigned", now, actor, {"role": r, "person": p})
                        for r, p in people.items()]
+            events += [NewEvent("InjectDelivered", now, actor, {"index": i, "message": inject["message"],
+                                                                 "scheduled_at": now})
+                       for i, inject in enumerate(scenario or []) if drill and inject["at_seconds"] == 0]
             state = _apply_all(None, events)
             tx.append(events, state)
             return state

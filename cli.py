@@ -937,22 +937,61 @@ def key(db):
 @click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable; default: all).")
 @click.option("--lang", "langs", multiple=True, help="Only this language (repeatable; default: all).")
 @click.option("--set", "values", multiple=True, metavar="NAME=VALUE", help="Input value for this render only.")
+@click.option("--recipient", metavar="REF",
+              help="For a per_recipient template: the recipient's reference (not their name); "
+                   "their values with --set.")
+@click.option("--recipients", "recipients_file", type=click.File("r", encoding="utf-8"),
+              help="For a per_recipient template: a CSV file with a 'recipient' column and one column "
+                   "per input; one post per row, all drafted or none.")
 @db_option
 @as_option
 @json_option
 @click.pass_context
-def render(ctx, incident, template, channels, langs, values, db, actor, as_json):
-    """Render TEMPLATE (of the current stage) into draft posts, with their lengths."""
+def render(ctx, incident, template, channels, langs, values, recipient, recipients_file, db, actor, as_json):
+    """Render TEMPLATE (of the current stage) into draft posts, with their lengths.
+
+    An input the template uses but the incident has no value for can be given for
+    this render only with --set NAME=VALUE (or for the incident with playbook set)."""
     from engine import posts
     from engine.inputs import parse_pairs
     from engine.views import post_block
 
+    overrides = parse_pairs(values, "--set")
+    recipients = None
+    if recipient is not None and recipients_file is not None:
+        from engine.errors import UsageError
+
+        raise UsageError("give --recipient or --recipients, not both")
+    if recipient is not None:
+        recipients = [(recipient, {})]
+    elif recipients_file is not None:
+        recipients = _read_recipients(recipients_file)
     drafted = posts.render(_store(ctx, db), _clock(ctx), _actor(actor), incident, template,
-                           channels=channels, langs=langs, overrides=parse_pairs(values, "--set"))
+                           channels=channels, langs=langs, overrides=overrides, recipients=recipients)
     if as_json:
         return _print_json(drafted)
     for post in drafted:
         click.echo(post_block(post) + "\n")
+
+
+def _read_recipients(f) -> list[tuple[str, dict[str, str]]]:
+    import csv
+
+    from engine.errors import UsageError
+
+    try:
+        rows = list(csv.DictReader(f))
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise UsageError(f"{f.name}: not a readable CSV file ({e})") from None
+    if not rows or "recipient" not in rows[0]:
+        raise UsageError(f"{f.name}: needs a header row with a 'recipient' column and at least one row")
+    out = []
+    for n, row in enumerate(rows, 2):
+        if None in row or any(v is None for v in row.values()):
+            raise UsageError(f"{f.name}:{n}: this row does not have one value per column")
+        ref = row.pop("recipient").strip()
+        out.append((ref, {k.strip(): v for k, v in row.items() if v.strip()}))
+    return out
 
 
 @main.command()

@@ -200,10 +200,22 @@ def _templates(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
 
     for tid, template in pb.templates.items():
         base = ("templates", tid)
-        for group, field in (("all_of", template.approval.all_of), ("any_of", template.approval.any_of)):
-            for i, role in enumerate(field):
-                if role not in pb.roles:
-                    yield _ref(smap, base + ("approval", group, i), "role", role, pb.roles)
+        policies = [(base + ("approval",), template.approval)] + [
+            (base + ("approval", "languages", lang), policy) for lang, policy in template.approval.languages.items()]
+        for loc, policy in policies:
+            for group, field in (("all_of", policy.all_of), ("any_of", policy.any_of)):
+                for i, role in enumerate(field):
+                    if role not in pb.roles:
+                        yield _ref(smap, loc + (group, i), "role", role, pb.roles)
+        written = {lang for langs in template.channels.values() for lang in langs}
+        for lang in template.approval.languages:
+            if lang not in written:
+                yield smap.diagnostic(base + ("approval", "languages", lang), f"no channel of template "
+                                      f"{tid!r} has {lang!r} text (languages: {', '.join(sorted(written))})",
+                                      key=True)
+        for i, stage in enumerate(template.also_in):
+            if stage not in pb.stages:
+                yield _ref(smap, base + ("also_in", i), "stage", stage, pb.stages)
         for channel, langs in template.channels.items():
             if channel not in CHANNELS:
                 yield smap.diagnostic(base + ("channels", channel), f"unknown channel {channel!r} "

@@ -101,8 +101,8 @@ def summary(pb: Playbook) -> str:
         out.append(f"  {sid:<20} {stage.title}{'  [' + '; '.join(marks) + ']' if marks else ''}")
         for task, text in stage.tasks.items():
             out.append(f"      [ ] {task}: {text}")
-        if stage.templates:
-            out.append(f"      templates: {', '.join(stage.templates)}")
+        if pb.stage_templates(sid):
+            out.append(f"      templates: {', '.join(pb.stage_templates(sid))}")
     out.append("\nTransitions:")
     for trigger, tr in pb.transitions.items():
         out.append(f"  {trigger:<20} {', '.join(tr.source)} -> {tr.to}  (by {', '.join(tr.roles)})")
@@ -116,4 +116,10 @@ def summary(pb: Playbook) -> str:
             approval.append(f"{t.approval.min} of " + ", ".join(t.approval.any_of))
         out.append(f"  {tid:<20} {channels}")
         out.append(f"  {'':<20} approval: {'; '.join(approval)}")
+        for lang, policy in t.approval.languages.items():
+            parts = (["all of " + ", ".join(policy.all_of)] if policy.all_of else []) + (
+                [f"{policy.min} of " + ", ".join(policy.any_of)] if policy.any_of else [])
+            out.append(f"  {'':<20} approval of {lang} posts: {'; '.join(parts)}")
+        if t.also_in:
+            out.append(f"  {'':<20} also available in: {', '.join(t.also_in)}")
     return "\n".join(out) + "\n"

@@ -119,6 +119,7 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
             **{k: data[k] for k in ("template", "channel", "lang", "version", "sha256", "text",
                                     "public", "count", "hits", "policy")},
             "leaks": data.get("leaks", []),
+            "recipient": data.get("recipient"),
             "status": "draft" if data["count"]["fits"] else "too_long",
             "author": actor,
             "drafted_at": at,
@@ -168,6 +169,24 @@ def approval_missing(post: dict) -> list[str]:
         if have < policy["min"]:
             missing.append(f"{policy['min'] - have} more approval(s) from {', '.join(policy['any_of'])}")
     return missing
+
+
+def recipients(state: dict) -> dict[str, dict]:
+    """Per-recipient templates: who was reached (published and delivered) and who not, and why."""
+    out: dict[str, dict] = {}
+    for pid, post in sorted(state["posts"].items()):
+        ref = post.get("recipient")
+        if ref is None:
+            continue
+        row = out.setdefault(post["template"], {"reached": [], "not_reached": []})
+        delivered = post["published"] and any(
+            d["ok"] and d["version"] == post["published"][-1]["version"] for d in post["deliveries"])
+        if delivered:
+            row["reached"].append({"recipient": ref, "post": pid})
+        else:
+            why = "published, not delivered" if post["published"] else post["status"]
+            row["not_reached"].append({"recipient": ref, "post": pid, "state": why})
+    return out
 
 
 def replay(events: Iterable) -> dict | None:

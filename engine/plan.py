@@ -59,7 +59,7 @@ def compile_plan(pb: Any, sha256: str) -> dict:
         stages[sid] = {
             "title": st.title,
             "tasks": dict(st.tasks),
-            "templates": list(st.templates),
+            "templates": pb.stage_templates(sid),
             "terminal": st.terminal,
             "deadline": deadline,
             "updates": updates,

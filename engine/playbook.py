@@ -261,7 +261,7 @@ class EmailText(_Model):
     body: Text
 
 
-class Approval(_Model):
+class Policy(_Model):
     """Roles whose approval a post needs: all of ``all_of`` and ``min`` of ``any_of``."""
 
     all_of: list[Id] = Field(default_factory=list)
@@ -277,10 +277,23 @@ class Approval(_Model):
         return value
 
     @model_validator(mode="after")
-    def _some_role(self) -> "Approval":
+    def _some_role(self) -> "Policy":
         if not self.all_of and not self.any_of:
             raise ValueError("name at least one approving role in all_of or any_of")
         return self
+
+
+class Approval(Policy):
+    """The approval policy of a template; ``languages`` replaces it for posts in a language
+    (e.g. Turkish posts approved by the Turkish-speaking liaison)."""
+
+    languages: dict[Lang, Policy] = Field(
+        default_factory=dict, description="language -> the policy for posts in that language")
+
+    def policy_for(self, lang: str) -> dict:
+        """The policy a post in `lang` is drafted under (recorded with each version)."""
+        chosen = self.languages.get(lang, self)
+        return {"all_of": list(chosen.all_of), "any_of": list(chosen.any_of), "min": chosen.min}
 
 
 class Template(_Model):
@@ -290,6 +303,12 @@ class Template(_Model):
     description: str = ""
     approval: Approval
     channels: dict[str, dict[Lang, Union[Text, EmailText]]] = Field(min_length=1)
+    per_recipient: bool = Field(
+        False, description="rendered once per individual recipient (render --recipient REF): each "
+        "recipient's message is its own post, approved, published and delivered on its own")
+    also_in: list[Id] = Field(
+        default_factory=list, description="other stages where this template may be rendered too "
+        "(e.g. a reactive holding statement, for the moment a story breaks)")
 
 
 class ChannelSettings(_Model):
@@ -348,6 +367,11 @@ class Playbook(_Model):
         if self.managers is not None:
             return list(self.managers)
         return [r for r in self.roles if any(r in tr.roles for tr in self.transitions.values())]
+
+    def stage_templates(self, stage: str) -> list[str]:
+        """The stage's own templates, then those made available there with also_in."""
+        own = list(self.stages[stage].templates)
+        return own + [t for t, spec in self.templates.items() if stage in spec.also_in and t not in own]
 
     def terminal_stages(self) -> list[str]:
         return [name for name, stage in self.stages.items() if stage.terminal]

@@ -272,6 +272,7 @@ def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
         "public_publications": len(f.public),
         "public_publications_by_channel_lang": dict(sorted(by_version.items())),
         "longest_gap_between_public_updates": gap,
+        "recipients": inc.recipients(f.state),
         "breaches": {"count": len(f.breaches), "items": f.breaches},
         "escalations": {"count": len(f.escalations), "items": f.escalations},
     }

@@ -49,6 +49,7 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
             t: {"to": plan["transitions"][t]["to"], "blocked_by": inc.blockers(state, t, actor or None)}
             for t in inc.transitions_from_here(state)
         },
+        "recipients": inc.recipients(state),
         "events": state.get("events"),
     }
 
@@ -88,6 +89,11 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
             out.append(f"  {c.label:<34} {c.describe()}")
     if stage["templates"]:
         out.append(f"\nTemplates for this stage: {', '.join(stage['templates'])}")
+    for template, row in inc.recipients(state).items():
+        total = len(row["reached"]) + len(row["not_reached"])
+        out.append(f"\nRecipients of {template}: {len(row['reached'])} of {total} reached")
+        if row["not_reached"]:
+            out.append("  not reached: " + ", ".join(f"{r['recipient']} ({r['state']})" for r in row["not_reached"]))
     moves = inc.transitions_from_here(state)
     out.append(f"\nNext (as {actor}):" if moves else "\nNo transitions lead out of this stage.")
     for t in moves:

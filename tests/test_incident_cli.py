@@ -270,7 +270,7 @@ def test_an_empty_database_lists_no_incidents(cli):
 
 
 STATUS_KEYS = {"id", "title", "drill", "severity", "status", "playbook", "stage", "stage_title",
-               "stage_entered_at", "started_at", "roles", "tasks", "clocks", "transitions", "events"}
+               "stage_entered_at", "started_at", "roles", "tasks", "clocks", "transitions", "recipients", "events"}
 
 
 def test_status_json_has_the_documented_keys(cli, started):

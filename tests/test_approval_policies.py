@@ -158,5 +158,12 @@ def test_a_bad_recipient_list_renders_nothing(cli, store, letters, tmp_path):
     assert store.snapshot(INC).seq == before
 
 
-def test_the_privacy_breach_holding_statement_template_still_loads(cli):
-    assert cli("validate", str(PLAYBOOKS / "privacy-breach.yaml")).exit_code == 0
+
+def test_the_privacy_breach_holding_statement_is_available_where_a_story_tends_to_break():
+    from engine.loader import load_playbook
+
+    pb = load_playbook(PLAYBOOKS / "privacy-breach.yaml").playbook
+    for stage in ("contain", "assess", "notify_regulator", "notify_patients"):
+        assert "holding_statement" in pb.stage_templates(stage)
+    assert pb.targets["regulator_notified"].anchor == "discovered_at"
+    assert pb.targets["individuals_notified"].within == "60d"

@@ -409,7 +409,11 @@ def note(ctx, incident, text, db, actor):
 @as_option
 @click.pass_context
 def set_(ctx, incident, values, db, actor):
-    """Set or correct input values of a running incident."""
+    """Set or correct input values of a running incident.
+
+    `severity=LEVEL` changes the incident's severity (logged; clocks whose allowance
+    depends on the severity follow it). Every bad value is reported; nothing is
+    changed unless all are good."""
     from engine import service
     from engine.inputs import parse_pairs
 
@@ -579,12 +583,13 @@ def watch(ctx, interval, within, count, db):
 @start_options
 @click.option("--scenario", type=click.Path(dir_okay=False),
               help="YAML file of timed injects: {injects: [{at: +10m, message: ...}]}.")
+@json_option
 @click.pass_context
-def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor):
+def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor, as_json):
     """Start a tabletop exercise (a DRILL incident on a simulated clock).
 
     Move its clock with `playbook advance-clock DRILL-... 45m`; see the outcome with
-    `playbook drill-summary DRILL-...`. Drills are marked everywhere and never
+    `playbook drill-summary DRILL-...`. Injects at +0m are delivered at the start. Drills are marked everywhere and never
     delivered to real services."""
     from engine import service
     from engine.drills import load_scenario
@@ -599,8 +604,12 @@ def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor):
         inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
         drill=True, scenario=injects,
     )
-    click.echo(f"Started drill {state['id']}" + (f" with {len(injects)} scripted inject(s)" if injects else "") + ".\n")
-    _show_state(ctx, state, actor, False)
+    if not as_json:
+        click.echo(f"Started drill {state['id']}" + (f" with {len(injects)} scripted inject(s)" if injects else "") + ".\n")
+        for inject in state["injects"]:
+            if inject["delivered_at"]:
+                click.echo(f">> INJECT (at the start): {inject['message']}")
+    _show_state(ctx, state, actor, as_json)
 
 
 @main.command(name="advance-clock")
@@ -632,22 +641,15 @@ def advance_clock(ctx, incident, duration, db, actor):
 @json_option
 @click.pass_context
 def drill_summary(ctx, incident, db, as_json):
-    """What the drill's team did on time, late, or never."""
+    """The drill's debrief: each clock (due, met at, how late), the first public post
+    against its target, and each inject beside what the team did next."""
     from engine.drills import summary
+    from engine.views import drill_text
 
     result = summary(_store(ctx, db, read_only=True), incident, _clock(ctx).now())
     if as_json:
         return _print_json(result)
-    click.echo(f"Drill {incident}: {result['title']}")
-    for bucket, items in result["outcome"].items():
-        click.echo(f"\n{bucket.capitalize()} ({len(items)}):")
-        for d in items:
-            when = f" (due {d['due_at']}, met {d['met_at'] or 'never'})" if d.get("due_at") else ""
-            click.echo(_local(ctx, f"  - {d['label']}{when}"))
-    delivered = [i for i in result["injects"] if i["delivered_at"]]
-    if result["injects"]:
-        click.echo(f"\nInjects delivered: {len(delivered)} of {len(result['injects'])}")
-    click.echo(f"Missed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
+    click.echo(_local(ctx, drill_text(result)), nl=False)
 
 
 # -- databases -------------------------------------------------------------------
@@ -847,12 +849,24 @@ def report(ctx, incident, fmt, output, db):
     _write_or_print(text, output)
 
 
+def _output_folder(output: str) -> None:
+    """-o into a folder that does not exist is the user's to fix (exit 4), not a store failure."""
+    from pathlib import Path
+
+    from engine.errors import NotFound
+
+    folder = Path(output).expanduser().parent
+    if not folder.is_dir():
+        raise NotFound(f"{output}: the folder {folder} does not exist (create it first, or choose another -o)")
+
+
 def _write_or_print(text: str, output: str | None) -> None:
     from engine.errors import StoreError
 
     if not output:
         click.echo(text, nl=not text.endswith("\n"))
         return
+    _output_folder(output)
     try:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
@@ -879,6 +893,7 @@ def export(ctx, incident, fmt, output, db):
     from engine.service import status
 
     status(store, incident)  # unknown incident: fail before creating the file
+    _output_folder(output)
     try:
         with open(output, "w", encoding="utf-8", newline="") as f:
             n = export_events(store, incident, fmt, f)
@@ -904,6 +919,7 @@ def bundle(ctx, incident, output, db):
 
     store = _store(ctx, db, read_only=True)
     status(store, incident)  # an unknown incident: refuse before a signing key is created
+    _output_folder(output)
     manifest = write_bundle(store, incident, Path(output), load_or_create_key(_key_path(db)),
                             now=_clock(ctx).now())
     click.echo(f"{incident}: {manifest.get('events', '?')} events bundled into {output}")
@@ -927,22 +943,61 @@ def key(db):
 @click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable; default: all).")
 @click.option("--lang", "langs", multiple=True, help="Only this language (repeatable; default: all).")
 @click.option("--set", "values", multiple=True, metavar="NAME=VALUE", help="Input value for this render only.")
+@click.option("--recipient", metavar="REF",
+              help="For a per_recipient template: the recipient's reference (not their name); "
+                   "their values with --set.")
+@click.option("--recipients", "recipients_file", type=click.File("r", encoding="utf-8"),
+              help="For a per_recipient template: a CSV file with a 'recipient' column and one column "
+                   "per input; one post per row, all drafted or none.")
 @db_option
 @as_option
 @json_option
 @click.pass_context
-def render(ctx, incident, template, channels, langs, values, db, actor, as_json):
-    """Render TEMPLATE (of the current stage) into draft posts, with their lengths."""
+def render(ctx, incident, template, channels, langs, values, recipient, recipients_file, db, actor, as_json):
+    """Render TEMPLATE (of the current stage) into draft posts, with their lengths.
+
+    An input the template uses but the incident has no value for can be given for
+    this render only with --set NAME=VALUE (or for the incident with playbook set)."""
     from engine import posts
     from engine.inputs import parse_pairs
     from engine.views import post_block
 
+    overrides = parse_pairs(values, "--set")
+    recipients = None
+    if recipient is not None and recipients_file is not None:
+        from engine.errors import UsageError
+
+        raise UsageError("give --recipient or --recipients, not both")
+    if recipient is not None:
+        recipients = [(recipient, {})]
+    elif recipients_file is not None:
+        recipients = _read_recipients(recipients_file)
     drafted = posts.render(_store(ctx, db), _clock(ctx), _actor(actor), incident, template,
-                           channels=channels, langs=langs, overrides=parse_pairs(values, "--set"))
+                           channels=channels, langs=langs, overrides=overrides, recipients=recipients)
     if as_json:
         return _print_json(drafted)
     for post in drafted:
         click.echo(post_block(post) + "\n")
+
+
+def _read_recipients(f) -> list[tuple[str, dict[str, str]]]:
+    import csv
+
+    from engine.errors import UsageError
+
+    try:
+        rows = list(csv.DictReader(f))
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise UsageError(f"{f.name}: not a readable CSV file ({e})") from None
+    if not rows or "recipient" not in rows[0]:
+        raise UsageError(f"{f.name}: needs a header row with a 'recipient' column and at least one row")
+    out = []
+    for n, row in enumerate(rows, 2):
+        if None in row or any(v is None for v in row.values()):
+            raise UsageError(f"{f.name}:{n}: this row does not have one value per column")
+        ref = row.pop("recipient").strip()
+        out.append((ref, {k.strip(): v for k, v in row.items() if v.strip()}))
+    return out
 
 
 @main.command()

@@ -71,10 +71,40 @@ def _references(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
             if value is not None and value.escalate is not None:
                 yield from _escalation(pb, smap, ("stages", sid, clock, "escalate"),
                                        value.escalate, from_stage=sid)
-    target = pb.targets.first_public_post
-    if target is not None and target.escalate is not None:
-        yield from _escalation(pb, smap, ("targets", "first_public_post", "escalate"),
-                               target.escalate, from_stage=None)
+    for name, target in pb.targets.items():
+        base = ("targets", name)
+        if target.escalate is not None:
+            yield from _escalation(pb, smap, base + ("escalate",), target.escalate, from_stage=None)
+        yield from _clock_refs(pb, smap, base, target, stage_clock=False)
+        until = target.until
+        if not isinstance(until, str):
+            if until.published is not None and until.published not in templates:
+                yield _ref(smap, base + ("until", "published"), "template", until.published, templates)
+            if until.reached is not None and until.reached not in stages:
+                yield _ref(smap, base + ("until", "reached"), "stage", until.reached, stages)
+    for sid, stage in stages.items():
+        if stage.deadline is not None:
+            yield from _clock_refs(pb, smap, ("stages", sid, "deadline"), stage.deadline, stage_clock=True)
+
+
+def _clock_refs(pb: Playbook, smap: SourceMap, loc: Loc, clock, *, stage_clock: bool) -> Iterator[Diagnostic]:
+    """A clock's from: names a datetime input or an event; its severities exist."""
+    anchor = clock.anchor
+    events = ("start", "entry") if stage_clock else ("start",)
+    if anchor is not None and anchor not in events:
+        spec = pb.inputs.get(anchor)
+        if spec is None:
+            datetimes = [n for n, i in pb.inputs.items() if i.type == "datetime"]
+            yield smap.diagnostic(loc + ("from",), f"{anchor!r} is neither {' nor '.join(events)} "
+                                  f"nor a datetime input (datetime inputs: {', '.join(datetimes) or 'none'})")
+        elif spec.type != "datetime":
+            yield smap.diagnostic(loc + ("from",), f"input {anchor!r} is of type {spec.type}; a clock "
+                                  "can only count from a datetime input")
+    if isinstance(clock.within, dict):
+        for level in clock.within:
+            if level not in pb.severities:
+                yield smap.diagnostic(loc + ("within", level), f"unknown severity {level!r} (this "
+                                      f"playbook's severities: {', '.join(pb.severities)})", key=True)
 
 
 def _escalation(pb: Playbook, smap: SourceMap, loc: Loc, esc: Escalation,
@@ -170,10 +200,22 @@ def _templates(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
 
     for tid, template in pb.templates.items():
         base = ("templates", tid)
-        for group, field in (("all_of", template.approval.all_of), ("any_of", template.approval.any_of)):
-            for i, role in enumerate(field):
-                if role not in pb.roles:
-                    yield _ref(smap, base + ("approval", group, i), "role", role, pb.roles)
+        policies = [(base + ("approval",), template.approval)] + [
+            (base + ("approval", "languages", lang), policy) for lang, policy in template.approval.languages.items()]
+        for loc, policy in policies:
+            for group, field in (("all_of", policy.all_of), ("any_of", policy.any_of)):
+                for i, role in enumerate(field):
+                    if role not in pb.roles:
+                        yield _ref(smap, loc + (group, i), "role", role, pb.roles)
+        written = {lang for langs in template.channels.values() for lang in langs}
+        for lang in template.approval.languages:
+            if lang not in written:
+                yield smap.diagnostic(base + ("approval", "languages", lang), f"no channel of template "
+                                      f"{tid!r} has {lang!r} text (languages: {', '.join(sorted(written))})",
+                                      key=True)
+        for i, stage in enumerate(template.also_in):
+            if stage not in pb.stages:
+                yield _ref(smap, base + ("also_in", i), "stage", stage, pb.stages)
         for channel, langs in template.channels.items():
             if channel not in CHANNELS:
                 yield smap.diagnostic(base + ("channels", channel), f"unknown channel {channel!r} "

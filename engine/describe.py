@@ -16,12 +16,27 @@ def _q(text: str) -> str:
     return " ".join(text.replace('"', "'").replace(":", " -").split())
 
 
+def within_text(within) -> str:
+    """``60m``, or ``critical 30m, high 1h`` for an allowance that depends on the severity."""
+    if isinstance(within, dict):
+        return ", ".join(f"{level} {format_duration(parse_duration(v))}" for level, v in within.items())
+    return format_duration(parse_duration(within))
+
+
+def clock_text(clock, default_from: str) -> str:
+    text = f"within {within_text(clock.within)} of {clock.anchor or default_from}"
+    if clock.escalate is not None:
+        who = ", ".join(clock.escalate.notify) or "nobody"
+        text += f"; escalate: notify {who}" + (f", move to {clock.escalate.move_to}" if clock.escalate.move_to else "")
+    return text
+
+
 def mermaid(pb: Playbook) -> str:
     lines = ["---", f"title: {_q(pb.name)} (v{pb.version})", "---", "stateDiagram-v2"]
     for sid, stage in pb.stages.items():
         label = stage.title
         if stage.deadline is not None:
-            label += f" ({format_duration(parse_duration(stage.deadline.within))})"
+            label += f" ({within_text(stage.deadline.within)})"
         lines.append(f'    state "{_q(label)}" as {sid}')
     lines.append(f"    [*] --> {pb.initial_stage}")
     for trigger, tr in pb.transitions.items():
@@ -32,6 +47,8 @@ def mermaid(pb: Playbook) -> str:
             guards.append("published " + ", ".join(tr.requires.published))
         if tr.requires.approved:
             guards.append("approved " + ", ".join(tr.requires.approved))
+        if tr.requires.inputs:
+            guards.append("inputs " + ", ".join(tr.requires.inputs))
         label = trigger + (f" [{'; '.join(guards)}]" if guards else "")
         for source in tr.source:
             lines.append(f"    {source} --> {tr.to}: {_q(label)}")
@@ -45,8 +62,10 @@ def summary(pb: Playbook) -> str:
     if pb.description:
         out.append(f"  {pb.description.strip()}")
     out.append(f"Severities: {', '.join(pb.severities)}")
-    if pb.targets.first_public_post is not None:
-        out.append(f"Target: first public post within {pb.targets.first_public_post.within}")
+    for name, t in pb.targets.items():
+        until = t.until if isinstance(t.until, str) else (
+            f"{t.until.published} published" if t.until.published else f"stage {t.until.reached} reached")
+        out.append(f"Target {name}: {t.title or until.replace('_', ' ')} {clock_text(t, 'the start')}")
     out.append("\nRoles:")
     for rid, role in pb.roles.items():
         out.append(f"  {rid:<20} {role.title}{'  (required to start)' if role.required else ''}")
@@ -60,6 +79,8 @@ def summary(pb: Playbook) -> str:
                 flags.append("CONFIDENTIAL")
             if spec.default is not None:
                 flags.append(f"default {spec.default!r}")
+            if spec.public_contact:
+                flags.append("public contact (not flagged as an identifier)")
             out.append(f"  {name:<20} {', '.join(flags)}")
     out.append("\nStages:")
     for sid, stage in pb.stages.items():
@@ -70,14 +91,18 @@ def summary(pb: Playbook) -> str:
             marks.append("terminal")
         if stage.deadline is not None:
             until = "first public post" if stage.deadline.until == "first_public_post" else "leaving it"
-            marks.append(f"deadline {stage.deadline.within} until {until}")
+            marks.append(f"deadline until {until} {clock_text(stage.deadline, 'entering it')}")
         if stage.updates is not None:
-            marks.append(f"update every {stage.updates.every}")
+            marks.append(f"public update every {stage.updates.every}, counted from the last public post")
+            if stage.updates.escalate is not None:
+                esc = stage.updates.escalate
+                marks.append(f"escalate: notify {', '.join(esc.notify) or 'nobody'}"
+                             + (f", move to {esc.move_to}" if esc.move_to else ""))
         out.append(f"  {sid:<20} {stage.title}{'  [' + '; '.join(marks) + ']' if marks else ''}")
         for task, text in stage.tasks.items():
             out.append(f"      [ ] {task}: {text}")
-        if stage.templates:
-            out.append(f"      templates: {', '.join(stage.templates)}")
+        if pb.stage_templates(sid):
+            out.append(f"      templates: {', '.join(pb.stage_templates(sid))}")
     out.append("\nTransitions:")
     for trigger, tr in pb.transitions.items():
         out.append(f"  {trigger:<20} {', '.join(tr.source)} -> {tr.to}  (by {', '.join(tr.roles)})")
@@ -94,4 +119,10 @@ def summary(pb: Playbook) -> str:
         for allowance in t.allow:
             what = allowance.check + (f" on {allowance.phrase!r}" if allowance.phrase else "")
             out.append(f"  {'':<20} allows {what}: {allowance.reason}")
+        for lang, policy in t.approval.languages.items():
+            parts = (["all of " + ", ".join(policy.all_of)] if policy.all_of else []) + (
+                [f"{policy.min} of " + ", ".join(policy.any_of)] if policy.any_of else [])
+            out.append(f"  {'':<20} approval of {lang} posts: {'; '.join(parts)}")
+        if t.also_in:
+            out.append(f"  {'':<20} also available in: {', '.join(t.also_in)}")
     return "\n".join(out) + "\n"

@@ -13,12 +13,14 @@ A real incident's clock can never be moved.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 from . import incident as inc
 from .durations import parse_duration
 from .errors import Diagnostic, NotFound, PlaybookInvalid, Refused
+from .deadlines import OUTCOMES
 from .events import NewEvent, utc_now_iso
 
 MAX_INJECTS = 200
@@ -56,8 +58,8 @@ def load_scenario(path: str | Path) -> list[dict]:
             problems.append(smap.diagnostic(loc + ("at",), f"at: must be a time after the start such "
                                             f"as +10m or +1h30m, got {at!r}"))
             continue
-        try:
-            offset = parse_duration(at[1:])
+        try:  # +0m is the post that starts the drill
+            offset = timedelta(0) if re.fullmatch(r"0+[smhd]?", at[1:].strip()) else parse_duration(at[1:])
         except ValueError as e:
             problems.append(smap.diagnostic(loc + ("at",), str(e)))
             continue
@@ -107,7 +109,9 @@ def advance_clock(store, clock, actor: str, incident: str, seconds: int) -> dict
 
 
 def summary(store, incident: str, now) -> dict:
-    """What was done on time, late, or never, from the drill's own log."""
+    """A debrief from the drill's own log: every clock (due, met at, how late), the time
+    to the first public post against its target, and each inject beside what the team
+    did until the next one. The clocks are the report's (one implementation)."""
     from .report import build_report
     from .service import status
 
@@ -115,10 +119,24 @@ def summary(store, incident: str, now) -> dict:
     if not state["drill"]:
         raise Refused(f"incident {incident} is a real incident, not a drill; see playbook report")
     report = build_report(store, incident, inc.effective_now(state, now))
-    buckets: dict[str, list[dict]] = {"on time": [], "late": [], "never": [], "still running": []}
-    names = {"met": "on time", "late": "late", "missed": "never", "unmet": "never", "pending": "still running"}
-    for d in report["metrics"]["deadlines"]:
-        buckets[names.get(d["status"], "never")].append(d)
-    return {"incident": incident, "title": state["title"], "outcome": buckets,
-            "injects": state["injects"], "breaches": len(state.get("breaches", {})),
-            "escalations": state.get("escalations", 0)}
+    m = report["metrics"]
+    buckets: dict[str, list[dict]] = {o: [] for o in OUTCOMES}
+    for d in m["deadlines"]:
+        buckets[d["outcome"]].append(d)
+    started = inc.parse_time(state["started_at"])
+    scheduled = [utc_now_iso(started + timedelta(seconds=i["at_seconds"])) for i in state["injects"]]
+    people = [e for e in report["timeline"] if not e["actor"].startswith("system:")
+              and e["type"] not in ("InjectDelivered", "ClockAdvanced", "IncidentStarted")]
+    injects = []
+    for n, inject in enumerate(state["injects"]):
+        since = inject["delivered_at"]
+        until = state["injects"][n + 1]["delivered_at"] if n + 1 < len(state["injects"]) else None
+        after = [] if since is None else [
+            {"at": e["at"], "actor": e["actor"], "what": e["what"]}
+            for e in people if e["at"] >= since and (until is None or e["at"] < until)]
+        injects.append({**inject, "scheduled_at": scheduled[n], "team_actions_after": after})
+    return {"incident": incident, "title": state["title"], "as_of": report["report"]["as_of"],
+            "first_public_post": m["first_public_post"],
+            "time_to_first_public_post_seconds": m["time_to_first_public_post_seconds"],
+            "outcome": buckets, "injects": injects, "breaches": m["breaches"]["count"],
+            "escalations": m["escalations"]["count"]}

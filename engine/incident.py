@@ -29,6 +29,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
             "started_by": actor,
             "stage": plan["initial"],
             "stage_entered_at": at,
+            "visits": [{"stage": plan["initial"], "entered_at": at, "left_at": None, "first_public_at": None}],
+            "severity_history": [{"at": at, "severity": data["severity"]}],
             "inputs": dict(data["inputs"]),
             "roles": {},
             "tasks": {},
@@ -68,6 +70,9 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
         s["notes"] += 1
     elif type == "InputsSet":
         s["inputs"].update(data["inputs"])
+    elif type == "SeverityChanged":
+        s["severity"] = data["to"]
+        s.setdefault("severity_history", []).append({"at": at, "severity": data["to"]})
     elif type in _POST_EVENTS:
         _apply_post(s, type, at, actor, data)
     elif type == "DeadlineBreached":
@@ -88,6 +93,9 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
     elif type == "StageChanged":
         s["stage"] = data["to"]
         s["stage_entered_at"] = at
+        if s.get("visits"):
+            s["visits"][-1]["left_at"] = at
+            s["visits"].append({"stage": data["to"], "entered_at": at, "left_at": None, "first_public_at": None})
         s["public_posts"]["last_in_stage_at"] = None
         if s["plan"]["transitions"].get(data["trigger"], {}).get("reopen"):
             # reopened for new facts: the checklists start again, and posts and approvals
@@ -111,6 +119,7 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
             **{k: data[k] for k in ("template", "channel", "lang", "version", "sha256", "text",
                                     "public", "count", "hits", "policy")},
             "leaks": data.get("leaks", []),
+            "recipient": data.get("recipient"),
             "status": "draft" if data["count"]["fits"] else "too_long",
             "author": actor,
             "drafted_at": at,
@@ -144,6 +153,8 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
             pp["first_at"] = pp["first_at"] or at
             pp["last_at"] = at
             pp["last_in_stage_at"] = at
+            if s.get("visits") and s["visits"][-1]["first_public_at"] is None:
+                s["visits"][-1]["first_public_at"] = at
     elif type in ("PostDelivered", "DeliveryFailed"):
         post["deliveries"].append({"version": data["version"], "at": at, "ok": type == "PostDelivered",
                                    "target": data.get("target", ""), "error": data.get("error", "")})
@@ -158,6 +169,24 @@ def approval_missing(post: dict) -> list[str]:
         if have < policy["min"]:
             missing.append(f"{policy['min'] - have} more approval(s) from {', '.join(policy['any_of'])}")
     return missing
+
+
+def recipients(state: dict) -> dict[str, dict]:
+    """Per-recipient templates: who was reached (published and delivered) and who not, and why."""
+    out: dict[str, dict] = {}
+    for pid, post in sorted(state["posts"].items()):
+        ref = post.get("recipient")
+        if ref is None:
+            continue
+        row = out.setdefault(post["template"], {"reached": [], "not_reached": []})
+        delivered = post["published"] and any(
+            d["ok"] and d["version"] == post["published"][-1]["version"] for d in post["deliveries"])
+        if delivered:
+            row["reached"].append({"recipient": ref, "post": pid})
+        else:
+            why = "published, not delivered" if post["published"] else post["status"]
+            row["not_reached"].append({"recipient": ref, "post": pid, "state": why})
+    return out
 
 
 def replay(events: Iterable) -> dict | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlparse
 
 from .errors import UsageError
@@ -13,6 +13,8 @@ _PHONE = re.compile(r"^\+?[0-9 ()./-]{6,25}$")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 MAX_VALUE = 5_000
+#: How far in the future a datetime input may be (clocks differ a little between machines).
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 def parse_pairs(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, str]:
@@ -29,8 +31,11 @@ def parse_pairs(pairs: tuple[str, ...] | list[str], option: str) -> dict[str, st
     return out
 
 
-def coerce(name: str, spec: dict, raw: str) -> object:
-    """Check one raw value against its input spec; return the stored JSON value."""
+def coerce(name: str, spec: dict, raw: str, now: datetime | None = None) -> object:
+    """Check one raw value against its input spec; return the stored JSON value.
+
+    A datetime is stored in UTC; with `now`, one more than a few minutes ahead is
+    refused (it is when something happened, and clocks count from it)."""
     kind = spec["type"]
     where = f"input {name!r} ({kind})"
     value = raw.strip()
@@ -82,23 +87,43 @@ def coerce(name: str, spec: dict, raw: str) -> object:
             raise UsageError(f"{where}: {raw!r} is not a date and time like 2026-11-22T09:30:00Z") from None
         if moment.tzinfo is None:
             raise UsageError(f"{where}: {raw!r} has no time zone; add one, e.g. Z or +01:00")
-        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        moment = moment.astimezone(timezone.utc)
+        if now is not None and moment > now + FUTURE_SKEW:
+            raise UsageError(f"{where}: {raw!r} is in the future (now is "
+                             f"{now.isoformat(timespec='seconds').replace('+00:00', 'Z')}); "
+                             "it records when something happened")
+        return moment.isoformat().replace("+00:00", "Z")
     raise UsageError(f"{where}: unsupported input type")  # pragma: no cover - the model forbids it
 
 
-def resolve(plan_inputs: dict, raw: dict[str, str], *, fill_defaults: bool) -> dict:
-    """Check raw values by name; at start, also apply defaults and require required ones."""
+def resolve(plan_inputs: dict, raw: dict[str, str], *, fill_defaults: bool,
+            now: datetime | None = None, problems: list[str] | None = None) -> dict:
+    """Check raw values by name; at start, also apply defaults and require required ones.
+
+    Every problem is found in one pass: with `problems` they are appended there for
+    the caller to report with its own; without, they are raised together."""
+    found: list[str] = []
     unknown = sorted(set(raw) - set(plan_inputs))
-    if unknown:
-        known = ", ".join(plan_inputs) or "none"
-        raise UsageError(f"unknown input {unknown[0]!r} (this playbook's inputs: {known})")
-    values = {name: coerce(name, plan_inputs[name], value) for name, value in raw.items()}
+    known = ", ".join(plan_inputs) or "none"
+    found += [f"unknown input {name!r} (this playbook's inputs: {known})" for name in unknown]
+    values = {}
+    for name, value in raw.items():
+        if name in plan_inputs:
+            try:
+                values[name] = coerce(name, plan_inputs[name], value, now)
+            except UsageError as e:
+                found.append(e.message)
     if fill_defaults:
         for name, spec in plan_inputs.items():
-            if name not in values and spec["default"] is not None:
+            if name not in values and name not in raw and spec["default"] is not None:
                 values[name] = spec["default"]
-        missing = [n for n, spec in plan_inputs.items() if spec["required"] and n not in values]
+        missing = [n for n, spec in plan_inputs.items() if spec["required"] and n not in raw]
         if missing:
             flags = " ".join(f"--set {n}=..." for n in missing)
-            raise UsageError(f"missing required input(s): {', '.join(missing)} (give {flags})")
+            found.append(f"missing required input(s): {', '.join(missing)} (give {flags})")
+    if problems is not None:
+        problems.extend(found)
+    elif found:
+        raise UsageError(found[0] if len(found) == 1 else
+                         f"{len(found)} problems:\n" + "\n".join(f"  - {p}" for p in found))
     return values

@@ -19,6 +19,23 @@ def _escalation(esc) -> dict | None:
     return {"notify": list(esc.notify), "move_to": esc.move_to}
 
 
+def _seconds(value: str) -> int:
+    return int(parse_duration(value).total_seconds())
+
+
+def _within(clock) -> dict:
+    """``seconds`` for one allowance, or ``by_severity`` when it depends on the severity."""
+    if isinstance(clock.within, dict):
+        return {"seconds": None, "by_severity": {k: _seconds(v) for k, v in clock.within.items()}}
+    return {"seconds": _seconds(clock.within)}
+
+
+def _until(until) -> object:
+    if isinstance(until, str):
+        return until
+    return {k: v for k, v in until.model_dump().items() if v is not None}
+
+
 def compile_plan(pb: Any, sha256: str) -> dict:
     """Plain-JSON view of a validated :class:`engine.playbook.Playbook`."""
     from .channels import CHANNELS
@@ -28,7 +45,8 @@ def compile_plan(pb: Any, sha256: str) -> dict:
         deadline = None
         if st.deadline is not None:
             deadline = {
-                "seconds": int(parse_duration(st.deadline.within).total_seconds()),
+                **_within(st.deadline),
+                "from": st.deadline.anchor,
                 "until": st.deadline.until,
                 "escalate": _escalation(st.deadline.escalate),
             }
@@ -41,12 +59,11 @@ def compile_plan(pb: Any, sha256: str) -> dict:
         stages[sid] = {
             "title": st.title,
             "tasks": dict(st.tasks),
-            "templates": list(st.templates),
+            "templates": pb.stage_templates(sid),
             "terminal": st.terminal,
             "deadline": deadline,
             "updates": updates,
         }
-    target = pb.targets.first_public_post
     return {
         "id": pb.id,
         "name": pb.name,
@@ -79,12 +96,9 @@ def compile_plan(pb: Any, sha256: str) -> dict:
             for trig, tr in pb.transitions.items()
         },
         "targets": {
-            "first_public_post": None
-            if target is None
-            else {
-                "seconds": int(parse_duration(target.within).total_seconds()),
-                "escalate": _escalation(target.escalate),
-            }
+            name: {**_within(t), "title": t.title, "from": t.anchor, "until": _until(t.until),
+                   "escalate": _escalation(t.escalate)}
+            for name, t in pb.targets.items()
         },
         "templates": {
             tid: {

@@ -150,15 +150,46 @@ class Escalation(_Model):
     move_to: Id | None = Field(None, description="stage to move the incident to, if any")
 
 
+Within = Union[Duration, Annotated[dict[str, Duration], Field(min_length=1)]]
+Anchor = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64),
+    Field(description="what the clock counts from: start (the incident's start), entry (entering "
+          "the stage), or the name of a datetime input such as discovered_at"),
+]
+
+
+class Until(_Model):
+    """What meets an incident-wide target: a template published, or a stage reached."""
+
+    published: Id | None = Field(None, description="a post of this template is published")
+    reached: Id | None = Field(None, description="the incident enters this stage")
+
+    @model_validator(mode="after")
+    def _one(self) -> "Until":
+        if (self.published is None) == (self.reached is None):
+            raise ValueError("until: names exactly one of published: TEMPLATE or reached: STAGE")
+        return self
+
+
 class Clock(_Model):
-    within: Duration
+    """An incident-wide target: ``within`` of ``from`` (default: the start), until ``until``."""
+
+    title: str = ""
+    within: Within = Field(description="a duration, or one per severity: {critical: 30m, high: 60m}")
+    anchor: Anchor | None = Field(None, alias="from")
+    until: Union[Literal["first_public_post"], Until] = "first_public_post"
     escalate: Escalation | None = None
 
 
-class Deadline(Clock):
-    """Time allowed in a stage (``until: exit``) or until its first public post."""
+class Deadline(_Model):
+    """Time allowed in a stage (``until: exit``) or until its first public post, counted
+    from entering the stage unless ``from:`` names the start or a datetime input."""
 
+    within: Within = Field(description="a duration, or one per severity: {critical: 30m, high: 60m}")
+    anchor: Anchor | None = Field(None, alias="from")
     until: Literal["exit", "first_public_post"] = "exit"
+    escalate: Escalation | None = None
 
 
 class Cadence(_Model):
@@ -186,10 +217,6 @@ def _cadence(value: object) -> object:
     if parse_duration(every) < MIN_CADENCE:
         raise ValueError(f"an update cadence shorter than 5m is not workable: {value!r}")
     return Cadence(every=every)
-
-
-def _clock(value: object) -> object:
-    return Clock(within=value) if isinstance(value, str) else value
 
 
 class Stage(_Model):
@@ -239,7 +266,7 @@ class EmailText(_Model):
     body: Text
 
 
-class Approval(_Model):
+class Policy(_Model):
     """Roles whose approval a post needs: all of ``all_of`` and ``min`` of ``any_of``."""
 
     all_of: list[Id] = Field(default_factory=list)
@@ -255,7 +282,7 @@ class Approval(_Model):
         return value
 
     @model_validator(mode="after")
-    def _some_role(self) -> "Approval":
+    def _some_role(self) -> "Policy":
         if not self.all_of and not self.any_of:
             raise ValueError("name at least one approving role in all_of or any_of")
         return self
@@ -292,6 +319,19 @@ class Phrases(_Model):
         default_factory=list, description="admissions of fault or cause, absolute promises")
 
 
+class Approval(Policy):
+    """The approval policy of a template; ``languages`` replaces it for posts in a language
+    (e.g. Turkish posts approved by the Turkish-speaking liaison)."""
+
+    languages: dict[Lang, Policy] = Field(
+        default_factory=dict, description="language -> the policy for posts in that language")
+
+    def policy_for(self, lang: str) -> dict:
+        """The policy a post in `lang` is drafted under (recorded with each version)."""
+        chosen = self.languages.get(lang, self)
+        return {"all_of": list(chosen.all_of), "any_of": list(chosen.any_of), "min": chosen.min}
+
+
 class Template(_Model):
     """Message text per channel and language (Jinja2, sandboxed)."""
 
@@ -302,18 +342,23 @@ class Template(_Model):
         default_factory=list, description="public-text findings accepted on this template, "
         "each with its reason")
     channels: dict[str, dict[Lang, Union[Text, EmailText]]] = Field(min_length=1)
+    per_recipient: bool = Field(
+        False, description="rendered once per individual recipient (render --recipient REF): each "
+        "recipient's message is its own post, approved, published and delivered on its own")
+    also_in: list[Id] = Field(
+        default_factory=list, description="other stages where this template may be rendered too "
+        "(e.g. a reactive holding statement, for the moment a story breaks)")
 
 
 class ChannelSettings(_Model):
     limit: int = Field(gt=0, description="length limit, in the channel's own unit")
 
 
-class Targets(_Model):
-    """Incident-wide clocks, counted from the start of the incident."""
+def _target(value: object) -> object:
+    return Clock(within=value) if isinstance(value, str) else value
 
-    first_public_post: Annotated[Union[Duration, Clock, None], AfterValidator(_clock)] = Field(
-        None, description="first public post (the acknowledgement) within this time"
-    )
+
+Target = Annotated[Union[Duration, Clock], AfterValidator(_target)]
 
 
 def _version(value: object) -> object:
@@ -342,7 +387,12 @@ class Playbook(_Model):
     channels: dict[str, ChannelSettings] = Field(
         default_factory=dict, description="per-channel settings, e.g. {x: {limit: 280}}"
     )
-    targets: Targets = Field(default_factory=Targets)
+    targets: dict[Id, Target] = Field(
+        default_factory=dict,
+        description="incident-wide clocks: first_public_post (the acknowledgement), and any named "
+        "deadline such as regulator_notified: {within: 72h, from: discovered_at, until: "
+        "{published: regulator_notification}}",
+    )
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",
@@ -361,6 +411,11 @@ class Playbook(_Model):
         if self.managers is not None:
             return list(self.managers)
         return [r for r in self.roles if any(r in tr.roles for tr in self.transitions.values())]
+
+    def stage_templates(self, stage: str) -> list[str]:
+        """The stage's own templates, then those made available there with also_in."""
+        own = list(self.stages[stage].templates)
+        return own + [t for t, spec in self.templates.items() if stage in spec.also_in and t not in own]
 
     def terminal_stages(self) -> list[str]:
         return [name for name, stage in self.stages.items() if stage.terminal]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from . import incident as inc
@@ -67,10 +68,19 @@ def _post(state: dict, post_id: str) -> dict:
 # -- render -------------------------------------------------------------------------
 
 
+RECIPIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def render(store, clock, actor: str, incident: str, template: str, *,
            channels: tuple[str, ...] = (), langs: tuple[str, ...] = (),
-           overrides: dict[str, str] | None = None) -> list[dict]:
-    """Render a template of the current stage into draft posts (one per channel and language)."""
+           overrides: dict[str, str] | None = None,
+           recipients: list[tuple[str, dict[str, str]]] | None = None) -> list[dict]:
+    """Render a template of the current stage into draft posts (one per channel and language).
+
+    A ``per_recipient`` template is rendered once per recipient (a reference such as
+    ``P-0042``, never a name), with that recipient's values: each is its own post
+    (``template/channel/lang/REF``) with its own approval and delivery record. All
+    of them are drafted in one transaction, or none."""
     from .channels import CHANNELS
     from .inputs import resolve
     from .render import context, render_text
@@ -86,19 +96,48 @@ def render(store, clock, actor: str, incident: str, template: str, *,
             raise NotFound(f"incident {incident}: playbook {pb.id} has no template {template!r} "
                            f"(templates: {', '.join(pb.templates)})")
         stage = state["stage"]
-        if template not in pb.stages[stage].templates:
-            owners = [s for s, st in pb.stages.items() if template in st.templates]
+        if template not in pb.stage_templates(stage):
+            owners = [s for s in pb.stages if template in pb.stage_templates(s)]
             raise Refused(f"incident {incident}: template {template} belongs to stage "
                           f"{', '.join(owners) or '(none)'}, and the incident is in {stage}",
-                          [f"templates of {stage}: {', '.join(pb.stages[stage].templates) or 'none'}"])
+                          [f"templates of {stage}: {', '.join(pb.stage_templates(stage)) or 'none'}"])
         spec = pb.templates[template]
         wanted = list(channels) or list(spec.channels)
         for ch in wanted:
             if ch not in spec.channels:
                 raise NotFound(f"incident {incident}: template {template} has no {ch!r} channel "
                                f"(channels: {', '.join(spec.channels)})")
-        extra = resolve(state["plan"]["inputs"], overrides or {}, fill_defaults=False)
+        if spec.per_recipient and not recipients:
+            raise UsageError(f"template {template} is written to each recipient: give --recipient REF "
+                             "(with their --set values) or --recipients FILE.csv")
+        if recipients and not spec.per_recipient:
+            raise UsageError(f"template {template} is not per_recipient: render it without --recipient")
+        problems = []
+        batch = []
+        for ref, values in recipients or [(None, {})]:
+            if ref is not None and not RECIPIENT.match(ref):
+                problems.append(f"recipient {ref!r}: use a reference of letters, digits, '.', '_' or '-' "
+                                "(not a name: it appears in the log and the report)")
+            batch.append((ref, resolve(state["plan"]["inputs"], {**(overrides or {}), **values},
+                                       fill_defaults=False, now=inc.effective_now(state, clock.now()),
+                                       problems=problems)))
+        refs = [ref for ref, _ in batch]
+        if len(set(refs)) != len(refs):
+            problems.append("a recipient is listed twice")
+        if problems:
+            raise UsageError(f"incident {incident}: nothing was rendered:\n" + "\n".join(f"  - {p}" for p in problems))
         now = _at(clock, state)
+        events = []
+        for ref, extra in batch:
+            events += _render_one(state, ref, extra, now)
+        if not drafted:
+            raise NotFound(f"incident {incident}: template {template} has no text in "
+                           f"{', '.join(langs)} for {', '.join(wanted)}")
+        return events
+
+    def _render_one(state, ref, extra, now):
+        spec = pb.templates[template]
+        wanted = list(channels) or list(spec.channels)
         events = []
         for ch in wanted:
             profile = CHANNELS[ch]
@@ -110,20 +149,19 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                     raise NotFound(f"incident {incident}: template {template} has no {lang!r} text "
                                    f"for {ch} (languages: {', '.join(available)})")
                 source = available[lang]
-                where = f"{template}/{ch}/{lang}"
+                where = f"{template}/{ch}/{lang}" + (f"/{ref}" if ref else "")
                 ctx = context(state, public=profile.public, overrides=extra)
-                withheld = frozenset(k for k, v in state["plan"]["inputs"].items() if v["confidential"])
+                withheld = frozenset(k for k, v in state["plan"]["inputs"].items()
+                                     if v["confidential"] and profile.public)
                 if isinstance(source, str):
                     text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
                 else:
                     text = {"subject": render_text(source.subject, ctx, html=False, where=where + " subject",
                                                    withheld=withheld),
                             "body": render_text(source.body, ctx, html=profile.html, where=where, withheld=withheld)}
-                events.append(_drafted(pb, state, where, template, ch, lang, text, now, actor, extra))
+                events.append(_drafted(pb, state, where, template, ch, lang, text, now, actor, extra,
+                                       recipient=ref))
                 drafted.append(where)
-        if not drafted:
-            raise NotFound(f"incident {incident}: template {template} has no text in "
-                           f"{', '.join(langs)} for {', '.join(wanted)}")
         return events
 
     state = _act(store, incident, build)
@@ -131,7 +169,8 @@ def render(store, clock, actor: str, incident: str, template: str, *,
 
 
 def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: str, text,
-             at: str, actor: str, extra: dict | None = None, edited: bool = False) -> NewEvent:
+             at: str, actor: str, extra: dict | None = None, edited: bool = False,
+             recipient: str | None = None) -> NewEvent:
     """A new version of a post: its text measured against the channel and scanned."""
     from .channels import CHANNELS, count, subject_count
     from .render import scan
@@ -163,8 +202,9 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
                   "detail": measured.detail, "fits": measured.fits},
         "hits": [h.to_json() for h in hits],
         "leaks": leaks,
-        "policy": pb.templates[template].approval.model_dump(),
+        "policy": pb.templates[template].approval.policy_for(lang),
         **({"edited": True} if edited else {}),
+        **({"recipient": recipient} if recipient else {}),
     })
 
 
@@ -194,7 +234,7 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
         if new == post["text"]:
             raise Refused(f"incident {incident}: the edited text is the same as v{post['version']}")
         return [_drafted(loaded.playbook, state, post_id, post["template"], post["channel"], post["lang"],
-                         new, _at(clock, state), actor, edited=True)]
+                         new, _at(clock, state), actor, edited=True, recipient=post.get("recipient"))]
     return {"id": post_id, **_act(store, incident, build)["posts"][post_id]}
 
 

@@ -242,7 +242,8 @@ def _undefined(e: Exception, withheld: frozenset[str]) -> str:
     if m and m.group(1) in withheld:
         return f"confidential input {m.group(1)!r} cannot be used on a public channel"
     if m:
-        return f"variable {m.group(1)!r} has no value (set it with --set {m.group(1)}=...)"
+        return (f"variable {m.group(1)!r} has no value: set it for the incident (playbook set INCIDENT "
+                f"{m.group(1)}=...) or for this render only (render ... --set {m.group(1)}=...)")
     m = re.search(r"has no attribute '([^']+)'", str(e))
     if m:
         return f"the template uses {m.group(1)!r}, which that value does not have"

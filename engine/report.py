@@ -24,6 +24,7 @@ from json.encoder import encode_basestring as _quote
 from typing import IO
 
 from . import incident as inc
+from .deadlines import OUTCOMES
 from .durations import format_duration
 from .errors import IntegrityError, NotFound, UsageError
 from .events import parse_iso, utc_now_iso
@@ -31,7 +32,7 @@ from .views import describe, post_text
 
 __all__ = ["FORMATS", "EXPORT_FORMATS", "build_report", "render_report", "export_events", "jsonl_line"]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 FORMATS = ("md", "html", "json")
 EXPORT_FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("incident", "seq", "at", "actor", "type", "data", "prev", "hash")
@@ -112,6 +113,7 @@ class _Fold:
         self.escalations: list[dict] = []
         self.closed_at: str | None = None
         self.last_at: str | None = None
+        self.state: dict | None = None  # the same fold status reads, for the same clocks
 
     def add(self, e) -> None:
         if self.head is None and e.type != "IncidentStarted":
@@ -125,6 +127,7 @@ class _Fold:
     def _add(self, seq: int, type_: str, at: str, actor: str, d: dict) -> None:
         parse_iso(at)
         self.last_at = at
+        self.state = inc.apply(self.state, type_, at, actor, d, in_place=self.state is not None)
         self.timeline.append({"seq": seq, "at": at, "actor": actor, "type": type_, "what": describe(type_, d)})
         if type_ == "IncidentStarted":
             self.head = {"data": d, "at": at, "actor": actor}
@@ -152,9 +155,10 @@ class _Fold:
     def _enter(self, stage: str, at: str, trigger: str | None) -> None:
         spec = self.head["data"]["plan"]["stages"][stage]
         self.closed_at = at if spec["terminal"] else None
+        visit = 1 + sum(1 for v in self.visits if v["stage"] == stage)
         self.visits.append({"stage": stage, "title": spec["title"], "entered_at": at, "left_at": None,
                             "trigger_in": trigger, "trigger_out": None, "terminal": spec["terminal"],
-                            "public_at": []})
+                            "visit": visit})
 
     def _post(self, type_: str, at: str, actor: str, d: dict) -> None:
         pid = d["post"]
@@ -189,70 +193,35 @@ class _Fold:
             post["published"].append({"version": d["version"], "sha256": d["sha256"], "at": at,
                                       "by": actor, "outbox": d["outbox"]})
             if post["public"]:
-                self.public.append({"post": pid, "version": d["version"], "at": at})
-                self.visits[-1]["public_at"].append(at)
+                # a message is a template's n-th publication: the n-th time any of its
+                # channel x language (or recipient) posts goes out
+                n = len(post["published"])
+                self.public.append({"post": pid, "version": d["version"], "at": at,
+                                    "template": post["template"], "channel": post["channel"],
+                                    "lang": post["lang"], "message": f"{post['template']}#{n}"})
         else:
             post["deliveries"].append({"version": d["version"], "at": at, "by": actor,
                                        "ok": type_ == "PostDelivered",
                                        "target": d.get("target", ""), "error": d.get("error", "")})
 
 
-def _status(due: str, met_at: str | None, window_end: str, window_closed: bool) -> str:
-    """met | late (met after due) | missed (due passed unmet) | unmet (window closed first) | pending."""
-    if met_at is not None:
-        return "met" if met_at <= due else "late"
-    if window_end > due:
-        return "missed"
-    return "unmet" if window_closed else "pending"
-
-
-def _plus(at: str, seconds: int) -> str:
-    return utc_now_iso(parse_iso(at) + timedelta(seconds=seconds))
-
-
-def _deadlines(f: _Fold, plan: dict, started: str, as_of: str) -> list[dict]:
-    out = []
-    end = f.closed_at or as_of
-    target = plan["targets"].get("first_public_post")
-    if target is not None:
-        due = _plus(started, target["seconds"])
-        met = f.public[0]["at"] if f.public else None
-        out.append({"kind": "target", "key": "target:first_public_post", "stage": None,
-                    "label": "first public post", "entered_at": started, "due_at": due, "met_at": met,
-                    "status": _status(due, met, end, f.closed_at is not None)})
-    for n, v in enumerate(f.visits, 1):
-        spec = plan["stages"][v["stage"]]
-        current = v["left_at"] is None
-        v_end = v["left_at"] or (v["entered_at"] if v["terminal"] else end)
-        v_closed = not current or v["terminal"] or f.closed_at is not None
-        dl = spec.get("deadline")
-        if dl is not None:
-            due = _plus(v["entered_at"], dl["seconds"])
-            if dl["until"] == "first_public_post":
-                label, met = f"first public post in stage {v['stage']}", (v["public_at"] or [None])[0]
-            else:
-                label, met = f"leave stage {v['stage']}", v["left_at"]
-            out.append({"kind": "stage", "key": f"stage:{v['stage']}:deadline", "stage": v["stage"], "visit": n,
-                        "label": label, "entered_at": v["entered_at"], "due_at": due, "met_at": met,
-                        "status": _status(due, met, v_end, v_closed)})
-        updates = spec.get("updates")
-        if updates is not None:
-            marks = [v["entered_at"], *v["public_at"], v_end]
-            gaps = [_secs(a, b) for a, b in zip(marks, marks[1:])]
-            late = sum(1 for g in gaps if g > updates["seconds"])
-            out.append({"kind": "updates", "key": f"stage:{v['stage']}:update", "stage": v["stage"], "visit": n,
-                        "label": f"public update every {_dur(updates['seconds'])} in stage {v['stage']}",
-                        "entered_at": v["entered_at"], "due_at": None, "met_at": None,
-                        "every_seconds": updates["seconds"], "longest_gap_seconds": max(gaps),
-                        "missed_updates": late, "status": "missed" if late else ("met" if v_closed else "pending")})
-    return out
-
-
 def _dur(seconds) -> str:
     return "-" if seconds is None else format_duration(timedelta(seconds=seconds))
 
 
+def _public_messages(f: _Fold) -> list[dict]:
+    """Distinct public messages, each with when it first went out and where."""
+    messages: dict[str, dict] = {}
+    for p in f.public:
+        m = messages.setdefault(p["message"], {"message": p["message"], "template": p["template"],
+                                               "first_at": p["at"], "first_post": p["post"], "versions": []})
+        m["versions"].append(f"{p['channel']}/{p['lang']}")
+    return sorted(messages.values(), key=lambda m: m["first_at"])
+
+
 def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
+    from .deadlines import ledger
+
     end = f.closed_at or as_of
     stages: dict[str, dict] = {}
     for v in f.visits:
@@ -261,31 +230,49 @@ def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
         row = stages.setdefault(v["stage"], {"stage": v["stage"], "title": v["title"], "visits": 0, "seconds": 0})
         row["visits"] += 1
         row["seconds"] += v["seconds"]
+    messages = _public_messages(f)
     gap = None
-    for a, b in zip(f.public, f.public[1:]):
-        s = _secs(a["at"], b["at"])
+    for a, b in zip(messages, messages[1:]):
+        s = _secs(a["first_at"], b["first_at"])
         if gap is None or s > gap["seconds"]:
-            gap = {"seconds": s, "from_at": a["at"], "from_post": a["post"], "to_at": b["at"], "to_post": b["post"]}
-    deadlines = _deadlines(f, plan, started, as_of)
-    count = {s: sum(1 for d in deadlines if d["status"] == s) for s in ("met", "late", "missed", "unmet", "pending")}
+            gap = {"seconds": s, "from_at": a["first_at"], "from_post": a["first_post"],
+                   "to_at": b["first_at"], "to_post": b["first_post"]}
+    by_version: dict[str, int] = {}
+    for p in f.public:
+        key = f"{p['channel']}/{p['lang']}"
+        by_version[key] = by_version.get(key, 0) + 1
+    deadlines = [c.to_json() for c in ledger(f.state, parse_iso(as_of))]
+    count = {o: sum(1 for d in deadlines if d["outcome"] == o) for o in OUTCOMES}
+    first = next((d for d in deadlines if d["key"] == "target:first_public_post"), None)
+    first_at = f.public[0]["at"] if f.public else None
     return {
         "duration_seconds": _secs(started, end),
-        "time_to_first_public_post_seconds": _secs(started, f.public[0]["at"]) if f.public else None,
-        "first_public_post_at": f.public[0]["at"] if f.public else None,
+        "time_to_first_public_post_seconds": _secs(started, first_at),
+        "first_public_post_at": first_at,
+        "first_public_post": None if first is None else {
+            "at": first_at, "from": first["from"], "from_at": first["from_at"],
+            "seconds": _secs(first["from_at"], first_at), "due_at": first["due_at"],
+            "target_seconds": _secs(first["from_at"], first["due_at"]),
+            "outcome": first["outcome"], "late_seconds": first["late_seconds"]},
         "stage_times": list(stages.values()),
-        "stage_visits": [{k: v[k] for k in ("stage", "title", "entered_at", "left_at", "trigger_in",
+        "stage_visits": [{k: v[k] for k in ("stage", "title", "visit", "entered_at", "left_at", "trigger_in",
                                             "trigger_out", "seconds")} for v in f.visits],
         "approval_latency": [
             {"post": p["id"], "version": v["version"], "drafted_at": v["drafted_at"],
              "approved_at": v["approved_at"], "seconds": v["approval_latency_seconds"]}
             for p in f.posts.values() for v in p["versions"]],
         "deadlines": deadlines,
-        "deadlines_met": count["met"],
-        "deadlines_missed": count["late"] + count["missed"],
-        "deadlines_unmet": count["unmet"],
-        "deadlines_pending": count["pending"],
-        "public_updates": len(f.public),
+        "deadlines_met_on_time": count["met_on_time"],
+        "deadlines_met_late": count["met_late"],
+        "deadlines_missed": count["missed"],
+        "deadlines_open": count["open"],
+        "deadlines_overdue": sum(1 for d in deadlines if d["overdue"]),
+        "public_updates": len(messages),
+        "public_messages": messages,
+        "public_publications": len(f.public),
+        "public_publications_by_channel_lang": dict(sorted(by_version.items())),
         "longest_gap_between_public_updates": gap,
+        "recipients": inc.recipients(f.state),
         "breaches": {"count": len(f.breaches), "items": f.breaches},
         "escalations": {"count": len(f.escalations), "items": f.escalations},
     }
@@ -345,7 +332,8 @@ def build_report(store, incident: str, now: datetime | None = None) -> dict:
     last = fold.visits[-1]
     return {
         "report": {"version": REPORT_VERSION, "as_of": as_of, "source": "events"},
-        "incident": {"id": incident, "title": d["title"], "severity": d["severity"], "drill": bool(d["drill"]),
+        "incident": {"id": incident, "title": d["title"], "severity": fold.state["severity"],
+                     "severity_history": fold.state.get("severity_history", []), "drill": bool(d["drill"]),
                      "status": "closed" if fold.closed_at else "open", "stage": last["stage"],
                      "stage_title": last["title"], "started_at": started, "started_by": fold.head["actor"],
                      "closed_at": fold.closed_at, "events": len(fold.timeline), "last_event_at": fold.last_at},
@@ -389,7 +377,9 @@ def _environment(html: bool):
 
     env = Environment(loader=FileSystemLoader(str(shipped_folder("templates"))), autoescape=html, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(dur=_dur, post_text=post_text, md=_md, fence=_fence,
+    from .deadlines import WORDS
+
+    env.filters.update(dur=_dur, post_text=post_text, md=_md, fence=_fence, outcome=lambda o: WORDS.get(o, o),
                        short=lambda h, n=12: str(h or "")[:n])
     return env
 

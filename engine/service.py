@@ -75,20 +75,24 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
     from .plan import compile_plan
 
     pb = loaded.playbook
+    problems: list[str] = []  # every problem of the command in one run, not one per try
     title = title.strip()
     if not title or len(title) > MAX_TITLE:
-        raise UsageError(f"--title must be 1 to {MAX_TITLE} characters")
+        problems.append(f"--title must be 1 to {MAX_TITLE} characters")
     severity = severity or pb.severities[-1]
     if severity not in pb.severities:
-        raise UsageError(f"severity {severity!r} is not one of {', '.join(pb.severities)}")
+        problems.append(f"severity {severity!r} is not one of {', '.join(pb.severities)}")
     plan = compile_plan(pb, loaded.sha256)
     plan["order"] = inc.plan_order(plan)  # survives storage, which sorts mapping keys
-    values = resolve(plan["inputs"], inputs or {}, fill_defaults=True)
-    people = _assignments(plan, assign or {})
+    values = resolve(plan["inputs"], inputs or {}, fill_defaults=True, now=clock.now(), problems=problems)
+    people = _assignments(plan, assign or {}, problems)
     missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people]
     if missing:
         flags = " ".join(f"--assign {r}=NAME" for r in missing)
-        raise UsageError(f"roles required to start are not filled: {', '.join(missing)} (give {flags})")
+        problems.append(f"roles required to start are not filled: {', '.join(missing)} (give {flags})")
+    if problems:
+        raise UsageError(problems[0] if len(problems) == 1 else
+                         f"cannot start: {len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems))
 
     now = utc_now_iso(clock.now())
     day = now[:10].replace("-", "")
@@ -112,19 +116,27 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
             })]
             events += [NewEvent("RoleAssigned", now, actor, {"role": r, "person": p})
                        for r, p in people.items()]
+            events += [NewEvent("InjectDelivered", now, actor, {"index": i, "message": inject["message"],
+                                                                 "scheduled_at": now})
+                       for i, inject in enumerate(scenario or []) if drill and inject["at_seconds"] == 0]
             state = _apply_all(None, events)
             tx.append(events, state)
             return state
     raise Refused("could not allocate an incident id; try again")  # pragma: no cover
 
 
-def _assignments(plan: dict, assign: dict[str, str]) -> dict[str, str]:
+def _assignments(plan: dict, assign: dict[str, str], problems: list[str] | None = None) -> dict[str, str]:
+    found = []
     for role, person in assign.items():
         if role not in plan["roles"]:
-            raise UsageError(f"unknown role {role!r} (this playbook's roles: {', '.join(plan['roles'])})")
-        if not person.strip():
-            raise UsageError(f"--assign {role}= needs a person's name")
-    return {r: p.strip() for r, p in assign.items()}
+            found.append(f"unknown role {role!r} (this playbook's roles: {', '.join(plan['roles'])})")
+        elif not person.strip():
+            found.append(f"--assign {role}= needs a person's name")
+    if problems is not None:
+        problems.extend(found)
+    elif found:
+        raise UsageError(found[0])
+    return {r: p.strip() for r, p in assign.items() if r in plan["roles"] and p.strip()}
 
 
 # -- people, tasks, notes, inputs -------------------------------------------------
@@ -189,6 +201,8 @@ def note(store, clock, actor: str, incident: str, text: str) -> dict:
 
 
 def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> dict:
+    """Set or correct inputs; ``severity=LEVEL`` changes the incident's severity (logged as
+    SeverityChanged) unless the playbook declares an input of that name."""
     from .inputs import resolve
 
     if not raw:
@@ -197,8 +211,28 @@ def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> 
     def build(state):
         _require_open(state, "change inputs")
         _require_member(state, actor, "change inputs")
-        values = resolve(state["plan"]["inputs"], raw, fill_defaults=False)
-        return [NewEvent("InputsSet", _at(clock, state), actor, {"inputs": values})]
+        plan = state["plan"]
+        values = dict(raw)
+        level = values.pop("severity", None) if "severity" not in plan["inputs"] else None
+        problems: list[str] = []
+        if level is not None:
+            level = level.strip()
+            if level not in plan["severities"]:
+                problems.append(f"severity {level!r} is not one of {', '.join(plan['severities'])}")
+            elif level == state["severity"]:
+                problems.append(f"the severity is already {level}")
+        now = inc.effective_now(state, clock.now())
+        checked = resolve(plan["inputs"], values, fill_defaults=False, now=now, problems=problems)
+        if problems:
+            raise UsageError(f"incident {incident}: nothing was changed: " + (
+                problems[0] if len(problems) == 1 else "\n" + "\n".join(f"  - {p}" for p in problems)))
+        at = _at(clock, state)
+        events = []
+        if level is not None:
+            events.append(NewEvent("SeverityChanged", at, actor, {"from": state["severity"], "to": level}))
+        if checked:
+            events.append(NewEvent("InputsSet", at, actor, {"inputs": checked}))
+        return events
     return _act(store, incident, build)
 
 

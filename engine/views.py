@@ -49,6 +49,7 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
             t: {"to": plan["transitions"][t]["to"], "blocked_by": inc.blockers(state, t, actor or None)}
             for t in inc.transitions_from_here(state)
         },
+        "recipients": inc.recipients(state),
         "events": state.get("events"),
     }
 
@@ -88,6 +89,11 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
             out.append(f"  {c.label:<34} {c.describe()}")
     if stage["templates"]:
         out.append(f"\nTemplates for this stage: {', '.join(stage['templates'])}")
+    for template, row in inc.recipients(state).items():
+        total = len(row["reached"]) + len(row["not_reached"])
+        out.append(f"\nRecipients of {template}: {len(row['reached'])} of {total} reached")
+        if row["not_reached"]:
+            out.append("  not reached: " + ", ".join(f"{r['recipient']} ({r['state']})" for r in row["not_reached"]))
     moves = inc.transitions_from_here(state)
     out.append(f"\nNext (as {actor}):" if moves else "\nNo transitions lead out of this stage.")
     for t in moves:
@@ -115,6 +121,7 @@ def describe(type_: str, data: dict) -> str:
         "TaskReopened": lambda: f"reopened task {d['task']}",
         "NoteAdded": lambda: f"note: {d['text']}",
         "InputsSet": lambda: "set inputs " + ", ".join(sorted(d["inputs"])),
+        "SeverityChanged": lambda: f"severity changed from {d['from']} to {d['to']}",
         "StageChanged": lambda: f"{d['trigger']}: {d['from']} -> {d['to']}"
                                 + (f" ({d['reason']})" if d.get("reason") else ""),
         "PostDrafted": lambda: (f"drafted {p} ({d['count']['used']}/{d['count']['limit']} {d['count']['unit']}"
@@ -173,3 +180,48 @@ def post_block(post: dict) -> str:
         lines.append(f"   rejected by {post['rejection']['by']}: {post['rejection']['reason']}")
     lines.extend("   | " + line for line in post_text(post["text"]).splitlines())
     return "\n".join(lines)
+
+
+def drill_text(result: dict) -> str:
+    """The drill debrief (see :func:`engine.drills.summary`) for people."""
+    from .deadlines import WORDS
+
+    dur = lambda s: "-" if s is None else format_duration(timedelta(seconds=s))  # noqa: E731
+    out = [f"Drill {result['incident']}: {result['title']}  (as of {result['as_of']})"]
+    first = result["first_public_post"]
+    if first is not None:
+        took = (f"{dur(first['seconds'])} after {first['from']} ({first['from_at']})"
+                if first["at"] else "never")
+        late = f", {dur(first['late_seconds'])} late" if first["late_seconds"] else ""
+        out.append(f"First public post: {took}; target {dur(first['target_seconds'])}: "
+                   f"{WORDS[first['outcome']]}{late}")
+    elif result["time_to_first_public_post_seconds"] is not None:
+        out.append(f"First public post: {dur(result['time_to_first_public_post_seconds'])} after the start")
+    for outcome, items in result["outcome"].items():
+        out.append(f"\n{WORDS[outcome].capitalize()} ({len(items)}):")
+        for d in items:
+            where = f" [{d['stage']} visit {d['visit']}]" if d.get("stage") else ""
+            if d["kind"] == "updates":
+                out.append(f"  - {d['label']}{where}: {d['late_updates']} late update(s), longest gap "
+                           f"{dur(d['longest_gap_seconds'])}" + (", OVERDUE now" if d["overdue"] else ""))
+                continue
+            head = f"  - {d['label']}{where}: due {d['due_at']} (from {d['from']})"
+            late = dur(d["late_seconds"])
+            if outcome == "open":
+                out.append(head + (f", not met yet: OVERDUE by {late}" if d["overdue"] else ", not met yet"))
+            elif outcome == "missed":
+                out.append(head + f", never met (window closed at {d['closed_at']}, {late} after due)")
+            else:
+                out.append(head + f", met at {d['met_at']}" + (f", {late} late" if d["late_seconds"] else ""))
+    if result["injects"]:
+        delivered = [i for i in result["injects"] if i["delivered_at"]]
+        out.append(f"\nInjects delivered: {len(delivered)} of {len(result['injects'])}")
+        for i in result["injects"]:
+            out.append(f"  >> {i['scheduled_at']}: {i['message']}"
+                       + ("" if i["delivered_at"] else "  (not reached yet)"))
+            for a in i["team_actions_after"]:
+                out.append(f"       {a['at']}  {a['actor']}: {a['what']}")
+            if i["delivered_at"] and not i["team_actions_after"]:
+                out.append("       (the team did nothing before the next inject)")
+    out.append(f"\nMissed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
+    return "\n".join(out) + "\n"

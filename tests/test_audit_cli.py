@@ -35,11 +35,11 @@ def test_report_in_every_format(cli, incident, fmt, tmp_path):
         assert "&lt;script&gt;" in text
 
 
-def test_report_to_an_unwritable_path_exits_8_and_writes_nothing(cli, incident, tmp_path):
+def test_report_into_a_missing_folder_exits_4_and_writes_nothing(cli, incident, tmp_path):
     target = tmp_path / "missing-folder" / "report.md"
     result = cli("report", incident, "-o", str(target))
-    assert result.exit_code == 8
-    assert "cannot write" in result.stderr
+    assert result.exit_code == 4
+    assert "missing-folder does not exist" in result.stderr
     assert not target.exists()
 
 

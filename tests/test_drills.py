@@ -87,20 +87,25 @@ def test_scripted_injects_fall_due_as_the_clock_passes_them(cli, store, scenario
     assert _types(store).count("InjectDelivered") == 2
 
 
-def test_the_summary_says_what_was_on_time_late_or_never(cli, clock):
+def test_the_summary_says_what_was_on_time_late_missed_or_still_open(cli, clock):
+    """Overdue-but-open clocks are still open (not 'never'), each with its due time and how late."""
     cli(*DRILL_START)
     cli("task", DRILL, "confirm_post")
     cli("advance", DRILL, "acknowledge")  # triage left at +0m: on time
-    cli("advance-clock", DRILL, "2h")     # nobody published: the acknowledgement never went out
+    cli("advance-clock", DRILL, "2h")     # nobody published: the acknowledgement is overdue
     result = cli("drill-summary", DRILL)
     assert result.exit_code == 0
     text = result.stdout
-    on_time = text.split("On time")[1].split("Late")[0]
-    never = text.split("Never")[1].split("Still running")[0]
-    assert "leave stage triage" in on_time
-    assert "first public post" in never
+    on_time = text.split("Met on time (1):")[1].split("Met late (0):")[0]
+    still_open = text.split("Still open (2):")[1]
+    assert "leave stage triage [triage visit 1]: due 2026-03-14T09:15:00.000Z" in on_time
+    assert ("first public post: due 2026-03-14T10:00:00.000Z (from the incident's start; complaint_posted_at not set), "
+            "not met yet: OVERDUE by 1h") in still_open
+    assert "First public post: never; target 1h: still open, 1h late" in text
+    assert "Missed (0):" in text
     data = json.loads(cli("drill-summary", DRILL, "--json").stdout)
     assert data["breaches"] >= 1
+    assert [d["late_seconds"] for d in data["outcome"]["open"]] == [3600, 4500]
 
 
 def test_a_real_incidents_clock_cannot_be_advanced(cli, store):

@@ -272,7 +272,7 @@ def test_an_empty_database_lists_no_incidents(cli):
 
 
 STATUS_KEYS = {"id", "title", "drill", "severity", "status", "playbook", "stage", "stage_title",
-               "stage_entered_at", "started_at", "roles", "tasks", "clocks", "transitions", "events"}
+               "stage_entered_at", "started_at", "roles", "tasks", "clocks", "transitions", "recipients", "events"}
 
 
 def test_status_json_has_the_documented_keys(cli, started):
@@ -290,8 +290,10 @@ def test_status_json_has_the_documented_keys(cli, started):
     }
     assert [c["key"] for c in data["clocks"]] == ["target:first_public_post", "stage:triage:deadline"]
     assert data["clocks"][1] == {"key": "stage:triage:deadline", "label": "leave stage triage",
-                                 "due_at": "2026-03-14T09:15:00.000Z", "met_at": None,
-                                 "overdue": False, "seconds_left": 900}
+                                 "kind": "stage", "stage": "triage", "visit": 1,
+                                 "from": "entering triage", "from_at": "2026-03-14T09:00:00.000Z",
+                                 "due_at": "2026-03-14T09:15:00.000Z", "met_at": None, "closed_at": None,
+                                 "outcome": "open", "overdue": False, "late_seconds": 0, "seconds_left": 900}
 
 
 def test_blockers_in_status_json_are_those_of_the_person_asking(cli, started):

@@ -132,7 +132,7 @@ def test_a_missing_variable_exits_5_and_says_how_to_set_it(cli, db, tmp_path):
                      inputs={"ward": {"type": "string"}})
     _start(cli, path)
     out = _refused(cli, db, 5, "render", INC, "statement", "--as", "carol")
-    assert "statement/x/en: variable 'ward' has no value (set it with --set ward=...)" in out
+    assert "statement/x/en: variable 'ward' has no value: set it for the incident (playbook set INCIDENT ward=...) or for this render only (render ... --set ward=...)" in out
     result = cli("render", INC, "statement", "--set", "ward=Ward 7", "--as", "carol")
     assert result.exit_code == 0, result.output
     assert _drafts(cli)["statement/x/en"]["text"] == "We are looking into concerns at Ward 7."

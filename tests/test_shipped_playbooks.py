@@ -171,7 +171,7 @@ def test_medical_tourism_speaks_three_languages_with_two_of_three_spokespeople_a
     assert len(languages) >= 3
     assert any(t.approval.any_of and t.approval.min >= 2 for t in pb.templates.values())
     assert any(stage.updates is not None for stage in pb.stages.values())
-    assert parse_duration(pb.targets.first_public_post.within) <= timedelta(minutes=60)
+    assert parse_duration(pb.targets["first_public_post"].within) <= timedelta(minutes=60)
 
 
 def test_medical_tourism_main_public_posts_are_in_three_languages_on_every_channel():

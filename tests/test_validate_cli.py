@@ -199,7 +199,7 @@ def test_graph_is_a_mermaid_state_diagram(path: Path):
 def test_graph_of_viral_complaint_uses_stage_titles_and_guards():
     result = run("graph", str(VIRAL))
     assert 'state "Detect and triage (15m)" as triage' in result.output
-    assert "triage --> acknowledge: acknowledge [tasks confirm_post]" in result.output
+    assert "triage --> acknowledge: acknowledge [tasks confirm_post; inputs complaint_url]" in result.output
     assert "resolved --> [*]" in result.output
 
 

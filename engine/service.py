@@ -97,7 +97,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
     now = utc_now_iso(clock.now())
     day = now[:10].replace("-", "")
     prefix = f"{'DRILL' if drill else 'INC'}-{day}-"
-    taken = sum(1 for i in store.incidents() if i.startswith(prefix))
+    taken = store.count_incidents(prefix)  # a hint: the loop below checks each id under its lock
     for n in range(taken + 1, taken + 1000):
         incident = f"{prefix}{n:03d}"
         with store.transaction(incident) as tx:

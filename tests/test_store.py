@@ -91,6 +91,20 @@ def test_incidents_and_snapshots_are_in_creation_order(backend):
     assert list(backend.events("INC-X")) == []
 
 
+def test_incidents_are_counted_by_id_prefix_and_rows_come_in_byte_order(backend):
+    """Ids are allocated per day by prefix; exports and verification read incidents in
+    the same (byte) order on every backend, whatever the database's locale."""
+    for incident in ["INC-20260314-002", "INC-20260314-001", "DRILL-20260314-001", "INC-20260315-001",
+                     "inc-lower", "INC-É"]:
+        append(backend, incident, ev())
+    assert backend.count_incidents("INC-20260314-") == 2
+    assert backend.count_incidents("DRILL-20260314-") == 1
+    assert backend.count_incidents("INC-20260316-") == 0
+    assert [r[0] for r in backend.rows()] == sorted(
+        ["INC-20260314-002", "INC-20260314-001", "DRILL-20260314-001", "INC-20260315-001", "inc-lower", "INC-É"],
+        key=lambda s: s.encode("utf-8"))
+
+
 def test_an_exception_in_the_block_rolls_back_everything(backend):
     append(backend, "INC-1", ev(1))
     with pytest.raises(ZeroDivisionError):

@@ -86,6 +86,10 @@ class Store(Protocol):
         """Ids of the incidents that have events, in creation order."""
         ...
 
+    def count_incidents(self, prefix: str) -> int:
+        """How many incident ids start with ``prefix`` (an index range, not a scan)."""
+        ...
+
     def reading(self) -> AbstractContextManager[None]:
         """A consistent view for several reads (one read transaction in SQLite).
         Do not open a write transaction inside it."""

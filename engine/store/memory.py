@@ -152,6 +152,10 @@ class MemoryStore:
         with self._locked():
             return [i for i, log in self._rows.items() if log]
 
+    def count_incidents(self, prefix: str) -> int:
+        with self._locked():
+            return sum(1 for i, log in self._rows.items() if log and i.startswith(prefix))
+
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         for row in self._iter_rows(incident, after):
             yield row_event(row)

@@ -362,6 +362,10 @@ class PostgresStore:
         with self._conn() as conn, self._guard():
             return [r[0] for r in conn.execute("SELECT incident FROM snapshots ORDER BY ord")]
 
+    def count_incidents(self, prefix: str) -> int:
+        with self._conn() as conn, self._guard():
+            return conn.execute("SELECT count(*) FROM snapshots WHERE incident >= %s AND incident < %s", (prefix, prefix + "\U0010ffff")).fetchone()[0]
+
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         sql = f"SELECT {COLUMNS} FROM events WHERE incident = %s AND seq > %s ORDER BY seq"
         for row in self._stream(sql, (incident, after)):
@@ -369,7 +373,7 @@ class PostgresStore:
 
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         if incident is None:
-            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident COLLATE \"C\", seq", ())
+            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
         return self._stream(f"SELECT {COLUMNS} FROM events WHERE incident = %s ORDER BY seq", (incident,))
 
     def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:

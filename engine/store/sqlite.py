@@ -407,6 +407,11 @@ class SqliteStore:
         with self._guard():
             return [r[0] for r in self._c.execute("SELECT incident FROM snapshots ORDER BY rowid")]
 
+    def count_incidents(self, prefix: str) -> int:
+        with self._guard():
+            return self._c.execute("SELECT count(*) FROM snapshots WHERE incident >= ? AND incident < ?",
+                                   (prefix, prefix + "\U0010ffff")).fetchone()[0]
+
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         sql = f"SELECT {COLUMNS} FROM events WHERE incident = ? AND seq > ? ORDER BY seq"
         for row in self._stream(sql, (incident, after)):

@@ -12,8 +12,11 @@ CREATE TABLE schema_migrations (
     applied_at text NOT NULL
 );
 
+-- Incident ids compare byte by byte (COLLATE "C"), as in SQLite, whatever the
+-- database's locale: the same order for exports and verification on either backend,
+-- and prefix ranges that use the primary key's index.
 CREATE TABLE events (
-    incident text NOT NULL,
+    incident text COLLATE "C" NOT NULL,
     seq integer NOT NULL CHECK (seq >= 1),
     type text NOT NULL,
     at text NOT NULL,
@@ -25,7 +28,7 @@ CREATE TABLE events (
 );
 
 CREATE TABLE snapshots (
-    incident text PRIMARY KEY,
+    incident text COLLATE "C" PRIMARY KEY,
     ord bigint GENERATED ALWAYS AS IDENTITY,  -- creation order
     seq integer NOT NULL,
     head text NOT NULL,

@@ -68,6 +68,20 @@ def raw_sqlite(path: Path, n: int) -> float:
     return n / elapsed
 
 
+def compare(raw, store, raw_at, store_at, events: int, rounds: int, label: str) -> None:
+    """Alternate raw and store rounds (so disk weather hits both alike); print medians."""
+    store_rates, raw_rates = [], []
+    for r in range(rounds):
+        raw_rates.append(raw(raw_at(r), events))
+        store_rates.append(store(store_at(r), events))
+    store_rate = sorted(store_rates)[len(store_rates) // 2]
+    raw_rate = sorted(raw_rates)[len(raw_rates) // 2]
+    print(f"{events} single-event transactions{label}, {rounds} rounds (median)")
+    print(f"raw commits:         {raw_rate:,.0f} /s   (rounds: {', '.join(f'{x:,.0f}' for x in raw_rates)})")
+    print(f"store transactions:  {store_rate:,.0f} /s   (rounds: {', '.join(f'{x:,.0f}' for x in store_rates)})")
+    print(f"ratio store / raw:   {store_rate / raw_rate:.2f} (target >= 0.5)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=2000)
@@ -75,16 +89,8 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="append-bench-"))
     try:
-        store_rates, raw_rates = [], []
-        for r in range(args.rounds):  # alternate, so disk weather hits both alike
-            raw_rates.append(raw_sqlite(tmp / f"raw-{r}.db", args.events))
-            store_rates.append(through_store(tmp / f"store-{r}.db", args.events))
-        store_rate = sorted(store_rates)[len(store_rates) // 2]
-        raw_rate = sorted(raw_rates)[len(raw_rates) // 2]
-        print(f"{args.events} single-event transactions, {args.rounds} rounds (median)")
-        print(f"raw sqlite3 commits: {raw_rate:,.0f} /s   (rounds: {', '.join(f'{x:,.0f}' for x in raw_rates)})")
-        print(f"store transactions:  {store_rate:,.0f} /s   (rounds: {', '.join(f'{x:,.0f}' for x in store_rates)})")
-        print(f"ratio store / raw:   {store_rate / raw_rate:.2f} (target >= 0.5)")
+        compare(raw_sqlite, through_store, lambda r: tmp / f"raw-{r}.db", lambda r: tmp / f"store-{r}.db",
+                args.events, args.rounds, " on SQLite")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

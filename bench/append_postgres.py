@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from append import DATA, T0, through_store  # noqa: E402
+from append import DATA, T0, compare, through_store  # noqa: E402
 from engine.events import canonical, utc_now_iso  # noqa: E402
 
 
@@ -74,16 +74,8 @@ def main() -> None:
         url = subprocess.run(["bash", str(ROOT / ".ci" / "postgres"), "start", folder], check=True,
                              capture_output=True, text=True).stdout.strip()
     try:
-        store_rates, raw_rates = [], []
-        for _ in range(args.rounds):
-            raw_rates.append(raw_psycopg(fresh_database(url), args.events))
-            store_rates.append(through_store(fresh_database(url), args.events))
-        store_rate = sorted(store_rates)[len(store_rates) // 2]
-        raw_rate = sorted(raw_rates)[len(raw_rates) // 2]
-        print(f"{args.events} single-event transactions on PostgreSQL, {args.rounds} rounds (median)")
-        print(f"raw psycopg commits: {raw_rate:,.0f} /s   (rounds: {', '.join(f'{x:,.0f}' for x in raw_rates)})")
-        print(f"store transactions:  {store_rate:,.0f} /s   (rounds: {', '.join(f'{x:,.0f}' for x in store_rates)})")
-        print(f"ratio store / raw:   {store_rate / raw_rate:.2f} (target >= 0.5)")
+        compare(raw_psycopg, through_store, lambda _: fresh_database(url), lambda _: fresh_database(url),
+                args.events, args.rounds, " on PostgreSQL")
     finally:
         if folder:
             subprocess.run(["bash", str(ROOT / ".ci" / "postgres"), "stop", folder], check=False)

@@ -123,6 +123,36 @@ class Store(Protocol):
 # --- shared by the backends -------------------------------------------------------
 
 
+class Closing:
+    """``with open_store(...) as store:`` closes the store at the end of the block."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def snapshot_of(row: tuple) -> Snapshot:
+    """A Snapshot from a stored (incident, seq, head, state text) row."""
+    incident, seq, head, state = row
+    try:
+        return Snapshot(incident, seq, head, json.loads(state))
+    except (TypeError, ValueError):
+        raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
+
+
+def checkpoints_of(rows) -> list[dict]:
+    """Stored (id, body text) checkpoint rows, parsed, oldest first."""
+    out = []
+    for id_, body in rows:
+        try:
+            out.append(json.loads(body))
+        except (TypeError, ValueError):
+            raise IntegrityError(f"stored checkpoint #{id_} is not valid JSON (modified?)") from None
+    return out
+
+
 def busy_message(timeout: float, where: str) -> str:
     return (
         f"database is busy: another writer held it for more than {timeout:g} s; "

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.events import Event, NewEvent, canonical
-from engine.store.base import Row, Snapshot, busy_message, chain_rows, loaded_head, row_event
+from engine.store.base import Closing, Row, Snapshot, busy_message, chain_rows, loaded_head, row_event
 
 WHERE = "memory:"
 
@@ -52,7 +52,7 @@ class MemoryTransaction:
         store._snapshots[self.incident] = (last[1], last[7], state_text, last[3])
 
 
-class MemoryStore:
+class MemoryStore(Closing):
     """Events, snapshots and checkpoints in dictionaries; gone when the process ends."""
 
     def __init__(self, busy_timeout: float = 10.0, database_id: str | None = None) -> None:
@@ -67,12 +67,6 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.database_id})"
-
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -24,16 +24,15 @@ reconnects by itself when the server is back.
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from engine.errors import Conflict, IntegrityError, NotFound, PlaybookError, StoreError
+from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (Row, Snapshot, busy_message, chain_rows, conflict_message, loaded_head,
-                               row_event)
+from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, checkpoints_of,
+                               conflict_message, loaded_head, row_event, snapshot_of)
 from engine.store.migrations import APPLICATION, latest_version, migrations
 
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
@@ -86,7 +85,7 @@ class PostgresTransaction:
         return [row_event(r) for r in rows]
 
 
-class PostgresStore:
+class PostgresStore(Closing):
     """An incident database in a PostgreSQL database (see the module docstring)."""
 
     def __init__(self, url: str, *, busy_timeout: float = 10.0, create: bool = True,
@@ -108,12 +107,6 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- errors ---------------------------------------------------------------
 
@@ -310,7 +303,7 @@ class PostgresStore:
             try:
                 with self._guard(incident):
                     row, head = snap.fetchone(), last.fetchone()
-                tx.snapshot = None if row is None else _snapshot_of(row)
+                tx.snapshot = None if row is None else snapshot_of(row)
                 tx._last = None if head is None else (head[0], head[1])
                 yield tx
             finally:
@@ -348,7 +341,7 @@ class PostgresStore:
             row = conn.execute(
                 "SELECT incident, seq, head, state FROM snapshots WHERE incident = %s", (incident,)
             ).fetchone()
-        return None if row is None else _snapshot_of(row)
+        return None if row is None else snapshot_of(row)
 
     def snapshot(self, incident: str) -> Snapshot | None:
         return self._snapshot(incident)
@@ -356,7 +349,7 @@ class PostgresStore:
     def snapshots(self) -> list[Snapshot]:
         with self._conn() as conn, self._guard():
             rows = conn.execute("SELECT incident, seq, head, state FROM snapshots ORDER BY ord").fetchall()
-        return [_snapshot_of(r) for r in rows]
+        return [snapshot_of(r) for r in rows]
 
     def incidents(self) -> list[str]:
         with self._conn() as conn, self._guard():
@@ -399,14 +392,7 @@ class PostgresStore:
 
     def checkpoints(self) -> list[dict]:
         with self._conn() as conn, self._guard():
-            rows = conn.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall()
-        out = []
-        for id_, body in rows:
-            try:
-                out.append(json.loads(body))
-            except (TypeError, ValueError):
-                raise IntegrityError(f"stored checkpoint #{id_} is not valid JSON (modified?)") from None
-        return out
+            return checkpoints_of(conn.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall())
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -433,10 +419,3 @@ def _now() -> str:
 
     return utc_now_iso(SystemClock().now())
 
-
-def _snapshot_of(row: tuple) -> Snapshot:
-    incident, seq, head, state = row
-    try:
-        return Snapshot(incident, seq, head, json.loads(state))
-    except (TypeError, ValueError):
-        raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None

@@ -21,7 +21,6 @@ A SqliteStore holds one connection and belongs to the thread that opened it.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -30,10 +29,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.errors import Conflict, IntegrityError, NotFound, PlaybookError, StoreError
+from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (Row, Snapshot, busy_message, chain_rows, conflict_message, loaded_head,
-                               row_event)
+from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, checkpoints_of,
+                               conflict_message, loaded_head, row_event, snapshot_of)
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
 SCHEMA_VERSION = 1
@@ -118,7 +117,7 @@ class SqliteTransaction:
         return [row_event(r) for r in rows]
 
 
-class SqliteStore:
+class SqliteStore(Closing):
     """An incident database in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True,
@@ -135,12 +134,6 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --- errors ---------------------------------------------------------------
 
@@ -391,7 +384,7 @@ class SqliteStore:
             row = self._c.execute(
                 "SELECT incident, seq, head, state FROM snapshots WHERE incident = ?", (incident,)
             ).fetchone()
-        return None if row is None else _snapshot_of(row)
+        return None if row is None else snapshot_of(row)
 
     def snapshot(self, incident: str) -> Snapshot | None:
         return self._snapshot(incident)
@@ -401,7 +394,7 @@ class SqliteStore:
             rows = self._c.execute(
                 "SELECT incident, seq, head, state FROM snapshots ORDER BY rowid"
             ).fetchall()
-        return [_snapshot_of(r) for r in rows]
+        return [snapshot_of(r) for r in rows]
 
     def incidents(self) -> list[str]:
         with self._guard():
@@ -438,15 +431,7 @@ class SqliteStore:
 
     def checkpoints(self) -> list[dict]:
         with self._guard():
-            rows = self._c.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall()
-        out = []
-        for id_, body in rows:
-            try:
-                cp = json.loads(body)
-            except (TypeError, ValueError):
-                raise IntegrityError(f"stored checkpoint #{id_} is not valid JSON (modified?)") from None
-            out.append(cp)
-        return out
+            return checkpoints_of(self._c.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall())
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -480,10 +465,3 @@ def _is_busy(e: sqlite3.Error) -> bool:
     """SQLITE_BUSY or SQLITE_LOCKED: another connection holds a lock we need."""
     return _primary_code(e) in (5, 6) or "locked" in str(e)
 
-
-def _snapshot_of(row: tuple) -> Snapshot:
-    incident, seq, head, state = row
-    try:
-        return Snapshot(incident, seq, head, json.loads(state))
-    except (TypeError, ValueError):
-        raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None

@@ -789,10 +789,10 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
         from engine.errors import UsageError
 
         raise UsageError("a checkpoint covers every incident: run verify without INCIDENT to write one")
-    from engine.incident import replay
+    from engine.rules import audit
 
     report = integrity.verify(store, incident, checkpoint=given, public_key_pem=pem,
-                              replay=None if fast else replay)
+                              audit=None if fast else audit)
     if not report.ok:
         if as_json:
             _print_json(report.to_json())

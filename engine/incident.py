@@ -86,6 +86,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
     elif type == "EscalationNotified":
         if data["ok"]:
             s["notifications"][data["key"]]["delivered_to"].append(data["target"])
+    elif type == "DeliveryAttempted":
+        pass  # the outcome (PostDelivered or DeliveryFailed) follows; see engine.rules
     elif type == "ClockAdvanced":
         s["sim_offset"] = s.get("sim_offset", 0) + data["seconds"]
     elif type == "InjectDelivered":

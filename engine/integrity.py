@@ -243,13 +243,16 @@ def verify(
     public_key_pem: str | None = None,
     *,
     replay: Callable[[Iterator[Event]], object] | None = None,
+    audit: Callable[[Iterator[Event]], tuple[object, list[str]]] | None = None,
 ) -> VerifyReport:
     """Check the log of ``incident`` (default: every incident) against its hashes, its
     snapshots and the given checkpoint, else every checkpoint stored in the database.
 
     With ``replay`` (the service's fold: events -> state), also refold each incident
     from its events and compare with its snapshot's state; this is a second pass
-    that parses every event, so it is much slower than the hash check alone.
+    that parses every event, so it is much slower than the hash check alone. With
+    ``audit`` (events -> (state, problems): :func:`engine.rules.audit`), the refold
+    also replays every event through the rules and reports each one they refuse.
     """
     problems = ProblemList()
     with store.reading():
@@ -271,10 +274,10 @@ def verify(
         except IntegrityError as e:
             problems.add(str(e))
             snaps = {}
-        if replay is not None:
+        if replay is not None or audit is not None:
             for inc in ends:
                 if inc in snaps:
-                    _check_state(store, inc, snaps[inc].state, replay, problems)
+                    _check_state(store, inc, snaps[inc].state, replay, audit, problems)
 
     for inc, (last_seq, last_hash) in ends.items():
         snap = snaps.get(inc)
@@ -300,9 +303,14 @@ def verify(
     return VerifyReport(not listed, len(ends), count, listed, len(sources))
 
 
-def _check_state(store: Store, incident: str, state: dict, replay, problems: ProblemList) -> None:
+def _check_state(store: Store, incident: str, state: dict, replay, audit, problems: ProblemList) -> None:
     try:
-        folded = replay(store.events(incident))
+        if audit is not None:
+            folded, refused = audit(store.events(incident))
+            for text in refused:
+                problems.add(text)
+        else:
+            folded = replay(store.events(incident))
         same = canonical(folded) == canonical(state)
     except (PlaybookError, LookupError, TypeError, ValueError, AttributeError) as e:
         problems.add(f"incident {incident}: its events cannot be folded into a state ({type(e).__name__}: {e})")

@@ -248,70 +248,83 @@ def _check_version(state: dict, post_id: str, post: dict, version: int | None) -
                       [f"playbook drafts {state['id']}"])
 
 
+def approve_events(state: dict, actor: str, post_id: str, *, version: int, role: str | None,
+                   override: str | None, at: str) -> list[NewEvent]:
+    """The events of `actor` approving version `version` of a post in `state`, or Refused.
+
+    The one statement of the approval rules: the approve command runs it on the state
+    folded from the log, and verify replays every logged approval through it."""
+    incident = state["id"]
+    _require_open(state, "approve posts")
+    post = _post(state, post_id)
+    _check_version(state, post_id, post, version)
+    reasons = []
+    if post["status"] == "too_long":
+        c = post["count"]
+        reasons.append(f"it does not fit {post['channel']}: {c['used']}/{c['limit']} {c['unit']}; "
+                       "shorten the template or its inputs and render again")
+    elif post["status"] != "draft":
+        reasons.append(f"it is {post['status']}, not a draft awaiting approval")
+    if post["author"] == actor:
+        reasons.append(f"{actor} rendered this version and cannot approve their own post")
+    policy = post["policy"]
+    wanted = [r for r in policy["all_of"] + policy["any_of"]
+              if r not in {a["role"] for a in post["approvals"]}]
+    held = [r for r in wanted if r in inc.roles_of(state, actor)]
+    if any(a["by"] == actor for a in post["approvals"]):
+        reasons.append(f"{actor} has already approved this version")
+    chosen = None
+    if role is not None:
+        if role not in wanted:
+            reasons.append(f"role {role} is not (or no longer) needed: still needed "
+                           f"{', '.join(inc.approval_missing(post)) or 'nothing'}")
+        elif role not in held:
+            reasons.append(f"{actor} does not hold {role} in this incident")
+        else:
+            chosen = role
+    elif not held:
+        reasons.append(f"{actor} holds none of the roles still needed "
+                       f"({', '.join(inc.approval_missing(post)) or 'none'})")
+    elif len(held) > 1:
+        raise UsageError(f"{actor} could approve as {', '.join(held)}: choose one with --role "
+                         "(one approval counts for one role)")
+    else:
+        chosen = held[0]
+    leaks = sorted(set(post.get("leaks", [])) | set(confidential_leaks(state, post["text"]))
+                   if post["public"] else [])
+    if leaks:
+        reasons.append(f"the text contains the value of confidential input(s) "
+                       f"{', '.join(leaks)}; it can never be published on {post['channel']} "
+                       "(edit the text; no override exists for this)")
+    if post["hits"] and post["override"] is None and not override:
+        found = "; ".join(f"{h['kind']} {h['text']!r}" for h in post["hits"])
+        reasons.append(f"possible identifiers in a public post: {found}; remove them, or "
+                       "approve with --override-identifiers REASON")
+    if text_hash(post["text"]) != post["sha256"]:
+        reasons.append("its text does not match the hash it was drafted with")
+    if reasons:
+        raise Refused(f"incident {incident}: cannot approve {post_id} v{post['version']}", reasons)
+    events = []
+    if post["hits"] and post["override"] is None:
+        events.append(NewEvent("IdentifiersOverridden", at, actor, {
+            "post": post_id, "version": post["version"], "sha256": post["sha256"],
+            "reason": override.strip(), "hits": post["hits"]}))
+    events.append(NewEvent("PostApproved", at, actor, {
+        "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen}))
+    return events
+
+
 def approve(store, clock, actor: str, incident: str, post_id: str, *, version: int,
             role: str | None = None, override: str | None = None) -> dict:
     """Approve version `version` of a post: the approver names the text they reviewed, so a
-    version drafted meanwhile is never approved unseen."""
+    version drafted meanwhile is never approved unseen. Checked against the state folded
+    from the log, not only the stored projection."""
     override = (override or "").strip() or None  # a blank reason is no reason
 
     def build(state):
-        _require_open(state, "approve posts")
-        post = _post(state, post_id)
-        _check_version(state, post_id, post, version)
-        reasons = []
-        if post["status"] == "too_long":
-            c = post["count"]
-            reasons.append(f"it does not fit {post['channel']}: {c['used']}/{c['limit']} {c['unit']}; "
-                           "shorten the template or its inputs and render again")
-        elif post["status"] != "draft":
-            reasons.append(f"it is {post['status']}, not a draft awaiting approval")
-        if post["author"] == actor:
-            reasons.append(f"{actor} rendered this version and cannot approve their own post")
-        policy = post["policy"]
-        wanted = [r for r in policy["all_of"] + policy["any_of"]
-                  if r not in {a["role"] for a in post["approvals"]}]
-        held = [r for r in wanted if r in inc.roles_of(state, actor)]
-        if any(a["by"] == actor for a in post["approvals"]):
-            reasons.append(f"{actor} has already approved this version")
-        chosen = None
-        if role is not None:
-            if role not in wanted:
-                reasons.append(f"role {role} is not (or no longer) needed: still needed "
-                               f"{', '.join(inc.approval_missing(post)) or 'nothing'}")
-            elif role not in held:
-                reasons.append(f"{actor} does not hold {role} in this incident")
-            else:
-                chosen = role
-        elif not held:
-            reasons.append(f"{actor} holds none of the roles still needed "
-                           f"({', '.join(inc.approval_missing(post)) or 'none'})")
-        elif len(held) > 1:
-            raise UsageError(f"{actor} could approve as {', '.join(held)}: choose one with --role "
-                             "(one approval counts for one role)")
-        else:
-            chosen = held[0]
-        leaks = sorted(set(post.get("leaks", [])) | set(confidential_leaks(state, post["text"]))
-                       if post["public"] else [])
-        if leaks:
-            reasons.append(f"the text contains the value of confidential input(s) "
-                           f"{', '.join(leaks)}; it can never be published on {post['channel']} "
-                           "(edit the text; no override exists for this)")
-        if post["hits"] and post["override"] is None and not override:
-            found = "; ".join(f"{h['kind']} {h['text']!r}" for h in post["hits"])
-            reasons.append(f"possible identifiers in a public post: {found}; remove them, or "
-                           "approve with --override-identifiers REASON")
-        if reasons:
-            raise Refused(f"incident {incident}: cannot approve {post_id} v{post['version']}", reasons)
-        now = _at(clock, state)
-        events = []
-        if post["hits"] and post["override"] is None:
-            events.append(NewEvent("IdentifiersOverridden", now, actor, {
-                "post": post_id, "version": post["version"], "sha256": post["sha256"],
-                "reason": override.strip(), "hits": post["hits"]}))
-        events.append(NewEvent("PostApproved", now, actor, {
-            "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen}))
-        return events
-    return _act(store, incident, build)["posts"][post_id]
+        return approve_events(state, actor, post_id, version=version, role=role, override=override,
+                              at=_at(clock, state))
+    return _act(store, incident, build, from_log=True)["posts"][post_id]
 
 
 def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
@@ -345,56 +358,103 @@ def default_outbox(db_path: str | os.PathLike) -> Path:
     return Path(explicit) if explicit else local_folder(db_path) / "outbox"
 
 
+def publish_events(state: dict, actor: str, post_id: str, *, at: str, outbox: str) -> list[NewEvent]:
+    """`actor` publishing a post of `state` to the outbox file `outbox`, or Refused.
+
+    The one statement of the publication rules: the publish command runs it on the state
+    folded from the log, and verify replays every logged publication through it."""
+    incident = state["id"]
+    _require_open(state, "publish posts")
+    _require_member(state, actor, "publish posts")
+    post = _post(state, post_id)
+    if post["status"] == "published":
+        raise Refused(f"incident {incident}: {post_id} v{post['version']} is already published "
+                      f"(at {post['published'][-1]['at']})")
+    if post["status"] != "approved" or inc.approval_missing(post):
+        raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
+                      "not approved; nothing was published",
+                      inc.approval_missing(post) if post["status"] == "draft" else [])
+    leaks = confidential_leaks(state, post["text"]) if post["public"] else []
+    if leaks:
+        raise Refused(f"incident {incident}: {post_id} v{post['version']} contains the value of "
+                      f"confidential input(s) {', '.join(leaks)}; nothing was published")
+    reopened = state.get("reopened_at") or ""
+    if any(a["at"] < reopened for a in post["approvals"]):
+        raise Refused(f"incident {incident}: {post_id} v{post['version']} was approved before the "
+                      "incident was reopened; it needs approval again", [f"playbook drafts {incident}"])
+    stale = [a for a in post["approvals"] if a.get("sha256") != post["sha256"]]
+    if text_hash(post["text"]) != post["sha256"] or stale:
+        raise Refused(f"incident {incident}: {post_id} v{post['version']}: its text does not match "
+                      "the hash its approvals cover; nothing was published")
+    return [NewEvent("PostPublished", at, actor, {
+        "post": post_id, "version": post["version"], "sha256": post["sha256"], "outbox": outbox})]
+
+
+def outbox_name(post_id: str, version: int) -> str:
+    return f"{post_id.replace('/', '.')}.v{version}.json"
+
+
+def outbox_record(state: dict, post_id: str) -> dict:
+    """The outbox file of a post's latest publication, from the state just after it
+    (so the outbox can always be rebuilt from the log: see rebuild_outbox)."""
+    post = state["posts"][post_id]
+    published = post["published"][-1]
+    return {
+        "incident": state["id"], "drill": state["drill"], "post": post_id,
+        "version": published["version"], "channel": post["channel"], "lang": post["lang"],
+        "text": published["text"], "sha256": published["sha256"],
+        "approvals": post["approvals"], "identifier_override": post["override"],
+        "published_at": published["at"], "published_by": published["by"],
+    }
+
+
 def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path) -> dict:
-    """Write an approved post to the outbox and record it; refuse anything else."""
-    written: list[Path] = []
+    """Record the publication of an approved post, then write it to the outbox.
+
+    The event is committed first: a crash before the file is written leaves a
+    publication the log records and `playbook outbox rebuild` re-creates, never a
+    file the log does not know about."""
 
     def build(state):
-        _require_open(state, "publish posts")
-        _require_member(state, actor, "publish posts")
         post = _post(state, post_id)
-        if post["status"] == "published":
-            raise Refused(f"incident {incident}: {post_id} v{post['version']} is already published "
-                          f"(at {post['published'][-1]['at']})")
-        if post["status"] != "approved":
-            raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
-                          "not approved; nothing was published",
-                          inc.approval_missing(post) if post["status"] == "draft" else [])
-        leaks = confidential_leaks(state, post["text"]) if post["public"] else []
-        if leaks:
-            raise Refused(f"incident {incident}: {post_id} v{post['version']} contains the value of "
-                          f"confidential input(s) {', '.join(leaks)}; nothing was published")
-        reopened = state.get("reopened_at") or ""
-        if any(a["at"] < reopened for a in post["approvals"]):
-            raise Refused(f"incident {incident}: {post_id} v{post['version']} was approved before the "
-                          "incident was reopened; it needs approval again", [f"playbook drafts {incident}"])
-        stale = [a for a in post["approvals"] if a.get("sha256") != post["sha256"]]
-        if text_hash(post["text"]) != post["sha256"] or stale:
-            raise Refused(f"incident {incident}: {post_id} v{post['version']}: its text does not match "
-                          "the hash its approvals cover; nothing was published")
-        now = _at(clock, state)
-        name = f"{post_id.replace('/', '.')}.v{post['version']}.json"
-        path = outbox / incident / name
-        record = {
-            "incident": incident, "drill": state["drill"], "post": post_id,
-            "version": post["version"], "channel": post["channel"], "lang": post["lang"],
-            "text": post["text"], "sha256": post["sha256"],
-            "approvals": post["approvals"], "identifier_override": post["override"],
-            "published_at": now, "published_by": actor,
-        }
-        _write_atomically(path, record)
-        written.append(path)
-        return [NewEvent("PostPublished", now, actor, {
-            "post": post_id, "version": post["version"], "sha256": post["sha256"],
-            "outbox": str(path)})]
+        path = Path(outbox) / incident / outbox_name(post_id, post["version"])
+        return publish_events(state, actor, post_id, at=_at(clock, state), outbox=str(path))
 
+    state = _act(store, incident, build, from_log=True)
+    published = state["posts"][post_id]["published"][-1]
     try:
-        state = _act(store, incident, build)
-    except BaseException:
-        for path in written:  # the event was not recorded: do not leave a file that claims otherwise
-            path.unlink(missing_ok=True)
-        raise
+        write_outbox_file(Path(published["outbox"]), outbox_record(state, post_id))
+    except StoreError as e:
+        raise StoreError(f"incident {incident}: {post_id} v{published['version']} is published (recorded "
+                         f"in the log), but {e}; re-create the file with: playbook outbox rebuild {incident}") from None
     return {"id": post_id, **state["posts"][post_id]}
+
+
+def rebuild_outbox(store, outbox: Path, incident: str | None = None) -> list[dict]:
+    """Re-create the outbox file of every publication in the log (of one incident, or all)
+    under `outbox`: missing or differing files are written, identical ones left alone."""
+    ids = [incident] if incident is not None else store.incidents()
+    if incident is not None:
+        _read(store, incident)
+    done = []
+    for iid in ids:
+        state = None
+        for e in store.events(iid):
+            state = inc.apply(state, e.type, e.at, e.actor, e.data, in_place=state is not None)
+            if e.type != "PostPublished":
+                continue
+            record = outbox_record(state, e.data["post"])
+            path = Path(outbox) / iid / outbox_name(e.data["post"], e.data["version"])
+            text = _outbox_text(record)
+            try:
+                same = path.read_text(encoding="utf-8") == text
+            except (OSError, UnicodeDecodeError):
+                same = False
+            if not same:
+                write_outbox_file(path, record)
+            done.append({"incident": iid, "post": e.data["post"], "version": e.data["version"],
+                         "path": str(path), "written": not same})
+    return done
 
 
 def deliver(store, clock, actor: str, incident: str, post_id: str,
@@ -402,38 +462,46 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     """Send the published version of a post to its channel's destinations.
 
     Targets that already received this version are skipped, so running it again
-    retries only the failures. Each attempt is logged; if any failed, the attempts
-    are recorded first and then DeliveryFailed is raised.
+    retries only the failures. Each attempt is logged (DeliveryAttempted, committed)
+    before anything is sent, and its outcome after: delivery is at least once, and a
+    crash between sending and recording shows in the log as an attempt without an
+    outcome. If any failed, DeliveryFailed is raised once the outcomes are recorded.
     """
     from .delivery import redact, send
     from .errors import DeliveryFailed
 
-    state = _read(store, incident)
-    post = _post(state, post_id)
-    if not post["published"]:
-        raise Refused(f"incident {incident}: {post_id} is not published; publish it first")
-    if state["drill"]:
-        raise Refused(f"incident {incident} is a drill: posts are never delivered to real services")
-    published = post["published"][-1]
-    version, text, sha = published["version"], published["text"], published["sha256"]
-    if text_hash(text) != sha:
-        raise Refused(f"incident {incident}: the published text of {post_id} v{version} does not "
-                      "match its hash; run playbook verify")
-    urls = destinations.get(post["channel"], [])
+    current = _read(store, incident)
+    deliver_check(current, post_id)  # checked again, on the log, before anything is sent
+    channel = current["posts"][post_id]["channel"]
+    urls = {redact(url): url for url in destinations.get(channel, [])}
     if not urls:
-        raise NotFound(f"no destinations configured for channel {post['channel']} "
+        raise NotFound(f"no destinations configured for channel {channel} "
                        "(see PLAYBOOK_DESTINATIONS in the README)")
-    done = {d["target"] for d in post["deliveries"] if d["ok"] and d["version"] == version}
-    attempts = [send(url, text) for url in urls if redact(url) not in done]
-    if not attempts:
+    pending: list[str] = []
+
+    def attempt(state):
+        post = _post(state, post_id)
+        version, sha = deliver_check(state, post_id)
+        done = {d["target"] for d in post["deliveries"] if d["ok"] and d["version"] == version}
+        pending[:] = [t for t in urls if t not in done]
+        now = _at(clock, state)
+        return [NewEvent("DeliveryAttempted", now, actor, {
+            "post": post_id, "version": version, "sha256": sha, "target": t}) for t in pending]
+
+    state = _act(store, incident, attempt, from_log=True)
+    if not pending:
         return []
-    def build(current):
+    published = state["posts"][post_id]["published"][-1]
+    version, text, sha = published["version"], published["text"], published["sha256"]
+    attempts = [send(urls[t], text) for t in pending]
+
+    def outcome(current):
         now = _at(clock, current)
         return [NewEvent("PostDelivered" if a.ok else "DeliveryFailed", now, actor, {
             "post": post_id, "version": version, "sha256": sha,
             "target": a.target, "error": a.error}) for a in attempts]
 
-    _act(store, incident, build)
+    _act(store, incident, outcome)
     failed = [a for a in attempts if not a.ok]
     if failed:
         raise DeliveryFailed(
@@ -444,18 +512,45 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     return [{"target": a.target, "ok": a.ok} for a in attempts]
 
 
-def _write_atomically(path: Path, record: dict) -> None:
+def deliver_check(state: dict, post_id: str) -> tuple[int, str]:
+    """(version, sha256) of the post's publication that may be delivered now, or Refused."""
+    incident = state["id"]
+    post = _post(state, post_id)
+    if not post["published"]:
+        raise Refused(f"incident {incident}: {post_id} is not published; publish it first")
+    if state["drill"]:
+        raise Refused(f"incident {incident} is a drill: posts are never delivered to real services")
+    published = post["published"][-1]
+    if text_hash(published["text"]) != published["sha256"]:
+        raise Refused(f"incident {incident}: the published text of {post_id} v{published['version']} does not "
+                      "match its hash; run playbook verify")
+    return published["version"], published["sha256"]
+
+
+def _outbox_text(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+
+
+def write_outbox_file(path: Path, record: dict) -> None:
+    """Write `record` to `path` atomically: a new temporary file created exclusively in
+    the same folder (never following a link planted there), fsynced, then renamed."""
+    import tempfile
+
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(record, f, ensure_ascii=False, indent=2)
-            f.write("\n")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(_outbox_text(record))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        tmp = None
     except OSError as e:
-        raise StoreError(f"cannot write to the outbox {path.parent}: {e.strerror}") from None
+        raise StoreError(f"cannot write to the outbox {path.parent}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def drafts(store, incident: str) -> list[dict]:

@@ -280,8 +280,9 @@ def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
 
 def _integrity(store, incident: str) -> dict:
     from .integrity import verify
+    from .rules import audit
 
-    result = verify(store, incident)
+    result = verify(store, incident, audit=audit)
     problems = list(result.problems)
     latest = None
     try:

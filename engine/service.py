@@ -29,16 +29,40 @@ def _apply_all(state: dict | None, events: list[NewEvent]) -> dict:
     return state
 
 
-def _act(store, incident: str, build: Callable[[dict], list[NewEvent]]) -> dict:
-    """Run `build` on the incident's state under the write lock and append its events."""
+def _act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_log: bool = False) -> dict:
+    """Run `build` on the incident's state under the write lock and append its events.
+
+    With `from_log` (the commands that release text), that state is folded from the log
+    and every logged event replayed through the rules (engine.rules) inside the same
+    transaction, so an edited projection or a logged action the rules refuse stops the
+    command instead of being relied on."""
     with store.transaction(incident) as tx:
         if tx.snapshot is None:
             raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-        events = build(tx.snapshot.state)
+        current = checked_state(store, incident, tx.snapshot.state) if from_log else tx.snapshot.state
+        events = build(current)
         if not events:
-            return tx.snapshot.state
-        state = _apply_all(tx.snapshot.state, events)
+            return current
+        state = _apply_all(current, events)
         tx.append(events, state)
+    return state
+
+
+def checked_state(store, incident: str, projection: dict) -> dict:
+    """The incident's state folded from its log, after checking that every logged event
+    obeys the rules and that the stored projection agrees; IntegrityError otherwise."""
+    from .errors import IntegrityError
+    from .events import canonical
+    from .rules import audit
+
+    state, problems = audit(store.events(incident))
+    if problems:
+        shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise IntegrityError(f"incident {incident}: its log records actions the rules refuse, so nothing "
+                             "is released; run playbook verify:\n" + "\n".join(f"  - {p}" for p in shown))
+    if state is None or canonical(state) != canonical(projection):
+        raise IntegrityError(f"incident {incident}: its stored state differs from the state folded from its "
+                             "log (edited?), so nothing is released; run playbook verify")
     return state
 
 
@@ -142,31 +166,35 @@ def _assignments(plan: dict, assign: dict[str, str], problems: list[str] | None 
 # -- people, tasks, notes, inputs -------------------------------------------------
 
 
+def assign_events(state: dict, actor: str, role: str, person: str, at: str) -> list[NewEvent]:
+    """`actor` giving `role` to `person`, or Refused (also replayed by verify)."""
+    _require_open(state, "assign roles")
+    _require_manager(state, actor, "assign roles")
+    _assignments(state["plan"], {role: person})
+    if person.strip() in state["roles"].get(role, []):
+        raise Refused(f"incident {state['id']}: {person} already holds {role}")
+    return [NewEvent("RoleAssigned", at, actor, {"role": role, "person": person.strip()})]
+
+
+def unassign_events(state: dict, actor: str, role: str, person: str, at: str) -> list[NewEvent]:
+    """`actor` taking `role` from `person`, or Refused (also replayed by verify)."""
+    _require_open(state, "change roles")
+    _require_manager(state, actor, "change roles")
+    _assignments(state["plan"], {role: person})
+    if person not in state["roles"].get(role, []):
+        raise Refused(f"incident {state['id']}: {person} does not hold {role}")
+    if state["plan"]["roles"][role]["required"] and len(state["roles"][role]) == 1:
+        raise Refused(f"incident {state['id']}: {role} is a required role and {person} is its "
+                      "only holder", [f"assign someone else first: playbook assign {state['id']} {role} NAME"])
+    return [NewEvent("RoleUnassigned", at, actor, {"role": role, "person": person})]
+
+
 def assign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
-    def build(state):
-        _require_open(state, "assign roles")
-        _require_manager(state, actor, "assign roles")
-        _assignments(state["plan"], {role: person})
-        if person.strip() in state["roles"].get(role, []):
-            raise Refused(f"incident {incident}: {person} already holds {role}")
-        return [NewEvent("RoleAssigned", _at(clock, state), actor,
-                         {"role": role, "person": person.strip()})]
-    return _act(store, incident, build)
+    return _act(store, incident, lambda state: assign_events(state, actor, role, person, _at(clock, state)))
 
 
 def unassign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
-    def build(state):
-        _require_open(state, "change roles")
-        _require_manager(state, actor, "change roles")
-        _assignments(state["plan"], {role: person})
-        if person not in state["roles"].get(role, []):
-            raise Refused(f"incident {incident}: {person} does not hold {role}")
-        if state["plan"]["roles"][role]["required"] and len(state["roles"][role]) == 1:
-            raise Refused(f"incident {incident}: {role} is a required role and {person} is its "
-                          "only holder", [f"assign someone else first: playbook assign {incident} {role} NAME"])
-        return [NewEvent("RoleUnassigned", _at(clock, state), actor,
-                         {"role": role, "person": person})]
-    return _act(store, incident, build)
+    return _act(store, incident, lambda state: unassign_events(state, actor, role, person, _at(clock, state)))
 
 
 def task(store, clock, actor: str, incident: str, name: str, *, done: bool = True) -> dict:

@@ -130,6 +130,7 @@ def describe(type_: str, data: dict) -> str:
         "PostRejected": lambda: f"rejected {p}: {d['reason']}",
         "IdentifiersOverridden": lambda: f"overrode the identifier warning on {p}: {d['reason']}",
         "PostPublished": lambda: f"published {p} (sha256 {d['sha256'][:12]}) to {d['outbox']}",
+        "DeliveryAttempted": lambda: f"sending {p} to {d['target']}",
         "PostDelivered": lambda: f"delivered {p} to {d['target']}",
         "DeliveryFailed": lambda: f"delivery of {p} to {d['target']} FAILED: {d['error']}",
         "ClockAdvanced": lambda: f"drill clock moved {format_duration(timedelta(seconds=d['seconds']))} "

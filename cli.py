@@ -1108,6 +1108,34 @@ def publish(ctx, incident, post, outbox, db, actor):
         _report_deliveries(incident, post, posts.deliver(store, clock, actor, incident, post, destinations))
 
 
+@main.group()
+def outbox() -> None:
+    """The outbox folder of published posts."""
+
+
+@outbox.command()
+@click.argument("incident", required=False)
+@click.option("--outbox", "folder", type=click.Path(file_okay=False), envvar="PLAYBOOK_OUTBOX",
+              help="Outbox folder. Default: $PLAYBOOK_OUTBOX, else 'outbox' beside the database.")
+@db_option
+@click.pass_context
+def rebuild(ctx, incident, folder, db):
+    """Re-create the outbox files of every publication in the log (of INCIDENT, or all).
+
+    Missing or altered files are written again from the log; identical ones are left alone."""
+    from pathlib import Path
+
+    from engine import posts
+    from engine.store import default_db_path
+
+    target = Path(folder) if folder else posts.default_outbox(db or default_db_path())
+    done = posts.rebuild_outbox(_store(ctx, db, read_only=True), target, incident)
+    for d in done:
+        click.echo(f"{d['incident']}: {d['post']} v{d['version']} "
+                   f"{'written to' if d['written'] else 'already in'} {d['path']}")
+    click.echo(f"{sum(d['written'] for d in done)} of {len(done)} outbox file(s) written.")
+
+
 def _destinations(db: str | None) -> dict:
     from engine.delivery import destinations_path, load_destinations
     from engine.store import default_location

@@ -166,3 +166,26 @@ def test_delivering_a_channel_with_no_destination_says_so(cli, store, approved_a
     assert result.exit_code == 4
     assert "no destinations configured for channel x" in result.stderr
     assert len(list(store.events(approved_ack))) == before
+
+
+def test_each_send_is_logged_before_it_is_made(cli, store, approved_ack, tmp_path, monkeypatch):
+    """A crash while sending leaves the attempt in the log; the retry sends again (at least
+    once) and the log shows both attempts."""
+    from engine import delivery
+
+    _destinations(tmp_path, monkeypatch, "json://127.0.0.1:9/hook")
+    logged_before_send = []
+
+    def crash(url, text, **kw):
+        logged_before_send.append([e.type for e in store.events(approved_ack)][-1])
+        raise KeyboardInterrupt  # killed mid-send
+
+    monkeypatch.setattr(delivery, "send", crash)
+    killed = cli("publish", approved_ack, "public_ack/x/en", "--as", "carol")
+    assert killed.exit_code == 130
+    assert logged_before_send == ["DeliveryAttempted"]
+    monkeypatch.setattr(delivery, "send", lambda url, text, **kw: delivery.Attempt(delivery.redact(url), True))
+    assert cli("deliver", approved_ack, "public_ack/x/en", "--as", "carol").exit_code == 0
+    types = [e.type for e in store.events(approved_ack)]
+    assert types[-4:] == ["PostPublished", "DeliveryAttempted", "DeliveryAttempted", "PostDelivered"]
+    assert cli("verify").exit_code == 0

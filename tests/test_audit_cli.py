@@ -163,3 +163,53 @@ def test_a_checkpoint_is_only_signed_after_every_incident_verified(cli, incident
     assert "run verify without INCIDENT" in result.stderr
     assert cli("verify", incident).exit_code == 0
     assert not (tmp_path / "cp.json").exists()
+
+
+def test_a_user_who_may_only_read_the_database_can_run_the_reading_commands(cli, incident, tmp_path, monkeypatch):
+    """Reading commands open the database read-only (SQLite mode=ro), so neither the file
+    nor its folder needs to be writable. Run in a separate process without the power
+    to bypass file permissions (as root: its capabilities dropped)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root bypasses file permissions and setpriv is not installed to drop that")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "vault" / "signing.key"))
+    assert cli("verify").exit_code == 0  # the owner signs a checkpoint
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "incidents.db")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything committed into the file we copy
+    con.close()
+    data = tmp_path / "ro"
+    data.mkdir()
+    db = data / "incidents.db"
+    shutil.copy(tmp_path / "incidents.db", db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYBOOK_")}
+    env.update(PLAYBOOK_DB=str(db), PLAYBOOK_KEY=str(tmp_path / "vault" / "signing.key"), PLAYBOOK_ACTOR="auditor")
+    db.chmod(0o444)
+    data.chmod(0o555)
+    try:
+        out = {}
+        for args in (["status", INCIDENT], ["log", INCIDENT], ["report", INCIDENT], ["verify"],
+                     ["export", INCIDENT], ["drafts", INCIDENT], ["list"]):
+            done = subprocess.run([*prefix, sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, (args, done.stderr)
+            out[args[0]] = done.stdout
+        assert "OK: " in out["verify"] and "against 1 checkpoint(s)" in out["verify"]
+        assert "No checkpoint signed: the database is read-only for you." in out["verify"]
+        written = subprocess.run([*prefix, sys.executable, "-m", "cli", "note", INCIDENT, "hi"], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert written.returncode == 8 and "cannot be written" in written.stderr
+        assert sorted(p.name for p in data.iterdir()) == ["incidents.db"]
+    finally:
+        data.chmod(0o755)
+        db.chmod(0o644)

@@ -87,8 +87,9 @@ def test_an_untouched_log_verifies(store, key):
     report = verify(store)
     assert (report.ok, report.incidents, report.events, report.problems) == (True, 2, 13, [])
     checkpoint(store, key, CP_AT)
-    report = verify(store)
+    report = verify(store, public_key_pem=public_key_pem(key))
     assert report.ok and report.checkpoints == 1
+    assert verify(store).unchecked == 1  # without a trusted key, a stored checkpoint proves nothing
 
 
 def test_verify_one_incident_reads_only_that_one(store, db):
@@ -233,7 +234,7 @@ def test_a_recomputed_chain_is_invisible_without_a_checkpoint(store, db):
 def test_a_recomputed_chain_is_found_by_a_stored_checkpoint(store, db, key):
     checkpoint(store, key, CP_AT)
     edit_and_rechain(store, db)
-    assert verify(store).problems == [
+    assert verify(store, public_key_pem=public_key_pem(key)).problems == [
         f"incident INC-1 event 10: hash differs from the checkpoint of {CP_AT} (stored #1) (chain recomputed?)"
     ]
 
@@ -256,7 +257,7 @@ def test_a_truncated_tail_is_found_by_a_checkpoint(store, db, key):
     with attacker(db) as raw:
         raw.execute("DELETE FROM events WHERE incident = 'INC-1' AND seq >= 9")
         rehash_from(raw, store.database_id, "INC-1", 99)  # rewinds the snapshot to event 8
-    assert verify(store).problems == [
+    assert verify(store, public_key_pem=public_key_pem(key)).problems == [
         f"incident INC-1: log ends at seq 8 but checkpoint of {CP_AT} (stored #1) recorded seq 10 (truncated?)"
     ]
 
@@ -275,7 +276,7 @@ def test_a_later_checkpoint_covers_later_events_only(store, key):
     checkpoint(store, key, CP_AT)
     with store.transaction("INC-1") as tx:
         tx.append([NewEvent("NoteAdded", AT.format(30), "bob", {})], {"n": 11})
-    assert verify(store).ok
+    assert verify(store, public_key_pem=public_key_pem(key)).ok
 
 
 # --- bad checkpoints --------------------------------------------------------------------
@@ -292,14 +293,14 @@ def test_a_stored_checkpoint_with_a_bad_signature_is_a_problem(store, db, key):
     forged = dict(cp, heads={"INC-1": {"seq": 12, "hash": "00" * 32}})
     with attacker(db) as raw:
         raw.execute("UPDATE checkpoints SET body = ?", (json.dumps(forged),))
-    assert verify(store).problems == [f"checkpoint signature invalid (checkpoint of {CP_AT} (stored #1))"]
+    assert verify(store, public_key_pem=public_key_pem(key)).problems == [f"checkpoint signature invalid (checkpoint of {CP_AT} (stored #1))"]
 
 
 def test_a_checkpoint_signed_by_another_key_fails_against_the_auditors_key(store, tmp_path, key):
     other = load_or_create_key(tmp_path / "other.key")
     cp = checkpoint(store, other, CP_AT)
     text = problems_of(verify(store, checkpoint=cp, public_key_pem=public_key_pem(key)))
-    assert text == f"checkpoint signature invalid (checkpoint of {CP_AT}): signed by a different key than the one given"
+    assert text == f"checkpoint signature invalid (checkpoint of {CP_AT}): signed by a different key than the configured or given one (forged?)"
 
 
 def test_a_checkpoint_from_another_database_is_a_problem(store, tmp_path, key):
@@ -327,7 +328,8 @@ def test_checkpoint_refuses_to_sign_a_projection_that_disagrees_with_its_log(sto
 
 def test_checkpoint_contents(store, key):
     cp = checkpoint(store, key, CP_AT)
-    assert set(cp) == {"version", "database", "at", "heads", "public_key", "signature"}
+    assert set(cp) == {"version", "database", "at", "counter", "previous", "heads", "public_key", "signature"}
+    assert (cp["version"], cp["counter"], cp["previous"]) == (2, 1, None)
     last = list(store.events("INC-1"))[-1]
     assert cp["heads"]["INC-1"] == {"seq": 10, "hash": last.hash}
     assert cp["public_key"].startswith("-----BEGIN PUBLIC KEY-----")
@@ -350,7 +352,8 @@ def test_the_key_is_created_once_with_owner_only_permissions(tmp_path):
     first = load_or_create_key(path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert public_key_pem(load_or_create_key(path)) == public_key_pem(first)
-    assert [p.name for p in path.parent.iterdir()] == ["signing.key"]  # no temporary left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["signing.key", "signing.key.pub"]  # no temporary
+    assert (path.parent / "signing.key.pub").read_text() == public_key_pem(first)
 
 
 def test_the_default_key_sits_beside_the_database_unless_playbook_key(monkeypatch, tmp_path):

@@ -207,12 +207,13 @@ def test_breaches_and_escalations_in_the_log_are_counted(store, clock, viral):
 
 
 def test_the_latest_checkpoint_covering_the_incident_is_included(store, clock, scripted, tmp_path):
-    from engine.integrity import checkpoint, load_or_create_key
+    from engine.integrity import checkpoint, load_or_create_key, public_key_pem
 
     key = load_or_create_key(tmp_path / "signing.key")
     checkpoint(store, key, "2026-03-14T18:00:00.000Z")
     cp = checkpoint(store, key, "2026-03-14T19:00:00.000Z")
-    g = build_report(store, scripted, clock.now())["integrity"]
+    assert build_report(store, scripted, clock.now())["integrity"]["checkpoints_unchecked"] == 2
+    g = build_report(store, scripted, clock.now(), public_key_pem=public_key_pem(key))["integrity"]
     assert g["ok"] and g["checkpoints_checked"] == 2
     assert g["checkpoint"]["stored"] == 2 and g["checkpoint"]["at"] == "2026-03-14T19:00:00.000Z"
     head = cp["heads"][scripted]

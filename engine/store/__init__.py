@@ -53,7 +53,7 @@ def local_folder(location: str | os.PathLike) -> Path:
 
 def open_store(
     location: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True,
-    database_id: str | None = None, migrate: bool = False,
+    database_id: str | None = None, migrate: bool = False, read_only: bool = False,
 ) -> Store:
     """Open (and by default create) the store at ``location``.
 
@@ -62,6 +62,8 @@ def open_store(
     untouched. With ``create=False`` a missing database raises NotFound.
     ``database_id`` is the id a *new* database gets (``db copy`` keeps the source's).
     A database with an older schema is refused unless ``migrate`` (``db upgrade``).
+    ``read_only`` opens an existing database without write access (never creating
+    one); writing through it raises StoreError.
     """
     if isinstance(location, str) and location == MEMORY:
         from engine.store.memory import MemoryStore
@@ -74,8 +76,8 @@ def open_store(
                              database_id=database_id, migrate=migrate)
     from engine.store.sqlite import SqliteStore
 
-    return SqliteStore(sqlite_path(location), busy_timeout=busy_timeout, create=create,
-                       database_id=database_id)
+    return SqliteStore(sqlite_path(location), busy_timeout=busy_timeout, create=create and not read_only,
+                       database_id=database_id, read_only=read_only)
 
 
 def default_location() -> str | Path:

@@ -121,10 +121,11 @@ class SqliteStore(Closing):
     """An incident database in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True,
-                 database_id: str | None = None):
+                 database_id: str | None = None, read_only: bool = False):
         self.path = Path(path)
         self.busy_timeout = float(busy_timeout)
         self._new_id = database_id
+        self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
         try:
             self._open(create)
@@ -138,7 +139,7 @@ class SqliteStore(Closing):
     # --- errors ---------------------------------------------------------------
 
     def _translate(self, e: sqlite3.Error, incident: str | None = None) -> PlaybookError:
-        where = str(self.path)
+        where = shown(self.path)
         primary = _primary_code(e)
         text = str(e)
         if _is_busy(e):
@@ -149,6 +150,8 @@ class SqliteStore(Closing):
             return StoreError(f"{where}: the database refused the change: {text}")
         if primary in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
             return StoreError(f"{where} is damaged or is not a database ({text}); restore it from a backup")
+        if primary == 8 and self.read_only:
+            return StoreError(f"{where} was opened read-only, for a command that only reads")
         if primary == 8:  # SQLITE_READONLY
             return StoreError(f"{where} cannot be written ({text}): is the file or its folder read-only?")
         if primary == 14:  # SQLITE_CANTOPEN
@@ -174,8 +177,41 @@ class SqliteStore(Closing):
 
     # --- opening ----------------------------------------------------------------
 
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        from urllib.parse import quote
+
+        uri = f"file:{quote(str(self.path.absolute()))}?mode=ro" + ("&immutable=1" if immutable else "")
+        return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+
+    def _open_read_only(self) -> str:
+        """Inspect the database through a read-only connection.
+
+        Reading a WAL database needs its shared-memory file (``-shm``): while a writer
+        has the database open it exists and is shared; when none does and this user may
+        not create it (a read-only folder), the file is read as immutable, which is safe
+        only because no write-ahead log (``-wal``) holds committed pages outside it."""
+        try:
+            self._c.execute("BEGIN")
+            try:
+                return self._inspect()
+            finally:
+                self._c.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if _primary_code(e) not in (8, 14) or wal.exists():
+                raise
+        self._conn.close()
+        self._conn = self._connect(immutable=True)
+        self._c.execute("BEGIN")
+        try:
+            return self._inspect()
+        finally:
+            self._c.execute("ROLLBACK")
+
     def _open(self, create: bool) -> None:
-        where = self.path
+        where = shown(self.path)
         try:
             if self.path.is_dir():
                 raise StoreError(f"{where} is a folder, not a database file")
@@ -193,9 +229,18 @@ class SqliteStore(Closing):
         if header and header != SQLITE_HEADER:
             raise StoreError(f"{where} is not a SQLite database (some other kind of file); left it untouched")
         with self._guard():
-            self._conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None
-            )
+            self._conn = self._connect()
+            if self.read_only:
+                kind = self._open_read_only()
+                if kind == "empty":
+                    raise NotFound(f"{where} holds no incident database yet")
+                if kind != "ours":
+                    raise StoreError(f"{where}: {kind}; left it untouched")
+                meta = self._c.execute("SELECT schema_version, database_id FROM meta WHERE id = 1").fetchone()
+                if meta is None or meta[0] != SCHEMA_VERSION:
+                    raise StoreError(f"{where}: the database's meta row is missing or damaged")
+                self.database_id = meta[1]
+                return
             self._c.execute("BEGIN")  # one read snapshot for all of the inspection
             try:
                 kind = self._inspect()
@@ -454,6 +499,12 @@ def _batches(rows) -> Iterator[list[tuple]]:
             batch = []
     if batch:
         yield batch
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path for a message: a very long one (a mistake, or an attack) is shortened."""
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:120]}...({len(text)} characters)...{text[-40:]}"
 
 
 def _primary_code(e: sqlite3.Error) -> int | None:

@@ -224,6 +224,26 @@ def in_process(dbs: dict[str, Path], incident: str, iterations: int) -> dict[str
     return times
 
 
+def release_check(path: Path, incident: str, runs: int = 5) -> list[float]:
+    """Seconds of the log check the release commands run inside their write transaction."""
+    from engine.rules import audit
+    from engine.store import open_store
+
+    store = open_store(path)
+    try:
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            with store.transaction(incident):
+                state, problems = audit(store.events(incident))
+            times.append(time.perf_counter() - t)
+            if problems:
+                raise SystemExit(f"the rules refused events of the benchmark's log: {problems[:3]}")
+        return times
+    finally:
+        store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs (10 per command, 300 in-process)")
@@ -278,6 +298,10 @@ def main() -> None:
         for kind in ("read", "open+read"):
             value = med(times[f"{long_name} {kind}"]) / med(times[f"{short_name} {kind}"])
             print(f"  {kind + ', long / short':<24} {verdict(value, 1.2)}")
+
+        print("\n== in process: the check approve, publish and deliver add (refold + rules, engine.rules.audit) ==")
+        for name, path in dbs.items():
+            print(f"  {name:<26} median {statistics.median(release_check(path, incident)) * 1e3:9.2f} ms")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -20,12 +20,13 @@ seq and hash at a moment) does it report what a careful attacker can hide from
 the chain alone: a modified event *with every later hash recomputed*, a
 truncated tail (last events deleted and the snapshot rewound), or a whole
 incident removed. A checkpoint protects the log up to its heads, and only if
-the attacker could not re-sign it: that is, it was signed with a key they do
-not hold, or an auditor keeps a copy (``verify(..., checkpoint=...)``) and
-checks it with a public key they obtained independently
-(``public_key_pem=...``). Checkpoints stored in the database are checked with
-their own embedded public key unless one is given; someone who can rewrite the
-database *and* read the key can replace them.
+the attacker could not re-sign it: so only checkpoints signed by the configured
+key (or a public key an auditor obtained independently, ``public_key_pem=...``)
+count; one signed by any other key is a problem, never trusted for its embedded
+key. Each checkpoint names its predecessor's hash and a counter, so deleting or
+inserting a stored one breaks their chain; a folder of copies kept outside the
+database (``checkpoint_dir``) shows the deletion of the latest ones too, and
+:func:`checkpoint` refuses to continue a chain another key signed.
 
 What it does **not** guarantee
 ------------------------------
@@ -34,7 +35,8 @@ What it does **not** guarantee
 * Events appended after the last checkpoint can be changed and re-chained
   undetectably (take checkpoints often; hand them to auditors).
 * Deleting or replacing the whole database file (and the checkpoints stored
-  in it) is not detected without a checkpoint held elsewhere.
+  in it) is not detected without a checkpoint held elsewhere (``checkpoint_dir``,
+  or a copy an auditor keeps).
 * By default the signing key sits beside the database (``signing.key`` in the
   database's folder, mode 0600), so anyone who can read it can forge new
   checkpoints. Keep it elsewhere with ``$PLAYBOOK_KEY`` (another account, a

@@ -895,6 +895,7 @@ def _prepare_output(output: str) -> tuple[int, str]:
     from engine.errors import StoreError
 
     target = Path(output)
+    _output_folder(output)
     try:
         if target.is_dir():
             raise StoreError(f"{output}: is a folder; give a file name (nothing was signed)")

@@ -126,10 +126,10 @@ def test_verify_with_another_signing_key_refuses_to_continue_the_chain(cli, inci
     assert _stored(db) == 1
 
 
-def test_verify_into_a_missing_folder_exits_8_and_signs_nothing(cli, incident, db, tmp_path):
+def test_verify_into_a_missing_folder_exits_4_and_signs_nothing(cli, incident, db, tmp_path):
     result = cli("verify", "-o", str(tmp_path / "missing" / "cp.json"))
-    assert result.exit_code == 8, result.output
-    assert "cannot write" in result.output and "nothing was signed" in result.output
+    assert result.exit_code == 4, result.output
+    assert "does not exist" in result.output
     assert _stored(db) == 0
     assert cli("verify", "-o", str(tmp_path / "cp.json")).exit_code == 0
     assert json.loads((tmp_path / "cp.json").read_text())["counter"] == 1

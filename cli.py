@@ -694,19 +694,24 @@ def db() -> None:
 @click.option("--db", "location", metavar="PATH|URL", envvar="PLAYBOOK_DB",
               help="The database to upgrade (default: $PLAYBOOK_DB, else the default SQLite file).")
 def db_upgrade(location: str | None) -> None:
-    """Apply the schema migrations the database has not had yet (creating it if new)."""
+    """Apply the schema migrations the database has not had yet (creating it if new), and
+    rebuild from the log the projections an older version of the tool stored."""
+    from engine.incident import rebuild_stale
     from engine.store import default_location, open_store
 
     store = open_store(location or default_location(), create=True, migrate=True)
     try:
         applied = getattr(store, "applied_on_open", []) + store.upgrade()
         version = store.schema_version()
+        rebuilt = rebuild_stale(store)
     finally:
         store.close()
     if applied:
         click.echo(f"applied migration(s) {', '.join(map(str, applied))}; schema is now {version}")
     else:
-        click.echo(f"schema {version} is current; nothing to do")
+        click.echo(f"schema {version} is current")
+    click.echo(f"rebuilt {len(rebuilt)} incident projection(s) from the log" if rebuilt
+               else "every incident projection is current")
 
 
 @db.command(name="copy")

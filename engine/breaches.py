@@ -42,7 +42,7 @@ def due(store, now, within_seconds: int = 0, incident: str | None = None) -> lis
     items = []
     snaps = store.snapshots() if incident is None else [s for s in [store.snapshot(incident)] if s]
     for snap in snaps:
-        state = snap.state
+        state = inc.current_state(store, snap)
         for c in clocks(state, inc.effective_now(state, now)):
             if c.met_at is None and c.left.total_seconds() <= within_seconds:
                 items.append(DueItem(state["id"], state["title"], state["drill"], c))
@@ -116,7 +116,7 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
         destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]))
     report: list[dict] = []
     for snap in store.snapshots():
-        state = snap.state
+        state = inc.current_state(store, snap)
         if state["drill"]:
             continue
         for key, pending in state.get("notifications", {}).items():

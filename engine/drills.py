@@ -104,7 +104,7 @@ def advance_clock(store, clock, actor: str, incident: str, seconds: int) -> dict
     state = _act(store, incident, build)
     items = due(store, clock.now(), incident=incident)
     recorded = record(store, clock, items)
-    return {"state": store.snapshot(incident).state if recorded else state, "recorded": recorded,
+    return {"state": inc.current_state(store, store.snapshot(incident)) if recorded else state, "recorded": recorded,
             "injects": [i for i in state["injects"] if i["delivered_at"] == state["updated_at"]]}
 
 

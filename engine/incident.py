@@ -14,11 +14,19 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 
+#: The shape of the state this code folds. A stored projection of another version
+#: (0.1 stored none) is never trusted or compared: it is refolded from the log, which
+#: is the source of truth, and rewritten at the incident's next write (or by
+#: ``playbook db upgrade``). Bump it whenever ``apply`` changes what it produces.
+PROJECTION_VERSION = 2
+
+
 def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_place: bool = False) -> dict:
     """The state after one event. Never mutates its input, unless `in_place` (replay)."""
     if type == "IncidentStarted":
         plan = data["plan"]
         return {
+            "v": PROJECTION_VERSION,
             "id": data["incident"],
             "title": data["title"],
             "severity": data["severity"],
@@ -200,6 +208,31 @@ def replay(events: Iterable) -> dict | None:
     for e in events:
         state = apply(state, e.type, e.at, e.actor, e.data, in_place=state is not None)
     return state
+
+
+def is_current(state: dict | None) -> bool:
+    """Whether a stored projection has the shape this code folds."""
+    return isinstance(state, dict) and state.get("v") == PROJECTION_VERSION
+
+
+def current_state(store, snapshot) -> dict:
+    """The incident's state from its stored projection, or refolded from its log when
+    the projection was stored by another version of the tool."""
+    if is_current(snapshot.state):
+        return snapshot.state
+    return replay(store.events(snapshot.incident))
+
+
+def rebuild_stale(store) -> list[str]:
+    """Refold and rewrite every projection stored by another version; returns their ids."""
+    rebuilt = []
+    for incident in store.incidents():
+        with store.transaction(incident) as tx:
+            if tx.snapshot is None or is_current(tx.snapshot.state):
+                continue
+            tx.rewrite_projection(replay(store.events(incident)))
+            rebuilt.append(incident)
+    return rebuilt
 
 
 # -- questions -----------------------------------------------------------------

@@ -58,6 +58,7 @@ from pathlib import Path
 
 from engine.errors import IntegrityError, PlaybookError, StoreError
 from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
+from engine.incident import is_current
 from engine.store import Store, default_location, local_folder
 
 KEY_FILE = "signing.key"
@@ -403,7 +404,10 @@ def _check_state(store: Store, incident: str, state: dict, replay, audit, proble
                 problems.add(text)
         else:
             folded = replay(store.events(incident))
-        same = canonical(folded) == canonical(state)
+        # A projection stored by an older version of the tool has another shape: the log
+        # is the source of truth, and the projection is rebuilt from it (db upgrade, or
+        # the incident's next write), so only a current one is compared.
+        same = not is_current(state) or canonical(folded) == canonical(state)
     except (PlaybookError, LookupError, TypeError, ValueError, AttributeError) as e:
         problems.add(f"incident {incident}: its events cannot be folded into a state ({type(e).__name__}: {e})")
         return
@@ -433,6 +437,7 @@ def _checkpoint_heads(
         return [], len(stored) + len(external)
     sources = []
     previous = None
+    chained = False  # a version 2 checkpoint was seen: every later one must chain too
     for i, cp in enumerate(stored, 1):
         label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i})"
         found, heads = _check_checkpoint(cp, db, trusted_pem, label)
@@ -441,12 +446,18 @@ def _checkpoint_heads(
         if heads is not None:
             sources.append((label, heads))
             if cp.get("version") != CHECKPOINT_VERSION:
-                problems.add(f"{label}: an old (version 1) checkpoint that names no predecessor; "
-                             "it cannot show deleted checkpoints")
-            elif cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
-                    checkpoint_hash(previous) if previous is not None else None):
-                problems.add(f"{label}: does not follow the stored checkpoint before it "
-                             "(a checkpoint was deleted or inserted?)")
+                # Version 1 checkpoints (from before checkpoints were chained) are accepted
+                # as the chain's prefix: the first version 2 checkpoint counts them and
+                # names the last one, so a later deletion among them still shows.
+                if chained:
+                    problems.add(f"{label}: an old (version 1) checkpoint after chained ones "
+                                 "(inserted?); it names no predecessor")
+            else:
+                chained = True
+                if cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
+                        checkpoint_hash(previous) if previous is not None else None):
+                    problems.add(f"{label}: does not follow the stored checkpoint before it "
+                                 "(a checkpoint was deleted or inserted?)")
         previous = cp if isinstance(cp, dict) else None
     hashes = {checkpoint_hash(cp): n for n, cp in enumerate(stored, 1) if isinstance(cp, dict)}
     for name, cp in external:

@@ -39,7 +39,10 @@ def _act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_
     with store.transaction(incident) as tx:
         if tx.snapshot is None:
             raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-        current = checked_state(store, incident, tx.snapshot.state) if from_log else tx.snapshot.state
+        if from_log:
+            current = checked_state(store, incident, tx.snapshot.state)
+        else:
+            current = inc.current_state(store, tx.snapshot)
         events = build(current)
         if not events:
             return current
@@ -50,7 +53,8 @@ def _act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_
 
 def checked_state(store, incident: str, projection: dict) -> dict:
     """The incident's state folded from its log, after checking that every logged event
-    obeys the rules and that the stored projection agrees; IntegrityError otherwise."""
+    obeys the rules and that the stored projection agrees (when it has this version's
+    shape; an older one is simply replaced); IntegrityError otherwise."""
     from .errors import IntegrityError
     from .events import canonical
     from .rules import audit
@@ -60,7 +64,7 @@ def checked_state(store, incident: str, projection: dict) -> dict:
         shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
         raise IntegrityError(f"incident {incident}: its log records actions the rules refuse, so nothing "
                              "is released; run playbook verify:\n" + "\n".join(f"  - {p}" for p in shown))
-    if state is None or canonical(state) != canonical(projection):
+    if state is None or (inc.is_current(projection) and canonical(state) != canonical(projection)):
         raise IntegrityError(f"incident {incident}: its stored state differs from the state folded from its "
                              "log (edited?), so nothing is released; run playbook verify")
     return state
@@ -324,7 +328,7 @@ def _read(store, incident: str) -> dict:
     snap = store.snapshot(incident)
     if snap is None:
         raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-    return snap.state
+    return inc.current_state(store, snap)
 
 
 def status(store, incident: str) -> dict:
@@ -335,7 +339,7 @@ def list_incidents(store, *, include_closed: bool = False, stage: str | None = N
                    playbook: str | None = None) -> list[dict]:
     out = []
     for snap in store.snapshots():
-        s = snap.state
+        s = inc.current_state(store, snap)
         if not include_closed and inc.is_closed(s):
             continue
         if stage is not None and s["stage"] != stage:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from engine.incident import PROJECTION_VERSION as V
 from engine import integrity
 from engine.errors import IntegrityError, StoreError
 from engine.events import NewEvent, event_hash
@@ -43,7 +44,7 @@ def store(db):
     for incident, n in [("INC-1", 10), ("INC-2", 3)]:
         for i in range(1, n + 1):
             with s.transaction(incident) as tx:
-                tx.append([NewEvent("NoteAdded", AT.format(i), "alice", {"text": f"note {i}"})], {"n": i})
+                tx.append([NewEvent("NoteAdded", AT.format(i), "alice", {"text": f"note {i}"})], {"v": V, "n": i})
     yield s
     s.close()
 
@@ -197,13 +198,13 @@ def test_a_whole_incident_deleted_leaves_its_snapshot(store, db):
 
 def count_events(events) -> dict:
     """The fixture's fold: its state is the number of events."""
-    return {"n": sum(1 for _ in events)}
+    return {"v": V, "n": sum(1 for _ in events)}
 
 
 def test_an_edited_projection_state_is_found_by_refolding(store, db):
     assert verify(store, replay=count_events).ok
     with attacker(db) as raw:
-        raw.execute("UPDATE snapshots SET state = '{\"n\":99}' WHERE incident = 'INC-2'")
+        raw.execute(f"UPDATE snapshots SET state = '{{\"n\":99,\"v\":{V}}}' WHERE incident = 'INC-2'")
     assert verify(store).ok  # the hash chain does not cover the projection's state
     assert verify(store, replay=count_events).problems == [
         "incident INC-2: snapshot state differs from the state folded from its events (edited?)"
@@ -275,7 +276,7 @@ def test_an_incident_missing_from_the_log_is_found_by_a_checkpoint(store, db, ke
 def test_a_later_checkpoint_covers_later_events_only(store, key):
     checkpoint(store, key, CP_AT)
     with store.transaction("INC-1") as tx:
-        tx.append([NewEvent("NoteAdded", AT.format(30), "bob", {})], {"n": 11})
+        tx.append([NewEvent("NoteAdded", AT.format(30), "bob", {})], {"v": V, "n": 11})
     assert verify(store, public_key_pem=public_key_pem(key)).ok
 
 

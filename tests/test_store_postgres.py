@@ -291,6 +291,7 @@ def test_db_upgrade_creates_the_schema_and_then_has_nothing_to_do(pg_url, clock)
     assert first.exit_code == 0 and "applied migration(s) 1; schema is now 1" in first.output
     again = cli("db", "upgrade", "--db", pg_url)
     assert again.exit_code == 0 and "schema 1 is current" in again.output
+    assert "every incident projection is current" in again.output
 
 
 # -- the server itself goes away ---------------------------------------------------------------

@@ -53,6 +53,11 @@ class Transaction(Protocol):
         May be called once per transaction."""
         ...
 
+    def rewrite_projection(self, state: dict) -> None:
+        """Replace the stored projection with ``state`` (refolded from the log by a newer
+        version of the fold); the log and the snapshot's seq and head stay as they are."""
+        ...
+
 
 class Store(Protocol):
     """An append-only event store (see the module docstring)."""

@@ -42,11 +42,20 @@ class MemoryTransaction:
         self._pending = (rows, state_text)
         return [row_event(r) for r in rows]
 
+    def rewrite_projection(self, state: dict) -> None:
+        if not self._open or self.snapshot is None:
+            raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
+        self._rewritten = canonical(state).decode("utf-8")
+
     def _commit(self) -> None:
+        store = self._store
+        rewritten = getattr(self, "_rewritten", None)
+        if rewritten is not None and self._pending is None:
+            seq, head, _, at = store._snapshots[self.incident]
+            store._snapshots[self.incident] = (seq, head, rewritten, at)
         if self._pending is None:
             return
         rows, state_text = self._pending
-        store = self._store
         store._rows.setdefault(self.incident, []).extend(rows)
         last = rows[-1]
         store._snapshots[self.incident] = (last[1], last[7], state_text, last[3])

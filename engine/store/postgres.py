@@ -84,6 +84,13 @@ class PostgresTransaction:
         self._used = True
         return [row_event(r) for r in rows]
 
+    def rewrite_projection(self, state: dict) -> None:
+        if not self._open or self.snapshot is None:
+            raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
+        with self._store._guard(self.incident):
+            self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s",
+                               (canonical(state).decode("utf-8"), self.incident))
+
 
 class PostgresStore(Closing):
     """An incident database in a PostgreSQL database (see the module docstring)."""

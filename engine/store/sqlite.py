@@ -116,6 +116,13 @@ class SqliteTransaction:
         self._used = True
         return [row_event(r) for r in rows]
 
+    def rewrite_projection(self, state: dict) -> None:
+        if not self._open or self.snapshot is None:
+            raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
+        with self._store._guard(self.incident):
+            self._store._conn.execute("UPDATE snapshots SET state = ? WHERE incident = ?",
+                                      (canonical(state).decode("utf-8"), self.incident))
+
 
 class SqliteStore(Closing):
     """An incident database in one SQLite file (see the module docstring)."""

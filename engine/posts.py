@@ -242,6 +242,9 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
 
 
 def _check_version(state: dict, post_id: str, post: dict, version: int | None) -> None:
+    if version is not None and not 1 <= version <= post["version"]:
+        raise NotFound(f"incident {state['id']}: {post_id} has no version {version} (its current "
+                       f"version is {post['version']}; see playbook drafts {state['id']})")
     if version is not None and version != post["version"]:
         raise Refused(f"incident {state['id']}: {post_id} version {version} is superseded by "
                       f"version {post['version']}; review the current text and approve that",
@@ -267,9 +270,10 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
         reasons.append(f"it is {post['status']}, not a draft awaiting approval")
     if post["author"] == actor:
         reasons.append(f"{actor} rendered this version and cannot approve their own post")
-    policy = post["policy"]
-    wanted = [r for r in policy["all_of"] + policy["any_of"]
-              if r not in {a["role"] for a in post["approvals"]}]
+    elif actor in post.get("writers", ()):
+        reasons.append(f"{actor} wrote a version of this post since it was last approved and "
+                       "cannot approve it")
+    wanted = inc.approval_wanted(post)
     held = [r for r in wanted if r in inc.roles_of(state, actor)]
     if any(a["by"] == actor for a in post["approvals"]):
         reasons.append(f"{actor} has already approved this version")
@@ -290,6 +294,11 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
                          "(one approval counts for one role)")
     else:
         chosen = held[0]
+    granted_by = state.get("granted", {}).get(chosen, {}).get(actor) if chosen else None
+    if granted_by == actor:
+        reasons.append(f"{actor} assigned themselves {chosen}; another manager must assign it "
+                       f"(playbook assign {incident} {chosen} {actor} --as OTHER) before "
+                       f"{actor} can approve as {chosen}")
     leaks = sorted(set(post.get("leaks", [])) | set(confidential_leaks(state, post["text"]))
                    if post["public"] else [])
     if leaks:
@@ -310,7 +319,8 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
             "post": post_id, "version": post["version"], "sha256": post["sha256"],
             "reason": override.strip(), "hits": post["hits"]}))
     events.append(NewEvent("PostApproved", at, actor, {
-        "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen}))
+        "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen,
+        **({"granted_by": granted_by} if granted_by else {})}))
     return events
 
 

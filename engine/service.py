@@ -172,7 +172,10 @@ def assign_events(state: dict, actor: str, role: str, person: str, at: str) -> l
     _require_manager(state, actor, "assign roles")
     _assignments(state["plan"], {role: person})
     if person.strip() in state["roles"].get(role, []):
-        raise Refused(f"incident {state['id']}: {person} already holds {role}")
+        granted_by = state.get("granted", {}).get(role, {}).get(person.strip())
+        if not (granted_by == person.strip() and actor != person.strip()):
+            raise Refused(f"incident {state['id']}: {person} already holds {role}")
+        # another manager confirms a self-granted role: recorded as a new grant
     return [NewEvent("RoleAssigned", at, actor, {"role": role, "person": person.strip()})]
 
 

@@ -417,6 +417,84 @@ def test_one_person_holding_two_needed_roles_must_choose_and_counts_once(cli, db
     assert post["status"] == "draft" and [a["role"] for a in post["approvals"]] == ["compliance"]
 
 
+
+def test_approving_a_version_that_does_not_exist_exits_4_and_says_so(acknowledging, db):
+    """Only version 1 exists: --version 3 is not 'superseded', it does not exist."""
+    _render_ack(acknowledging)
+    for version in ("3", "0", "-1"):
+        out = _refused(acknowledging, db, 4, "approve", INC, "public_ack/x/en", "--version", version, "--as", "bob")
+        assert f"public_ack/x/en has no version {version} (its current version is 1" in out
+        assert "superseded" not in out
+    out = _refused(acknowledging, db, 4, "reject", INC, "public_ack/x/en", "--version", "2",
+                   "--reason", "x", "--as", "bob")
+    assert "has no version 2" in out
+
+
+def test_a_role_in_all_of_and_any_of_needs_two_approvals_and_is_offered_once(cli, db, tmp_path):
+    """all_of [legal] + any_of [legal, compliance]: one approval fills one requirement."""
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} has completed its review.",
+                                                {"all_of": ["legal"], "any_of": ["legal", "compliance"]})})
+    _start(cli, path)
+    for person in ("lena", "leo"):
+        assert cli("assign", INC, "legal", person, "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "lena")
+    assert result.exit_code == 0, result.output  # not "could approve as legal, legal"
+    assert "still needs 1 more approval(s) from legal, compliance besides the all_of approvals" in result.output
+    assert _drafts(cli)["statement/x/en"]["status"] == "draft"
+    _refused(cli, db, 5, "publish", INC, "statement/x/en", "--as", "carol")
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "leo")
+    assert result.exit_code == 0 and "fully approved" in result.output
+    assert [(a["by"], a["role"]) for a in _drafts(cli)["statement/x/en"]["approvals"]] == [
+        ("lena", "legal"), ("leo", "legal")]
+
+
+def test_whoever_wrote_any_version_since_the_last_approval_cannot_approve(cli, db, tmp_path):
+    """bob (spokesperson, also a writer) edits v2, carol makes v3: bob's text is still in it."""
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")})
+    _start(cli, path)
+    assert cli("assign", INC, "spokesperson", "sam", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert cli("edit", INC, "statement/x/en", "--text", "We did nothing wrong.", "--as", "bob").exit_code == 0
+    assert cli("edit", INC, "statement/x/en", "--text", "We did nothing wrong at all.", "--as", "carol").exit_code == 0
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "3", "--as", "bob")
+    assert "bob wrote a version of this post since it was last approved and cannot approve it" in out
+    assert cli("approve", INC, "statement/x/en", "--version", "3", "--as", "sam").exit_code == 0
+    # after an approval, a new version's writers start afresh: bob may approve carol's v4
+    assert cli("edit", INC, "statement/x/en", "--text", "We are reviewing what happened.", "--as", "carol").exit_code == 0
+    assert cli("approve", INC, "statement/x/en", "--version", "4", "--as", "bob").exit_code == 0
+
+
+def test_a_self_granted_approving_role_needs_another_manager_before_it_approves(cli, db, tmp_path):
+    """The lead assigns herself spokesperson: she holds it, but cannot approve with it until
+    another manager assigns it to her; the approval records who granted the role."""
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")})
+    _start(cli, path)
+    assert cli("assign", INC, "spokesperson", "alice", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "alice")
+    assert "alice assigned themselves spokesperson; another manager must assign it" in out
+    # assigning herself again changes nothing; a second manager's assignment is a new grant
+    out = _refused(cli, db, 5, "assign", INC, "spokesperson", "alice", "--as", "alice")
+    assert "alice already holds spokesperson" in out
+    assert cli("assign", INC, "lead", "lou", "--as", "alice").exit_code == 0
+    assert cli("assign", INC, "spokesperson", "alice", "--as", "lou").exit_code == 0
+    assert cli("approve", INC, "statement/x/en", "--version", "1", "--as", "alice").exit_code == 0
+    approval = next(e for e in _events(db) if e.type == "PostApproved")
+    assert (approval.actor, approval.data["role"], approval.data["granted_by"]) == ("alice", "spokesperson", "lou")
+
+
+def test_a_role_self_assigned_at_start_does_not_approve_either(cli, db, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")})
+    result = cli("start", str(path), "--title", "Test", "--assign", "lead=alice",
+                 "--assign", "spokesperson=alice", "--as", "alice")
+    assert result.exit_code == 0, result.output
+    assert cli("assign", INC, "comms", "carol", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "alice")
+    assert "alice assigned themselves spokesperson" in out
+
+
 # -- reject ---------------------------------------------------------------------------------------
 
 
@@ -489,7 +567,7 @@ def test_the_outbox_file_holds_exactly_what_was_approved(acknowledging, db, outb
     assert record["text"] == approved_text
     assert record["sha256"] == text_hash(approved_text) == approval.data["sha256"]
     assert record["approvals"] == [{"by": "bob", "role": "spokesperson", "at": "2026-03-14T09:00:00.000Z",
-                                    "sha256": record["sha256"]}]
+                                    "sha256": record["sha256"], "granted_by": "alice"}]
     assert (record["post"], record["version"], record["channel"], record["lang"]) == ("public_ack/x/en", 1, "x", "en")
     assert record["published_by"] == "carol" and record["identifier_override"] is None
     published = [e for e in _events(db) if e.type == "PostPublished"]

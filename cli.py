@@ -309,7 +309,19 @@ def start(ctx, playbook, title, severity, inputs, assign, db, actor, as_json):
     )
     if not as_json:
         click.echo(f"Started {state['id']}.\n")
+    _warn_confidential(state)
     _show_state(ctx, state, actor, as_json)
+
+
+def _warn_confidential(state: dict) -> None:
+    """A confidential value typed into the title or a non-confidential input can reach a
+    public post from there: say so now, not when an approver is refused."""
+    from engine.leaks import echoes
+
+    for field, name in echoes(state):
+        where = "the title" if field == "title" else f"input {field}"
+        click.echo(f"warning: {state['id']}: {where} contains the value of confidential input {name}; "
+                   "a public post showing it can never be approved", err=True)
 
 
 @main.command()
@@ -447,8 +459,9 @@ def set_(ctx, incident, values, db, actor):
     from engine import service
     from engine.inputs import parse_pairs
 
-    service.set_inputs(_store(ctx, db), _clock(ctx), _actor(actor), incident, parse_pairs(values, "set"))
+    state = service.set_inputs(_store(ctx, db), _clock(ctx), _actor(actor), incident, parse_pairs(values, "set"))
     click.echo(f"{incident}: inputs updated.")
+    _warn_confidential(state)
 
 
 @main.command()

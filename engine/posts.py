@@ -23,25 +23,17 @@ from .events import NewEvent, canonical
 from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
 
 
-def _plain(text: str) -> str:
-    """Text as a reader sees it, for matching: HTML entities decoded, NFKC, no
-    invisible format characters, single spaces, case folded."""
-    import html
-    import unicodedata
-
-    text = unicodedata.normalize("NFKC", html.unescape(text))
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return " ".join(text.split()).casefold()
-
-
 def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
-    """Confidential inputs whose current value appears in a (public) post's text."""
-    flat = _plain(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
+    """Confidential inputs whose current value a reader would recognise in a (public)
+    post's text, however disguised (see :mod:`engine.leaks`)."""
+    from .leaks import Text
+
+    prepared = Text(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
     spec = state["plan"]["inputs"]
     values = {**state["inputs"], **(extra or {})}
     return sorted(k for k, v in values.items()
                   if k in spec and spec[k]["confidential"] and v not in (None, "")
-                  and len(_plain(str(v))) >= 3 and _plain(str(v)) in flat)
+                  and prepared.reveals(str(v)))
 
 
 def _ours(found: str, contacts: set[str]) -> bool:

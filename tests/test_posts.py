@@ -752,3 +752,49 @@ def test_outbox_rebuild_writes_what_publish_wrote(acknowledging, db, outbox, tmp
     assert cli("outbox", "rebuild", INC, "--outbox", str(other)).exit_code == 0
     assert (other / INC / "public_ack.x.en.v1.json").read_bytes() == published
     assert cli("outbox", "rebuild", "INC-NOPE", "--outbox", str(other)).exit_code == 4
+
+
+# -- confidential values, however disguised ---------------------------------------------------
+
+
+@pytest.mark.parametrize("template", [
+    "{{ incident.title|reverse }}",
+    "{{ incident.title|join(' ') }}",
+    "{{ incident.title|replace(' ', '') }}",
+    "#{{ incident.title|replace(' ', '') }}",
+])
+def test_a_confidential_value_typed_into_the_title_is_caught_through_filters(cli, db, tmp_path, template):
+    path = _playbook(tmp_path, {"statement": _x(template)},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    result = cli("start", str(path), "--title", "Maria Garcia", "--set", "patient_name=Maria Garcia",
+                 "--assign", "lead=alice", "--assign", "spokesperson=bob", "--as", "alice")
+    assert result.exit_code == 0, result.output
+    assert ("warning: INC-20260314-001: the title contains the value of confidential input patient_name"
+            in result.output)
+    assert cli("assign", INC, "comms", "carol", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert "CONFIDENTIAL input patient_name appears" in cli("drafts", INC).output
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
+    assert "contains the value of confidential input(s) patient_name" in out
+
+
+def test_a_disguised_confidential_value_in_an_edit_cannot_be_approved(cli, db, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    _start(cli, path, "--set", "patient_name=Maria Garcia")
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    for version, text in ((2, "We spoke with Garcia, Maria today."), (3, "We spoke with M\u0430ria G\u0430rcia.")):
+        assert cli("edit", INC, "statement/x/en", "--text", text, "--as", "carol").exit_code == 0
+        out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", str(version), "--as", "bob")
+        assert "confidential input(s) patient_name" in out
+
+
+def test_setting_a_confidential_value_that_is_in_the_title_warns(cli, db, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    result = cli("start", str(path), "--title", "Complaint by GARCIA, Maria", "--assign", "lead=alice",
+                 "--assign", "spokesperson=bob", "--as", "alice")
+    assert result.exit_code == 0 and "warning" not in result.output
+    result = cli("set", INC, "patient_name=Maria Garcia", "--as", "alice")
+    assert result.exit_code == 0
+    assert "warning: INC-20260314-001: the title contains the value of confidential input patient_name" in result.output

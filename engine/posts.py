@@ -205,10 +205,15 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
     """A hand-edited new version of a draft: measured, scanned, and needing approval again."""
     from .sandbox import MAX_OUTPUT
 
+    from .safetext import refuse_unsafe
+
     loaded = pinned_playbook(store, incident)
-    text = text.strip()
+    text = text.replace("\r\n", "\n").strip()
     if not text or len(text) > MAX_OUTPUT:
         raise UsageError(f"the edited text must be 1 to {MAX_OUTPUT} characters")
+    refuse_unsafe("the edited text", text)
+    if subject is not None:
+        refuse_unsafe("--subject", subject, one_line=True)
 
     def build(state):
         _require_open(state, "edit posts")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import Refused
+from .safetext import describe, first_unsafe
 from .sandbox import MAX_OUTPUT, environment
 
 try:
@@ -231,6 +232,10 @@ def render_here(source: str, context: dict, *, html: bool, where: str,
         raise Refused(f"{where}: the template failed while rendering "
                       f"({type(e).__name__}: {e}); nothing was recorded") from None
     text = "".join(parts).strip()
+    unsafe = first_unsafe(text)
+    if unsafe is not None:
+        raise Refused(f"{where}: the rendered text contains {describe(unsafe)}: control characters "
+                      "and bidirectional overrides can hide or reorder text on a screen; nothing was recorded")
     if _PYTHON_REPR[0].search(text) or _PYTHON_REPR[1].search(text):
         raise Refused(f"{where}: the template printed a Python object instead of text "
                       "(a function, class or macro not called); nothing was recorded")

@@ -104,7 +104,7 @@ def compile_plan(pb: Any, sha256: str) -> dict:
             tid: {
                 "title": t.title,
                 "channels": {ch: sorted(langs) for ch, langs in t.channels.items()},
-                "public": any(CHANNELS[ch].public for ch in t.channels if ch in CHANNELS),
+                "public": any(pb.audience(tid, ch) == "public" for ch in t.channels if ch in CHANNELS),
             }
             for tid, t in pb.templates.items()
         },

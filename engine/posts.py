@@ -142,9 +142,10 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                                    f"for {ch} (languages: {', '.join(available)})")
                 source = available[lang]
                 where = f"{template}/{ch}/{lang}" + (f"/{ref}" if ref else "")
-                ctx = context(state, public=profile.public, overrides=extra)
+                public = pb.audience(template, ch) == "public"
+                ctx = context(state, public=public, overrides=extra)
                 withheld = frozenset(k for k, v in state["plan"]["inputs"].items()
-                                     if v["confidential"] and profile.public)
+                                     if v["confidential"] and public)
                 if isinstance(source, str):
                     text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
                 else:
@@ -164,10 +165,11 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
              at: str, actor: str, extra: dict | None = None, edited: bool = False,
              recipient: str | None = None) -> NewEvent:
     """A new version of a post: its text measured against the channel and scanned."""
-    from .channels import CHANNELS, count, subject_count
+    from .channels import count, subject_count
     from .render import scan
 
-    profile = CHANNELS[channel]
+    audience = pb.audience(template, channel)
+    public = audience == "public"
     if isinstance(text, dict):
         measured = count(channel, text["body"], limit=pb.channel_limit(channel))
         if not subject_count(text["subject"]).fits:
@@ -177,7 +179,7 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         measured = count(channel, text, limit=pb.channel_limit(channel))
         scanned = text
     hits, leaks = [], []
-    if profile.public:
+    if public:
         # our own contacts come from the incident's inputs only, never from a render override
         ours = {str(v) for k, v in state["inputs"].items()
                 if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
@@ -189,7 +191,8 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         "version": (previous["version"] + 1) if previous else 1,
         "text": text,
         "sha256": text_hash(text),
-        "public": profile.public,
+        "public": public,
+        "audience": audience,
         "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
                   "detail": measured.detail, "fits": measured.fits},
         "hits": [h.to_json() for h in hits],

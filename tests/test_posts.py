@@ -798,3 +798,53 @@ def test_setting_a_confidential_value_that_is_in_the_title_warns(cli, db, tmp_pa
     result = cli("set", INC, "patient_name=Maria Garcia", "--as", "alice")
     assert result.exit_code == 0
     assert "warning: INC-20260314-001: the title contains the value of confidential input patient_name" in result.output
+
+
+# -- audiences: an SMS is a broadcast unless the template says otherwise ------------------------
+
+
+def _sms_playbook(tmp_path, text: str, audience: str | None = None):
+    template = {"approval": {"all_of": ["spokesperson"]}, "channels": {"sms": {"en": text}}}
+    if audience:
+        template["audience"] = audience
+    path = _playbook(tmp_path, {"alert": template},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["stages"]["respond"]["deadline"] = {"within": "60m", "until": "first_public_post"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _first_public_post_met(cli) -> bool:
+    clocks = json.loads(cli("status", INC, "--json").output)["clocks"]
+    return next(c for c in clocks if c["label"] == "first public post in stage respond")["met_at"] is not None
+
+
+def test_a_mass_sms_naming_a_confidential_input_does_not_validate(cli, tmp_path):
+    result = cli("validate", str(_sms_playbook(tmp_path, "{{ patient_name }}: measles exposure alert.")))
+    assert result.exit_code == 3
+    assert "confidential input 'patient_name' would be published on the public channel 'sms'" in result.output
+
+
+def test_a_broadcast_sms_is_scanned_and_meets_the_public_clock(cli, db, tmp_path):
+    _start(cli, _sms_playbook(tmp_path, "Measles alert: call 020 7946 0958 if you have a fever."))
+    assert cli("render", INC, "alert", "--as", "carol").exit_code == 0
+    post = _drafts(cli)["alert/sms/en"]
+    assert post["public"] is True and [h["kind"] for h in post["hits"]] == ["phone number"]
+    _refused(cli, db, 5, "approve", INC, "alert/sms/en", "--version", "1", "--as", "bob")
+    assert cli("approve", INC, "alert/sms/en", "--version", "1", "--as", "bob",
+               "--override-identifiers", "the public hotline").exit_code == 0
+    assert not _first_public_post_met(cli)
+    assert cli("publish", INC, "alert/sms/en", "--as", "carol").exit_code == 0
+    assert _first_public_post_met(cli)
+
+
+def test_a_direct_sms_may_name_the_patient_and_is_not_a_public_post(cli, db, tmp_path):
+    _start(cli, _sms_playbook(tmp_path, "{{ patient_name }}, please call us.", audience="direct"),
+           "--set", "patient_name=Jane Doe")
+    assert cli("render", INC, "alert", "--as", "carol").exit_code == 0
+    post = _drafts(cli)["alert/sms/en"]
+    assert (post["public"], post["text"], post["leaks"]) == (False, "Jane Doe, please call us.", [])
+    assert cli("approve", INC, "alert/sms/en", "--version", "1", "--as", "bob").exit_code == 0
+    assert cli("publish", INC, "alert/sms/en", "--as", "carol").exit_code == 0
+    assert not _first_public_post_met(cli)

@@ -113,7 +113,7 @@ def test_using_a_confidential_input_on_a_public_channel_is_refused_by_name(state
     assert info.value.exit_code == 5
 
 
-@pytest.mark.parametrize("channel", ["email", "sms", "chat"])
+@pytest.mark.parametrize("channel", ["email", "chat"])
 def test_confidential_inputs_are_available_on_private_channels(state, channel):
     assert CHANNELS[channel].public is False
     ctx = context(state, public=CHANNELS[channel].public)

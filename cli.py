@@ -326,6 +326,7 @@ def start(ctx, playbook, title, severity, inputs, assign, db, actor, as_json):
     state = service.start(
         _store(ctx, db), _clock(ctx), actor, loaded, title=title, severity=severity,
         inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
+        region=os.environ.get("PLAYBOOK_REGION"),
     )
     if not as_json:
         click.echo(f"Started {state['id']}.\n")
@@ -666,6 +667,7 @@ def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor, a
     state = service.start(
         _store(ctx, db), _clock(ctx), actor, loaded, title=title, severity=severity,
         inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
+        region=os.environ.get("PLAYBOOK_REGION"),
         drill=True, scenario=injects,
     )
     if not as_json:

@@ -177,6 +177,12 @@ def _settings(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
         if name not in CHANNELS:
             yield smap.diagnostic(("channels", name), f"unknown channel {name!r} (known: "
                                   f"{', '.join(CHANNELS)})", key=True)
+    if pb.region is not None:
+        import phonenumbers
+
+        if pb.region not in phonenumbers.SUPPORTED_REGIONS:
+            yield smap.diagnostic(("region",), f"unknown region {pb.region!r}: give an ISO 3166 "
+                                  "country code such as US, GB or ES")
     for name, pattern in pb.identifiers.items():
         try:
             re.compile(pattern)

@@ -71,6 +71,7 @@ def compile_plan(pb: Any, sha256: str) -> dict:
         "sha256": sha256,
         "initial": pb.initial_stage,
         "severities": list(pb.severities),
+        "region": pb.region,
         "roles": {rid: {"title": r.title, "required": r.required} for rid, r in pb.roles.items()},
         "managers": pb.manager_roles(),
         "inputs": {

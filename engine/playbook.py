@@ -401,6 +401,10 @@ class Playbook(_Model):
         "deadline such as regulator_notified: {within: 72h, from: discovered_at, until: "
         "{published: regulator_notification}}",
     )
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
+        None, description="the organisation's country (ISO 3166-1 alpha-2, e.g. US, GB, ES): how "
+        "phone numbers without a country code are read in the identifier scan (default: "
+        "$PLAYBOOK_REGION at start, else US)")
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",

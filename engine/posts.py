@@ -166,7 +166,7 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
              recipient: str | None = None) -> NewEvent:
     """A new version of a post: its text measured against the channel and scanned."""
     from .channels import count, subject_count
-    from .render import scan
+    from .render import DEFAULT_REGION, scan
 
     audience = pb.audience(template, channel)
     public = audience == "public"
@@ -183,7 +183,8 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         # our own contacts come from the incident's inputs only, never from a render override
         ours = {str(v) for k, v in state["inputs"].items()
                 if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
-        hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)]
+        region = state["plan"].get("region") or DEFAULT_REGION
+        hits = [h for h in scan(scanned, pb.identifiers, region) if not _ours(h.text, ours)]
         leaks = confidential_leaks(state, text, extra)
     previous = state["posts"].get(post_id)
     return NewEvent("PostDrafted", at, actor, {

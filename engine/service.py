@@ -93,8 +93,11 @@ def _require_member(state: dict, actor: str, action: str) -> None:
 
 def start(store, clock, actor: str, loaded, *, title: str, severity: str | None = None,
           inputs: dict[str, str] | None = None, assign: dict[str, str] | None = None,
-          drill: bool = False, scenario: list[dict] | None = None) -> dict:
-    """Create an incident from a loaded playbook; pin its exact text; return its state."""
+          drill: bool = False, scenario: list[dict] | None = None, region: str | None = None) -> dict:
+    """Create an incident from a loaded playbook; pin its exact text; return its state.
+
+    `region` (PLAYBOOK_REGION) is the organisation's country for reading phone numbers,
+    used when the playbook names none; the incident keeps it in its plan."""
     from .inputs import resolve
     from .plan import compile_plan
 
@@ -115,6 +118,14 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
         problems.append(f"severity {severity!r} is not one of {', '.join(pb.severities)}")
     plan = compile_plan(pb, loaded.sha256)
     plan["order"] = inc.plan_order(plan)  # survives storage, which sorts mapping keys
+    if plan["region"] is None and region:
+        import phonenumbers
+
+        if region.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+            problems.append(f"PLAYBOOK_REGION: unknown region {region!r}: give an ISO 3166 country "
+                            "code such as US, GB or ES")
+        else:
+            plan["region"] = region.strip().upper()
     values = resolve(plan["inputs"], inputs or {}, fill_defaults=True, now=clock.now(), problems=problems)
     people = _assignments(plan, assign or {}, problems, others=[actor])
     missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people]

@@ -848,3 +848,39 @@ def test_a_direct_sms_may_name_the_patient_and_is_not_a_public_post(cli, db, tmp
     assert cli("approve", INC, "alert/sms/en", "--version", "1", "--as", "bob").exit_code == 0
     assert cli("publish", INC, "alert/sms/en", "--as", "carol").exit_code == 0
     assert not _first_public_post_met(cli)
+
+
+# -- the organisation's region: how phone numbers without a country code are read ------------
+
+
+def _region_playbook(tmp_path, region: str | None):
+    path = _playbook(tmp_path, {"statement": _x("Call 555-0199 for help.")})
+    if region:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc["region"] = region
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("region, env, hits", [
+    (None, None, [{"kind": "phone number", "text": "555-0199"}]),  # default US
+    ("ES", None, []),  # a Spanish number has 9 digits: 555-0199 is not one
+    (None, "ES", []),
+    ("US", "ES", [{"kind": "phone number", "text": "555-0199"}]),  # the playbook's own region wins
+])
+def test_the_region_comes_from_the_playbook_else_playbook_region(cli, db, tmp_path, monkeypatch, region, env, hits):
+    if env:
+        monkeypatch.setenv("PLAYBOOK_REGION", env)
+    _start(cli, _region_playbook(tmp_path, region))
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert _drafts(cli)["statement/x/en"]["hits"] == hits
+
+
+def test_an_unknown_region_is_refused(cli, db, tmp_path, monkeypatch):
+    result = cli("validate", str(_region_playbook(tmp_path, "XX")))
+    assert result.exit_code == 3 and "region: unknown region 'XX'" in result.output
+    monkeypatch.setenv("PLAYBOOK_REGION", "Narnia")
+    result = cli("start", str(_region_playbook(tmp_path, None)), "--title", "Test", "--assign", "lead=alice",
+                 "--assign", "spokesperson=bob", "--as", "alice")
+    assert result.exit_code == 2 and "PLAYBOOK_REGION: unknown region 'Narnia'" in result.output
+    assert not _events(db) if db.exists() else True

@@ -18,17 +18,21 @@ RESERVED = "system:"
 
 def check_person(field: str, name: str | None) -> str:
     """The name, stripped; or UsageError naming `field` and what is wrong with it."""
-    from .lookalike import mixed_script, scripts, skeleton
-
     name = (name or "").strip()
     if not name:
         raise UsageError(f"{field} needs a person's name (it is empty)")
     refuse_unsafe(f"{field} {name!r}", name, one_line=True)
-    if not name.isascii() and mixed_script(name):
-        raise UsageError(f"{field} {name!r} mixes letters of several scripts "
-                         f"({', '.join(sorted(scripts(name)))}), so it can pass for another "
-                         "name; write it in one script")
-    if skeleton(name).startswith(RESERVED):
+    if name.isascii():  # the common case, checked without the confusable data
+        seen = name.casefold()
+    else:
+        from .lookalike import mixed_script, scripts, skeleton
+
+        if mixed_script(name):
+            raise UsageError(f"{field} {name!r} mixes letters of several scripts "
+                             f"({', '.join(sorted(scripts(name)))}), so it can pass for another "
+                             "name; write it in one script")
+        seen = skeleton(name)
+    if seen.startswith(RESERVED):
         raise UsageError(f"{field} {name!r}: names starting with {RESERVED!r} (or anything that "
                          "looks like it) are reserved for the engine")
     return name

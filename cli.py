@@ -37,7 +37,9 @@ class _Group(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except PlaybookError as e:
-            click.echo(f"error: {e}", err=True)
+            from engine.safetext import for_terminal
+
+            click.echo(for_terminal(f"error: {e}"), err=True)
             ctx.exit(e.exit_code)
         except MemoryError:
             from engine.errors import StoreError
@@ -59,7 +61,9 @@ class _Group(click.Group):
 
 
 def _print_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from engine.safetext import for_terminal  # JSON escapes C0 itself; C1 and bidi as \\uXXXX too
+
+    click.echo(for_terminal(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,10 +92,13 @@ def main(ctx: click.Context, tz: str | None) -> None:
 
 
 def _local(ctx: click.Context, text: str) -> str:
-    """Rewrite the UTC timestamps in human output into the --tz zone, if one was given."""
+    """Human output for the terminal: control characters shown, not obeyed, and the UTC
+    timestamps rewritten into the --tz zone, if one was given."""
+    from engine.safetext import for_terminal
+
     zone = (ctx.find_root().obj or {}).get("tz")
     if zone is None:
-        return text
+        return for_terminal(text)
     import re
     from datetime import datetime
 
@@ -102,7 +109,7 @@ def _local(ctx: click.Context, text: str) -> str:
             return m.group(0)
         return moment.isoformat(timespec="milliseconds" if "." in m.group(1) else "seconds")
 
-    return re.sub(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)(?:Z|\+00:00)", convert, text)
+    return for_terminal(re.sub(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)(?:Z|\+00:00)", convert, text))
 
 
 # -- playbooks -----------------------------------------------------------------
@@ -240,10 +247,25 @@ def _store(ctx: click.Context, db: str | None, *, read_only: bool = False, write
 
 
 def _actor(name: str | None) -> str:
-    from engine.errors import UsageError
+    """Who is acting: --as, else $PLAYBOOK_ACTOR, else the login name. Where the
+    installation sets PLAYBOOK_ACTOR_FINAL=1 (a wrapper that signs people in), the
+    environment's identity is final and a different --as is refused."""
+    from engine.errors import Refused, UsageError
+    from engine.names import check_person
 
+    if name is not None and not name.strip():
+        raise UsageError("--as needs a person's name (it is empty)")
+    given = os.environ.get("PLAYBOOK_ACTOR")
+    if os.environ.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"):
+        if not (given or "").strip():
+            raise UsageError("PLAYBOOK_ACTOR_FINAL is set but PLAYBOOK_ACTOR is empty: "
+                             "the wrapper that signs you in must set who you are")
+        if name is not None and name.strip() != given.strip():
+            raise Refused(f"--as {name!r}: this installation fixes who is acting "
+                          f"(PLAYBOOK_ACTOR_FINAL); you are signed in as {given.strip()!r}")
+        name = given
     if not name:
-        name = os.environ.get("PLAYBOOK_ACTOR")
+        name = given
     if not name:
         import getpass
 
@@ -251,9 +273,7 @@ def _actor(name: str | None) -> str:
             name = getpass.getuser()
         except Exception:  # no login name (containers): say so rather than guess
             raise UsageError("who is acting? give --as NAME or set PLAYBOOK_ACTOR") from None
-    if name.strip().lower().startswith("system:"):
-        raise UsageError(f"acting as {name!r}: names starting with 'system:' are reserved for the engine")
-    return name
+    return check_person("--as", name)
 
 
 db_option = click.option(
@@ -306,10 +326,23 @@ def start(ctx, playbook, title, severity, inputs, assign, db, actor, as_json):
     state = service.start(
         _store(ctx, db), _clock(ctx), actor, loaded, title=title, severity=severity,
         inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
+        region=os.environ.get("PLAYBOOK_REGION"),
     )
     if not as_json:
         click.echo(f"Started {state['id']}.\n")
+    _warn_confidential(state)
     _show_state(ctx, state, actor, as_json)
+
+
+def _warn_confidential(state: dict) -> None:
+    """A confidential value typed into the title or a non-confidential input can reach a
+    public post from there: say so now, not when an approver is refused."""
+    from engine.leaks import echoes
+
+    for field, name in echoes(state):
+        where = "the title" if field == "title" else f"input {field}"
+        click.echo(f"warning: {state['id']}: {where} contains the value of confidential input {name}; "
+                   "a public post showing it can never be approved", err=True)
 
 
 @main.command()
@@ -447,8 +480,9 @@ def set_(ctx, incident, values, db, actor):
     from engine import service
     from engine.inputs import parse_pairs
 
-    service.set_inputs(_store(ctx, db), _clock(ctx), _actor(actor), incident, parse_pairs(values, "set"))
+    state = service.set_inputs(_store(ctx, db), _clock(ctx), _actor(actor), incident, parse_pairs(values, "set"))
     click.echo(f"{incident}: inputs updated.")
+    _warn_confidential(state)
 
 
 @main.command()
@@ -510,11 +544,12 @@ def reopen(ctx, incident, trigger, reason, db, actor):
 def log(ctx, incident, db, as_json):
     """Print the incident's audit log, oldest first."""
     from engine import service
+    from engine.safetext import for_terminal
     from engine.views import event_line
 
     for e in service.log(_store(ctx, db, read_only=True), incident):
         if as_json:
-            click.echo(json.dumps(e.to_json(), ensure_ascii=False))
+            click.echo(for_terminal(json.dumps(e.to_json(), ensure_ascii=False)))
             continue
         if e.seq == 1:
             drill = "  DRILL: an exercise, not a real incident" if e.data.get("drill") else ""
@@ -632,6 +667,7 @@ def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor, a
     state = service.start(
         _store(ctx, db), _clock(ctx), actor, loaded, title=title, severity=severity,
         inputs=parse_pairs(inputs, "--set"), assign=parse_pairs(assign, "--assign"),
+        region=os.environ.get("PLAYBOOK_REGION"),
         drill=True, scenario=injects,
     )
     if not as_json:
@@ -658,7 +694,7 @@ def advance_clock(ctx, incident, duration, db, actor):
     actor = _actor(actor)
     result = advance(_store(ctx, db), _clock(ctx), actor, incident, _seconds(duration, "DURATION"))
     for inject in result["injects"]:
-        click.echo(f">> INJECT (scheduled {inject['at_seconds'] // 60}m after start): {inject['message']}")
+        click.echo(_local(ctx, f">> INJECT (scheduled {inject['at_seconds'] // 60}m after start): {inject['message']}"))
     for r in result["recorded"]:
         click.echo(f"!! missed: {r['label']}")
     click.echo("")
@@ -958,7 +994,9 @@ def _write_or_print(text: str, output: str | None) -> None:
     from engine.errors import StoreError
 
     if not output:
-        click.echo(text, nl=not text.endswith("\n"))
+        from engine.safetext import for_terminal
+
+        click.echo(for_terminal(text), nl=not text.endswith("\n"))
         return
     _output_folder(output)
     try:

@@ -38,11 +38,13 @@ class ChannelProfile:
 
     name: str  # "x", "bluesky", ...
     title: str  # "X (Twitter)", ...
-    public: bool  # False for sms, email, chat
+    public: bool  # its default audience is the public (every broadcast channel, SMS included)
     limit: int  # default limit, in `unit`
     unit: str  # WEIGHTED | GRAPHEMES | CHARACTERS | SEGMENTS
     has_subject: bool = False  # only email: a post is {"subject": ..., "body": ...}
     html: bool = False  # only web: autoescape on when rendering
+    #: the audiences a template on this channel may declare; the first is the default
+    audiences: tuple[str, ...] = ("public",)
 
 
 CHANNELS: dict[str, ChannelProfile] = {
@@ -53,10 +55,12 @@ CHANNELS: dict[str, ChannelProfile] = {
         ChannelProfile("mastodon", "Mastodon", True, 500, CHARACTERS),
         ChannelProfile("facebook", "Facebook", True, 63206, CHARACTERS),
         ChannelProfile("linkedin", "LinkedIn", True, 3000, CHARACTERS),
-        ChannelProfile("sms", "SMS", False, 3, SEGMENTS),
-        ChannelProfile("email", "Email", False, 100000, CHARACTERS, has_subject=True),
+        # a text alert is a broadcast unless the template says it goes to one person
+        ChannelProfile("sms", "SMS", True, 3, SEGMENTS, audiences=("public", "direct", "internal")),
+        ChannelProfile("email", "Email", False, 100000, CHARACTERS, has_subject=True,
+                       audiences=("direct", "public", "internal")),
         ChannelProfile("web", "Web page", True, 100000, CHARACTERS, html=True),
-        ChannelProfile("chat", "Internal chat", False, 4000, CHARACTERS),
+        ChannelProfile("chat", "Internal chat", False, 4000, CHARACTERS, audiences=("internal", "direct")),
     )
 }
 

@@ -177,6 +177,12 @@ def _settings(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
         if name not in CHANNELS:
             yield smap.diagnostic(("channels", name), f"unknown channel {name!r} (known: "
                                   f"{', '.join(CHANNELS)})", key=True)
+    if pb.region is not None:
+        import phonenumbers
+
+        if pb.region not in phonenumbers.SUPPORTED_REGIONS:
+            yield smap.diagnostic(("region",), f"unknown region {pb.region!r}: give an ISO 3166 "
+                                  "country code such as US, GB or ES")
     for name, pattern in pb.identifiers.items():
         try:
             re.compile(pattern)
@@ -222,6 +228,11 @@ def _templates(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
                                       f"(known: {', '.join(CHANNELS)})", key=True)
                 continue
             profile = CHANNELS[channel]
+            if template.audience is not None and template.audience not in profile.audiences:
+                yield smap.diagnostic(base + ("audience",), f"a {channel} post cannot have audience "
+                                      f"{template.audience!r} (on {channel}: {', '.join(profile.audiences)}); "
+                                      "split the template by audience")
+            public = pb.audience(tid, channel) == "public"
             for lang, text in langs.items():
                 loc = base + ("channels", channel, lang)
                 if profile.has_subject and not isinstance(text, EmailText):
@@ -234,11 +245,11 @@ def _templates(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
                 parts = [("subject", text.subject), ("body", text.body)] if isinstance(text, EmailText) else [(None, text)]
                 for part, source in parts:
                     ploc = loc + (part,) if part else loc
-                    yield from _template_text(pb, smap, ploc, source, channel, part)
+                    yield from _template_text(pb, smap, ploc, source, channel, part, public)
 
 
 def _template_text(pb: Playbook, smap: SourceMap, loc: Loc, source: str, channel: str,
-                   part: str | None) -> Iterator[Diagnostic]:
+                   part: str | None, public: bool) -> Iterator[Diagnostic]:
     from jinja2 import TemplateSyntaxError, meta, nodes
 
     from .channels import CHANNELS, count
@@ -270,12 +281,14 @@ def _template_text(pb: Playbook, smap: SourceMap, loc: Loc, source: str, channel
                                 f"uses undeclared variable {name!r}; declare it under inputs: "
                                 f"(usable: {', '.join(sorted(set(pb.inputs) | CONTEXT_NAMES))})",
                                 name)
-    if profile.public:
+    if public:
         for name, spec in pb.inputs.items():
             if spec.confidential and name in names:
                 yield _at_template_line(smap, loc, names[name],
                                         f"confidential input {name!r} would be published on the "
-                                        f"public channel {channel!r}", name)
+                                        f"public channel {channel!r}"
+                                        + (" (an SMS is a broadcast unless the template says "
+                                           "audience: direct)" if channel == "sms" else ""), name)
     static = "".join(
         child.data
         for node in ast.body if isinstance(node, nodes.Output)

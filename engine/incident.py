@@ -64,12 +64,19 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
         holders = s["roles"].setdefault(data["role"], [])
         if data["person"] not in holders:
             holders.append(data["person"])
+        # who granted it: a self-granted role does not let its holder approve posts
+        # until another manager assigns it again (separation of duties)
+        s.setdefault("granted", {}).setdefault(data["role"], {})[data["person"]] = actor
     elif type == "RoleUnassigned":
         holders = s["roles"].get(data["role"], [])
         if data["person"] in holders:
             holders.remove(data["person"])
         if not holders:
             s["roles"].pop(data["role"], None)
+        granted = s.get("granted", {}).get(data["role"], {})
+        granted.pop(data["person"], None)
+        if not granted:
+            s.get("granted", {}).pop(data["role"], None)
     elif type == "TaskCompleted":
         s["tasks"][data["task"]] = {"by": actor, "at": at}
     elif type == "TaskReopened":
@@ -125,6 +132,11 @@ _POST_EVENTS = {"PostDrafted", "PostApproved", "PostRejected", "IdentifiersOverr
 def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
     if type == "PostDrafted":
         old = s["posts"].get(data["post"], {})
+        # everyone who wrote a version since the post was last approved: none of them
+        # may approve it (an edit by someone else must not launder another's text)
+        writers = [actor]
+        if old and not old.get("approvals"):
+            writers = [w for w in old.get("writers", [old["author"]]) if w != actor] + [actor]
         s["posts"][data["post"]] = {
             **{k: data[k] for k in ("template", "channel", "lang", "version", "sha256", "text",
                                     "public", "count", "hits", "policy")},
@@ -132,6 +144,7 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
             "recipient": data.get("recipient"),
             "status": "draft" if data["count"]["fits"] else "too_long",
             "author": actor,
+            "writers": writers,
             "drafted_at": at,
             "approvals": [],
             "override": None,
@@ -142,7 +155,8 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
         return
     post = s["posts"][data["post"]]
     if type == "PostApproved":
-        post["approvals"].append({"by": actor, "role": data["role"], "at": at, "sha256": data["sha256"]})
+        post["approvals"].append({"by": actor, "role": data["role"], "at": at, "sha256": data["sha256"],
+                                  **({"granted_by": data["granted_by"]} if "granted_by" in data else {})})
         if not approval_missing(post):
             post["status"] = "approved"
             s["approved"][post["template"]] = at
@@ -170,14 +184,30 @@ def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
                                    "target": data.get("target", ""), "error": data.get("error", "")})
 
 
+def _counted(post: dict) -> tuple[set[str], set[str]]:
+    """What the approvals so far count for: each approval counts once, for its role in
+    ``all_of`` if that is still unfilled, else towards ``any_of`` (distinct roles).
+    So with all_of [legal] and any_of [legal, privacy], one legal approval fills
+    all_of, and any_of needs another approver."""
+    policy, filled, towards_any = post["policy"], set(), set()
+    for a in post["approvals"]:
+        if a["role"] in policy["all_of"] and a["role"] not in filled:
+            filled.add(a["role"])
+        elif a["role"] in policy["any_of"]:
+            towards_any.add(a["role"])
+    return filled, towards_any
+
+
 def approval_missing(post: dict) -> list[str]:
     """What the post's approval policy still needs (empty: fully approved)."""
-    policy, got = post["policy"], {a["role"] for a in post["approvals"]}
-    missing = [f"approval by {role}" for role in policy["all_of"] if role not in got]
+    policy = post["policy"]
+    filled, towards_any = _counted(post)
+    missing = [f"approval by {role}" for role in policy["all_of"] if role not in filled]
     if policy["any_of"]:
-        have = len(got & set(policy["any_of"]))
+        have = len(towards_any)
         if have < policy["min"]:
-            missing.append(f"{policy['min'] - have} more approval(s) from {', '.join(policy['any_of'])}")
+            besides = " besides the all_of approvals" if set(policy["all_of"]) & set(policy["any_of"]) else ""
+            missing.append(f"{policy['min'] - have} more approval(s) from {', '.join(policy['any_of'])}{besides}")
     return missing
 
 
@@ -197,6 +227,16 @@ def recipients(state: dict) -> dict[str, dict]:
             why = "published, not delivered" if post["published"] else post["status"]
             row["not_reached"].append({"recipient": ref, "post": pid, "state": why})
     return out
+
+
+def approval_wanted(post: dict) -> list[str]:
+    """Roles whose approval would count now, each once, in the policy's order."""
+    policy = post["policy"]
+    filled, towards_any = _counted(post)
+    wanted = [r for r in policy["all_of"] if r not in filled]
+    if len(towards_any) < policy["min"] and policy["any_of"]:
+        wanted += [r for r in policy["any_of"] if r not in towards_any]
+    return list(dict.fromkeys(wanted))
 
 
 def replay(events: Iterable) -> dict | None:

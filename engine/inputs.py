@@ -43,6 +43,9 @@ def coerce(name: str, spec: dict, raw: str, now: datetime | None = None) -> obje
         raise UsageError(f"{where}: value is empty")
     if len(value) > MAX_VALUE:
         raise UsageError(f"{where}: value is longer than {MAX_VALUE} characters")
+    from .safetext import refuse_unsafe
+
+    refuse_unsafe(where, value)  # newline and tab: string inputs refuse a newline below
     if kind in ("string", "text"):
         if kind == "string" and "\n" in value:
             raise UsageError(f"{where}: must be a single line")

@@ -71,6 +71,7 @@ def compile_plan(pb: Any, sha256: str) -> dict:
         "sha256": sha256,
         "initial": pb.initial_stage,
         "severities": list(pb.severities),
+        "region": pb.region,
         "roles": {rid: {"title": r.title, "required": r.required} for rid, r in pb.roles.items()},
         "managers": pb.manager_roles(),
         "inputs": {
@@ -104,7 +105,7 @@ def compile_plan(pb: Any, sha256: str) -> dict:
             tid: {
                 "title": t.title,
                 "channels": {ch: sorted(langs) for ch, langs in t.channels.items()},
-                "public": any(CHANNELS[ch].public for ch in t.channels if ch in CHANNELS),
+                "public": any(pb.audience(tid, ch) == "public" for ch in t.channels if ch in CHANNELS),
             }
             for tid, t in pb.templates.items()
         },

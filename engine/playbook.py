@@ -332,11 +332,19 @@ class Approval(Policy):
         return {"all_of": list(chosen.all_of), "any_of": list(chosen.any_of), "min": chosen.min}
 
 
+Audience = Literal["public", "direct", "internal"]
+
+
 class Template(_Model):
     """Message text per channel and language (Jinja2, sandboxed)."""
 
     title: str = ""
     description: str = ""
+    audience: Audience | None = Field(
+        None, description="who reads it: public (a broadcast: confidential inputs refused, "
+        "identifiers flagged, counts for the public clocks), direct (one person, e.g. a "
+        "patient) or internal (staff). Default: public on x, bluesky, mastodon, facebook, "
+        "linkedin, web and sms; direct on email; internal on chat")
     approval: Approval
     allow: list[Allowance] = Field(
         default_factory=list, description="public-text findings accepted on this template, "
@@ -393,6 +401,10 @@ class Playbook(_Model):
         "deadline such as regulator_notified: {within: 72h, from: discovered_at, until: "
         "{published: regulator_notification}}",
     )
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
+        None, description="the organisation's country (ISO 3166-1 alpha-2, e.g. US, GB, ES): how "
+        "phone numbers without a country code are read in the identifier scan (default: "
+        "$PLAYBOOK_REGION at start, else US)")
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",
@@ -419,6 +431,13 @@ class Playbook(_Model):
 
     def terminal_stages(self) -> list[str]:
         return [name for name, stage in self.stages.items() if stage.terminal]
+
+    def audience(self, template: str, channel: str) -> str:
+        """Who a template's post on `channel` reaches: its own audience:, else the channel's."""
+        from .channels import CHANNELS
+
+        declared = self.templates[template].audience
+        return declared or CHANNELS[channel].audiences[0]
 
     def channel_limit(self, channel: str) -> int | None:
         settings = self.channels.get(channel)

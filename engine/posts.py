@@ -23,25 +23,17 @@ from .events import NewEvent, canonical
 from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
 
 
-def _plain(text: str) -> str:
-    """Text as a reader sees it, for matching: HTML entities decoded, NFKC, no
-    invisible format characters, single spaces, case folded."""
-    import html
-    import unicodedata
-
-    text = unicodedata.normalize("NFKC", html.unescape(text))
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return " ".join(text.split()).casefold()
-
-
 def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
-    """Confidential inputs whose current value appears in a (public) post's text."""
-    flat = _plain(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
+    """Confidential inputs whose current value a reader would recognise in a (public)
+    post's text, however disguised (see :mod:`engine.leaks`)."""
+    from .leaks import Text
+
+    prepared = Text(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
     spec = state["plan"]["inputs"]
     values = {**state["inputs"], **(extra or {})}
     return sorted(k for k, v in values.items()
                   if k in spec and spec[k]["confidential"] and v not in (None, "")
-                  and len(_plain(str(v))) >= 3 and _plain(str(v)) in flat)
+                  and prepared.reveals(str(v)))
 
 
 def _ours(found: str, contacts: set[str]) -> bool:
@@ -150,9 +142,10 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                                    f"for {ch} (languages: {', '.join(available)})")
                 source = available[lang]
                 where = f"{template}/{ch}/{lang}" + (f"/{ref}" if ref else "")
-                ctx = context(state, public=profile.public, overrides=extra)
+                public = pb.audience(template, ch) == "public"
+                ctx = context(state, public=public, overrides=extra)
                 withheld = frozenset(k for k, v in state["plan"]["inputs"].items()
-                                     if v["confidential"] and profile.public)
+                                     if v["confidential"] and public)
                 if isinstance(source, str):
                     text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
                 else:
@@ -172,10 +165,11 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
              at: str, actor: str, extra: dict | None = None, edited: bool = False,
              recipient: str | None = None) -> NewEvent:
     """A new version of a post: its text measured against the channel and scanned."""
-    from .channels import CHANNELS, count, subject_count
-    from .render import scan
+    from .channels import count, subject_count
+    from .render import DEFAULT_REGION, scan
 
-    profile = CHANNELS[channel]
+    audience = pb.audience(template, channel)
+    public = audience == "public"
     if isinstance(text, dict):
         measured = count(channel, text["body"], limit=pb.channel_limit(channel))
         if not subject_count(text["subject"]).fits:
@@ -185,11 +179,12 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         measured = count(channel, text, limit=pb.channel_limit(channel))
         scanned = text
     hits, leaks = [], []
-    if profile.public:
+    if public:
         # our own contacts come from the incident's inputs only, never from a render override
         ours = {str(v) for k, v in state["inputs"].items()
                 if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
-        hits = [h for h in scan(scanned, pb.identifiers) if not _ours(h.text, ours)]
+        region = state["plan"].get("region") or DEFAULT_REGION
+        hits = [h for h in scan(scanned, pb.identifiers, region) if not _ours(h.text, ours)]
         leaks = confidential_leaks(state, text, extra)
     previous = state["posts"].get(post_id)
     return NewEvent("PostDrafted", at, actor, {
@@ -197,7 +192,8 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
         "version": (previous["version"] + 1) if previous else 1,
         "text": text,
         "sha256": text_hash(text),
-        "public": profile.public,
+        "public": public,
+        "audience": audience,
         "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
                   "detail": measured.detail, "fits": measured.fits},
         "hits": [h.to_json() for h in hits],
@@ -213,10 +209,15 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
     """A hand-edited new version of a draft: measured, scanned, and needing approval again."""
     from .sandbox import MAX_OUTPUT
 
+    from .safetext import refuse_unsafe
+
     loaded = pinned_playbook(store, incident)
-    text = text.strip()
+    text = text.replace("\r\n", "\n").strip()
     if not text or len(text) > MAX_OUTPUT:
         raise UsageError(f"the edited text must be 1 to {MAX_OUTPUT} characters")
+    refuse_unsafe("the edited text", text)
+    if subject is not None:
+        refuse_unsafe("--subject", subject, one_line=True)
 
     def build(state):
         _require_open(state, "edit posts")
@@ -242,6 +243,9 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
 
 
 def _check_version(state: dict, post_id: str, post: dict, version: int | None) -> None:
+    if version is not None and not 1 <= version <= post["version"]:
+        raise NotFound(f"incident {state['id']}: {post_id} has no version {version} (its current "
+                       f"version is {post['version']}; see playbook drafts {state['id']})")
     if version is not None and version != post["version"]:
         raise Refused(f"incident {state['id']}: {post_id} version {version} is superseded by "
                       f"version {post['version']}; review the current text and approve that",
@@ -267,9 +271,10 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
         reasons.append(f"it is {post['status']}, not a draft awaiting approval")
     if post["author"] == actor:
         reasons.append(f"{actor} rendered this version and cannot approve their own post")
-    policy = post["policy"]
-    wanted = [r for r in policy["all_of"] + policy["any_of"]
-              if r not in {a["role"] for a in post["approvals"]}]
+    elif actor in post.get("writers", ()):
+        reasons.append(f"{actor} wrote a version of this post since it was last approved and "
+                       "cannot approve it")
+    wanted = inc.approval_wanted(post)
     held = [r for r in wanted if r in inc.roles_of(state, actor)]
     if any(a["by"] == actor for a in post["approvals"]):
         reasons.append(f"{actor} has already approved this version")
@@ -290,6 +295,11 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
                          "(one approval counts for one role)")
     else:
         chosen = held[0]
+    granted_by = state.get("granted", {}).get(chosen, {}).get(actor) if chosen else None
+    if granted_by == actor:
+        reasons.append(f"{actor} assigned themselves {chosen}; another manager must assign it "
+                       f"(playbook assign {incident} {chosen} {actor} --as OTHER) before "
+                       f"{actor} can approve as {chosen}")
     leaks = sorted(set(post.get("leaks", [])) | set(confidential_leaks(state, post["text"]))
                    if post["public"] else [])
     if leaks:
@@ -310,7 +320,8 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
             "post": post_id, "version": post["version"], "sha256": post["sha256"],
             "reason": override.strip(), "hits": post["hits"]}))
     events.append(NewEvent("PostApproved", at, actor, {
-        "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen}))
+        "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen,
+        **({"granted_by": granted_by} if granted_by else {})}))
     return events
 
 

@@ -75,7 +75,7 @@ def check_public_text(pb: Playbook, smap: SourceMap) -> list[Diagnostic]:
                     if ast is None:
                         continue
                     findings += macro_findings(ast, smap, ploc, lang, profile.html)
-                    if not profile.public:
+                    if pb.audience(tid, channel) != "public":  # sms too, unless audience: direct
                         continue
                     phrases = phrase_lists(pb, lang)
                     if phrases is None:

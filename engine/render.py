@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .errors import Refused
+from .safetext import describe, first_unsafe
 from .sandbox import MAX_OUTPUT, environment
 
 try:
@@ -68,19 +69,57 @@ class Hit:
         return {"kind": self.kind, "text": self.text}
 
 
-def scan(text: str, extra: dict[str, str] | None = None) -> list[Hit]:
-    """Identifiers found in a public draft (built-in patterns plus the playbook's)."""
+#: The organisation's region when neither the playbook (``region:``) nor PLAYBOOK_REGION
+#: names one: how a phone number written without its country code is read.
+DEFAULT_REGION = "US"
+#: Fewer digits than this is not read as a phone number (a year, a room range, a time).
+PHONE_MIN_DIGITS = 7
+_DATE = re.compile(IDENTIFIERS["date (of birth?)"])
+
+
+def _phone_numbers(text: str, region: str, url_spans: list) -> list[tuple[int, int, str]]:
+    """Phone numbers as Google's libphonenumber reads them for `region` (international
+    ones whatever the region): (start, end, text as written)."""
+    import phonenumbers
+
+    found = []
+    for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+        raw = m.raw_string
+        if sum(c.isdigit() for c in raw) < PHONE_MIN_DIGITS or _DATE.fullmatch(raw):
+            continue
+        if any(a <= m.start < b for a, b in url_spans):
+            continue
+        found.append((m.start, m.end, raw))
+    return found
+
+
+def scan(text: str, extra: dict[str, str] | None = None, region: str = DEFAULT_REGION) -> list[Hit]:
+    """Identifiers found in a public draft (built-in patterns plus the playbook's).
+
+    Phone numbers are read by the ``phonenumbers`` library for the organisation's
+    `region`; the broad pattern stays as a safety net for numbers written the way
+    another region writes them, but never where the library already read a number
+    (so ``+1 (555) 555-0199`` is one hit, whole) and never on a date."""
     url_spans = [m.span() for m in re.finditer(r"https?://\S+", text)]
     hits: list[Hit] = []
     patterns = {**IDENTIFIERS, **(extra or {})}
     import regex  # supports a timeout: a playbook's pattern must not hang a render
 
+    phones = _phone_numbers(text, region, url_spans) if any(c.isdigit() for c in text) else []
     for kind, pattern in patterns.items():
+        if kind == "phone number":
+            for _, _, raw in phones:
+                if Hit(kind, raw) not in hits:
+                    hits.append(Hit(kind, raw))
         try:
             for m in regex.finditer(pattern, text, flags=regex.IGNORECASE | regex.VERSION0,
                                     timeout=SCAN_TIMEOUT):
                 if any(a <= m.start() < b for a, b in url_spans):
                     continue  # digits inside a link are the link, not an identifier
+                if kind == "phone number" and (
+                        _DATE.fullmatch(m.group(0).strip())
+                        or any(a < m.end() and m.start() < b for a, b, _ in phones)):
+                    continue  # a date, or a number the library has read (and reported) already
                 hit = Hit(kind, m.group(0).strip())
                 if hit not in hits:
                     hits.append(hit)
@@ -231,6 +270,10 @@ def render_here(source: str, context: dict, *, html: bool, where: str,
         raise Refused(f"{where}: the template failed while rendering "
                       f"({type(e).__name__}: {e}); nothing was recorded") from None
     text = "".join(parts).strip()
+    unsafe = first_unsafe(text)
+    if unsafe is not None:
+        raise Refused(f"{where}: the rendered text contains {describe(unsafe)}: control characters "
+                      "and bidirectional overrides can hide or reorder text on a screen; nothing was recorded")
     if _PYTHON_REPR[0].search(text) or _PYTHON_REPR[1].search(text):
         raise Refused(f"{where}: the template printed a Python object instead of text "
                       "(a function, class or macro not called); nothing was recorded")

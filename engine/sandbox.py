@@ -7,6 +7,12 @@ allocate gigabytes intercepted, with only plain values printable (never a functi
 class or macro, whose text would show Python internals), and with only a few harmless
 globals. Rendering adds time, memory and output limits on top (see
 :mod:`engine.render`).
+
+Filters and tests never run at compile time: Jinja folds constant expressions while
+compiling (in ``parse``/``compile`` and in ``meta.find_undeclared_variables``), so
+``{{ 'a'|center(600000000) }}`` would allocate 600 MB before and outside every render
+limit. Every filter and test is wrapped so that Jinja sees it as needing the render
+context, which it cannot fold; it runs only when rendering, within the limits.
 """
 
 from __future__ import annotations
@@ -101,7 +107,34 @@ def environment(html: bool = False):
         if name not in SAFE_GLOBALS:
             del env.globals[name]
     env.filters["tojson"] = _bounded_tojson
+    for table in (env.filters, env.tests):
+        for name, func in list(table.items()):
+            table[name] = _at_render_time(func)
     return env
+
+
+def _at_render_time(func):
+    """`func`, marked as needing the render context, so that Jinja never calls it while
+    compiling (constant folding) but only while rendering, inside the limits."""
+    from functools import wraps
+
+    from jinja2.utils import _PassArg, pass_context
+
+    kind = _PassArg.from_obj(func)
+    if kind is _PassArg.context:
+        return func
+    if kind is _PassArg.eval_context:
+        def call(context, *args, **kwargs):
+            return func(context.eval_ctx, *args, **kwargs)
+    elif kind is _PassArg.environment:
+        def call(context, *args, **kwargs):
+            return func(context.environment, *args, **kwargs)
+    else:
+        def call(context, *args, **kwargs):
+            return func(*args, **kwargs)
+    call = wraps(func)(call)
+    call.__dict__.pop("jinja_pass_arg", None)  # copied by wraps: the wrapper takes the context
+    return pass_context(call)
 
 
 def _bounded_tojson(value, indent=None):

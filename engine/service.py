@@ -97,23 +97,41 @@ def _require_member(state: dict, actor: str, action: str) -> None:
 
 def start(store, clock, actor: str, loaded, *, title: str, severity: str | None = None,
           inputs: dict[str, str] | None = None, assign: dict[str, str] | None = None,
-          drill: bool = False, scenario: list[dict] | None = None) -> dict:
-    """Create an incident from a loaded playbook; pin its exact text; return its state."""
+          drill: bool = False, scenario: list[dict] | None = None, region: str | None = None) -> dict:
+    """Create an incident from a loaded playbook; pin its exact text; return its state.
+
+    `region` (PLAYBOOK_REGION) is the organisation's country for reading phone numbers,
+    used when the playbook names none; the incident keeps it in its plan."""
     from .inputs import resolve
     from .plan import compile_plan
+
+    from .safetext import refuse_unsafe
 
     pb = loaded.playbook
     problems: list[str] = []  # every problem of the command in one run, not one per try
     title = title.strip()
     if not title or len(title) > MAX_TITLE:
         problems.append(f"--title must be 1 to {MAX_TITLE} characters")
+    else:
+        try:
+            refuse_unsafe("--title", title, one_line=True)
+        except UsageError as e:
+            problems.append(e.message)
     severity = severity or pb.severities[-1]
     if severity not in pb.severities:
         problems.append(f"severity {severity!r} is not one of {', '.join(pb.severities)}")
     plan = compile_plan(pb, loaded.sha256)
     plan["order"] = inc.plan_order(plan)  # survives storage, which sorts mapping keys
+    if plan["region"] is None and region:
+        import phonenumbers
+
+        if region.strip().upper() not in phonenumbers.SUPPORTED_REGIONS:
+            problems.append(f"PLAYBOOK_REGION: unknown region {region!r}: give an ISO 3166 country "
+                            "code such as US, GB or ES")
+        else:
+            plan["region"] = region.strip().upper()
     values = resolve(plan["inputs"], inputs or {}, fill_defaults=True, now=clock.now(), problems=problems)
-    people = _assignments(plan, assign or {}, problems)
+    people = _assignments(plan, assign or {}, problems, others=[actor])
     missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people]
     if missing:
         flags = " ".join(f"--assign {r}=NAME" for r in missing)
@@ -153,18 +171,36 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
     raise Refused("could not allocate an incident id; try again")  # pragma: no cover
 
 
-def _assignments(plan: dict, assign: dict[str, str], problems: list[str] | None = None) -> dict[str, str]:
-    found = []
+def _assignments(plan: dict, assign: dict[str, str], problems: list[str] | None = None,
+                 others=()) -> dict[str, str]:
+    """Checked role -> person; a person may not look like another (in `others`, or another
+    person assigned here) without being them. Problems go to `problems` when given."""
+    from .names import check_person, lookalike
+
+    found, checked = [], {}
     for role, person in assign.items():
         if role not in plan["roles"]:
             found.append(f"unknown role {role!r} (this playbook's roles: {', '.join(plan['roles'])})")
-        elif not person.strip():
-            found.append(f"--assign {role}= needs a person's name")
+            continue
+        try:
+            checked[role] = check_person(f"--assign {role}=", person)
+        except UsageError as e:
+            found.append(e.message)
+    known = set(others)
+    for role, person in list(checked.items()):
+        twin = lookalike(person, known)
+        if twin is not None:
+            found.append(f"--assign {role}={person!r} looks like {twin!r}, who is already in "
+                         "this incident: give the same spelling for the same person, or a "
+                         "name that can be told apart")
+            del checked[role]
+        else:
+            known.add(person)
     if problems is not None:
         problems.extend(found)
     elif found:
         raise UsageError(found[0])
-    return {r: p.strip() for r, p in assign.items() if r in plan["roles"] and p.strip()}
+    return checked
 
 
 # -- people, tasks, notes, inputs -------------------------------------------------
@@ -174,9 +210,14 @@ def assign_events(state: dict, actor: str, role: str, person: str, at: str) -> l
     """`actor` giving `role` to `person`, or Refused (also replayed by verify)."""
     _require_open(state, "assign roles")
     _require_manager(state, actor, "assign roles")
-    _assignments(state["plan"], {role: person})
+    from .names import people
+
+    _assignments(state["plan"], {role: person}, others=people(state))
     if person.strip() in state["roles"].get(role, []):
-        raise Refused(f"incident {state['id']}: {person} already holds {role}")
+        granted_by = state.get("granted", {}).get(role, {}).get(person.strip())
+        if not (granted_by == person.strip() and actor != person.strip()):
+            raise Refused(f"incident {state['id']}: {person} already holds {role}")
+        # another manager confirms a self-granted role: recorded as a new grant
     return [NewEvent("RoleAssigned", at, actor, {"role": role, "person": person.strip()})]
 
 
@@ -184,7 +225,8 @@ def unassign_events(state: dict, actor: str, role: str, person: str, at: str) ->
     """`actor` taking `role` from `person`, or Refused (also replayed by verify)."""
     _require_open(state, "change roles")
     _require_manager(state, actor, "change roles")
-    _assignments(state["plan"], {role: person})
+    if role not in state["plan"]["roles"]:
+        _assignments(state["plan"], {role: person})  # the unknown-role message
     if person not in state["roles"].get(role, []):
         raise Refused(f"incident {state['id']}: {person} does not hold {role}")
     if state["plan"]["roles"][role]["required"] and len(state["roles"][role]) == 1:

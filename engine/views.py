@@ -1,4 +1,9 @@
-"""Text and JSON views of incidents and their logs, for people and for scripts."""
+"""Text and JSON views of incidents and their logs, for people and for scripts.
+
+Every text view passes what it prints through :func:`engine.safetext.for_terminal`, so
+a control character or a bidirectional override in a title, a name, a note or a post
+is shown, never obeyed by the terminal.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import datetime, timedelta
 from . import incident as inc
 from .deadlines import clocks
 from .durations import format_duration
+from .safetext import for_terminal
 
 
 def _since(ts: str, now: datetime) -> str:
@@ -16,7 +22,7 @@ def _since(ts: str, now: datetime) -> str:
 
 def headline(state: dict) -> str:
     drill = "  [DRILL]" if state["drill"] else ""
-    return f"{state['id']}  {state['title']}  ({state['plan']['id']}, {state['severity']}){drill}"
+    return for_terminal(f"{state['id']}  {state['title']}  ({state['plan']['id']}, {state['severity']}){drill}")
 
 
 def incident_row(state: dict, now: datetime) -> str:
@@ -24,8 +30,8 @@ def incident_row(state: dict, now: datetime) -> str:
     flag = "DRILL " if state["drill"] else ""
     overdue = sum(1 for c in clocks(state, now) if c.overdue)
     late = f"  {overdue} overdue" if overdue else ""
-    return (f"{state['id']:<18} {flag}{state['status']:<6} {state['stage']:<18} "
-            f"{_since(state['stage_entered_at'], now):>7}  {state['title']}{late}")
+    return for_terminal(f"{state['id']:<18} {flag}{state['status']:<6} {state['stage']:<18} "
+                        f"{_since(state['stage_entered_at'], now):>7}  {state['title']}{late}")
 
 
 def status_json(state: dict, now: datetime, actor: str) -> dict:
@@ -104,7 +110,7 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
             out.extend(f"      - {w}" for w in why)
         else:
             out.append(f"  {t} -> {tr['to']}: ready  (playbook advance {state['id']} {t})")
-    return "\n".join(out) + "\n"
+    return for_terminal("\n".join(out) + "\n")
 
 
 def describe(type_: str, data: dict) -> str:
@@ -150,7 +156,7 @@ def describe(type_: str, data: dict) -> str:
 
 
 def event_line(e) -> str:
-    return f"{e.seq:>5}  {e.at}  {e.actor:<16} {e.type:<16} {describe(e.type, e.data)}"
+    return for_terminal(f"{e.seq:>5}  {e.at}  {e.actor:<16} {e.type:<16} {describe(e.type, e.data)}")
 
 
 def post_text(text) -> str:
@@ -180,7 +186,7 @@ def post_block(post: dict) -> str:
     if post.get("rejection"):
         lines.append(f"   rejected by {post['rejection']['by']}: {post['rejection']['reason']}")
     lines.extend("   | " + line for line in post_text(post["text"]).splitlines())
-    return "\n".join(lines)
+    return for_terminal("\n".join(lines))
 
 
 def drill_text(result: dict) -> str:
@@ -225,4 +231,4 @@ def drill_text(result: dict) -> str:
             if i["delivered_at"] and not i["team_actions_after"]:
                 out.append("       (the team did nothing before the next inject)")
     out.append(f"\nMissed deadlines recorded: {result['breaches']}; escalations: {result['escalations']}")
-    return "\n".join(out) + "\n"
+    return for_terminal("\n".join(out) + "\n")

@@ -165,7 +165,9 @@ def test_email_subject_has_its_own_limit():
 
 def test_channel_flags():
     public = {name for name, p in CHANNELS.items() if p.public}
-    assert public == {"x", "bluesky", "mastodon", "facebook", "linkedin", "web"}
+    assert public == {"x", "bluesky", "mastodon", "facebook", "linkedin", "web", "sms"}  # broadcasts
+    assert {name: p.audiences[0] for name, p in CHANNELS.items() if not p.public} == {
+        "email": "direct", "chat": "internal"}
     assert [name for name, p in CHANNELS.items() if p.has_subject] == ["email"]
     assert [name for name, p in CHANNELS.items() if p.html] == ["web"]
     assert profile("x").title == "X (Twitter)"

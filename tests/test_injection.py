@@ -189,3 +189,78 @@ def test_the_playbook_is_refused_at_validation_or_at_render_and_nothing_is_writt
     assert "error: statement/x/en: " in result.output and "nothing was recorded" in result.output
     _assert_nothing_leaks(result.output, payload)
     assert _event_count(db, "INC-20260314-001") == before
+
+
+# -- compile time: constant folding must not run a filter outside the render limits ---------
+
+#: Filters with constant arguments that Jinja would fold while compiling (inside parse,
+#: compile and meta.find_undeclared_variables), allocating gigabytes before any limit.
+COMPILE_TIME_PAYLOADS = {
+    "center": "{{ 'a'|center(600000000) }}",
+    "format-width": "{{ '%600000000s'|format(1) }}",
+    "join-huge-separator": "{{ 'a'|center(100000)|join('x'|center(10000)) }}",
+    "in-a-condition": "{% if 'a'|center(600000000) %}x{% endif %}",
+    "in-a-test": "{% if 'a'|center(600000000) is string %}x{% endif %}",
+    "in-autoescape": "{% autoescape 'a'|center(600000000) %}x{% endautoescape %}",
+}
+
+
+@pytest.mark.parametrize("payload", list(COMPILE_TIME_PAYLOADS.values()), ids=list(COMPILE_TIME_PAYLOADS))
+def test_compile_time_payloads_stay_within_2_s_and_256_mb_through_validate_start_render_edit(tmp_path, payload):
+    """validate, start, render and edit all compile the playbook's templates; each step
+    finishes within 2 s, the whole process stays under 256 MB, and render refuses."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import ROOT
+
+    path = tmp_path / "hostile.yaml"
+    doc = {
+        "id": "hostile", "name": "Hostile template", "version": "1",
+        "roles": {"lead": {"title": "Lead", "required": True},
+                  "spokesperson": {"title": "Spokesperson", "required": True}},
+        "stages": {"respond": {"title": "Respond", "templates": ["plain", "statement"]},
+                   "closed": {"title": "Closed", "terminal": True}},
+        "transitions": {"close": {"from": "respond", "to": "closed", "roles": ["lead"]}},
+        "templates": {"plain": {"approval": {"all_of": ["spokesperson"]},
+                                "channels": {"x": {"en": "We are looking into it."}}},
+                      "statement": {"approval": {"all_of": ["spokesperson"]},
+                                    "channels": {"x": {"en": payload}}}},
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    code = textwrap.dedent(f"""\
+        import resource, time
+        from click.testing import CliRunner
+        from cli import main
+        env = {{"PLAYBOOK_DB": {str(tmp_path / "i.db")!r}, "PLAYBOOK_ACTOR": "alice"}}
+        steps = [["validate", {str(path)!r}],
+                 ["start", {str(path)!r}, "--title", "T", "--assign", "lead=alice", "--assign", "spokesperson=bob"],
+                 ["render", "INC-{{day}}-001", "plain"],
+                 ["render", "INC-{{day}}-001", "statement"],
+                 ["edit", "INC-{{day}}-001", "plain/x/en", "--text", "We are still looking into it."]]
+        day = time.strftime("%Y%m%d", time.gmtime())
+        for args in steps:
+            args = [a.replace("{{day}}", day) for a in args]
+            started = time.monotonic()
+            result = CliRunner().invoke(main, args, env=env)
+            print(args[0], result.exit_code, round(time.monotonic() - started, 3),
+                  "Traceback" in result.output, repr(result.output[-300:]))
+        # VmHWM, not ru_maxrss: after fork and exec, ru_maxrss still counts the parent (pytest)
+        print("peak-kb", next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))
+        """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    *steps, peak = result.stdout.splitlines()
+    codes = {}
+    for line in steps:
+        name, exit_code, seconds, traceback, output = line.split(" ", 4)
+        assert float(seconds) < SECONDS, line
+        assert traceback == "False", line
+        codes.setdefault(name, []).append((int(exit_code), output))
+    assert [c for c, _ in codes["validate"]] == [0] and [c for c, _ in codes["start"]] == [0]
+    (plain, hostile) = codes["render"]
+    assert plain[0] == 0 and hostile[0] == 5, hostile
+    assert "statement/x/en: " in hostile[1] and "nothing was recorded" in hostile[1]
+    assert codes["edit"][0][0] == 0
+    assert int(peak.split()[1]) < BYTES // 1024, peak  # KiB

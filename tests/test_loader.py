@@ -319,12 +319,37 @@ def test_confidential_input_in_an_email_is_fine():
     assert "email" in pb.templates["ack"].channels
 
 
-def test_confidential_input_in_sms_and_chat_is_fine():
+def test_confidential_input_in_a_direct_sms_and_in_chat_is_fine():
     text = VALID + (
-        "      sms:\n        en: \"{{ patient_name }}, we will call you today.\"\n"
-        "      chat:\n        en: \"Patient: {{ patient_name }}\"\n"
+        "  callback:\n    audience: direct\n    approval:\n      all_of: [spokesperson]\n"
+        "    channels:\n      sms:\n        en: \"{{ patient_name }}, we will call you today.\"\n"
+        "  team:\n    approval:\n      all_of: [spokesperson]\n"
+        "    channels:\n      chat:\n        en: \"Patient: {{ patient_name }}\"\n"
     )
-    load_playbook_text(text, "private.yaml")
+    pb = load_playbook_text(text, "private.yaml").playbook
+    assert (pb.audience("callback", "sms"), pb.audience("team", "chat"), pb.audience("ack", "x")) == (
+        "direct", "internal", "public")
+
+
+def test_an_sms_is_a_broadcast_unless_the_template_says_otherwise():
+    """A mass text alert is public: a confidential input in it is refused, located."""
+    text = VALID + "      sms:\n        en: \"{{ patient_name }}, we will call you today.\"\n"
+    with pytest.raises(PlaybookInvalid) as info:
+        load_playbook_text(text, "broadcast.yaml")
+    (d,) = info.value.diagnostics
+    assert (d.line, d.field) == (40, "templates.ack.channels.sms.en")
+    assert "confidential input 'patient_name' would be published on the public channel 'sms'" in d.message
+    assert "audience: direct" in d.message
+
+
+@pytest.mark.parametrize("audience, channel", [("direct", "x"), ("internal", "web"), ("public", "chat")])
+def test_an_audience_a_channel_cannot_have_is_refused(audience, channel):
+    text = VALID.replace("    channels:\n      x:\n", f"    audience: {audience}\n    channels:\n      {channel}:\n")
+    with pytest.raises(PlaybookInvalid) as info:
+        load_playbook_text(text, "audience.yaml")
+    (d,) = info.value.diagnostics
+    assert d.field == "templates.ack.audience"
+    assert f"a {channel} post cannot have audience {audience!r}" in d.message
 
 
 def test_anchors_and_aliases_within_the_bound_are_fine():

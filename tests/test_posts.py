@@ -417,6 +417,84 @@ def test_one_person_holding_two_needed_roles_must_choose_and_counts_once(cli, db
     assert post["status"] == "draft" and [a["role"] for a in post["approvals"]] == ["compliance"]
 
 
+
+def test_approving_a_version_that_does_not_exist_exits_4_and_says_so(acknowledging, db):
+    """Only version 1 exists: --version 3 is not 'superseded', it does not exist."""
+    _render_ack(acknowledging)
+    for version in ("3", "0", "-1"):
+        out = _refused(acknowledging, db, 4, "approve", INC, "public_ack/x/en", "--version", version, "--as", "bob")
+        assert f"public_ack/x/en has no version {version} (its current version is 1" in out
+        assert "superseded" not in out
+    out = _refused(acknowledging, db, 4, "reject", INC, "public_ack/x/en", "--version", "2",
+                   "--reason", "x", "--as", "bob")
+    assert "has no version 2" in out
+
+
+def test_a_role_in_all_of_and_any_of_needs_two_approvals_and_is_offered_once(cli, db, tmp_path):
+    """all_of [legal] + any_of [legal, compliance]: one approval fills one requirement."""
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} has completed its review.",
+                                                {"all_of": ["legal"], "any_of": ["legal", "compliance"]})})
+    _start(cli, path)
+    for person in ("lena", "leo"):
+        assert cli("assign", INC, "legal", person, "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "lena")
+    assert result.exit_code == 0, result.output  # not "could approve as legal, legal"
+    assert "still needs 1 more approval(s) from legal, compliance besides the all_of approvals" in result.output
+    assert _drafts(cli)["statement/x/en"]["status"] == "draft"
+    _refused(cli, db, 5, "publish", INC, "statement/x/en", "--as", "carol")
+    result = cli("approve", INC, "statement/x/en", "--version", "1", "--as", "leo")
+    assert result.exit_code == 0 and "fully approved" in result.output
+    assert [(a["by"], a["role"]) for a in _drafts(cli)["statement/x/en"]["approvals"]] == [
+        ("lena", "legal"), ("leo", "legal")]
+
+
+def test_whoever_wrote_any_version_since_the_last_approval_cannot_approve(cli, db, tmp_path):
+    """bob (spokesperson, also a writer) edits v2, carol makes v3: bob's text is still in it."""
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")})
+    _start(cli, path)
+    assert cli("assign", INC, "spokesperson", "sam", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert cli("edit", INC, "statement/x/en", "--text", "We did nothing wrong.", "--as", "bob").exit_code == 0
+    assert cli("edit", INC, "statement/x/en", "--text", "We did nothing wrong at all.", "--as", "carol").exit_code == 0
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "3", "--as", "bob")
+    assert "bob wrote a version of this post since it was last approved and cannot approve it" in out
+    assert cli("approve", INC, "statement/x/en", "--version", "3", "--as", "sam").exit_code == 0
+    # after an approval, a new version's writers start afresh: bob may approve carol's v4
+    assert cli("edit", INC, "statement/x/en", "--text", "We are reviewing what happened.", "--as", "carol").exit_code == 0
+    assert cli("approve", INC, "statement/x/en", "--version", "4", "--as", "bob").exit_code == 0
+
+
+def test_a_self_granted_approving_role_needs_another_manager_before_it_approves(cli, db, tmp_path):
+    """The lead assigns herself spokesperson: she holds it, but cannot approve with it until
+    another manager assigns it to her; the approval records who granted the role."""
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")})
+    _start(cli, path)
+    assert cli("assign", INC, "spokesperson", "alice", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "alice")
+    assert "alice assigned themselves spokesperson; another manager must assign it" in out
+    # assigning herself again changes nothing; a second manager's assignment is a new grant
+    out = _refused(cli, db, 5, "assign", INC, "spokesperson", "alice", "--as", "alice")
+    assert "alice already holds spokesperson" in out
+    assert cli("assign", INC, "lead", "lou", "--as", "alice").exit_code == 0
+    assert cli("assign", INC, "spokesperson", "alice", "--as", "lou").exit_code == 0
+    assert cli("approve", INC, "statement/x/en", "--version", "1", "--as", "alice").exit_code == 0
+    approval = next(e for e in _events(db) if e.type == "PostApproved")
+    assert (approval.actor, approval.data["role"], approval.data["granted_by"]) == ("alice", "spokesperson", "lou")
+
+
+def test_a_role_self_assigned_at_start_does_not_approve_either(cli, db, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")})
+    result = cli("start", str(path), "--title", "Test", "--assign", "lead=alice",
+                 "--assign", "spokesperson=alice", "--as", "alice")
+    assert result.exit_code == 0, result.output
+    assert cli("assign", INC, "comms", "carol", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "alice")
+    assert "alice assigned themselves spokesperson" in out
+
+
 # -- reject ---------------------------------------------------------------------------------------
 
 
@@ -489,7 +567,7 @@ def test_the_outbox_file_holds_exactly_what_was_approved(acknowledging, db, outb
     assert record["text"] == approved_text
     assert record["sha256"] == text_hash(approved_text) == approval.data["sha256"]
     assert record["approvals"] == [{"by": "bob", "role": "spokesperson", "at": "2026-03-14T09:00:00.000Z",
-                                    "sha256": record["sha256"]}]
+                                    "sha256": record["sha256"], "granted_by": "alice"}]
     assert (record["post"], record["version"], record["channel"], record["lang"]) == ("public_ack/x/en", 1, "x", "en")
     assert record["published_by"] == "carol" and record["identifier_override"] is None
     published = [e for e in _events(db) if e.type == "PostPublished"]
@@ -674,3 +752,135 @@ def test_outbox_rebuild_writes_what_publish_wrote(acknowledging, db, outbox, tmp
     assert cli("outbox", "rebuild", INC, "--outbox", str(other)).exit_code == 0
     assert (other / INC / "public_ack.x.en.v1.json").read_bytes() == published
     assert cli("outbox", "rebuild", "INC-NOPE", "--outbox", str(other)).exit_code == 4
+
+
+# -- confidential values, however disguised ---------------------------------------------------
+
+
+@pytest.mark.parametrize("template", [
+    "{{ incident.title|reverse }}",
+    "{{ incident.title|join(' ') }}",
+    "{{ incident.title|replace(' ', '') }}",
+    "#{{ incident.title|replace(' ', '') }}",
+])
+def test_a_confidential_value_typed_into_the_title_is_caught_through_filters(cli, db, tmp_path, template):
+    path = _playbook(tmp_path, {"statement": _x(template)},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    result = cli("start", str(path), "--title", "Maria Garcia", "--set", "patient_name=Maria Garcia",
+                 "--assign", "lead=alice", "--assign", "spokesperson=bob", "--as", "alice")
+    assert result.exit_code == 0, result.output
+    assert ("warning: INC-20260314-001: the title contains the value of confidential input patient_name"
+            in result.output)
+    assert cli("assign", INC, "comms", "carol", "--as", "alice").exit_code == 0
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert "CONFIDENTIAL input patient_name appears" in cli("drafts", INC).output
+    out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", "1", "--as", "bob")
+    assert "contains the value of confidential input(s) patient_name" in out
+
+
+def test_a_disguised_confidential_value_in_an_edit_cannot_be_approved(cli, db, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    _start(cli, path, "--set", "patient_name=Maria Garcia")
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    for version, text in ((2, "We spoke with Garcia, Maria today."), (3, "We spoke with M\u0430ria G\u0430rcia.")):
+        assert cli("edit", INC, "statement/x/en", "--text", text, "--as", "carol").exit_code == 0
+        out = _refused(cli, db, 5, "approve", INC, "statement/x/en", "--version", str(version), "--as", "bob")
+        assert "confidential input(s) patient_name" in out
+
+
+def test_setting_a_confidential_value_that_is_in_the_title_warns(cli, db, tmp_path):
+    path = _playbook(tmp_path, {"statement": _x("{{ hospital }} is reviewing what happened.")},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    result = cli("start", str(path), "--title", "Complaint by GARCIA, Maria", "--assign", "lead=alice",
+                 "--assign", "spokesperson=bob", "--as", "alice")
+    assert result.exit_code == 0 and "warning" not in result.output
+    result = cli("set", INC, "patient_name=Maria Garcia", "--as", "alice")
+    assert result.exit_code == 0
+    assert "warning: INC-20260314-001: the title contains the value of confidential input patient_name" in result.output
+
+
+# -- audiences: an SMS is a broadcast unless the template says otherwise ------------------------
+
+
+def _sms_playbook(tmp_path, text: str, audience: str | None = None):
+    template = {"approval": {"all_of": ["spokesperson"]}, "channels": {"sms": {"en": text}}}
+    if audience:
+        template["audience"] = audience
+    path = _playbook(tmp_path, {"alert": template},
+                     inputs={"patient_name": {"type": "string", "confidential": True}})
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["stages"]["respond"]["deadline"] = {"within": "60m", "until": "first_public_post"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _first_public_post_met(cli) -> bool:
+    clocks = json.loads(cli("status", INC, "--json").output)["clocks"]
+    return next(c for c in clocks if c["label"] == "first public post in stage respond")["met_at"] is not None
+
+
+def test_a_mass_sms_naming_a_confidential_input_does_not_validate(cli, tmp_path):
+    result = cli("validate", str(_sms_playbook(tmp_path, "{{ patient_name }}: measles exposure alert.")))
+    assert result.exit_code == 3
+    assert "confidential input 'patient_name' would be published on the public channel 'sms'" in result.output
+
+
+def test_a_broadcast_sms_is_scanned_and_meets_the_public_clock(cli, db, tmp_path):
+    _start(cli, _sms_playbook(tmp_path, "Measles alert: call 020 7946 0958 if you have a fever."))
+    assert cli("render", INC, "alert", "--as", "carol").exit_code == 0
+    post = _drafts(cli)["alert/sms/en"]
+    assert post["public"] is True and [h["kind"] for h in post["hits"]] == ["phone number"]
+    _refused(cli, db, 5, "approve", INC, "alert/sms/en", "--version", "1", "--as", "bob")
+    assert cli("approve", INC, "alert/sms/en", "--version", "1", "--as", "bob",
+               "--override-identifiers", "the public hotline").exit_code == 0
+    assert not _first_public_post_met(cli)
+    assert cli("publish", INC, "alert/sms/en", "--as", "carol").exit_code == 0
+    assert _first_public_post_met(cli)
+
+
+def test_a_direct_sms_may_name_the_patient_and_is_not_a_public_post(cli, db, tmp_path):
+    _start(cli, _sms_playbook(tmp_path, "{{ patient_name }}, please call us.", audience="direct"),
+           "--set", "patient_name=Jane Doe")
+    assert cli("render", INC, "alert", "--as", "carol").exit_code == 0
+    post = _drafts(cli)["alert/sms/en"]
+    assert (post["public"], post["text"], post["leaks"]) == (False, "Jane Doe, please call us.", [])
+    assert cli("approve", INC, "alert/sms/en", "--version", "1", "--as", "bob").exit_code == 0
+    assert cli("publish", INC, "alert/sms/en", "--as", "carol").exit_code == 0
+    assert not _first_public_post_met(cli)
+
+
+# -- the organisation's region: how phone numbers without a country code are read ------------
+
+
+def _region_playbook(tmp_path, region: str | None):
+    path = _playbook(tmp_path, {"statement": _x("Call 555-0199 for help.")})
+    if region:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc["region"] = region
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("region, env, hits", [
+    (None, None, [{"kind": "phone number", "text": "555-0199"}]),  # default US
+    ("ES", None, []),  # a Spanish number has 9 digits: 555-0199 is not one
+    (None, "ES", []),
+    ("US", "ES", [{"kind": "phone number", "text": "555-0199"}]),  # the playbook's own region wins
+])
+def test_the_region_comes_from_the_playbook_else_playbook_region(cli, db, tmp_path, monkeypatch, region, env, hits):
+    if env:
+        monkeypatch.setenv("PLAYBOOK_REGION", env)
+    _start(cli, _region_playbook(tmp_path, region))
+    assert cli("render", INC, "statement", "--as", "carol").exit_code == 0
+    assert _drafts(cli)["statement/x/en"]["hits"] == hits
+
+
+def test_an_unknown_region_is_refused(cli, db, tmp_path, monkeypatch):
+    result = cli("validate", str(_region_playbook(tmp_path, "XX")))
+    assert result.exit_code == 3 and "region: unknown region 'XX'" in result.output
+    monkeypatch.setenv("PLAYBOOK_REGION", "Narnia")
+    result = cli("start", str(_region_playbook(tmp_path, None)), "--title", "Test", "--assign", "lead=alice",
+                 "--assign", "spokesperson=bob", "--as", "alice")
+    assert result.exit_code == 2 and "PLAYBOOK_REGION: unknown region 'Narnia'" in result.output
+    assert not _events(db) if db.exists() else True

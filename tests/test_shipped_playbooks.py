@@ -86,7 +86,9 @@ def _template_texts():
 
 
 TEMPLATE_TEXTS = _template_texts()
-PUBLIC_TEXTS = [case for case in TEMPLATE_TEXTS if CHANNELS[case.values[2]].public]
+#: every text a broadcast reaches: its template's audience (sms is public unless it says direct)
+PUBLIC_TEXTS = [case for case in TEMPLATE_TEXTS
+                if _load(case.values[0]).audience(case.values[1], case.values[2]) == "public"]
 
 
 # -- every shipped playbook ---------------------------------------------------------

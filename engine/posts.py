@@ -252,12 +252,20 @@ def _check_version(state: dict, post_id: str, post: dict, version: int | None) -
                       [f"playbook drafts {state['id']}"])
 
 
+#: The approval rules in force, recorded on every PostApproved event, so that verify
+#: judges each logged approval by the rules of its day: 2 added separation of duties
+#: (no approving with a role you gave yourself) and authorship of every version since
+#: the last approval; an event without the field was recorded under rules 1.
+APPROVAL_RULES = 2
+
+
 def approve_events(state: dict, actor: str, post_id: str, *, version: int, role: str | None,
-                   override: str | None, at: str) -> list[NewEvent]:
+                   override: str | None, at: str, rules: int = APPROVAL_RULES) -> list[NewEvent]:
     """The events of `actor` approving version `version` of a post in `state`, or Refused.
 
     The one statement of the approval rules: the approve command runs it on the state
-    folded from the log, and verify replays every logged approval through it."""
+    folded from the log, and verify replays every logged approval through it, under the
+    rules version the approval was recorded with."""
     incident = state["id"]
     _require_open(state, "approve posts")
     post = _post(state, post_id)
@@ -271,7 +279,7 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
         reasons.append(f"it is {post['status']}, not a draft awaiting approval")
     if post["author"] == actor:
         reasons.append(f"{actor} rendered this version and cannot approve their own post")
-    elif actor in post.get("writers", ()):
+    elif rules >= 2 and actor in post.get("writers", ()):
         reasons.append(f"{actor} wrote a version of this post since it was last approved and "
                        "cannot approve it")
     wanted = inc.approval_wanted(post)
@@ -296,7 +304,7 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
     else:
         chosen = held[0]
     granted_by = state.get("granted", {}).get(chosen, {}).get(actor) if chosen else None
-    if granted_by == actor:
+    if granted_by == actor and rules >= 2:
         reasons.append(f"{actor} assigned themselves {chosen}; another manager must assign it "
                        f"(playbook assign {incident} {chosen} {actor} --as OTHER) before "
                        f"{actor} can approve as {chosen}")
@@ -321,7 +329,7 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
             "reason": override.strip(), "hits": post["hits"]}))
     events.append(NewEvent("PostApproved", at, actor, {
         "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen,
-        **({"granted_by": granted_by} if granted_by else {})}))
+        "rules": APPROVAL_RULES, **({"granted_by": granted_by} if granted_by else {})}))
     return events
 
 

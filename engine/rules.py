@@ -37,6 +37,7 @@ def audit(events: Iterable) -> tuple[dict | None, list[str]]:
     problems: list[str] = []
     starting, starter = True, None  # `start` writes its RoleAssigned events with IncidentStarted
     attempts: set[tuple] = set()
+    rules_seen = 1  # approvals cannot go back to older rules once newer ones were recorded
     override: tuple | None = None  # (actor, post) of an IdentifiersOverridden awaiting its approval
     for e in events:
         t, d, actor = e.type, e.data, e.actor
@@ -49,6 +50,11 @@ def audit(events: Iterable) -> tuple[dict | None, list[str]]:
                 if override is not None and (t, actor, d.get("post")) != ("PostApproved", *override):
                     why.append("the identifier override before it is not followed by its approval")
                 override = None
+                if t == "PostApproved":
+                    if d.get("rules", 1) < rules_seen:
+                        why.append(f"it claims approval rules {d.get('rules', 1)} after an approval "
+                                   f"recorded under rules {rules_seen}")
+                    rules_seen = max(rules_seen, d.get("rules", 1))
                 _check(state, e, attempts, why)
                 if t == "IdentifiersOverridden":
                     override = (actor, d["post"])
@@ -83,7 +89,7 @@ def _check(state: dict, e, attempts: set, why: list[str]) -> None:
         _same_text(state, d, why)
         # an override of the identifier warning was applied by the event just before, if any
         posts.approve_events(state, actor, d["post"], version=d["version"], role=d["role"],
-                             override=None, at=e.at)
+                             override=None, at=e.at, rules=d.get("rules", 1))
     elif t == "PostPublished":
         _same_text(state, d, why)
         posts.publish_events(state, actor, d["post"], at=e.at, outbox=d["outbox"])

@@ -194,3 +194,36 @@ def test_a_lawful_history_passes_the_rules(cli, db, tmp_path, monkeypatch):
     assert _types(db)[-5:] == ["IdentifiersOverridden", "PostApproved", "PostPublished", "DeliveryAttempted",
                                "DeliveryFailed"]
     _ok(cli, "verify")
+
+
+def _self_granted_approval(cli, db, clock, **extra):
+    """alice, the lead, gives herself spokesperson and a PostApproved by her is logged."""
+    _drafted(cli)
+    _ok(cli, "assign", INC, "spokesperson", "alice", "--as", "alice")
+    sha = _post(db)["sha256"]
+    _append_unchecked(db, clock, "alice", "PostApproved",
+                      {"post": POST, "version": 1, "sha256": sha, "role": "spokesperson", **extra})
+
+
+def test_an_approval_logged_under_the_old_rules_is_judged_by_them(cli, db, clock):
+    """Before rules 2, a self-granted role could approve: a log from then still verifies."""
+    _self_granted_approval(cli, db, clock)
+    result = cli("verify")
+    assert result.exit_code == 0, result.output
+
+
+def test_the_same_approval_under_the_current_rules_is_refused_by_verify(cli, db, clock):
+    _self_granted_approval(cli, db, clock, rules=2)
+    result = cli("verify")
+    assert result.exit_code == 7
+    assert "alice assigned themselves spokesperson" in result.output
+
+
+def test_an_approval_cannot_claim_older_rules_after_newer_ones(cli, db, clock):
+    _self_granted_approval(cli, db, clock, rules=2)
+    sha = _post(db)["sha256"]
+    _append_unchecked(db, clock, "alice", "PostApproved",
+                      {"post": POST, "version": 1, "sha256": sha, "role": "spokesperson"})
+    result = cli("verify")
+    assert result.exit_code == 7
+    assert "claims approval rules 1 after an approval recorded under rules 2" in result.output

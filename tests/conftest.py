@@ -106,10 +106,13 @@ class PostgresCluster:
     def stop(self, mode: str = "fast") -> None:
         import subprocess
 
+        import shutil
+
         data = self.folder / "data"
         cmd = [_pg_bindir() + "/pg_ctl", "-D", str(data), "-m", mode, "-w", "stop"]
         if os.geteuid() == 0:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            runuser = shutil.which("runuser", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+            cmd = [runuser or "runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=False, capture_output=True, timeout=60)
 
     def restart(self) -> None:

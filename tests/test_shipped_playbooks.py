@@ -260,3 +260,16 @@ def test_rendered_post_fits_its_channel(stem, tid, channel, lang, text, flag):
     assert used.fits, f"{used} {used.unit} {used.detail}:\n{body}"
     if channel == "x":
         assert not used.detail, used.detail  # X refuses some characters outright
+
+
+def test_medical_tourism_turkish_posts_are_approved_by_the_turkish_speaking_liaison():
+    """Every public template with Turkish text names the liaison for its Turkish posts,
+    instead of letting two English or Spanish speakers approve a text neither can read."""
+    pb = _load("medical-tourism")
+    public_tr = [tid for tid, t in pb.templates.items()
+                 if any("tr" in langs for ch, langs in t.channels.items() if ch != "chat")
+                 and t.approval.any_of and "spokesperson_en" in t.approval.any_of]
+    assert len(public_tr) >= 5
+    for tid in public_tr:
+        policy = pb.templates[tid].approval.languages.get("tr")
+        assert policy is not None and "partner_liaison" in policy.all_of, tid

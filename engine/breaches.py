@@ -77,7 +77,7 @@ def record(store, clock, items: list[DueItem]) -> list[dict]:
 
 
 def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
-    esc = c.escalate
+    esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
     people = {role: state["roles"].get(role, []) for role in esc["notify"]}
     events = [NewEvent("EscalationApplied", at, SYSTEM, {
         "clock": c.key, "key": breach_key(c), "label": c.label, "notify": people, "move_to": esc["move_to"],

@@ -109,6 +109,11 @@ def _clock_refs(pb: Playbook, smap: SourceMap, loc: Loc, clock, *, stage_clock: 
 
 def _escalation(pb: Playbook, smap: SourceMap, loc: Loc, esc: Escalation,
                 from_stage: str | None) -> Iterator[Diagnostic]:
+    for level, step in getattr(esc, "by_severity", {}).items():
+        if level not in pb.severities:
+            yield smap.diagnostic(loc + ("by_severity", level), f"unknown severity {level!r} (this "
+                                  f"playbook's severities: {', '.join(pb.severities)})", key=True)
+        yield from _escalation(pb, smap, loc + ("by_severity", level), step, from_stage)
     for i, role in enumerate(esc.notify):
         if role not in pb.roles:
             yield _ref(smap, loc + ("notify", i), "role", role, pb.roles)

@@ -23,11 +23,18 @@ def within_text(within) -> str:
     return format_duration(parse_duration(within))
 
 
+def escalation_text(esc) -> str:
+    """``escalate: notify a, b, move to s; if critical: notify ...``"""
+    def step(s) -> str:
+        return f"notify {', '.join(s.notify) or 'nobody'}" + (f", move to {s.move_to}" if s.move_to else "")
+
+    return "escalate: " + "; ".join([step(esc), *(f"if {level}: {step(s)}" for level, s in esc.by_severity.items())])
+
+
 def clock_text(clock, default_from: str) -> str:
     text = f"within {within_text(clock.within)} of {clock.anchor or default_from}"
     if clock.escalate is not None:
-        who = ", ".join(clock.escalate.notify) or "nobody"
-        text += f"; escalate: notify {who}" + (f", move to {clock.escalate.move_to}" if clock.escalate.move_to else "")
+        text += "; " + escalation_text(clock.escalate)
     return text
 
 
@@ -95,9 +102,7 @@ def summary(pb: Playbook) -> str:
         if stage.updates is not None:
             marks.append(f"public update every {stage.updates.every}, counted from the last public post")
             if stage.updates.escalate is not None:
-                esc = stage.updates.escalate
-                marks.append(f"escalate: notify {', '.join(esc.notify) or 'nobody'}"
-                             + (f", move to {esc.move_to}" if esc.move_to else ""))
+                marks.append(escalation_text(stage.updates.escalate))
         out.append(f"  {sid:<20} {stage.title}{'  [' + '; '.join(marks) + ']' if marks else ''}")
         for task, text in stage.tasks.items():
             out.append(f"      [ ] {task}: {text}")

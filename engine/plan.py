@@ -16,7 +16,11 @@ from .durations import parse_duration
 def _escalation(esc) -> dict | None:
     if esc is None:
         return None
-    return {"notify": list(esc.notify), "move_to": esc.move_to}
+    out = {"notify": list(esc.notify), "move_to": esc.move_to}
+    if esc.by_severity:
+        out["by_severity"] = {level: {"notify": list(step.notify), "move_to": step.move_to}
+                              for level, step in esc.by_severity.items()}
+    return out
 
 
 def _seconds(value: str) -> int:

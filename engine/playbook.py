@@ -143,11 +143,19 @@ class Input(_Model):
         return value
 
 
-class Escalation(_Model):
-    """What happens when a clock is missed."""
+class EscalationStep(_Model):
+    """Whom to notify and where to move when a clock is missed."""
 
     notify: list[Id] = Field(default_factory=list, description="roles to notify")
     move_to: Id | None = Field(None, description="stage to move the incident to, if any")
+
+
+class Escalation(EscalationStep):
+    """What happens when a clock is missed; ``by_severity`` replaces it for an incident of
+    that severity (e.g. a critical incident also pages the executive on call)."""
+
+    by_severity: dict[str, EscalationStep] = Field(
+        default_factory=dict, description="severity -> the escalation for incidents of that severity")
 
 
 Within = Union[Duration, Annotated[dict[str, Duration], Field(min_length=1)]]

@@ -205,3 +205,39 @@ def test_the_system_actor_cannot_be_impersonated(cli, store):
     assert result.exit_code == 2
     assert "reserved for the engine" in result.stderr
     assert "NoteAdded" not in _types(store)
+
+
+BY_SEVERITY = ESCALATING.replace(
+    "      escalate: {notify: [lead, director], move_to: crisis}",
+    "      escalate:\n"
+    "        notify: [lead]\n"
+    "        by_severity:\n"
+    "          critical: {notify: [lead, director], move_to: crisis}")
+
+
+def test_the_escalation_can_depend_on_the_incidents_severity(cli, clock, store, tmp_path):
+    """A critical incident also notifies the director and moves to crisis mode; a high one
+    notifies the lead only."""
+    path = tmp_path / "by-severity.yaml"
+    path.write_text(BY_SEVERITY, encoding="utf-8")
+    for severity in ("high", "critical"):
+        assert cli("start", str(path), "--title", severity, "--severity", severity,
+                   "--assign", "lead=alice", "--assign", "director=dan").exit_code == 0
+    clock.advance(timedelta(minutes=31))
+    assert cli("due").exit_code == 9
+    applied = {i: [e.data for e in store.events(i) if e.type == "EscalationApplied"]
+               for i in ("INC-20260314-001", "INC-20260314-002")}
+    assert applied["INC-20260314-001"][0]["notify"] == {"lead": ["alice"]}
+    assert applied["INC-20260314-001"][0]["move_to"] is None
+    assert applied["INC-20260314-002"][0]["notify"] == {"lead": ["alice"], "director": ["dan"]}
+    assert store.snapshot("INC-20260314-002").state["stage"] == "crisis"
+    assert store.snapshot("INC-20260314-001").state["stage"] == "respond"
+    assert "if critical: notify lead, director, move to crisis" in cli("show", str(path)).output
+
+
+def test_an_escalation_for_an_unknown_severity_is_located(cli, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BY_SEVERITY.replace("          critical:", "          urgent:"), encoding="utf-8")
+    result = cli("validate", str(path))
+    assert result.exit_code == 3
+    assert f"{path}:15:11: stages.respond.deadline.escalate.by_severity.urgent: unknown severity 'urgent'" in result.output

@@ -43,6 +43,8 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the worker process
         pass
     from . import render  # warm: jinja2 and the sandbox load once per worker
 
+    render.environment(html=False), render.environment(html=True)
+    conn.send(("ready",))  # the parent's time limit counts from here, not from start-up
     while True:
         try:
             request = conn.recv()
@@ -65,6 +67,10 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the worker process
             return
 
 
+#: How long a new worker may take to start and load the sandbox.
+STARTUP = 60.0
+
+
 class _Worker:
     def __init__(self, ctx) -> None:
         parent, child = ctx.Pipe()
@@ -72,6 +78,13 @@ class _Worker:
         self.process = ctx.Process(target=_serve, args=(child,), daemon=True, name="playbook-render")
         self.process.start()
         child.close()
+        try:
+            ready = parent.poll(STARTUP) and parent.recv() == ("ready",)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.stop()
+            raise Refused("the renderer could not be started; nothing was recorded")
 
     def stop(self) -> None:
         try:

@@ -85,6 +85,7 @@ def test_a_worker_that_overruns_is_killed_and_replaced():
         with pytest.raises(Refused, match="took longer than 0.3 s and was stopped"):
             pool.render(slow, {}, html=False, where="t")
         assert time.monotonic() - started < 5
+        pool.timeout = 10  # the replacement's answer is not raced against a loaded machine
         assert pool.render("{{ 1 + 1 }}", {}, html=False, where="t") == "2"
     finally:
         pool.close()

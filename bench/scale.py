@@ -41,7 +41,7 @@ that write (``due``'s first run, ``verify``, which stores a checkpoint) start ea
 run from a fresh copy of the database, made outside the timing.
 
     python3 bench/scale.py                 # full run, about 15 minutes on 2 CPUs
-    python3 bench/scale.py --quick         # smaller sizes, fewer runs (about 2 minutes)
+    python3 bench/scale.py --quick         # smaller sizes, fewer runs (about a minute)
     python3 bench/scale.py --only due list # targets whose name starts with these words
 """
 

@@ -179,6 +179,11 @@ class Seed:
         self.posts = [e.data["post"] for e in self.events if e.type == "PostDrafted"]
         self.drafts = {p: first[("PostDrafted", p)].data for p in self.posts}
         self.inputs_set = first[("InputsSet", None)].data
+        # the data shapes of the real approval, publication and rejection (whatever fields
+        # the engine records with them), re-addressed to other posts and versions below
+        self.approved = first[("PostApproved", "public_ack/x/en")].data
+        self.published = first[("PostPublished", "public_ack/x/en")].data
+        self.rejected = first[("PostRejected", "public_ack/facebook/en")].data
         self.outbox = str(Path(first[("PostPublished", "public_ack/x/en")].data["outbox"]).parent.parent)
 
     def start(self, incident: str, at: str) -> list:
@@ -225,14 +230,14 @@ class Seed:
             return ev("PostDrafted", "alice", dict(d, version=versions[pid]))
 
         def approval(pid):
-            return ev("PostApproved", "bob", {"post": pid, "version": versions[pid],
-                                              "sha256": self.drafts[pid]["sha256"], "role": "spokesperson"})
+            return ev("PostApproved", "bob", dict(self.approved, post=pid, version=versions[pid],
+                                                  sha256=self.drafts[pid]["sha256"]))
 
         def publication(pid):
             name = f"{pid.replace('/', '.')}.v{versions[pid]}.json"
-            return ev("PostPublished", "alice", {"post": pid, "version": versions[pid],
-                                               "sha256": self.drafts[pid]["sha256"],
-                                               "outbox": f"{self.outbox}/{incident}/{name}"})
+            return ev("PostPublished", "alice", dict(self.published, post=pid, version=versions[pid],
+                                                     sha256=self.drafts[pid]["sha256"],
+                                                     outbox=f"{self.outbox}/{incident}/{name}"))
 
         def delivery(type_, pid):  # an attempt, then its outcome, as posts.deliver logs them
             outcome = {} if type_ == "DeliveryAttempted" else {"error": ""}
@@ -258,9 +263,9 @@ class Seed:
                 lambda: draft(b), lambda: approval(b), lambda: publication(b),
                 lambda: ev("TaskReopened", "alice", {"task": "reply_in_thread"}),
                 lambda: draft(c),
-                lambda: ev("PostRejected", "bob", {"post": c, "version": versions[c],
-                                                   "sha256": self.drafts[c]["sha256"],
-                                                   "reason": "Wait for the ward manager's confirmation"}),
+                lambda: ev("PostRejected", "bob", dict(self.rejected, post=c, version=versions[c],
+                                                       sha256=self.drafts[c]["sha256"],
+                                                       reason="Wait for the ward manager's confirmation")),
                 lambda: ev("RoleUnassigned", "alice", {"role": "social_media", "person": "sam"}),
                 note,
                 lambda: ev("InputsSet", "alice", self.inputs_set),

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 
@@ -264,6 +265,13 @@ def test_db_copy_moves_every_event_byte_for_byte_and_verifies_there(pg_url, cloc
                  ["verify", "--checkpoint", str(tmp_path / "cp.json"), "--json"]):
         a, b = lite(*args), pg(*args)
         assert (a.exit_code, a.output) == (b.exit_code, b.output), args
+    bundles = []
+    for cli, name in ((lite, "lite.zip"), (pg, "pg.zip")):
+        assert cli("bundle", "INC-20260314-001", "-o", str(tmp_path / name)).exit_code == 0
+        with zipfile.ZipFile(tmp_path / name) as z:
+            bundles.append({m: z.read(m) for m in z.namelist()})
+    assert bundles[0] == bundles[1]  # member by member, byte for byte
+    assert pg("verify", "--bundle", str(tmp_path / "pg.zip")).exit_code == 0
     assert pg("note", "INC-20260314-001", "Carried on after the move").exit_code == 0
     assert pg("verify").exit_code == 0
 

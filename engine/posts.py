@@ -3,7 +3,8 @@
 A post is identified by ``template/channel/lang`` (e.g. ``public_ack/x/en``). Every
 render of it is a new *version* with the SHA-256 of its exact text; approvals
 name the version and hash they cover, so a changed text needs approval again.
-The rules are enforced here, inside the write transaction, not by the CLI:
+The rules are enforced here, inside the write transaction, not by the CLI (who may
+act at all is :mod:`engine.policy`'s answer):
 no approval by the draft's author, approvers must hold the role they approve as,
 identifier hits need an explicit override, and only a fully approved, unchanged,
 not yet published version can be published.
@@ -18,9 +19,11 @@ import re
 from pathlib import Path
 
 from . import incident as inc
+from . import policy
+from .act import act, event_time, read_state
 from .errors import NotFound, Refused, StoreError, UsageError
 from .events import NewEvent, canonical
-from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
+from .service import pinned_playbook
 
 
 def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
@@ -82,8 +85,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
     drafted: list[str] = []
 
     def build(state):
-        _require_open(state, "render posts")
-        _require_member(state, actor, "render posts")
+        policy.require(state, actor, "render")
         if template not in pb.templates:
             raise NotFound(f"incident {incident}: playbook {pb.id} has no template {template!r} "
                            f"(templates: {', '.join(pb.templates)})")
@@ -118,7 +120,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
             problems.append("a recipient is listed twice")
         if problems:
             raise UsageError(f"incident {incident}: nothing was rendered:\n" + "\n".join(f"  - {p}" for p in problems))
-        now = _at(clock, state)
+        now = event_time(clock, state)
         events = []
         for ref, extra in batch:
             events += _render_one(state, ref, extra, now)
@@ -157,7 +159,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                 drafted.append(where)
         return events
 
-    state = _act(store, incident, build)
+    state = act(store, incident, build)
     return [{"id": pid, **state["posts"][pid]} for pid in drafted]
 
 
@@ -220,8 +222,7 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
         refuse_unsafe("--subject", subject, one_line=True)
 
     def build(state):
-        _require_open(state, "edit posts")
-        _require_member(state, actor, "edit posts")
+        policy.require(state, actor, "edit")
         post = _post(state, post_id)
         if post["status"] == "published":
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is published; "
@@ -235,8 +236,8 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
         if new == post["text"]:
             raise Refused(f"incident {incident}: the edited text is the same as v{post['version']}")
         return [_drafted(loaded.playbook, state, post_id, post["template"], post["channel"], post["lang"],
-                         new, _at(clock, state), actor, edited=True, recipient=post.get("recipient"))]
-    return {"id": post_id, **_act(store, incident, build)["posts"][post_id]}
+                         new, event_time(clock, state), actor, edited=True, recipient=post.get("recipient"))]
+    return {"id": post_id, **act(store, incident, build)["posts"][post_id]}
 
 
 # -- approve / reject ------------------------------------------------------------------
@@ -267,7 +268,7 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
     folded from the log, and verify replays every logged approval through it, under the
     rules version the approval was recorded with."""
     incident = state["id"]
-    _require_open(state, "approve posts")
+    policy.require(state, actor, "approve")  # the name and a closed incident; the roles below
     post = _post(state, post_id)
     _check_version(state, post_id, post, version)
     reasons = []
@@ -342,8 +343,8 @@ def approve(store, clock, actor: str, incident: str, post_id: str, *, version: i
 
     def build(state):
         return approve_events(state, actor, post_id, version=version, role=role, override=override,
-                              at=_at(clock, state))
-    return _act(store, incident, build, from_log=True)["posts"][post_id]
+                              at=event_time(clock, state))
+    return act(store, incident, build, from_log=True)["posts"][post_id]
 
 
 def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
@@ -352,18 +353,15 @@ def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
         raise UsageError("a rejection needs --reason")
 
     def build(state):
-        _require_open(state, "reject posts")
+        policy.require(state, actor, "reject")
         post = _post(state, post_id)
         _check_version(state, post_id, post, version)
-        policy = post["policy"]
-        if not set(policy["all_of"] + policy["any_of"]) & set(inc.roles_of(state, actor)):
-            raise Refused(f"incident {incident}: {actor} holds none of the approving roles of "
-                          f"{post_id} ({', '.join(policy['all_of'] + policy['any_of'])})")
+        policy.require(state, actor, "reject", post=post, post_id=post_id)
         if post["status"] in ("published", "rejected"):
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is already {post['status']}")
-        return [NewEvent("PostRejected", _at(clock, state), actor, {
+        return [NewEvent("PostRejected", event_time(clock, state), actor, {
             "post": post_id, "version": post["version"], "sha256": post["sha256"], "reason": reason.strip()})]
-    return _act(store, incident, build)["posts"][post_id]
+    return act(store, incident, build)["posts"][post_id]
 
 
 # -- publish -----------------------------------------------------------------------
@@ -383,8 +381,7 @@ def publish_events(state: dict, actor: str, post_id: str, *, at: str, outbox: st
     The one statement of the publication rules: the publish command runs it on the state
     folded from the log, and verify replays every logged publication through it."""
     incident = state["id"]
-    _require_open(state, "publish posts")
-    _require_member(state, actor, "publish posts")
+    policy.require(state, actor, "publish")
     post = _post(state, post_id)
     if post["status"] == "published":
         raise Refused(f"incident {incident}: {post_id} v{post['version']} is already published "
@@ -437,9 +434,9 @@ def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path)
     def build(state):
         post = _post(state, post_id)
         path = Path(outbox) / incident / outbox_name(post_id, post["version"])
-        return publish_events(state, actor, post_id, at=_at(clock, state), outbox=str(path))
+        return publish_events(state, actor, post_id, at=event_time(clock, state), outbox=str(path))
 
-    state = _act(store, incident, build, from_log=True)
+    state = act(store, incident, build, from_log=True)
     published = state["posts"][post_id]["published"][-1]
     try:
         write_outbox_file(Path(published["outbox"]), outbox_record(state, post_id))
@@ -454,7 +451,7 @@ def rebuild_outbox(store, outbox: Path, incident: str | None = None) -> list[dic
     under `outbox`: missing or differing files are written, identical ones left alone."""
     ids = [incident] if incident is not None else store.incidents()
     if incident is not None:
-        _read(store, incident)
+        read_state(store, incident)
     done = []
     for iid in ids:
         state = None
@@ -489,7 +486,8 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     from .delivery import redact, send
     from .errors import DeliveryFailed
 
-    current = _read(store, incident)
+    current = read_state(store, incident)
+    policy.require(current, actor, "deliver")
     deliver_check(current, post_id)  # checked again, on the log, before anything is sent
     channel = current["posts"][post_id]["channel"]
     urls = {redact(url): url for url in destinations.get(channel, [])}
@@ -499,15 +497,16 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     pending: list[str] = []
 
     def attempt(state):
+        policy.require(state, actor, "deliver")
         post = _post(state, post_id)
         version, sha = deliver_check(state, post_id)
         done = {d["target"] for d in post["deliveries"] if d["ok"] and d["version"] == version}
         pending[:] = [t for t in urls if t not in done]
-        now = _at(clock, state)
+        now = event_time(clock, state)
         return [NewEvent("DeliveryAttempted", now, actor, {
             "post": post_id, "version": version, "sha256": sha, "target": t}) for t in pending]
 
-    state = _act(store, incident, attempt, from_log=True)
+    state = act(store, incident, attempt, from_log=True)
     if not pending:
         return []
     published = state["posts"][post_id]["published"][-1]
@@ -515,12 +514,12 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     attempts = [send(urls[t], text) for t in pending]
 
     def outcome(current):
-        now = _at(clock, current)
+        now = event_time(clock, current)
         return [NewEvent("PostDelivered" if a.ok else "DeliveryFailed", now, actor, {
             "post": post_id, "version": version, "sha256": sha,
             "target": a.target, "error": a.error}) for a in attempts]
 
-    _act(store, incident, outcome)
+    act(store, incident, outcome)
     failed = [a for a in attempts if not a.ok]
     if failed:
         raise DeliveryFailed(
@@ -573,6 +572,6 @@ def write_outbox_file(path: Path, record: dict) -> None:
 
 
 def drafts(store, incident: str) -> list[dict]:
-    state = _read(store, incident)
+    state = read_state(store, incident)
     posts = [{"id": pid, **p, "missing": inc.approval_missing(p)} for pid, p in state["posts"].items()]
     return sorted(posts, key=lambda p: (p["drafted_at"], p["id"]))

@@ -19,7 +19,7 @@ is checked from the log alone, whatever the stored projection says:
   logged attempt.
 
 ``verify`` reports these; approve, publish and deliver refuse to act on a log
-that contains any (see ``service.checked_state``). What the rules cannot tell
+that contains any (see ``act.checked_state``). What the rules cannot tell
 is whether the person named on an event is who typed it (see the README).
 """
 

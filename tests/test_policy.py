@@ -137,7 +137,7 @@ def _count(db, action):
 
 def _engine_call(action: str, tmp_path):
     """How code calls each action (as the CLI does), for a given actor."""
-    from engine import drills, posts, service
+    from engine import drills, posts, release, service
     from engine.loader import load_playbook
 
     calls = {
@@ -157,8 +157,8 @@ def _engine_call(action: str, tmp_path):
         "edit": lambda s, c, a: posts.edit(s, c, a, INC, POST, text="Team: see the post."),
         "approve": lambda s, c, a: posts.approve(s, c, a, INC, POST, version=1),
         "reject": lambda s, c, a: posts.reject(s, c, a, INC, POST, "no"),
-        "publish": lambda s, c, a: posts.publish(s, c, a, INC, POST, tmp_path / "outbox"),
-        "deliver": lambda s, c, a: posts.deliver(s, c, a, INC, POST, {"email": ["json://127.0.0.1:9/hook"]}),
+        "publish": lambda s, c, a: release.publish(s, c, a, INC, POST, tmp_path / "outbox"),
+        "deliver": lambda s, c, a: release.deliver(s, c, a, INC, POST, {"email": ["json://127.0.0.1:9/hook"]}),
         "advance_clock": lambda s, c, a: drills.advance_clock(s, c, a, DRILL, 600),
     }
     return calls[action]

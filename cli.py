@@ -1228,16 +1228,16 @@ def publish(ctx, incident, post, outbox, db, actor):
     """Publish POST: only a fully approved, unchanged version is written to the outbox."""
     from pathlib import Path
 
-    from engine import posts
+    from engine import release
     from engine.store import default_location
 
     store, clock, actor = _store(ctx, db), _clock(ctx), _actor(actor)
-    folder = Path(outbox) if outbox else posts.default_outbox(db or default_location())
-    result = posts.publish(store, clock, actor, incident, post, folder)
+    folder = Path(outbox) if outbox else release.default_outbox(db or default_location())
+    result = release.publish(store, clock, actor, incident, post, folder)
     click.echo(f"{incident}: {post} v{result['version']} published to {result['published'][-1]['outbox']}")
     destinations = _destinations(db)
     if destinations.get(result["channel"]) and not store.snapshot(incident).state["drill"]:
-        _report_deliveries(incident, post, posts.deliver(store, clock, actor, incident, post, destinations))
+        _report_deliveries(incident, post, release.deliver(store, clock, actor, incident, post, destinations))
 
 
 @main.group()
@@ -1257,11 +1257,11 @@ def rebuild(ctx, incident, folder, db):
     Missing or altered files are written again from the log; identical ones are left alone."""
     from pathlib import Path
 
-    from engine import posts
+    from engine import release
     from engine.store import default_location
 
-    target = Path(folder) if folder else posts.default_outbox(db or default_location())
-    done = posts.rebuild_outbox(_store(ctx, db, read_only=True), target, incident)
+    target = Path(folder) if folder else release.default_outbox(db or default_location())
+    done = release.rebuild_outbox(_store(ctx, db, read_only=True), target, incident)
     for d in done:
         click.echo(f"{d['incident']}: {d['post']} v{d['version']} "
                    f"{'written to' if d['written'] else 'already in'} {d['path']}")
@@ -1291,9 +1291,9 @@ def deliver(ctx, incident, post, db, actor):
 
     Destinations (apprise URLs per channel) are read from $PLAYBOOK_DESTINATIONS, else
     destinations.yaml beside the database. Exits 10 if any delivery failed."""
-    from engine import posts
+    from engine import release
 
-    attempts = posts.deliver(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, _destinations(db))
+    attempts = release.deliver(_store(ctx, db), _clock(ctx), _actor(actor), incident, post, _destinations(db))
     if not attempts:
         click.echo(f"{incident}: {post} was already delivered to every destination.")
     _report_deliveries(incident, post, attempts)

@@ -138,7 +138,7 @@ class Seed:
     clock; its events are the templates every database here is made of."""
 
     def __init__(self, folder: Path) -> None:
-        from engine import posts, service
+        from engine import posts, release, service
         from engine.clock import FixedClock
         from engine.loader import load_playbook
         from engine.store import open_store
@@ -156,7 +156,7 @@ class Seed:
                 lambda: service.advance(store, clock, "alice", iid, "acknowledge"),
                 lambda: posts.render(store, clock, "alice", iid, "public_ack"),
                 lambda: posts.approve(store, clock, "bob", iid, "public_ack/x/en", version=1),
-                lambda: posts.publish(store, clock, "alice", iid, "public_ack/x/en", outbox),
+                lambda: release.publish(store, clock, "alice", iid, "public_ack/x/en", outbox),
                 lambda: service.assign(store, clock, "alice", iid, "social_media", "sam"),
                 lambda: service.note(store, clock, "sam", iid, NOTE),
                 lambda: service.task(store, clock, "sam", iid, "reply_in_thread"),
@@ -239,7 +239,7 @@ class Seed:
                                                      sha256=self.drafts[pid]["sha256"],
                                                      outbox=f"{self.outbox}/{incident}/{name}"))
 
-        def delivery(type_, pid):  # an attempt, then its outcome, as posts.deliver logs them
+        def delivery(type_, pid):  # an attempt, then its outcome, as release.deliver logs them
             outcome = {} if type_ == "DeliveryAttempted" else {"error": ""}
             return ev(type_, "alice", {"post": pid, "version": versions[pid], "sha256": self.drafts[pid]["sha256"],
                                        "target": "x://****/", **outcome})

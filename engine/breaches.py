@@ -51,7 +51,7 @@ def due(store, now, within_seconds: int = 0, incident: str | None = None) -> lis
 
 def record(store, clock, items: list[DueItem]) -> list[dict]:
     """Record breaches (once each) and apply escalations; return what was newly recorded."""
-    from .service import _act
+    from .act import act
 
     recorded: list[dict] = []
     for incident in sorted({i.incident for i in items if i.clock.overdue}):
@@ -72,7 +72,7 @@ def record(store, clock, items: list[DueItem]) -> list[dict]:
                 if c.escalate:
                     events.extend(_escalate(state, c, at))
             return events
-        _act(store, incident, build)
+        act(store, incident, build)
     return recorded
 
 
@@ -110,7 +110,7 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
     one is tried again at the next check. Drills never notify anyone.
     """
     from .delivery import redact, send
-    from .service import _act
+    from .act import act
 
     urls_for = lambda roles: list(dict.fromkeys(  # noqa: E731 - small and local
         destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]))
@@ -133,7 +133,7 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
                 at = utc_now_iso(inc.effective_now(current, clock.now()))
                 return [NewEvent("EscalationNotified", at, SYSTEM, {
                     "key": key, "target": a.target, "ok": a.ok, "error": a.error}) for a in attempts]
-            _act(store, state["id"], build)
+            act(store, state["id"], build)
             report += [{"incident": state["id"], "label": pending["label"], "target": a.target,
                         "ok": a.ok, "error": a.error} for a in attempts]
     return report

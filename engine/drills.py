@@ -77,8 +77,9 @@ def load_scenario(path: str | Path) -> list[dict]:
 
 def advance_clock(store, clock, actor: str, incident: str, seconds: int) -> dict:
     """Move a drill's simulated clock forward; deliver due injects; record missed deadlines."""
+    from . import policy
+    from .act import act, event_time
     from .breaches import due, record
-    from .service import _act, _at, _require_open
 
     if seconds <= 0:
         raise Refused("the clock only moves forward")
@@ -87,11 +88,11 @@ def advance_clock(store, clock, actor: str, incident: str, seconds: int) -> dict
         if not state["drill"]:
             raise Refused(f"incident {incident} is a real incident: its clock cannot be advanced",
                           ["only drills (playbook drill ...) run on a simulated clock"])
-        _require_open(state, "advance its clock")
+        policy.require(state, actor, "advance_clock")
         if state.get("sim_offset", 0) + seconds > MAX_OFFSET.total_seconds():
             raise Refused(f"incident {incident}: a drill's clock runs at most 30 days ahead")
         moved = {**state, "sim_offset": state.get("sim_offset", 0) + seconds}
-        now = _at(clock, moved)
+        now = event_time(clock, moved)
         events = [NewEvent("ClockAdvanced", now, actor, {"seconds": seconds, "simulated_now": now})]
         started = inc.parse_time(state["started_at"])
         for i, inject in enumerate(state["injects"]):
@@ -101,7 +102,7 @@ def advance_clock(store, clock, actor: str, incident: str, seconds: int) -> dict
                     "index": i, "message": inject["message"], "scheduled_at": utc_now_iso(when)}))
         return events
 
-    state = _act(store, incident, build)
+    state = act(store, incident, build)
     items = due(store, clock.now(), incident=incident)
     recorded = record(store, clock, items)
     return {"state": inc.current_state(store, store.snapshot(incident)) if recorded else state, "recorded": recorded,

@@ -22,20 +22,27 @@ def check_person(field: str, name: str | None) -> str:
     if not name:
         raise UsageError(f"{field} needs a person's name (it is empty)")
     refuse_unsafe(f"{field} {name!r}", name, one_line=True)
-    if name.isascii():  # the common case, checked without the confusable data
-        seen = name.casefold()
-    else:
-        from .lookalike import mixed_script, scripts, skeleton
+    if not name.isascii():
+        from .lookalike import mixed_script, scripts
 
         if mixed_script(name):
             raise UsageError(f"{field} {name!r} mixes letters of several scripts "
                              f"({', '.join(sorted(scripts(name)))}), so it can pass for another "
                              "name; write it in one script")
-        seen = skeleton(name)
-    if seen.startswith(RESERVED):
+    if reserved(name):
         raise UsageError(f"{field} {name!r}: names starting with {RESERVED!r} (or anything that "
                          "looks like it) are reserved for the engine")
     return name
+
+
+def reserved(name: str) -> bool:
+    """A name that is, or looks like, one of the engine's own (``system:...``)."""
+    name = name.strip()
+    if name.isascii():  # the common case, checked without the confusable data
+        return name.casefold().startswith(RESERVED)
+    from .lookalike import skeleton
+
+    return skeleton(name).startswith(RESERVED)
 
 
 def lookalike(name: str, people) -> str | None:

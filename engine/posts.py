@@ -1,26 +1,25 @@
-"""Posts: render drafts, approve or reject them, publish only approved text.
+"""Posts: render drafts, edit them, approve or reject them.
 
 A post is identified by ``template/channel/lang`` (e.g. ``public_ack/x/en``). Every
 render of it is a new *version* with the SHA-256 of its exact text; approvals
 name the version and hash they cover, so a changed text needs approval again.
-The rules are enforced here, inside the write transaction, not by the CLI:
-no approval by the draft's author, approvers must hold the role they approve as,
-identifier hits need an explicit override, and only a fully approved, unchanged,
-not yet published version can be published.
+The rules are enforced here, inside the write transaction, not by the CLI (who may
+act at all is :mod:`engine.policy`'s answer): no approval by the draft's author,
+approvers must hold the role they approve as, identifier hits need an explicit
+override. Publishing and delivering the approved text is :mod:`engine.release`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-from pathlib import Path
 
 from . import incident as inc
-from .errors import NotFound, Refused, StoreError, UsageError
+from . import policy
+from .act import act, event_time, read_state
+from .errors import NotFound, Refused, UsageError
 from .events import NewEvent, canonical
-from .service import _act, _at, _read, _require_member, _require_open, pinned_playbook
+from .service import pinned_playbook
 
 
 def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
@@ -49,7 +48,7 @@ def text_hash(text) -> str:
     return hashlib.sha256(canonical(text)).hexdigest()
 
 
-def _post(state: dict, post_id: str) -> dict:
+def post_of(state: dict, post_id: str) -> dict:
     post = state["posts"].get(post_id)
     if post is None:
         known = ", ".join(state["posts"]) or "none yet (playbook render ...)"
@@ -82,8 +81,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
     drafted: list[str] = []
 
     def build(state):
-        _require_open(state, "render posts")
-        _require_member(state, actor, "render posts")
+        policy.require(state, actor, "render")
         if template not in pb.templates:
             raise NotFound(f"incident {incident}: playbook {pb.id} has no template {template!r} "
                            f"(templates: {', '.join(pb.templates)})")
@@ -118,7 +116,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
             problems.append("a recipient is listed twice")
         if problems:
             raise UsageError(f"incident {incident}: nothing was rendered:\n" + "\n".join(f"  - {p}" for p in problems))
-        now = _at(clock, state)
+        now = event_time(clock, state)
         events = []
         for ref, extra in batch:
             events += _render_one(state, ref, extra, now)
@@ -157,7 +155,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                 drafted.append(where)
         return events
 
-    state = _act(store, incident, build)
+    state = act(store, incident, build)
     return [{"id": pid, **state["posts"][pid]} for pid in drafted]
 
 
@@ -220,9 +218,8 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
         refuse_unsafe("--subject", subject, one_line=True)
 
     def build(state):
-        _require_open(state, "edit posts")
-        _require_member(state, actor, "edit posts")
-        post = _post(state, post_id)
+        policy.require(state, actor, "edit")
+        post = post_of(state, post_id)
         if post["status"] == "published":
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is published; "
                           "render the template again for a new post")
@@ -235,8 +232,8 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
         if new == post["text"]:
             raise Refused(f"incident {incident}: the edited text is the same as v{post['version']}")
         return [_drafted(loaded.playbook, state, post_id, post["template"], post["channel"], post["lang"],
-                         new, _at(clock, state), actor, edited=True, recipient=post.get("recipient"))]
-    return {"id": post_id, **_act(store, incident, build)["posts"][post_id]}
+                         new, event_time(clock, state), actor, edited=True, recipient=post.get("recipient"))]
+    return {"id": post_id, **act(store, incident, build)["posts"][post_id]}
 
 
 # -- approve / reject ------------------------------------------------------------------
@@ -267,8 +264,8 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
     folded from the log, and verify replays every logged approval through it, under the
     rules version the approval was recorded with."""
     incident = state["id"]
-    _require_open(state, "approve posts")
-    post = _post(state, post_id)
+    policy.require(state, actor, "approve")  # the name and a closed incident; the roles below
+    post = post_of(state, post_id)
     _check_version(state, post_id, post, version)
     reasons = []
     if post["status"] == "too_long":
@@ -342,8 +339,8 @@ def approve(store, clock, actor: str, incident: str, post_id: str, *, version: i
 
     def build(state):
         return approve_events(state, actor, post_id, version=version, role=role, override=override,
-                              at=_at(clock, state))
-    return _act(store, incident, build, from_log=True)["posts"][post_id]
+                              at=event_time(clock, state))
+    return act(store, incident, build, from_log=True)["posts"][post_id]
 
 
 def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
@@ -352,227 +349,18 @@ def reject(store, clock, actor: str, incident: str, post_id: str, reason: str,
         raise UsageError("a rejection needs --reason")
 
     def build(state):
-        _require_open(state, "reject posts")
-        post = _post(state, post_id)
+        policy.require(state, actor, "reject")
+        post = post_of(state, post_id)
         _check_version(state, post_id, post, version)
-        policy = post["policy"]
-        if not set(policy["all_of"] + policy["any_of"]) & set(inc.roles_of(state, actor)):
-            raise Refused(f"incident {incident}: {actor} holds none of the approving roles of "
-                          f"{post_id} ({', '.join(policy['all_of'] + policy['any_of'])})")
+        policy.require(state, actor, "reject", post=post, post_id=post_id)
         if post["status"] in ("published", "rejected"):
             raise Refused(f"incident {incident}: {post_id} v{post['version']} is already {post['status']}")
-        return [NewEvent("PostRejected", _at(clock, state), actor, {
+        return [NewEvent("PostRejected", event_time(clock, state), actor, {
             "post": post_id, "version": post["version"], "sha256": post["sha256"], "reason": reason.strip()})]
-    return _act(store, incident, build)["posts"][post_id]
-
-
-# -- publish -----------------------------------------------------------------------
-
-
-def default_outbox(db_path: str | os.PathLike) -> Path:
-    """``$PLAYBOOK_OUTBOX`` if set, else an ``outbox`` folder beside the database."""
-    from .store import local_folder
-
-    explicit = os.environ.get("PLAYBOOK_OUTBOX")
-    return Path(explicit) if explicit else local_folder(db_path) / "outbox"
-
-
-def publish_events(state: dict, actor: str, post_id: str, *, at: str, outbox: str) -> list[NewEvent]:
-    """`actor` publishing a post of `state` to the outbox file `outbox`, or Refused.
-
-    The one statement of the publication rules: the publish command runs it on the state
-    folded from the log, and verify replays every logged publication through it."""
-    incident = state["id"]
-    _require_open(state, "publish posts")
-    _require_member(state, actor, "publish posts")
-    post = _post(state, post_id)
-    if post["status"] == "published":
-        raise Refused(f"incident {incident}: {post_id} v{post['version']} is already published "
-                      f"(at {post['published'][-1]['at']})")
-    if post["status"] != "approved" or inc.approval_missing(post):
-        raise Refused(f"incident {incident}: {post_id} v{post['version']} is {post['status']}, "
-                      "not approved; nothing was published",
-                      inc.approval_missing(post) if post["status"] == "draft" else [])
-    leaks = confidential_leaks(state, post["text"]) if post["public"] else []
-    if leaks:
-        raise Refused(f"incident {incident}: {post_id} v{post['version']} contains the value of "
-                      f"confidential input(s) {', '.join(leaks)}; nothing was published")
-    reopened = state.get("reopened_at") or ""
-    if any(a["at"] < reopened for a in post["approvals"]):
-        raise Refused(f"incident {incident}: {post_id} v{post['version']} was approved before the "
-                      "incident was reopened; it needs approval again", [f"playbook drafts {incident}"])
-    stale = [a for a in post["approvals"] if a.get("sha256") != post["sha256"]]
-    if text_hash(post["text"]) != post["sha256"] or stale:
-        raise Refused(f"incident {incident}: {post_id} v{post['version']}: its text does not match "
-                      "the hash its approvals cover; nothing was published")
-    return [NewEvent("PostPublished", at, actor, {
-        "post": post_id, "version": post["version"], "sha256": post["sha256"], "outbox": outbox})]
-
-
-def outbox_name(post_id: str, version: int) -> str:
-    return f"{post_id.replace('/', '.')}.v{version}.json"
-
-
-def outbox_record(state: dict, post_id: str) -> dict:
-    """The outbox file of a post's latest publication, from the state just after it
-    (so the outbox can always be rebuilt from the log: see rebuild_outbox)."""
-    post = state["posts"][post_id]
-    published = post["published"][-1]
-    return {
-        "incident": state["id"], "drill": state["drill"], "post": post_id,
-        "version": published["version"], "channel": post["channel"], "lang": post["lang"],
-        "text": published["text"], "sha256": published["sha256"],
-        "approvals": post["approvals"], "identifier_override": post["override"],
-        "published_at": published["at"], "published_by": published["by"],
-    }
-
-
-def publish(store, clock, actor: str, incident: str, post_id: str, outbox: Path) -> dict:
-    """Record the publication of an approved post, then write it to the outbox.
-
-    The event is committed first: a crash before the file is written leaves a
-    publication the log records and `playbook outbox rebuild` re-creates, never a
-    file the log does not know about."""
-
-    def build(state):
-        post = _post(state, post_id)
-        path = Path(outbox) / incident / outbox_name(post_id, post["version"])
-        return publish_events(state, actor, post_id, at=_at(clock, state), outbox=str(path))
-
-    state = _act(store, incident, build, from_log=True)
-    published = state["posts"][post_id]["published"][-1]
-    try:
-        write_outbox_file(Path(published["outbox"]), outbox_record(state, post_id))
-    except StoreError as e:
-        raise StoreError(f"incident {incident}: {post_id} v{published['version']} is published (recorded "
-                         f"in the log), but {e}; re-create the file with: playbook outbox rebuild {incident}") from None
-    return {"id": post_id, **state["posts"][post_id]}
-
-
-def rebuild_outbox(store, outbox: Path, incident: str | None = None) -> list[dict]:
-    """Re-create the outbox file of every publication in the log (of one incident, or all)
-    under `outbox`: missing or differing files are written, identical ones left alone."""
-    ids = [incident] if incident is not None else store.incidents()
-    if incident is not None:
-        _read(store, incident)
-    done = []
-    for iid in ids:
-        state = None
-        for e in store.events(iid):
-            state = inc.apply(state, e.type, e.at, e.actor, e.data, in_place=state is not None)
-            if e.type != "PostPublished":
-                continue
-            record = outbox_record(state, e.data["post"])
-            path = Path(outbox) / iid / outbox_name(e.data["post"], e.data["version"])
-            text = _outbox_text(record)
-            try:
-                same = path.read_text(encoding="utf-8") == text
-            except (OSError, UnicodeDecodeError):
-                same = False
-            if not same:
-                write_outbox_file(path, record)
-            done.append({"incident": iid, "post": e.data["post"], "version": e.data["version"],
-                         "path": str(path), "written": not same})
-    return done
-
-
-def deliver(store, clock, actor: str, incident: str, post_id: str,
-            destinations: dict[str, list[str]]) -> list[dict]:
-    """Send the published version of a post to its channel's destinations.
-
-    Targets that already received this version are skipped, so running it again
-    retries only the failures. Each attempt is logged (DeliveryAttempted, committed)
-    before anything is sent, and its outcome after: delivery is at least once, and a
-    crash between sending and recording shows in the log as an attempt without an
-    outcome. If any failed, DeliveryFailed is raised once the outcomes are recorded.
-    """
-    from .delivery import redact, send
-    from .errors import DeliveryFailed
-
-    current = _read(store, incident)
-    deliver_check(current, post_id)  # checked again, on the log, before anything is sent
-    channel = current["posts"][post_id]["channel"]
-    urls = {redact(url): url for url in destinations.get(channel, [])}
-    if not urls:
-        raise NotFound(f"no destinations configured for channel {channel} "
-                       "(see PLAYBOOK_DESTINATIONS in the README)")
-    pending: list[str] = []
-
-    def attempt(state):
-        post = _post(state, post_id)
-        version, sha = deliver_check(state, post_id)
-        done = {d["target"] for d in post["deliveries"] if d["ok"] and d["version"] == version}
-        pending[:] = [t for t in urls if t not in done]
-        now = _at(clock, state)
-        return [NewEvent("DeliveryAttempted", now, actor, {
-            "post": post_id, "version": version, "sha256": sha, "target": t}) for t in pending]
-
-    state = _act(store, incident, attempt, from_log=True)
-    if not pending:
-        return []
-    published = state["posts"][post_id]["published"][-1]
-    version, text, sha = published["version"], published["text"], published["sha256"]
-    attempts = [send(urls[t], text) for t in pending]
-
-    def outcome(current):
-        now = _at(clock, current)
-        return [NewEvent("PostDelivered" if a.ok else "DeliveryFailed", now, actor, {
-            "post": post_id, "version": version, "sha256": sha,
-            "target": a.target, "error": a.error}) for a in attempts]
-
-    _act(store, incident, outcome)
-    failed = [a for a in attempts if not a.ok]
-    if failed:
-        raise DeliveryFailed(
-            f"incident {incident}: {post_id} v{version} is published (outbox) but delivery failed "
-            f"for {len(failed)} of {len(attempts)} destination(s):\n"
-            + "\n".join(f"  - {a.target}: {a.error}" for a in failed)
-            + f"\nretry with: playbook deliver {incident} {post_id}")
-    return [{"target": a.target, "ok": a.ok} for a in attempts]
-
-
-def deliver_check(state: dict, post_id: str) -> tuple[int, str]:
-    """(version, sha256) of the post's publication that may be delivered now, or Refused."""
-    incident = state["id"]
-    post = _post(state, post_id)
-    if not post["published"]:
-        raise Refused(f"incident {incident}: {post_id} is not published; publish it first")
-    if state["drill"]:
-        raise Refused(f"incident {incident} is a drill: posts are never delivered to real services")
-    published = post["published"][-1]
-    if text_hash(published["text"]) != published["sha256"]:
-        raise Refused(f"incident {incident}: the published text of {post_id} v{published['version']} does not "
-                      "match its hash; run playbook verify")
-    return published["version"], published["sha256"]
-
-
-def _outbox_text(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False, indent=2) + "\n"
-
-
-def write_outbox_file(path: Path, record: dict) -> None:
-    """Write `record` to `path` atomically: a new temporary file created exclusively in
-    the same folder (never following a link planted there), fsynced, then renamed."""
-    import tempfile
-
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_outbox_text(record))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise StoreError(f"cannot write to the outbox {path.parent}: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    return act(store, incident, build)["posts"][post_id]
 
 
 def drafts(store, incident: str) -> list[dict]:
-    state = _read(store, incident)
+    state = read_state(store, incident)
     posts = [{"id": pid, **p, "missing": inc.approval_missing(p)} for pid, p in state["posts"].items()]
     return sorted(posts, key=lambda p: (p["drafted_at"], p["id"]))

@@ -4,7 +4,7 @@ The hash chain proves the log was not altered; it does not prove that what the
 log records was allowed. :func:`audit` folds an incident's log from nothing and,
 before each event that changes who may act or releases text, asks the same rule
 function the command uses (``service.assign_events``, ``posts.approve_events``,
-``posts.publish_events``, ``posts.deliver_check``) whether it would have allowed
+``release.publish_events``, ``release.deliver_check``) whether it would have allowed
 that event on the state just before it. So "nothing unapproved was published"
 is checked from the log alone, whatever the stored projection says:
 
@@ -19,7 +19,7 @@ is checked from the log alone, whatever the stored projection says:
   logged attempt.
 
 ``verify`` reports these; approve, publish and deliver refuse to act on a log
-that contains any (see ``service.checked_state``). What the rules cannot tell
+that contains any (see ``act.checked_state``). What the rules cannot tell
 is whether the person named on an event is who typed it (see the README).
 """
 
@@ -78,7 +78,7 @@ def audit(events: Iterable) -> tuple[dict | None, list[str]]:
 
 def _check(state: dict, e, attempts: set, why: list[str]) -> None:
     """Raise (or add to `why`) if the rules refuse event `e` on `state`, the state just before it."""
-    from . import posts, service
+    from . import posts, release, service
 
     t, d, actor = e.type, e.data, e.actor
     if t == "RoleAssigned":
@@ -92,9 +92,9 @@ def _check(state: dict, e, attempts: set, why: list[str]) -> None:
                              override=None, at=e.at, rules=d.get("rules", 1))
     elif t == "PostPublished":
         _same_text(state, d, why)
-        posts.publish_events(state, actor, d["post"], at=e.at, outbox=d["outbox"])
+        release.publish_events(state, actor, d["post"], at=e.at, outbox=d["outbox"])
     elif t == "DeliveryAttempted":
-        if (d["version"], d["sha256"]) != posts.deliver_check(state, d["post"]):
+        if (d["version"], d["sha256"]) != release.deliver_check(state, d["post"]):
             why.append("it names another version or text than the one published")
         attempts.add((d["post"], d["version"], d["target"]))
     elif t in ("PostDelivered", "DeliveryFailed"):

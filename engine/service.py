@@ -1,95 +1,22 @@
 """The incident use cases: start, assign, tasks, notes, inputs, advance, close, reopen.
 
 Each function takes the store, the clock and the acting person as arguments, checks
-the incident's current state inside the store's write transaction, and appends
-events. Nothing else writes state. A refused action raises before anything is
-appended, so it changes nothing.
+the incident's current state inside the store's write transaction (who may act is
+asked of :mod:`engine.policy`), and appends events (:func:`engine.act.act`).
+Nothing else writes state. A refused action raises before anything is appended,
+so it changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from . import incident as inc
+from . import policy
+from .act import act, apply_all, event_time, read_state
 from .errors import NotFound, Refused, UsageError
 from .events import NewEvent, utc_now_iso
 
 MAX_NOTE = 10_000
 MAX_TITLE = 200
-
-
-def _at(clock, state: dict) -> str:
-    """Timestamp for an event of this incident (simulated time for a drill)."""
-    return utc_now_iso(inc.effective_now(state, clock.now()))
-
-
-def _apply_all(state: dict | None, events: list[NewEvent]) -> dict:
-    for e in events:
-        state = inc.apply(state, e.type, e.at, e.actor, e.data)
-    return state
-
-
-def _act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_log: bool = False) -> dict:
-    """Run `build` on the incident's state under the write lock and append its events.
-
-    With `from_log` (the commands that release text), that state is folded from the log
-    and every logged event replayed through the rules (engine.rules) inside the same
-    transaction, so an edited projection or a logged action the rules refuse stops the
-    command instead of being relied on."""
-    with store.transaction(incident) as tx:
-        if tx.snapshot is None:
-            raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-        if from_log:
-            current = checked_state(store, incident, tx.snapshot.state)
-        else:
-            current = inc.current_state(store, tx.snapshot)
-        events = build(current)
-        if not events:
-            return current
-        state = _apply_all(current, events)
-        tx.append(events, state)
-    return state
-
-
-def checked_state(store, incident: str, projection: dict) -> dict:
-    """The incident's state folded from its log, after checking that every logged event
-    obeys the rules and that the stored projection agrees (when it has this version's
-    shape; an older one is simply replaced); IntegrityError otherwise."""
-    from .errors import IntegrityError
-    from .events import canonical
-    from .rules import audit
-
-    state, problems = audit(store.events(incident))
-    if problems:
-        shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
-        raise IntegrityError(f"incident {incident}: its log records actions the rules refuse, so nothing "
-                             "is released; run playbook verify:\n" + "\n".join(f"  - {p}" for p in shown))
-    if state is None or (inc.is_current(projection) and canonical(state) != canonical(projection)):
-        raise IntegrityError(f"incident {incident}: its stored state differs from the state folded from its "
-                             "log (edited?), so nothing is released; run playbook verify")
-    return state
-
-
-def _require_open(state: dict, action: str) -> None:
-    if inc.is_closed(state):
-        raise Refused(f"incident {state['id']} is closed (stage {state['stage']}); cannot {action}",
-                      ["reopen it first, if the playbook allows: playbook reopen " + state["id"]])
-
-
-def _require_manager(state: dict, actor: str, action: str) -> None:
-    """Only holders of the playbook's managing roles change who holds what."""
-    plan = state["plan"]
-    managers = plan.get("managers") or [
-        r for r in plan["roles"] if any(r in tr["roles"] for tr in plan["transitions"].values())]
-    if not set(managers) & set(inc.roles_of(state, actor)):
-        raise Refused(f"incident {state['id']}: only holders of {', '.join(managers)} may {action}; "
-                      f"{actor} holds {', '.join(inc.roles_of(state, actor)) or 'no role'}")
-
-
-def _require_member(state: dict, actor: str, action: str) -> None:
-    if not inc.roles_of(state, actor):
-        raise Refused(f"incident {state['id']}: {actor} holds no role in this incident and "
-                      f"cannot {action}", ["ask the incident lead to assign you a role"])
 
 
 # -- start ----------------------------------------------------------------------
@@ -107,6 +34,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
 
     from .safetext import refuse_unsafe
 
+    policy.require(None, actor, "start")
     pb = loaded.playbook
     problems: list[str] = []  # every problem of the command in one run, not one per try
     title = title.strip()
@@ -165,7 +93,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
             events += [NewEvent("InjectDelivered", now, actor, {"index": i, "message": inject["message"],
                                                                  "scheduled_at": now})
                        for i, inject in enumerate(scenario or []) if drill and inject["at_seconds"] == 0]
-            state = _apply_all(None, events)
+            state = apply_all(None, events)
             tx.append(events, state)
             return state
     raise Refused("could not allocate an incident id; try again")  # pragma: no cover
@@ -208,8 +136,7 @@ def _assignments(plan: dict, assign: dict[str, str], problems: list[str] | None 
 
 def assign_events(state: dict, actor: str, role: str, person: str, at: str) -> list[NewEvent]:
     """`actor` giving `role` to `person`, or Refused (also replayed by verify)."""
-    _require_open(state, "assign roles")
-    _require_manager(state, actor, "assign roles")
+    policy.require(state, actor, "assign")
     from .names import people
 
     _assignments(state["plan"], {role: person}, others=people(state))
@@ -223,8 +150,7 @@ def assign_events(state: dict, actor: str, role: str, person: str, at: str) -> l
 
 def unassign_events(state: dict, actor: str, role: str, person: str, at: str) -> list[NewEvent]:
     """`actor` taking `role` from `person`, or Refused (also replayed by verify)."""
-    _require_open(state, "change roles")
-    _require_manager(state, actor, "change roles")
+    policy.require(state, actor, "unassign")
     if role not in state["plan"]["roles"]:
         _assignments(state["plan"], {role: person})  # the unknown-role message
     if person not in state["roles"].get(role, []):
@@ -236,19 +162,17 @@ def unassign_events(state: dict, actor: str, role: str, person: str, at: str) ->
 
 
 def assign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
-    return _act(store, incident, lambda state: assign_events(state, actor, role, person, _at(clock, state)))
+    return act(store, incident, lambda state: assign_events(state, actor, role, person, event_time(clock, state)))
 
 
 def unassign(store, clock, actor: str, incident: str, role: str, person: str) -> dict:
-    return _act(store, incident, lambda state: unassign_events(state, actor, role, person, _at(clock, state)))
+    return act(store, incident, lambda state: unassign_events(state, actor, role, person, event_time(clock, state)))
 
 
 def task(store, clock, actor: str, incident: str, name: str, *, done: bool = True) -> dict:
     def build(state):
+        policy.require(state, actor, "task", task=name)
         owner = inc.task_stage(state, name)
-        if owner != state["stage"]:  # a closed incident's own stage may still have a review checklist
-            _require_open(state, "change tasks")
-        _require_member(state, actor, "change tasks")
         if owner is None:
             raise NotFound(f"incident {incident}: no task {name!r} in this playbook "
                            f"(tasks of stage {state['stage']}: "
@@ -259,8 +183,8 @@ def task(store, clock, actor: str, incident: str, name: str, *, done: bool = Tru
         if done == (name in state["tasks"]):
             raise Refused(f"incident {incident}: task {name} is already {'done' if done else 'open'}")
         kind = "TaskCompleted" if done else "TaskReopened"
-        return [NewEvent(kind, _at(clock, state), actor, {"task": name})]
-    return _act(store, incident, build)
+        return [NewEvent(kind, event_time(clock, state), actor, {"task": name})]
+    return act(store, incident, build)
 
 
 def note(store, clock, actor: str, incident: str, text: str) -> dict:
@@ -269,9 +193,9 @@ def note(store, clock, actor: str, incident: str, text: str) -> dict:
         raise UsageError(f"a note must be 1 to {MAX_NOTE} characters")
 
     def build(state):
-        _require_member(state, actor, "add notes")  # closed incidents still take notes (reviews)
-        return [NewEvent("NoteAdded", _at(clock, state), actor, {"text": text})]
-    return _act(store, incident, build)
+        policy.require(state, actor, "note")  # closed incidents still take notes (reviews)
+        return [NewEvent("NoteAdded", event_time(clock, state), actor, {"text": text})]
+    return act(store, incident, build)
 
 
 def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> dict:
@@ -283,8 +207,7 @@ def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> 
         raise UsageError("give at least one NAME=VALUE")
 
     def build(state):
-        _require_open(state, "change inputs")
-        _require_member(state, actor, "change inputs")
+        policy.require(state, actor, "set")
         plan = state["plan"]
         values = dict(raw)
         level = values.pop("severity", None) if "severity" not in plan["inputs"] else None
@@ -300,30 +223,26 @@ def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> 
         if problems:
             raise UsageError(f"incident {incident}: nothing was changed: " + (
                 problems[0] if len(problems) == 1 else "\n" + "\n".join(f"  - {p}" for p in problems)))
-        at = _at(clock, state)
+        at = event_time(clock, state)
         events = []
         if level is not None:
             events.append(NewEvent("SeverityChanged", at, actor, {"from": state["severity"], "to": level}))
         if checked:
             events.append(NewEvent("InputsSet", at, actor, {"inputs": checked}))
         return events
-    return _act(store, incident, build)
+    return act(store, incident, build)
 
 
 # -- moving through stages ----------------------------------------------------------
 
 
 def advance(store, clock, actor: str, incident: str, trigger: str, reason: str | None = None) -> dict:
-    from .machine import fire
-
     def build(state):
-        if inc.is_closed(state) and not state["plan"]["transitions"].get(trigger, {}).get("reopen"):
-            _require_open(state, f"fire {trigger}")
-        to = fire(state, trigger, actor)
-        return [NewEvent("StageChanged", _at(clock, state), actor, {
+        to = policy.transition(state, actor, trigger)
+        return [NewEvent("StageChanged", event_time(clock, state), actor, {
             "trigger": trigger, "from": state["stage"], "to": to, "reason": reason or "",
         })]
-    return _act(store, incident, build)
+    return act(store, incident, build)
 
 
 def _pick(state: dict, candidates: list[str], what: str, trigger: str | None) -> str:
@@ -346,8 +265,8 @@ def _pick(state: dict, candidates: list[str], what: str, trigger: str | None) ->
 def close(store, clock, actor: str, incident: str, trigger: str | None = None,
           reason: str | None = None) -> dict:
     """Close through one of the playbook's transitions into a terminal stage."""
-    state = _read(store, incident)
-    _require_open(state, "close it again")
+    state = read_state(store, incident)
+    policy.require(state, actor, "close")
     stages = state["plan"]["stages"]
     closing = [t for t in inc.transitions_from_here(state)
                if stages[state["plan"]["transitions"][t]["to"]]["terminal"]]
@@ -356,7 +275,8 @@ def close(store, clock, actor: str, incident: str, trigger: str | None = None,
 
 def reopen(store, clock, actor: str, incident: str, trigger: str | None = None,
            reason: str | None = None) -> dict:
-    state = _read(store, incident)
+    state = read_state(store, incident)
+    policy.require(state, actor, "reopen")
     if not inc.is_closed(state):
         raise Refused(f"incident {incident} is not closed (stage {state['stage']})")
     reopening = [t for t in inc.transitions_from_here(state) if state["plan"]["transitions"][t]["reopen"]]
@@ -366,15 +286,8 @@ def reopen(store, clock, actor: str, incident: str, trigger: str | None = None,
 # -- reading --------------------------------------------------------------------
 
 
-def _read(store, incident: str) -> dict:
-    snap = store.snapshot(incident)
-    if snap is None:
-        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-    return inc.current_state(store, snap)
-
-
 def status(store, incident: str) -> dict:
-    return _read(store, incident)
+    return read_state(store, incident)
 
 
 def list_incidents(store, *, include_closed: bool = False, stage: str | None = None,
@@ -394,7 +307,7 @@ def list_incidents(store, *, include_closed: bool = False, stage: str | None = N
 
 def log(store, incident: str):
     """The incident's events, oldest first (streamed)."""
-    _read(store, incident)
+    read_state(store, incident)
     return store.events(incident)
 
 
@@ -402,7 +315,7 @@ def pinned_playbook(store, incident: str):
     """The exact playbook text the incident started from, loaded and checked."""
     from .loader import load_playbook_text
 
-    _read(store, incident)
+    read_state(store, incident)
     first = next(iter(store.events(incident)))
     pb = first.data["playbook"]
     return load_playbook_text(pb["text"], f"{incident}:{pb['path']}")

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from conftest import T0, VIRAL
-from engine import posts, service
+from engine import posts, release, service
 from engine.bundle import verify_bundle, write_bundle
 from engine.errors import IntegrityError, NotFound, StoreError
 from engine.events import canonical
@@ -44,7 +44,7 @@ def incident(store, clock, viral, tmp_path) -> str:
     posts.render(store, clock, "carol", iid, "public_ack", channels=("x",), langs=("en",))
     clock.advance(timedelta(minutes=5))
     posts.approve(store, clock, "bob", iid, "public_ack/x/en", version=1)
-    posts.publish(store, clock, "carol", iid, "public_ack/x/en", tmp_path / "outbox")
+    release.publish(store, clock, "carol", iid, "public_ack/x/en", tmp_path / "outbox")
     for i in range(7):
         service.note(store, clock, "alice", iid, f"Patient relations update {i}")
     return iid

@@ -167,12 +167,12 @@ def test_a_time_outside_the_zone_range_is_shown_as_written(cli, incident):
 
 
 def test_out_of_memory_is_reported_with_its_code_and_changes_nothing(cli, incident, db, monkeypatch):
-    from engine import service
+    from engine import act
 
     def exhausted(*a, **k):
         raise MemoryError
 
-    monkeypatch.setattr(service, "_apply_all", exhausted)
+    monkeypatch.setattr(act, "apply_all", exhausted)
     result = cli("note", INC, "hello")
     assert result.exit_code == 8
     assert "out of memory" in result.output and "nothing was changed" in result.output

@@ -78,7 +78,7 @@ def test_an_approval_from_before_a_reopen_does_not_allow_publishing_after_it(cli
     from engine import incident as inc
     from engine.errors import Refused
     from engine.events import NewEvent
-    from engine.posts import publish
+    from engine.release import publish
 
     state = store.snapshot(INC).state
     reopening = {"trigger": "reopen", "from": "acknowledge", "to": "acknowledge", "reason": ""}

@@ -712,7 +712,7 @@ def test_the_outbox_never_follows_a_link_planted_at_its_temporary_name(acknowled
 def test_publish_records_the_event_before_writing_the_file(acknowledging, db, outbox, monkeypatch):
     """A failure to write the outbox leaves a publication the log records (never a file the
     log does not), and `outbox rebuild` re-creates the file exactly from the log."""
-    from engine import posts
+    from engine import release
 
     cli = acknowledging
     _render_ack(cli)
@@ -721,9 +721,9 @@ def test_publish_records_the_event_before_writing_the_file(acknowledging, db, ou
 
     def crash(path, record):
         seen.append([e.type for e in _events(db)][-1])  # what the log held when the file was due
-        raise posts.StoreError(f"cannot write to the outbox {path.parent}: disk full")
+        raise release.StoreError(f"cannot write to the outbox {path.parent}: disk full")
 
-    monkeypatch.setattr(posts, "write_outbox_file", crash)
+    monkeypatch.setattr(release, "write_outbox_file", crash)
     failed = cli("publish", INC, "public_ack/x/en", "--as", "carol")
     assert failed.exit_code == 8, failed.output
     assert "is published (recorded in the log)" in failed.output

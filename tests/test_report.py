@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from conftest import T0, VIRAL
-from engine import posts, service
+from engine import posts, release, service
 from engine.errors import NotFound, UsageError
 from engine.events import NewEvent, canonical, utc_now_iso
 from engine.report import build_report, export_events, render_report
@@ -43,7 +43,7 @@ def post(store, clock, iid: str, template: str, approvers: list[tuple[int, str]]
         at(clock, t)
         posts.approve(store, clock, who, iid, pid, version=store.snapshot(iid).state["posts"][pid]["version"])
     at(clock, published)
-    posts.publish(store, clock, "carol", iid, pid, outbox)
+    release.publish(store, clock, "carol", iid, pid, outbox)
 
 
 def render(store, clock, iid: str, template: str, t: int) -> None:

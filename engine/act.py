@@ -1,0 +1,78 @@
+"""How a use case acts on one incident: read its state, build events, append them.
+
+Every command that writes goes through :func:`act`: inside the store's write
+transaction it reads the incident's current state, asks `build` for the events
+(`build` raises to refuse, and then nothing is appended), folds them and appends
+them with the new projection. :func:`event_time` is the timestamp an event of that
+incident carries (a drill's simulated time), :func:`read_state` the state a read
+sees. Who may act is asked of :mod:`engine.policy` inside `build`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import incident as inc
+from .errors import NotFound
+from .events import NewEvent, utc_now_iso
+
+
+def event_time(clock, state: dict) -> str:
+    """Timestamp for an event of this incident (simulated time for a drill)."""
+    return utc_now_iso(inc.effective_now(state, clock.now()))
+
+
+def apply_all(state: dict | None, events: list[NewEvent]) -> dict:
+    """`state` after `events`, folded as the log will fold them."""
+    for e in events:
+        state = inc.apply(state, e.type, e.at, e.actor, e.data)
+    return state
+
+
+def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_log: bool = False) -> dict:
+    """Run `build` on the incident's state under the write lock and append its events.
+
+    With `from_log` (the commands that release text), that state is folded from the log
+    and every logged event replayed through the rules (engine.rules) inside the same
+    transaction, so an edited projection or a logged action the rules refuse stops the
+    command instead of being relied on."""
+    with store.transaction(incident) as tx:
+        if tx.snapshot is None:
+            raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+        if from_log:
+            current = checked_state(store, incident, tx.snapshot.state)
+        else:
+            current = inc.current_state(store, tx.snapshot)
+        events = build(current)
+        if not events:
+            return current
+        state = apply_all(current, events)
+        tx.append(events, state)
+    return state
+
+
+def checked_state(store, incident: str, projection: dict) -> dict:
+    """The incident's state folded from its log, after checking that every logged event
+    obeys the rules and that the stored projection agrees (when it has this version's
+    shape; an older one is simply replaced); IntegrityError otherwise."""
+    from .errors import IntegrityError
+    from .events import canonical
+    from .rules import audit
+
+    state, problems = audit(store.events(incident))
+    if problems:
+        shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise IntegrityError(f"incident {incident}: its log records actions the rules refuse, so nothing "
+                             "is released; run playbook verify:\n" + "\n".join(f"  - {p}" for p in shown))
+    if state is None or (inc.is_current(projection) and canonical(state) != canonical(projection)):
+        raise IntegrityError(f"incident {incident}: its stored state differs from the state folded from its "
+                             "log (edited?), so nothing is released; run playbook verify")
+    return state
+
+
+def read_state(store, incident: str) -> dict:
+    """The incident's current state for reading, or NotFound."""
+    snap = store.snapshot(incident)
+    if snap is None:
+        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+    return inc.current_state(store, snap)

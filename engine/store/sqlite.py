@@ -33,50 +33,16 @@ from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, checkpoints_of,
                                conflict_message, loaded_head, row_event, snapshot_of)
+from engine.store.migrations import latest_version, migrations
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
-SCHEMA_VERSION = 1
+#: The newest schema this code reads and writes (PRAGMA user_version); the schema
+#: itself is the numbered SQL files in engine/store/migrations/sqlite.
+SCHEMA_VERSION = latest_version("sqlite")
+#: The first schema with the incident index (summaries for listings and the cron path).
+INDEXED = 2
 SQLITE_HEADER = b"SQLite format 3\x00"
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
-
-SCHEMA = [
-    """CREATE TABLE meta (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        schema_version INTEGER NOT NULL,
-        database_id TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
-    """CREATE TABLE events (
-        incident TEXT NOT NULL,
-        seq INTEGER NOT NULL CHECK (seq >= 1),
-        type TEXT NOT NULL,
-        at TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        data TEXT NOT NULL,
-        prev TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        PRIMARY KEY (incident, seq)) WITHOUT ROWID""",
-    """CREATE TABLE snapshots (
-        incident TEXT NOT NULL PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        head TEXT NOT NULL,
-        state TEXT NOT NULL,
-        updated_at TEXT NOT NULL)""",
-    """CREATE TABLE checkpoints (
-        id INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        body TEXT NOT NULL)""",
-    f"""CREATE TRIGGER events_append_in_order BEFORE INSERT ON events
-        WHEN NEW.seq IS NOT 1 + COALESCE((SELECT max(seq) FROM events WHERE incident = NEW.incident), 0)
-          OR (NEW.seq > 1 AND NEW.prev IS NOT
-              (SELECT hash FROM events WHERE incident = NEW.incident AND seq = NEW.seq - 1))
-        BEGIN SELECT RAISE(ABORT, '{ORDER_MESSAGE}'); END""",
-]
-for _table in ("events", "meta", "checkpoints"):
-    for _op in ("UPDATE", "DELETE"):
-        SCHEMA.append(
-            f"CREATE TRIGGER {_table}_no_{_op.lower()} BEFORE {_op} ON {_table} "
-            f"BEGIN SELECT RAISE(ABORT, '{_table} are append-only: {_op} is not allowed'); END"
-        )
 
 COLUMNS = "incident, seq, type, at, actor, data, prev, hash"
 INSERT_EVENT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -244,9 +210,10 @@ class SqliteStore(Closing):
                 if kind != "ours":
                     raise StoreError(f"{where}: {kind}; left it untouched")
                 meta = self._c.execute("SELECT schema_version, database_id FROM meta WHERE id = 1").fetchone()
-                if meta is None or meta[0] != SCHEMA_VERSION:
+                if meta is None:
                     raise StoreError(f"{where}: the database's meta row is missing or damaged")
                 self.database_id = meta[1]
+                self.version = self._c.execute("PRAGMA user_version").fetchone()[0]
                 return
             self._c.execute("BEGIN")  # one read snapshot for all of the inspection
             try:
@@ -278,7 +245,8 @@ class SqliteStore(Closing):
             meta = self._c.execute(
                 "SELECT schema_version, database_id FROM meta WHERE id = 1"
             ).fetchone()
-        if meta is None or meta[0] != SCHEMA_VERSION:
+            self.version = self._c.execute("PRAGMA user_version").fetchone()[0]
+        if meta is None:
             raise StoreError(f"{where}: the database's meta row is missing or damaged")
         self.database_id: str = meta[1]
 
@@ -319,7 +287,7 @@ class SqliteStore(Closing):
                     f"written by a newer version of this tool (schema {version}; this one "
                     f"reads up to {SCHEMA_VERSION}): upgrade before using it"
                 )
-            if version < SCHEMA_VERSION or "meta" not in tables:
+            if version < 1 or "meta" not in tables:
                 return f"an incident database with a damaged schema (version {version}, tables {tables})"
             return "ours"
         if not tables and app_id == 0:
@@ -328,25 +296,59 @@ class SqliteStore(Closing):
         return f"a SQLite database that belongs to another program (tables: {names or 'none'})"
 
     def _create_schema(self) -> None:
-        for statement in SCHEMA:
-            self._c.execute(statement)
+        """Schema 1, the meta row (``meta.schema_version`` is the schema the database was
+        created with: 1, as it always was), then every later migration."""
+        self._apply(1)
         self._c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        self._c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         from engine.clock import SystemClock  # creation time is metadata only, never hashed
 
         self._c.execute(
             "INSERT INTO meta (id, schema_version, database_id, created_at) VALUES (1, ?, ?, ?)",
-            (SCHEMA_VERSION, self._new_id or uuid.uuid4().hex, utc_now_iso(SystemClock().now())),
+            (1, self._new_id or uuid.uuid4().hex, utc_now_iso(SystemClock().now())),
         )
+        for number in range(2, SCHEMA_VERSION + 1):
+            self._apply(number)
+        self._c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self.version = SCHEMA_VERSION
+
+    def _apply(self, number: int) -> None:
+        """Run migration ``number``, statement by statement, in the open transaction
+        (``executescript`` would commit it)."""
+        for statement in statements(dict(migrations("sqlite"))[number]):
+            self._c.execute(statement)
 
     def schema_version(self) -> int:
         with self._guard():
             return self._c.execute("PRAGMA user_version").fetchone()[0]
 
     def upgrade(self) -> list[int]:
-        """Schema migrations not yet applied (none: schema 1 is the only one so far;
-        a database from a newer tool is refused when it is opened)."""
-        return []
+        """Apply the migrations this database has not had yet, in order, in one
+        transaction (``BEGIN IMMEDIATE``: another process upgrading at the same time
+        waits, then finds nothing left to do). Returns the numbers applied. A database
+        that is not upgraded keeps working at its schema (see :attr:`indexed`)."""
+        if self.read_only:
+            raise StoreError(f"{shown(self.path)} was opened read-only; cannot upgrade it")
+        self._begin()
+        applied = []
+        try:
+            with self._guard():
+                version = self._c.execute("PRAGMA user_version").fetchone()[0]
+                for number in range(version + 1, SCHEMA_VERSION + 1):
+                    self._apply(number)
+                    applied.append(number)
+                if applied:
+                    self._c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            self._end(False)
+            raise
+        self._end(True)
+        self.version = max(self.version, SCHEMA_VERSION) if applied else self.version
+        return applied
+
+    @property
+    def indexed(self) -> bool:
+        """Whether this database keeps the incident index (schema 2 on)."""
+        return self.version >= INDEXED
 
     # --- writing ----------------------------------------------------------------
 
@@ -495,6 +497,22 @@ class SqliteStore(Closing):
             conn.close()
         except sqlite3.Error:
             pass
+
+
+def statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration file, one at a time (a trigger's body keeps its
+    semicolons); comment lines between statements are dropped."""
+    buffer: list[str] = []
+    for line in script.splitlines():
+        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        buffer.append(line)
+        text = "\n".join(buffer)
+        if sqlite3.complete_statement(text):
+            yield text.strip().rstrip(";").rstrip()
+            buffer = []
+    if buffer and "\n".join(buffer).strip():
+        raise ValueError(f"a migration ends with an incomplete statement: {buffer[0][:60]!r}")
 
 
 def _batches(rows) -> Iterator[list[tuple]]:

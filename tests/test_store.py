@@ -40,9 +40,9 @@ def db_path(tmp_path) -> Path:
     return tmp_path / "incidents.db"
 
 
-def append(store, incident: str, *events: NewEvent, state: dict | None = None):
+def append(store, incident: str, *events: NewEvent, state: dict | None = None, summary: dict | None = None):
     with store.transaction(incident) as tx:
-        return tx.append(list(events), state if state is not None else {"n": len(events)})
+        return tx.append(list(events), state if state is not None else {"n": len(events)}, summary)
 
 
 # --- every backend ------------------------------------------------------------------
@@ -236,6 +236,75 @@ def test_memory_store_busy_beyond_timeout():
     assert list(store.events("INC-1")) == []
 
 
+# --- the incident index (every backend) -------------------------------------------------
+
+
+def row(status: str = "open", next_due_at: str | None = None, **more) -> dict:
+    return {"status": status, "next_due_at": next_due_at, **more}
+
+
+def test_due_before_is_the_open_incidents_due_by_then_and_those_without_a_summary(backend):
+    append(backend, "INC-LATE", ev(), state={"n": 1}, summary=row(next_due_at="2026-11-22T13:00:00.000Z"))
+    append(backend, "INC-SOON", ev(), state={"n": 1}, summary=row(next_due_at="2026-11-22T12:00:00.000Z"))
+    append(backend, "INC-DONE", ev(), state={"n": 1},
+           summary=row("closed", next_due_at="2026-11-22T11:00:00.000Z"))
+    append(backend, "INC-IDLE", ev(), state={"n": 1}, summary=row())
+    append(backend, "INC-OLD", ev(), state={"n": 1})  # no summary: the reader must look itself
+    assert backend.due_before("2026-11-22T11:59:59.999Z") == ["INC-OLD"]
+    assert backend.due_before("2026-11-22T12:00:00.000Z") == ["INC-SOON", "INC-OLD"]
+    assert backend.due_before("2026-11-23T00:00:00.000Z") == ["INC-LATE", "INC-SOON", "INC-OLD"]
+
+
+def test_summaries_are_returned_as_written_in_creation_order_none_where_missing(backend):
+    append(backend, "INC-B", ev(), summary=row(title="B", due=["2026-11-22T12:00:00.000Z"],
+                                                next_due_at="2026-11-22T12:00:00.000Z"))
+    append(backend, "INC-A", ev())
+    append(backend, "INC-C", ev(), summary=row("closed", title="C"))
+    assert backend.summaries() == [
+        ("INC-B", row(title="B", due=["2026-11-22T12:00:00.000Z"], next_due_at="2026-11-22T12:00:00.000Z")),
+        ("INC-A", None),
+        ("INC-C", row("closed", title="C")),
+    ]
+
+
+def test_every_write_replaces_the_summary_and_one_without_a_summary_removes_it(backend):
+    append(backend, "INC-1", ev(1), summary=row(next_due_at="2026-11-22T12:00:00.000Z"))
+    append(backend, "INC-1", ev(2), state={"n": 2}, summary=row("closed"))
+    assert backend.summaries() == [("INC-1", row("closed"))]
+    assert backend.due_before("2026-11-23T00:00:00.000Z") == []
+    append(backend, "INC-1", ev(3), state={"n": 3})
+    assert backend.summaries() == [("INC-1", None)]
+    assert backend.due_before("2000-01-01T00:00:00.000Z") == ["INC-1"]
+    with backend.transaction("INC-1") as tx:
+        tx.rewrite_projection({"n": 3, "refolded": True}, row(next_due_at="2026-11-22T12:00:00.000Z"))
+    assert backend.summaries() == [("INC-1", row(next_due_at="2026-11-22T12:00:00.000Z"))]
+    assert backend.snapshot("INC-1").state == {"n": 3, "refolded": True}
+
+
+@pytest.mark.parametrize("summary, message", [
+    (row("pending"), "status is 'open' or 'closed'"),
+    (row(next_due_at="2026-11-22 12:00"), "next_due_at is a UTC time"),
+    (row(next_due_at="2026-11-22T12:00:00+01:00"), "next_due_at is a UTC time"),
+])
+def test_a_malformed_summary_is_refused_and_nothing_is_written(backend, summary, message):
+    with pytest.raises(ValueError, match=message):
+        append(backend, "INC-1", ev(), summary=summary)
+    assert backend.snapshot("INC-1") is None and backend.summaries() == []
+
+
+def test_due_before_refuses_a_moment_that_is_not_a_utc_time(backend):
+    with pytest.raises(ValueError, match="due_before takes a UTC time"):
+        backend.due_before("tomorrow")
+
+
+def test_load_keeps_the_summary_it_is_given(backend):
+    source = open_store("memory:", database_id=backend.database_id)
+    append(source, "INC-1", ev(1), ev(2), summary=row(next_due_at="2026-11-22T12:00:00.000Z"))
+    backend.load("INC-1", source.rows("INC-1"), '{"n":2}', dict(source.summaries())["INC-1"])
+    assert backend.summaries() == [("INC-1", row(next_due_at="2026-11-22T12:00:00.000Z"))]
+    assert backend.due_before("2026-11-22T12:00:00.000Z") == ["INC-1"]
+
+
 # --- SQLite: the schema itself ----------------------------------------------------------
 
 
@@ -247,7 +316,7 @@ def test_sqlite_database_is_marked_and_in_wal_mode(db_path):
     assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert raw.execute("SELECT schema_version, database_id FROM meta").fetchone() == (
-        SCHEMA_VERSION, store.database_id)
+        1, store.database_id)  # the schema it was created with: the meta row never changes
     raw.close()
     store.close()
 

@@ -19,6 +19,7 @@ included) stays in the backend's module; the chain arithmetic lives here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -47,15 +48,19 @@ class Transaction(Protocol):
 
     snapshot: Snapshot | None  # read inside the lock; None before the incident's first event
 
-    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+    def append(self, events: list[NewEvent], state: dict, summary: dict | None = None) -> list[Event]:
         """Assign seq (snapshot.seq + 1 ...), prev and hash; insert the events; upsert the
-        snapshot with ``state``, the new seq and head -- all in this transaction.
-        May be called once per transaction."""
+        snapshot with ``state``, the new seq and head, and the incident's index row with
+        ``summary`` -- all in this transaction. May be called once per transaction.
+
+        ``summary`` is the domain's small digest of ``state`` (see :func:`index_row`);
+        without one the incident has no index row, so readers read it in full."""
         ...
 
-    def rewrite_projection(self, state: dict) -> None:
+    def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         """Replace the stored projection with ``state`` (refolded from the log by a newer
-        version of the fold); the log and the snapshot's seq and head stay as they are."""
+        version of the fold) and the index row with ``summary``; the log and the
+        snapshot's seq and head stay as they are."""
         ...
 
 
@@ -91,6 +96,18 @@ class Store(Protocol):
         """Ids of the incidents that have events, in creation order."""
         ...
 
+    def due_before(self, moment: str) -> list[str]:
+        """Ids, in creation order, of the open incidents whose index row's ``next_due_at``
+        is at or before ``moment`` (UTC ISO 8601, as the summaries store it), and of every
+        incident without an index row (written before the index existed): an index
+        range, no projection read."""
+        ...
+
+    def summaries(self) -> list[tuple[str, dict | None]]:
+        """(id, summary) of every incident in creation order; None where the incident has
+        no index row yet. Reads the index only, never a projection."""
+        ...
+
     def count_incidents(self, prefix: str) -> int:
         """How many incident ids start with ``prefix`` (an index range, not a scan)."""
         ...
@@ -112,10 +129,10 @@ class Store(Protocol):
         """Apply the schema migrations not applied yet; return their numbers."""
         ...
 
-    def load(self, incident: str, rows: Iterable[Row], state_text: str) -> int:
+    def load(self, incident: str, rows: Iterable[Row], state_text: str, summary: dict | None = None) -> int:
         """Insert an incident's stored rows exactly as given (``db copy``), with its
-        projection, in one transaction; refused when the incident exists. The schema
-        still checks order and links. Returns the number of rows."""
+        projection and index row, in one transaction; refused when the incident exists.
+        The schema still checks order and links. Returns the number of rows."""
         ...
 
     def checkpoints(self) -> list[dict]:
@@ -145,6 +162,47 @@ def snapshot_of(row: tuple) -> Snapshot:
         return Snapshot(incident, seq, head, json.loads(state))
     except (TypeError, ValueError):
         raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
+
+
+def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
+    """(status, next_due_at, canonical text) of a summary, as the index stores it; None
+    for no summary. The store reads these two keys only, and checks them: ``status`` is
+    ``open`` or ``closed``, ``next_due_at`` a UTC time like ``2026-03-14T10:00:00.000Z``
+    (text order is time order) or None."""
+    if summary is None:
+        return None
+    if not isinstance(summary, dict):
+        raise TypeError(f"a summary is a dict, not {type(summary).__name__}")
+    status, due = summary.get("status"), summary.get("next_due_at")
+    if status not in ("open", "closed"):
+        raise ValueError(f"a summary's status is 'open' or 'closed', not {status!r}")
+    if due is not None and not (isinstance(due, str) and _UTC.fullmatch(due)):
+        raise ValueError(f"a summary's next_due_at is a UTC time like 2026-03-14T10:00:00.000Z "
+                         f"or None, not {due!r}")
+    return status, due, canonical(summary).decode("utf-8")
+
+
+def check_moment(moment: str) -> str:
+    if not (isinstance(moment, str) and _UTC.fullmatch(moment)):
+        raise ValueError(f"due_before takes a UTC time like 2026-03-14T10:00:00.000Z, not {moment!r}")
+    return moment
+
+
+def summary_of(incident: str, text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise IntegrityError(f"incident {incident}: its stored summary is not valid JSON (modified?)") from None
+
+
+def in_order(indexed: list[tuple], unindexed: list[tuple]) -> list[tuple]:
+    """(ord, ...) rows of the index and of incidents it lacks, merged by creation order."""
+    return sorted(indexed + unindexed, key=lambda r: r[0])
+
+
+_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 def checkpoints_of(rows) -> list[dict]:

@@ -23,6 +23,7 @@ def copy_database(source, target_location, *, open_store) -> dict:
     with source.reading():
         incidents = source.incidents()
         checkpoints = source.checkpoints()
+        summaries = dict(source.summaries())  # the index rows travel as they are
     target = open_store(target_location, database_id=source.database_id)
     try:
         if target.database_id != source.database_id or target.incidents() or target.checkpoints():
@@ -32,7 +33,8 @@ def copy_database(source, target_location, *, open_store) -> dict:
         with source.reading():
             for incident in incidents:
                 snap = source.snapshot(incident)
-                events += target.load(incident, source.rows(incident), canonical(snap.state).decode("utf-8"))
+                events += target.load(incident, source.rows(incident), canonical(snap.state).decode("utf-8"),
+                                      summaries.get(incident))
         for cp in checkpoints:
             target.add_checkpoint(cp)
     finally:

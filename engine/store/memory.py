@@ -16,7 +16,8 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.events import Event, NewEvent, canonical
-from engine.store.base import Closing, Row, Snapshot, busy_message, chain_rows, loaded_head, row_event
+from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
+                               loaded_head, row_event, summary_of)
 
 WHERE = "memory:"
 
@@ -29,7 +30,7 @@ class MemoryTransaction:
         self._open = True
         self._pending: tuple[list[Row], str] | None = None
 
-    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+    def append(self, events: list[NewEvent], state: dict, summary: dict | None = None) -> list[Event]:
         if not self._open:
             raise RuntimeError("this transaction is over; open a new one")
         if self._pending is not None:
@@ -39,17 +40,21 @@ class MemoryTransaction:
         last = (log[-1][1], log[-1][7]) if log else None
         rows = chain_rows(store.database_id, self.incident, self.snapshot, last, list(events))
         state_text = canonical(state).decode("utf-8")
+        self._index = index_row(summary)
         self._pending = (rows, state_text)
         return [row_event(r) for r in rows]
 
-    def rewrite_projection(self, state: dict) -> None:
+    def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
+        self._index = index_row(summary)
         self._rewritten = canonical(state).decode("utf-8")
 
     def _commit(self) -> None:
         store = self._store
         rewritten = getattr(self, "_rewritten", None)
+        if rewritten is not None or self._pending is not None:
+            store._set_index(self.incident, getattr(self, "_index", None))
         if rewritten is not None and self._pending is None:
             seq, head, _, at = store._snapshots[self.incident]
             store._snapshots[self.incident] = (seq, head, rewritten, at)
@@ -71,6 +76,7 @@ class MemoryStore(Closing):
         self._rows: dict[str, list[Row]] = {}  # insertion order = creation order
         self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
         self._checkpoints: list[str] = []
+        self._index: dict[str, tuple[str, str | None, str]] = {}  # status, next_due_at, summary text
         self._busy = False  # a write transaction or a read view is open (owner thread)
         self._closed = False
 
@@ -92,12 +98,30 @@ class MemoryStore(Closing):
             self._lock.release()
 
     def schema_version(self) -> int:
-        return 1
+        return 2
+
+    def _set_index(self, incident: str, indexed: tuple | None) -> None:
+        if indexed is None:
+            self._index.pop(incident, None)
+        else:
+            self._index[incident] = indexed
+
+    def due_before(self, moment: str) -> list[str]:
+        check_moment(moment)
+        with self._locked():
+            return [i for i in self._snapshots if i not in self._index
+                    or (self._index[i][0] == "open" and self._index[i][1] is not None and self._index[i][1] <= moment)]
+
+    def summaries(self) -> list[tuple[str, dict | None]]:
+        with self._locked():
+            rows = [(i, self._index[i][2] if i in self._index else None) for i in self._snapshots]
+        return [(i, summary_of(i, text)) for i, text in rows]
 
     def upgrade(self) -> list[int]:
         return []
 
-    def load(self, incident: str, rows, state_text: str) -> int:
+    def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
+        indexed = index_row(summary)
         rows = [tuple(r) for r in rows]
         with self._locked(self.busy_timeout):
             if incident in self._rows or incident in self._snapshots:
@@ -110,6 +134,7 @@ class MemoryStore(Closing):
             seq, head = loaded_head(incident, len(rows), rows[-1] if rows else None)
             self._rows[incident] = rows
             self._snapshots[incident] = (seq, head, state_text, rows[-1][3])
+            self._set_index(incident, indexed)
         return len(rows)
 
     @contextmanager

@@ -31,8 +31,9 @@ from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, checkpoints_of,
-                               conflict_message, loaded_head, row_event, snapshot_of)
+from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, checkpoints_of,
+                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
+                               summary_of)
 from engine.store.migrations import APPLICATION, latest_version, migrations
 
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
@@ -43,6 +44,11 @@ UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_
     ON CONFLICT (incident) DO UPDATE SET
         seq = excluded.seq, head = excluded.head,
         state = excluded.state, updated_at = excluded.updated_at"""
+UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary)
+    VALUES (%s, (SELECT ord FROM snapshots WHERE incident = %s), %s, %s, %s)
+    ON CONFLICT (incident) DO UPDATE SET
+        status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
+DELETE_INDEX = "DELETE FROM incident_index WHERE incident = %s"
 #: Advisory-lock namespace of incident writers ("CrBb"), the other key is hashtext(id).
 LOCK_SPACE = 0x43724262
 BATCH = 512
@@ -68,7 +74,7 @@ class PostgresTransaction:
         self._open = True
         self._used = False
 
-    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+    def append(self, events: list[NewEvent], state: dict, summary: dict | None = None) -> list[Event]:
         if not self._open:
             raise RuntimeError("this transaction is over; open a new one")
         if self._used:
@@ -76,20 +82,24 @@ class PostgresTransaction:
         store, incident = self._store, self.incident
         rows = chain_rows(store.database_id, incident, self.snapshot, self._last, list(events))
         state_text = canonical(state).decode("utf-8")
+        indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident), self._conn.pipeline():  # one round trip
             for row in rows:
                 self._conn.execute(INSERT_EVENT, row)
             self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+            _write_index(self._conn, incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
 
-    def rewrite_projection(self, state: dict) -> None:
+    def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
+        indexed = index_row(summary)
         with self._store._guard(self.incident):
             self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s",
                                (canonical(state).decode("utf-8"), self.incident))
+            _write_index(self._conn, self.incident, indexed)
 
 
 class PostgresStore(Closing):
@@ -316,7 +326,8 @@ class PostgresStore(Closing):
             finally:
                 tx._open = False
 
-    def load(self, incident: str, rows, state_text: str) -> int:
+    def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
+        indexed = index_row(summary)
         with self._bound(write=True) as (conn, _):
             with self._guard(incident):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
@@ -329,6 +340,7 @@ class PostgresStore(Closing):
                         count, last = count + 1, row
                 seq, head = loaded_head(incident, count, last)
                 conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+                _write_index(conn, incident, indexed)
         return count
 
     def add_checkpoint(self, cp: dict) -> None:
@@ -361,6 +373,30 @@ class PostgresStore(Closing):
     def incidents(self) -> list[str]:
         with self._conn() as conn, self._guard():
             return [r[0] for r in conn.execute("SELECT incident FROM snapshots ORDER BY ord")]
+
+    def _unindexed(self, conn) -> list[tuple[int, str]]:
+        """(ord, id) of the incidents without an index row (none unless counts differ)."""
+        have = conn.execute("SELECT (SELECT count(*) FROM snapshots) - (SELECT count(*) FROM incident_index)"
+                            ).fetchone()[0]
+        if not have:
+            return []
+        return [tuple(r) for r in conn.execute(
+            "SELECT s.ord, s.incident FROM snapshots s LEFT JOIN incident_index i USING (incident) "
+            "WHERE i.incident IS NULL")]
+
+    def due_before(self, moment: str) -> list[str]:
+        check_moment(moment)
+        with self._conn() as conn, self._guard():
+            due = [tuple(r) for r in conn.execute(
+                "SELECT ord, incident FROM incident_index WHERE status = 'open' AND next_due_at <= %s",
+                (moment,))]
+            return [r[1] for r in in_order(due, self._unindexed(conn))]
+
+    def summaries(self) -> list[tuple[str, dict | None]]:
+        with self._conn() as conn, self._guard():
+            rows = [tuple(r) for r in conn.execute("SELECT ord, incident, summary FROM incident_index")]
+            missing = [(o, i, None) for o, i in self._unindexed(conn)]
+        return [(i, summary_of(i, text)) for _, i, text in in_order(rows, missing)]
 
     def count_incidents(self, prefix: str) -> int:
         with self._conn() as conn, self._guard():
@@ -408,6 +444,13 @@ class PostgresStore(Closing):
                 pool.close(timeout=1)
             except Exception:  # noqa: BLE001 - closing a pool to a dead server must not fail
                 pass
+
+
+def _write_index(conn, incident: str, indexed: tuple | None) -> None:
+    if indexed is None:
+        conn.execute(DELETE_INDEX, (incident,))
+    else:
+        conn.execute(UPSERT_INDEX, (incident, incident, *indexed))
 
 
 def _rollback(conn) -> None:

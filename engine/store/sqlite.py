@@ -31,8 +31,9 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, checkpoints_of,
-                               conflict_message, loaded_head, row_event, snapshot_of)
+from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, checkpoints_of,
+                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
+                               summary_of)
 from engine.store.migrations import latest_version, migrations
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
@@ -51,6 +52,10 @@ UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_
     ON CONFLICT (incident) DO UPDATE SET
         seq = excluded.seq, head = excluded.head,
         state = excluded.state, updated_at = excluded.updated_at"""
+UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary)
+    VALUES (?, (SELECT rowid FROM snapshots WHERE incident = ?), ?, ?, ?)
+    ON CONFLICT (incident) DO UPDATE SET
+        status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
 BATCH = 512
 
 
@@ -62,7 +67,7 @@ class SqliteTransaction:
         self._open = True
         self._used = False
 
-    def append(self, events: list[NewEvent], state: dict) -> list[Event]:
+    def append(self, events: list[NewEvent], state: dict, summary: dict | None = None) -> list[Event]:
         if not self._open:
             raise RuntimeError("this transaction is over; open a new one")
         if self._used:
@@ -75,19 +80,23 @@ class SqliteTransaction:
             ).fetchone()
         rows = chain_rows(store.database_id, incident, self.snapshot, last, list(events))
         state_text = canonical(state).decode("utf-8")
+        indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident):
             store._conn.executemany(INSERT_EVENT, rows)
             store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+            store._write_index(incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
 
-    def rewrite_projection(self, state: dict) -> None:
+    def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
+        indexed = index_row(summary)
         with self._store._guard(self.incident):
             self._store._conn.execute("UPDATE snapshots SET state = ? WHERE incident = ?",
                                       (canonical(state).decode("utf-8"), self.incident))
+            self._store._write_index(self.incident, indexed)
 
 
 class SqliteStore(Closing):
@@ -391,7 +400,8 @@ class SqliteStore(Closing):
         tx._open = False
         self._end(True, incident)
 
-    def load(self, incident: str, rows, state_text: str) -> int:
+    def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
+        indexed = index_row(summary)
         self._begin()
         try:
             with self._guard(incident):
@@ -403,6 +413,7 @@ class SqliteStore(Closing):
                     count, last = count + len(batch), batch[-1]
                 seq, head = loaded_head(incident, count, last)
                 self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+                self._write_index(incident, indexed)
         except BaseException:
             self._end(False)
             raise
@@ -453,6 +464,44 @@ class SqliteStore(Closing):
     def incidents(self) -> list[str]:
         with self._guard():
             return [r[0] for r in self._c.execute("SELECT incident FROM snapshots ORDER BY rowid")]
+
+    def _write_index(self, incident: str, indexed: tuple | None) -> None:
+        """The incident's index row (inside the caller's transaction and guard); a write
+        without a summary removes it, so the incident is read in full. A database not
+        upgraded to the index (schema 1) has none to write."""
+        if not self.indexed:
+            return
+        if indexed is None:
+            self._c.execute("DELETE FROM incident_index WHERE incident = ?", (incident,))
+        else:
+            self._c.execute(UPSERT_INDEX, (incident, incident, *indexed))
+
+    def _unindexed(self) -> list[tuple[int, str]]:
+        """(rowid, id) of the incidents without an index row: all of them before schema 2;
+        after it, none unless counts differ (two small index counts, no scan)."""
+        if not self.indexed:
+            return self._c.execute("SELECT rowid, incident FROM snapshots").fetchall()
+        (have,), (indexed,) = (self._c.execute("SELECT count(*) FROM snapshots").fetchone(),
+                               self._c.execute("SELECT count(*) FROM incident_index").fetchone())
+        if have == indexed:
+            return []
+        return self._c.execute("SELECT rowid, incident FROM snapshots WHERE incident NOT IN "
+                               "(SELECT incident FROM incident_index)").fetchall()
+
+    def due_before(self, moment: str) -> list[str]:
+        check_moment(moment)
+        with self._guard():
+            due = [] if not self.indexed else self._c.execute(
+                "SELECT ord, incident FROM incident_index WHERE status = 'open' AND next_due_at <= ?",
+                (moment,)).fetchall()
+            return [r[1] for r in in_order(due, self._unindexed())]
+
+    def summaries(self) -> list[tuple[str, dict | None]]:
+        with self._guard():
+            rows = [] if not self.indexed else self._c.execute(
+                "SELECT ord, incident, summary FROM incident_index").fetchall()
+            missing = [(o, i, None) for o, i in self._unindexed()]
+        return [(i, summary_of(i, text)) for _, i, text in in_order(rows, missing)]
 
     def count_incidents(self, prefix: str) -> int:
         with self._guard():

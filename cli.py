@@ -359,21 +359,26 @@ def status(ctx, incident, db, actor, as_json):
 
     store = _store(ctx, db, read_only=True)
     if incident is None:
-        return _list(ctx, service.list_incidents(store), as_json)
+        return _list(ctx, store, as_json)
     _show_state(ctx, service.status(store, incident), _actor(actor), as_json)
 
 
-def _list(ctx, states: list[dict], as_json: bool) -> None:
-    from engine.views import incident_row, status_json
+def _list(ctx, store, as_json: bool, **selection) -> None:
+    """The listing: from the incidents' summaries alone (engine.index); ``--json`` prints
+    each listed incident's whole status, so it reads their states."""
+    from engine import service
+    from engine.index import listed
+    from engine.views import status_json, summary_row
 
     now = _clock(ctx).now()
     if as_json:
-        _print_json([status_json(s, now, "") for s in states])
+        _print_json([status_json(s, now, "") for s in service.list_incidents(store, **selection)])
         return
-    if not states:
+    rows = listed(store, **selection)
+    if not rows:
         click.echo("No incidents.")
-    for s in states:
-        click.echo(_local(ctx, incident_row(s, now)))
+    for row in rows:
+        click.echo(_local(ctx, summary_row(row, now)))
 
 
 @main.command(name="list")
@@ -385,10 +390,8 @@ def _list(ctx, states: list[dict], as_json: bool) -> None:
 @click.pass_context
 def list_(ctx, include_closed, stage, playbook_id, db, as_json):
     """List incidents (open ones unless --all)."""
-    from engine import service
-
-    _list(ctx, service.list_incidents(_store(ctx, db, read_only=True), include_closed=include_closed,
-                                      stage=stage, playbook=playbook_id), as_json)
+    _list(ctx, _store(ctx, db, read_only=True), as_json, include_closed=include_closed,
+          stage=stage, playbook=playbook_id)
 
 
 def _done(ctx, state: dict, message: str, as_json: bool, actor: str) -> None:

@@ -15,6 +15,7 @@ from typing import Callable
 from . import incident as inc
 from .errors import NotFound
 from .events import NewEvent, utc_now_iso
+from .index import summary
 
 
 def event_time(clock, state: dict) -> str:
@@ -47,7 +48,7 @@ def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_l
         if not events:
             return current
         state = apply_all(current, events)
-        tx.append(events, state)
+        tx.append(events, state, summary(state))
     return state
 
 

@@ -13,6 +13,7 @@ waived, because the playbook itself is acting).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from . import incident as inc
 from .deadlines import ClockStatus, clocks
@@ -28,6 +29,7 @@ class DueItem:
     title: str
     drill: bool
     clock: ClockStatus
+    recorded: bool = False  # an overdue clock whose breach is in the log already
 
     def to_json(self) -> dict:
         return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json()}
@@ -38,14 +40,27 @@ def breach_key(clock: ClockStatus) -> str:
 
 
 def due(store, now, within_seconds: int = 0, incident: str | None = None) -> list[DueItem]:
-    """Every open incident's (or one incident's) unmet clocks overdue or due within the window."""
+    """Every open incident's (or one incident's) unmet clocks overdue or due within the window.
+
+    Only the incidents the index says are due by then (engine.index; and those it does
+    not know yet) are read: one index range, not every projection."""
     items = []
-    snaps = store.snapshots() if incident is None else [s for s in [store.snapshot(incident)] if s]
-    for snap in snaps:
+    if incident is None:
+        # a second of margin: the index stores milliseconds; the clocks below decide
+        horizon = utc_now_iso(now + timedelta(seconds=within_seconds + 1))
+        ids = store.due_before(horizon)
+    else:
+        ids = [incident]
+    for iid in ids:
+        snap = store.snapshot(iid)
+        if snap is None:
+            continue
         state = inc.current_state(store, snap)
+        seen = state.get("breaches", {})
         for c in clocks(state, inc.effective_now(state, now)):
             if c.met_at is None and c.left.total_seconds() <= within_seconds:
-                items.append(DueItem(state["id"], state["title"], state["drill"], c))
+                items.append(DueItem(state["id"], state["title"], state["drill"], c,
+                                     c.overdue and breach_key(c) in seen))
     return sorted(items, key=lambda i: i.clock.due_at)
 
 
@@ -54,7 +69,8 @@ def record(store, clock, items: list[DueItem]) -> list[dict]:
     from .act import act
 
     recorded: list[dict] = []
-    for incident in sorted({i.incident for i in items if i.clock.overdue}):
+    # an incident whose overdue clocks are all recorded already gets no write transaction
+    for incident in sorted({i.incident for i in items if i.clock.overdue and not i.recorded}):
         def build(state):
             now = inc.effective_now(state, clock.now())
             at = utc_now_iso(now)
@@ -115,7 +131,13 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
     urls_for = lambda roles: list(dict.fromkeys(  # noqa: E731 - small and local
         destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]))
     report: list[dict] = []
-    for snap in store.snapshots():
+    # only incidents that have escalation notices (or that the index does not know yet)
+    for incident, row in store.summaries():
+        if row is not None and (row["drill"] or not row.get("notices")):
+            continue
+        snap = store.snapshot(incident)
+        if snap is None:
+            continue
         state = inc.current_state(store, snap)
         if state["drill"]:
             continue

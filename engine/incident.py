@@ -264,14 +264,22 @@ def current_state(store, snapshot) -> dict:
 
 
 def rebuild_stale(store) -> list[str]:
-    """Refold and rewrite every projection stored by another version; returns their ids."""
+    """Refold and rewrite every projection stored by another version, and fill in the
+    index row (engine.index) of every incident that has none; returns the ids whose
+    projection was rebuilt."""
+    from .index import SUMMARY_VERSION, summary
+
     rebuilt = []
-    for incident in store.incidents():
+    for incident, row in store.summaries():
+        current = row is not None and row.get("v") == SUMMARY_VERSION
         with store.transaction(incident) as tx:
-            if tx.snapshot is None or is_current(tx.snapshot.state):
+            if tx.snapshot is None or (current and is_current(tx.snapshot.state)):
                 continue
-            tx.rewrite_projection(replay(store.events(incident)))
-            rebuilt.append(incident)
+            stale = not is_current(tx.snapshot.state)
+            state = replay(store.events(incident)) if stale else tx.snapshot.state
+            tx.rewrite_projection(state, summary(state))
+            if stale:
+                rebuilt.append(incident)
     return rebuilt
 
 

@@ -14,6 +14,7 @@ from . import policy
 from .act import act, apply_all, event_time, read_state
 from .errors import NotFound, Refused, UsageError
 from .events import NewEvent, utc_now_iso
+from .index import summary
 
 MAX_NOTE = 10_000
 MAX_TITLE = 200
@@ -94,7 +95,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
                                                                  "scheduled_at": now})
                        for i, inject in enumerate(scenario or []) if drill and inject["at_seconds"] == 0]
             state = apply_all(None, events)
-            tx.append(events, state)
+            tx.append(events, state, summary(state))
             return state
     raise Refused("could not allocate an incident id; try again")  # pragma: no cover
 

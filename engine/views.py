@@ -26,12 +26,21 @@ def headline(state: dict) -> str:
 
 
 def incident_row(state: dict, now: datetime) -> str:
-    now = inc.effective_now(state, now)
-    flag = "DRILL " if state["drill"] else ""
-    overdue = sum(1 for c in clocks(state, now) if c.overdue)
-    late = f"  {overdue} overdue" if overdue else ""
-    return for_terminal(f"{state['id']:<18} {flag}{state['status']:<6} {state['stage']:<18} "
-                        f"{_since(state['stage_entered_at'], now):>7}  {state['title']}{late}")
+    from .index import summary
+
+    return summary_row(summary(state), now)
+
+
+def summary_row(row: dict, now: datetime) -> str:
+    """One line of ``list``, from the incident's summary (engine.index) alone."""
+    from .index import overdue
+
+    count = overdue(row, now)
+    now = now + timedelta(seconds=row["sim_offset"])
+    flag = "DRILL " if row["drill"] else ""
+    late = f"  {count} overdue" if count else ""
+    return for_terminal(f"{row['id']:<18} {flag}{row['status']:<6} {row['stage']:<18} "
+                        f"{_since(row['stage_entered_at'], now):>7}  {row['title']}{late}")
 
 
 def status_json(state: dict, now: datetime, actor: str) -> dict:

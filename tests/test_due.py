@@ -241,3 +241,88 @@ def test_an_escalation_for_an_unknown_severity_is_located(cli, tmp_path):
     result = cli("validate", str(path))
     assert result.exit_code == 3
     assert f"{path}:15:11: stages.respond.deadline.escalate.by_severity.urgent: unknown severity 'urgent'" in result.output
+
+
+# -- the cron path reads only what is due (engine.index) --------------------------------------
+
+
+def _reads(monkeypatch):
+    """The incidents whose stored state is parsed, and the write transactions opened,
+    while the spy is in place."""
+    import engine.store.sqlite as sqlite_store
+
+    seen = {"states": [], "writes": []}
+    parse = sqlite_store.snapshot_of
+    monkeypatch.setattr(sqlite_store, "snapshot_of", lambda r: seen["states"].append(r[0]) or parse(r))
+    transaction = sqlite_store.SqliteStore.transaction
+    monkeypatch.setattr(sqlite_store.SqliteStore, "transaction",
+                        lambda self, incident: seen["writes"].append(incident) or transaction(self, incident))
+    return seen
+
+
+def test_due_at_steady_state_reads_only_the_overdue_incident_and_writes_nothing(cli, clock, monkeypatch):
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=16))
+    cli(*VIRAL_START), cli(*VIRAL_START)  # started now: their first clock is 15 minutes away
+    first = cli("due")
+    assert first.exit_code == 9 and "recorded: INC-20260314-001 missed leave stage triage" in first.stdout
+    seen = _reads(monkeypatch)
+    again = cli("due")
+    assert again.exit_code == 9 and again.stdout == first.stdout.replace(
+        "recorded: INC-20260314-001 missed leave stage triage\n", "")
+    assert seen == {"states": ["INC-20260314-001"], "writes": []}
+
+
+def test_due_within_a_window_reads_the_incidents_due_in_it(cli, clock, monkeypatch):
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=30))
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=10))  # 001's first public post is due in 20 minutes, 002's triage in 5
+    seen = _reads(monkeypatch)
+    result = cli("due", "--within", "10m", "--no-record")
+    assert result.exit_code == 9  # 001 left triage late: overdue
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["INC-20260314-001", "INC-20260314-002"]
+    assert "5m left" in result.stdout.splitlines()[1]
+    assert sorted(seen["states"]) == ["INC-20260314-001", "INC-20260314-002"]
+    seen["states"].clear()
+    assert "INC-20260314-002" not in cli("due", "--within", "1m", "--no-record").stdout
+    assert seen["states"] == ["INC-20260314-001"]
+
+
+def test_list_reads_only_the_summaries(cli, clock, monkeypatch):
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=16))
+    cli(*VIRAL_START)
+    seen = _reads(monkeypatch)
+    lines = cli("list").stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["INC-20260314-001", "INC-20260314-002"]
+    assert lines[0].endswith("ER wait time complaint  1 overdue")
+    assert lines[1].endswith("ER wait time complaint")
+    assert cli("status").stdout.splitlines() == lines
+    assert seen["states"] == []
+
+
+def test_a_drill_is_found_by_its_simulated_clock(cli, clock, store):
+    cli("drill", *VIRAL_START[1:])
+    cli("advance-clock", "DRILL-20260314-001", "10m")  # triage's 15 minutes end 5 real minutes from now
+    assert "Nothing is due" in cli("due").stdout
+    clock.advance(timedelta(minutes=6))
+    result = cli("due")
+    assert result.exit_code == 0  # a drill never pages anyone
+    assert "DRILL leave stage triage" in result.stdout and "OVERDUE by 1m" in result.stdout
+    assert "recorded: DRILL-20260314-001 missed leave stage triage" in result.stdout
+    assert _types(store, "DRILL-20260314-001").count("DeadlineBreached") == 1
+
+
+def test_verify_reports_an_index_row_edited_to_hide_an_overdue_incident(cli, clock, db):
+    import sqlite3
+
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=16))
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE incident_index SET next_due_at = '2099-01-01T00:00:00.000Z', "
+                    "summary = replace(summary, '2026-03-14T09:15:00.000Z', '2099-01-01T00:00:00.000Z')")
+    assert "Nothing is due" in cli("due", "--no-record").stdout  # cron trusts the index...
+    result = cli("verify")  # ...and verify says it cannot be trusted
+    assert result.exit_code != 0
+    assert "incident INC-20260314-001: its index row (what due, watch and list read) differs" in result.output

@@ -302,6 +302,29 @@ def test_db_upgrade_creates_the_schema_and_then_has_nothing_to_do(pg_url, clock)
     assert "every incident projection is current" in again.output
 
 
+def test_a_schema_1_database_is_refused_until_db_upgrade_adds_and_fills_the_index(pg_url, clock):
+    cli = Cli(pg_url, clock)
+    assert cli(*VIRAL_START).exit_code == 0
+    with raw(pg_url) as conn:  # back to what the code before migration 002 left
+        conn.execute("DROP TABLE incident_index")
+        conn.execute("ALTER TABLE schema_migrations DISABLE TRIGGER migrations_no_update")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 2")
+        conn.execute("ALTER TABLE schema_migrations ENABLE TRIGGER migrations_no_update")
+    with pytest.raises(StoreError, match="has schema 1, this version of the tool needs 2: run playbook db upgrade"):
+        open_store(pg_url)
+    result = cli("db", "upgrade", "--db", pg_url)
+    assert result.exit_code == 0 and "applied migration(s) 2; schema is now 2" in result.output, result.output
+    store = open_store(pg_url)
+    try:
+        (incident, summary), = store.summaries()
+        assert incident == "INC-20260314-001" and summary["next_due_at"] == "2026-03-14T09:15:00.000Z"
+        assert store.due_before("2026-03-14T09:15:00.000Z") == ["INC-20260314-001"]
+        assert store.due_before("2026-03-14T09:14:59.999Z") == []
+    finally:
+        store.close()
+    assert cli("verify").exit_code == 0
+
+
 # -- the server itself goes away ---------------------------------------------------------------
 
 # Appends one note per transaction, forever; prints each committed seq, and the

@@ -82,3 +82,33 @@ def test_upgrade_on_a_read_only_store_is_refused(db):
             store.upgrade()
     finally:
         store.close()
+
+
+def test_the_0_1_database_opens_at_schema_1_and_db_upgrade_indexes_it(tmp_path, clock, monkeypatch):
+    import shutil
+
+    from conftest import ROOT, Cli
+
+    for name in ("incidents.db", "signing.key"):
+        shutil.copy(ROOT / "tests" / "data" / "legacy-0.1" / name, tmp_path / name)
+    monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "signing.key"))
+    db = tmp_path / "incidents.db"
+    cli = Cli(db, clock)
+    before = _schema(db)
+    listing, due = cli("list", "--all").stdout, cli("due", "--no-record", "--within", "24h").stdout
+    assert "INC-20260314-001" in listing and "DRILL-20260314-001" in listing
+    assert _schema(db) == before  # reading changed nothing
+
+    result = cli("db", "upgrade", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert "applied migration(s) 2; schema is now 2" in result.output
+    assert "rebuilt 2 incident projection(s) from the log" in result.output
+    store = open_store(db)
+    try:
+        assert sorted(i for i, s in store.summaries() if s is not None) == ["DRILL-20260314-001", "INC-20260314-001"]
+    finally:
+        store.close()
+    assert cli("list", "--all").stdout == listing
+    assert cli("due", "--no-record", "--within", "24h").stdout == due
+    result = cli("verify")
+    assert result.exit_code == 0, result.output

@@ -377,8 +377,8 @@ def _list(ctx, store, as_json: bool, **selection) -> None:
     rows = listed(store, **selection)
     if not rows:
         click.echo("No incidents.")
-    for row in rows:
-        click.echo(_local(ctx, summary_row(row, now)))
+    else:  # one write: a listing of thousands of incidents is not thousands of writes
+        click.echo("\n".join(_local(ctx, summary_row(row, now)) for row in rows))
 
 
 @main.command(name="list")

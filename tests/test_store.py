@@ -556,3 +556,17 @@ def test_default_db_path_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_db_path() == tmp_path / "home" / ".local" / "share" / "crisis-playbook" / "incidents.db"
+
+
+def test_sqlite_a_damaged_summary_is_named(db_path):
+    store = open_store(db_path)
+    for incident in ("INC-1", "INC-2", "INC-3"):
+        append(store, incident, ev(), summary=row(title=incident))
+    raw = sqlite3.connect(db_path)
+    raw.execute("""UPDATE incident_index SET summary = '{"title": [1' WHERE incident = 'INC-2'""")
+    raw.execute("""UPDATE incident_index SET summary = '2]}' WHERE incident = 'INC-3'""")
+    raw.commit()
+    raw.close()
+    with pytest.raises(IntegrityError, match="incident INC-2: its stored summary is not valid JSON"):
+        store.summaries()
+    store.close()

@@ -197,6 +197,21 @@ def summary_of(incident: str, text: str | None) -> dict | None:
         raise IntegrityError(f"incident {incident}: its stored summary is not valid JSON (modified?)") from None
 
 
+def summaries_of(pairs: list[tuple[str, str | None]]) -> list[tuple[str, dict | None]]:
+    """(id, parsed summary) of stored (id, summary text or None) pairs. The texts are
+    parsed as one JSON array (one call instead of one per incident); should that not give
+    one object per text, each is parsed alone, so a damaged one is named."""
+    texts = [t for _, t in pairs if t is not None]
+    try:
+        parsed = json.loads("[" + ",".join(texts) + "]")
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or len(parsed) != len(texts) or not all(type(p) is dict for p in parsed):
+        return [(i, summary_of(i, t)) for i, t in pairs]
+    found = iter(parsed)
+    return [(i, None if t is None else next(found)) for i, t in pairs]
+
+
 def in_order(indexed: list[tuple], unindexed: list[tuple]) -> list[tuple]:
     """(ord, ...) rows of the index and of incidents it lacks, merged by creation order."""
     return sorted(indexed + unindexed, key=lambda r: r[0])

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from engine.errors import StoreError
 from engine.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, row_event, summary_of)
+                               loaded_head, row_event, summaries_of)
 
 WHERE = "memory:"
 
@@ -115,7 +115,7 @@ class MemoryStore(Closing):
     def summaries(self) -> list[tuple[str, dict | None]]:
         with self._locked():
             rows = [(i, self._index[i][2] if i in self._index else None) for i in self._snapshots]
-        return [(i, summary_of(i, text)) for i, text in rows]
+        return summaries_of(rows)
 
     def upgrade(self) -> list[int]:
         return []

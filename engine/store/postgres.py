@@ -33,7 +33,7 @@ from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, checkpoints_of,
                                conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summary_of)
+                               summaries_of)
 from engine.store.migrations import APPLICATION, latest_version, migrations
 
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
@@ -396,7 +396,7 @@ class PostgresStore(Closing):
         with self._conn() as conn, self._guard():
             rows = [tuple(r) for r in conn.execute("SELECT ord, incident, summary FROM incident_index")]
             missing = [(o, i, None) for o, i in self._unindexed(conn)]
-        return [(i, summary_of(i, text)) for _, i, text in in_order(rows, missing)]
+        return summaries_of([(i, text) for _, i, text in in_order(rows, missing)])
 
     def count_incidents(self, prefix: str) -> int:
         with self._conn() as conn, self._guard():

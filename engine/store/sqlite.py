@@ -33,7 +33,7 @@ from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, checkpoints_of,
                                conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summary_of)
+                               summaries_of)
 from engine.store.migrations import latest_version, migrations
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
@@ -501,7 +501,7 @@ class SqliteStore(Closing):
             rows = [] if not self.indexed else self._c.execute(
                 "SELECT ord, incident, summary FROM incident_index").fetchall()
             missing = [(o, i, None) for o, i in self._unindexed()]
-        return [(i, summary_of(i, text)) for _, i, text in in_order(rows, missing)]
+        return summaries_of([(i, text) for _, i, text in in_order(rows, missing)])
 
     def count_incidents(self, prefix: str) -> int:
         with self._guard():

@@ -14,7 +14,7 @@ index (schema 1, which that code reads), interleaved with this tree's runs.
 Every process is ``sys.executable -m cli ...`` started in the tree it times; the
 figures are medians of ``--runs`` runs and the ratios are taken within one run.
 
-    python3 bench/due.py [--runs N] [--overdue N] [--before DIR]
+    python3 bench/due.py [--runs N] [--overdue N] [--before DIR] [--sizes SMALL LARGE]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 PLAYBOOK = ROOT / "playbooks" / "viral-complaint.yaml"
 INPUTS = {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"}
 PEOPLE = {"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora", "patient_relations": "petra"}
-SIZES = (100, 1000)
+SIZES = (100, 1000)  # --sizes changes them: two counts, the smaller first
 
 
 def template_events(at: datetime):
@@ -99,14 +99,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--overdue", type=int, default=10)
     parser.add_argument("--before", type=Path, help="a tree of the code before the index, to compare")
+    parser.add_argument("--sizes", type=int, nargs=2, default=SIZES, metavar=("SMALL", "LARGE"),
+                        help="the two numbers of open incidents (default: 100 1000)")
     opts = parser.parse_args()
+    sizes = tuple(opts.sizes)
+    if not 0 < sizes[0] < sizes[1]:
+        raise SystemExit(f"--sizes {sizes[0]} {sizes[1]}: give two positive counts, the smaller first")
     if opts.before is not None and not (opts.before / "cli.py").is_file():
         raise SystemExit(f"--before {opts.before}: no cli.py there (give a tree of the project's code)")
     trees = {"after": ROOT, **({"before": opts.before.resolve()} if opts.before else {})}
     now = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory(prefix="bench-due-") as tmp:
         dbs = {}
-        for n in SIZES:
+        for n in sizes:
             dbs["after", n] = Path(tmp) / f"after-{n}.db"
             build(dbs["after", n], n, min(opts.overdue, n), now)
             if "before" in trees:
@@ -124,10 +129,10 @@ def main() -> None:
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {opts.runs} runs, {opts.overdue} overdue")
     for name in trees:
         for command in ("due", "list"):
-            small, large = med[name, command, SIZES[0]], med[name, command, SIZES[1]]
-            print(f"{command} {SIZES[0]} {name} s: {small:.3f}")
-            print(f"{command} {SIZES[1]} {name} s: {large:.3f}")
-            print(f"{command} {SIZES[1]}/{SIZES[0]} {name}: {large / small:.2f}x")
+            small, large = med[name, command, sizes[0]], med[name, command, sizes[1]]
+            print(f"{command} {sizes[0]} {name} s: {small:.3f}")
+            print(f"{command} {sizes[1]} {name} s: {large:.3f}")
+            print(f"{command} {sizes[1]}/{sizes[0]} {name}: {large / small:.2f}x")
 
 
 def cpu_model() -> str:

@@ -66,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from append import raw_sqlite, through_store  # noqa: E402  (bench/append.py's two sides)
 from status import machine, modes  # noqa: E402  (bench/status.py's machine line and bytecode modes)
+from engine.index import summary  # noqa: E402  (the index row service writes with every append)
 
 PLAYBOOK = ROOT / "playbooks" / "viral-complaint.yaml"
 INPUTS = {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"}
@@ -292,7 +293,7 @@ def append_log(store, incident: str, events) -> dict:
                 raise SystemExit(f"{incident}: the store and the builder disagree about its state")
             for e in batch:
                 state = inc.apply(state, e.type, e.at, e.actor, e.data, in_place=state is not None)
-            tx.append(batch, state)
+            tx.append(batch, state, summary(state))
         batch.clear()
 
     for e in events:
@@ -343,7 +344,8 @@ class Databases:
                     incident = f"INC-{at:%Y%m%d}-{i + 1:03d}"
                     events = self.seed.start(incident, utc_now_iso(at))
                     with store.transaction(incident) as tx:
-                        tx.append(events, inc.replay(events))
+                        state = inc.replay(events)
+                        tx.append(events, state, summary(state))  # as service.start writes it
                     ids.append(incident)
             finally:
                 store.close()

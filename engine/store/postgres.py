@@ -400,7 +400,8 @@ class PostgresStore(Closing):
 
     def count_incidents(self, prefix: str) -> int:
         with self._conn() as conn, self._guard():
-            return conn.execute("SELECT count(*) FROM snapshots WHERE incident >= %s AND incident < %s", (prefix, prefix + "\U0010ffff")).fetchone()[0]
+            return conn.execute("SELECT count(*) FROM snapshots WHERE incident >= %s AND incident < %s",
+                                (prefix, prefix + "\U0010ffff")).fetchone()[0]
 
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         sql = f"SELECT {COLUMNS} FROM events WHERE incident = %s AND seq > %s ORDER BY seq"

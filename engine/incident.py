@@ -57,7 +57,7 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
         }
     if state is None:
         raise ValueError(f"event {type} before IncidentStarted")
-    s = state if in_place else copy.deepcopy(state)
+    s = state if in_place else _copy(state)
     s["updated_at"] = at
     s["events"] = s.get("events", 0) + 1
     if type == "RoleAssigned":
@@ -248,6 +248,16 @@ def replay(events: Iterable) -> dict | None:
     for e in events:
         state = apply(state, e.type, e.at, e.actor, e.data, in_place=state is not None)
     return state
+
+
+def _copy(state: dict) -> dict:
+    """A copy to fold onto. The plan (most of a new incident's state) is never changed by
+    a fold, so the copy shares it instead of copying it at every event."""
+    plan = state.get("plan")
+    s = copy.deepcopy({k: v for k, v in state.items() if k != "plan"})
+    if plan is not None:
+        s["plan"] = plan
+    return s
 
 
 def is_current(state: dict | None) -> bool:

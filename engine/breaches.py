@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from . import incident as inc
+from . import policy
 from .deadlines import ClockStatus, clocks
 from .events import NewEvent, utc_now_iso
 
@@ -72,6 +73,7 @@ def record(store, clock, items: list[DueItem]) -> list[dict]:
     # an incident whose overdue clocks are all recorded already gets no write transaction
     for incident in sorted({i.incident for i in items if i.clock.overdue and not i.recorded}):
         def build(state):
+            policy.require(state, SYSTEM, "record_due")
             now = inc.effective_now(state, clock.now())
             at = utc_now_iso(now)
             seen = state.get("breaches", {})
@@ -93,6 +95,7 @@ def record(store, clock, items: list[DueItem]) -> list[dict]:
 
 
 def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
+    policy.require(state, SYSTEM, "escalate")
     esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
     people = {role: state["roles"].get(role, []) for role in esc["notify"]}
     events = [NewEvent("EscalationApplied", at, SYSTEM, {

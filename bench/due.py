@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sqlite3
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from status import machine  # noqa: E402  (bench/status.py's machine line)
 
 PLAYBOOK = ROOT / "playbooks" / "viral-complaint.yaml"
 INPUTS = {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"}
@@ -125,7 +125,7 @@ def main() -> None:
                 for command in ("due", "list"):
                     times.setdefault((name, command, n), []).append(run(trees[name], db, command))
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}, "
+    print(f"machine: {machine()}, "
           f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {opts.runs} runs, {opts.overdue} overdue")
     for name in trees:
         for command in ("due", "list"):
@@ -134,15 +134,6 @@ def main() -> None:
             print(f"{command} {sizes[1]} {name} s: {large:.3f}")
             print(f"{command} {sizes[1]}/{sizes[0]} {name}: {large / small:.2f}x")
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

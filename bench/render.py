@@ -27,7 +27,6 @@ before the compiled-template cache), to show what the cache is worth.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from engine import render as engine_render  # noqa: E402
 from engine.channels import CHANNELS, count  # noqa: E402
 from engine.render import render_text, scan  # noqa: E402
 from engine.sandbox import templates_dirs  # noqa: E402
+from status import machine  # noqa: E402  (bench/status.py's machine line)
 
 CHANNEL_NAMES = ("x", "bluesky", "mastodon", "facebook", "linkedin", "sms", "web", "chat")
 
@@ -160,15 +160,6 @@ def count_pass(texts, passes: int) -> tuple[float, int]:
     return time.perf_counter() - t, n
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def main() -> None:
     import os
@@ -229,7 +220,7 @@ def main() -> None:
     cpu = time.process_time() - cpu0
 
     med = {k: statistics.median(v) for k, v in rows.items() if v}
-    print(f"\nmachine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}, "
+    print(f"\nmachine: {machine()}, "
           f"jinja2 {jinja2.__version__}, load average {os.getloadavg()[0]:.2f}")
     print(f"{args.rounds} rounds x {args.passes} passes x 80 posts; compiled-template cache: "
           f"{'OFF' if args.no_cache else 'on'}; CPU time {cpu:.1f} s\n")

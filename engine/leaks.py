@@ -19,6 +19,7 @@ digits are not looked for.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from itertools import permutations
 
 _WORD = re.compile(r"[^\W_]+")
@@ -65,15 +66,17 @@ def _whole_words(needle: str, words: list[str]) -> bool:
     return False
 
 
-def candidates(value: str) -> set[str]:
-    """The strings whose presence (as whole words) in a text reveals `value`."""
+@lru_cache(maxsize=1024)
+def candidates(value: str) -> frozenset[str]:
+    """The strings whose presence (as whole words) in a text reveals `value` (pure, so
+    cached: verify asks it again for every approval and publication it replays)."""
     words = _words(reader_view(value))
     if sum(len(w) for w in words) < 3:
-        return set()
+        return frozenset()
     orders = permutations(words) if len(words) <= 4 else (words, words[::-1])
     found = {"".join(order) for order in orders}
     found |= {w for w in words if len(w) >= _NUMBER_ALONE and any(c.isdigit() for c in w)}
-    return found
+    return frozenset(found)
 
 
 class Text:
@@ -87,6 +90,13 @@ class Text:
     def reveals(self, value: str) -> bool:
         return any(_whole_words(c, self.forwards) or _whole_words(c, self.backwards)
                    for c in candidates(value))
+
+
+@lru_cache(maxsize=128)  # posts are at most 100,000 characters: a bounded cache
+def prepared(text: str) -> Text:
+    """``Text(text)``, cached: the same post text is checked at approval and publication,
+    and again by every replay of the log."""
+    return Text(text)
 
 
 def appears(value: str, text: str) -> bool:

@@ -25,9 +25,9 @@ from .service import pinned_playbook
 def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
     """Confidential inputs whose current value a reader would recognise in a (public)
     post's text, however disguised (see :mod:`engine.leaks`)."""
-    from .leaks import Text
+    from .leaks import prepared as prepare
 
-    prepared = Text(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
+    prepared = prepare(text["subject"] + "\n" + text["body"] if isinstance(text, dict) else text)
     spec = state["plan"]["inputs"]
     values = {**state["inputs"], **(extra or {})}
     return sorted(k for k, v in values.items()

@@ -155,6 +155,52 @@ class Closing:
         self.close()
 
 
+COLUMNS = "incident, seq, type, at, actor, data, prev, hash"
+
+
+class SqlReads:
+    """The reads both SQL backends make in the same words. A backend gives ``_fetch``
+    (all rows of one query) and ``_stream`` (rows a batch at a time), and its parameter
+    marker; the SQL here is written with ``?``."""
+
+    PARAM = "?"
+
+    def _fetch(self, sql: str, params: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def _q(self, sql: str) -> str:
+        return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
+
+    def _snapshot(self, incident: str) -> Snapshot | None:
+        rows = self._fetch(self._q("SELECT incident, seq, head, state FROM snapshots WHERE incident = ?"),
+                           (incident,))
+        return snapshot_of(rows[0]) if rows else None
+
+    def snapshot(self, incident: str) -> Snapshot | None:
+        return self._snapshot(incident)
+
+    def count_incidents(self, prefix: str) -> int:
+        return self._fetch(self._q("SELECT count(*) FROM snapshots WHERE incident >= ? AND incident < ?"),
+                           (prefix, prefix + "\U0010ffff"))[0][0]
+
+    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
+        sql = self._q(f"SELECT {COLUMNS} FROM events WHERE incident = ? AND seq > ? ORDER BY seq")
+        for row in self._stream(sql, (incident, after)):
+            yield row_event(row)
+
+    def rows(self, incident: str | None = None) -> Iterator[Row]:
+        if incident is None:
+            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
+        return self._stream(self._q(f"SELECT {COLUMNS} FROM events WHERE incident = ? ORDER BY seq"),
+                            (incident,))
+
+    def checkpoints(self) -> list[dict]:
+        return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
+
+
 def snapshot_of(row: tuple) -> Snapshot:
     """A Snapshot from a stored (incident, seq, head, state text) row."""
     incident, seq, head, state = row

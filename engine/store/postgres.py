@@ -31,13 +31,12 @@ from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, checkpoints_of,
+from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
                                conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
                                summaries_of)
 from engine.store.migrations import APPLICATION, latest_version, migrations
 
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
-COLUMNS = "incident, seq, type, at, actor, data, prev, hash"
 INSERT_EVENT = f"INSERT INTO events ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_at)
     VALUES (%s, %s, %s, %s, %s)
@@ -102,8 +101,10 @@ class PostgresTransaction:
             _write_index(self._conn, self.incident, indexed)
 
 
-class PostgresStore(Closing):
+class PostgresStore(SqlReads, Closing):
     """An incident database in a PostgreSQL database (see the module docstring)."""
+
+    PARAM = "%s"
 
     def __init__(self, url: str, *, busy_timeout: float = 10.0, create: bool = True,
                  database_id: str | None = None, migrate: bool = False, pool_size: int = 4) -> None:
@@ -355,15 +356,9 @@ class PostgresStore(Closing):
         with self._bound(write=False):
             yield
 
-    def _snapshot(self, incident: str) -> Snapshot | None:
+    def _fetch(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._conn() as conn, self._guard():
-            row = conn.execute(
-                "SELECT incident, seq, head, state FROM snapshots WHERE incident = %s", (incident,)
-            ).fetchone()
-        return None if row is None else snapshot_of(row)
-
-    def snapshot(self, incident: str) -> Snapshot | None:
-        return self._snapshot(incident)
+            return conn.execute(sql, params).fetchall()
 
     def snapshots(self) -> list[Snapshot]:
         with self._conn() as conn, self._guard():
@@ -398,21 +393,6 @@ class PostgresStore(Closing):
             missing = [(o, i, None) for o, i in self._unindexed(conn)]
         return summaries_of([(i, text) for _, i, text in in_order(rows, missing)])
 
-    def count_incidents(self, prefix: str) -> int:
-        with self._conn() as conn, self._guard():
-            return conn.execute("SELECT count(*) FROM snapshots WHERE incident >= %s AND incident < %s",
-                                (prefix, prefix + "\U0010ffff")).fetchone()[0]
-
-    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
-        sql = f"SELECT {COLUMNS} FROM events WHERE incident = %s AND seq > %s ORDER BY seq"
-        for row in self._stream(sql, (incident, after)):
-            yield row_event(row)
-
-    def rows(self, incident: str | None = None) -> Iterator[Row]:
-        if incident is None:
-            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
-        return self._stream(f"SELECT {COLUMNS} FROM events WHERE incident = %s ORDER BY seq", (incident,))
-
     def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
         """Rows of ``sql`` a batch at a time through a server-side cursor: flat memory."""
         with self._conn() as conn:
@@ -433,10 +413,6 @@ class PostgresStore(Closing):
             finally:
                 if own:
                     _rollback(conn)
-
-    def checkpoints(self) -> list[dict]:
-        with self._conn() as conn, self._guard():
-            return checkpoints_of(conn.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall())
 
     def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, checkpoints_of,
+from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
                                conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
                                summaries_of)
 from engine.store.migrations import latest_version, migrations
@@ -45,7 +45,6 @@ INDEXED = 2
 SQLITE_HEADER = b"SQLite format 3\x00"
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
 
-COLUMNS = "incident, seq, type, at, actor, data, prev, hash"
 INSERT_EVENT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_at)
     VALUES (?, ?, ?, ?, ?)
@@ -99,7 +98,7 @@ class SqliteTransaction:
             self._store._write_index(self.incident, indexed)
 
 
-class SqliteStore(Closing):
+class SqliteStore(SqlReads, Closing):
     """An incident database in one SQLite file (see the module docstring)."""
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 10.0, create: bool = True,
@@ -444,15 +443,9 @@ class SqliteStore(Closing):
         finally:
             self._end(False)
 
-    def _snapshot(self, incident: str) -> Snapshot | None:
+    def _fetch(self, sql: str, params: tuple = ()) -> list[tuple]:
         with self._guard():
-            row = self._c.execute(
-                "SELECT incident, seq, head, state FROM snapshots WHERE incident = ?", (incident,)
-            ).fetchone()
-        return None if row is None else snapshot_of(row)
-
-    def snapshot(self, incident: str) -> Snapshot | None:
-        return self._snapshot(incident)
+            return self._c.execute(sql, params).fetchall()
 
     def snapshots(self) -> list[Snapshot]:
         with self._guard():
@@ -503,21 +496,6 @@ class SqliteStore(Closing):
             missing = [(o, i, None) for o, i in self._unindexed()]
         return summaries_of([(i, text) for _, i, text in in_order(rows, missing)])
 
-    def count_incidents(self, prefix: str) -> int:
-        with self._guard():
-            return self._c.execute("SELECT count(*) FROM snapshots WHERE incident >= ? AND incident < ?",
-                                   (prefix, prefix + "\U0010ffff")).fetchone()[0]
-
-    def events(self, incident: str, after: int = 0) -> Iterator[Event]:
-        sql = f"SELECT {COLUMNS} FROM events WHERE incident = ? AND seq > ? ORDER BY seq"
-        for row in self._stream(sql, (incident, after)):
-            yield row_event(row)
-
-    def rows(self, incident: str | None = None) -> Iterator[Row]:
-        if incident is None:
-            return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
-        return self._stream(f"SELECT {COLUMNS} FROM events WHERE incident = ? ORDER BY seq", (incident,))
-
     def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
         """Rows of ``sql`` a batch at a time from one cursor: flat memory, any length."""
         with self._guard():
@@ -531,10 +509,6 @@ class SqliteStore(Closing):
                 yield from batch
         finally:
             cur.close()
-
-    def checkpoints(self) -> list[dict]:
-        with self._guard():
-            return checkpoints_of(self._c.execute("SELECT id, body FROM checkpoints ORDER BY id").fetchall())
 
     def close(self) -> None:
         conn, self._conn = self._conn, None

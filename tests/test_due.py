@@ -249,11 +249,14 @@ def test_an_escalation_for_an_unknown_severity_is_located(cli, tmp_path):
 def _reads(monkeypatch):
     """The incidents whose stored state is parsed, and the write transactions opened,
     while the spy is in place."""
+    import engine.store.base as store_base
     import engine.store.sqlite as sqlite_store
 
     seen = {"states": [], "writes": []}
-    parse = sqlite_store.snapshot_of
-    monkeypatch.setattr(sqlite_store, "snapshot_of", lambda r: seen["states"].append(r[0]) or parse(r))
+    parse = store_base.snapshot_of
+    spy = lambda r: seen["states"].append(r[0]) or parse(r)  # noqa: E731
+    for module in (store_base, sqlite_store):  # every place a stored state is parsed
+        monkeypatch.setattr(module, "snapshot_of", spy)
     transaction = sqlite_store.SqliteStore.transaction
     monkeypatch.setattr(sqlite_store.SqliteStore, "transaction",
                         lambda self, incident: seen["writes"].append(incident) or transaction(self, incident))

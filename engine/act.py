@@ -10,12 +10,30 @@ sees. Who may act is asked of :mod:`engine.policy` inside `build`.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import replace
 from typing import Callable
 
 from . import incident as inc
 from .errors import NotFound
 from .events import NewEvent, utc_now_iso
 from .index import summary
+
+#: The authenticated principal the current use case runs as (set by the application
+#: layer, engine.app.context.acting; None for an asserted name). Its events record how
+#: that person was authenticated.
+authenticated_as: ContextVar = ContextVar("authenticated_as", default=None)
+
+
+def stamped(events: list[NewEvent]) -> list[NewEvent]:
+    """`events` with ``auth`` (how their actor was authenticated) in the data of those
+    the authenticated principal caused; unchanged for an asserted name. An event that
+    already says how (a signature) keeps what it says."""
+    who = authenticated_as.get()
+    if who is None:
+        return events
+    return [replace(e, data={**e.data, "auth": who.auth}) if e.actor == who.name and "auth" not in e.data
+            else e for e in events]
 
 
 def event_time(clock, state: dict) -> str:
@@ -47,7 +65,7 @@ def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_l
             current = checked_state(store, incident, tx.snapshot.state)
         else:
             current = inc.current_state(store, tx.snapshot)
-        events = build(current)
+        events = stamped(build(current))
         if not events:
             return current
         state = apply_all(current, events)

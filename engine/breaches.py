@@ -107,7 +107,8 @@ def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
         blocked = {}
         for trigger, tr in plan["transitions"].items():  # the first open one, in playbook order
             if tr["to"] == target and state["stage"] in tr["from"]:
-                unmet = inc.blockers(state, trigger, None)  # the playbook acts: no role check
+                # the playbook acts: no role check; the reasons go into the log, so no hints
+                unmet = inc.blockers(state, trigger, None, hints=False)
                 if not unmet:
                     events.append(NewEvent("StageChanged", at, SYSTEM, {
                         "trigger": trigger, "from": state["stage"], "to": target,

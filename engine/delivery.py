@@ -32,13 +32,6 @@ class Attempt:
     error: str = ""
 
 
-def destinations_path(db_path: str | os.PathLike) -> Path:
-    from .store import local_folder
-
-    explicit = os.environ.get("PLAYBOOK_DESTINATIONS")
-    return Path(explicit) if explicit else local_folder(db_path) / "destinations.yaml"
-
-
 def load_destinations(path: Path) -> dict[str, list[str]]:
     """channel -> apprise URLs; {} when the file does not exist."""
     import yaml

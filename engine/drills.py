@@ -29,8 +29,6 @@ MAX_OFFSET = timedelta(days=30)
 
 def load_scenario(path: str | Path) -> list[dict]:
     """Read a scenario file of timed injects; every problem with its file:line:col."""
-    from .loader import parse_yaml
-
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -38,7 +36,14 @@ def load_scenario(path: str | Path) -> list[dict]:
         raise NotFound(f"{p}: no such scenario file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PlaybookInvalid([Diagnostic(str(p), 0, 0, "", f"cannot read the scenario: {e}")]) from None
-    data, smap, problems = parse_yaml(text, str(p))
+    return parse_scenario(text, str(p))
+
+
+def parse_scenario(text: str, where: str = "<scenario>") -> list[dict]:
+    """The injects of a scenario's YAML text; every problem with its line:col."""
+    from .loader import parse_yaml
+
+    data, smap, problems = parse_yaml(text, where)
     if not isinstance(data, dict) or set(data) != {"injects"} or not isinstance(data["injects"], list):
         raise PlaybookInvalid([smap.diagnostic((), "a scenario is a mapping with one key, injects:, "
                                                "holding a list of {at: +10m, message: ...}")])

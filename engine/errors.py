@@ -19,6 +19,10 @@ Exit codes (also documented in the README):
 9     something is overdue (``playbook due``)
 10    delivery failed (the post is published to the outbox, not delivered)
 ====  =======================================================================
+
+The same codes map to HTTP statuses in one table (:data:`HTTP_STATUS`), and every error
+can be given as an RFC 9457 problem detail (:meth:`PlaybookError.problem`), so the
+server and the command line report one refusal the same way.
 """
 
 from __future__ import annotations
@@ -26,17 +30,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+#: exit code -> the HTTP status the server answers with.
+HTTP_STATUS = {1: 500, 2: 400, 3: 422, 4: 404, 5: 403, 6: 409, 7: 409, 8: 503, 9: 409, 10: 502}
+
+#: exit code -> a stable name for the kind of error (the problem's ``type`` ends in it).
+KIND = {1: "internal", 2: "usage", 3: "invalid-playbook", 4: "not-found", 5: "refused", 6: "conflict",
+        7: "integrity", 8: "store-unavailable", 9: "overdue", 10: "delivery-failed"}
+
+
 class PlaybookError(Exception):
-    """Base of every error the engine reports to a user."""
+    """Base of every error the engine reports to a user.
+
+    ``message`` says what happened; ``fields`` (incident, post, action, ...) say about
+    what, for interfaces that show them in their own way."""
 
     exit_code = 1
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **fields: object) -> None:
         super().__init__(message)
         self.message = message
+        self.fields = fields
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def kind(self) -> str:
+        return KIND[self.exit_code]
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.exit_code]
+
+    def problem(self) -> dict:
+        """This error as an RFC 9457 problem detail (JSON)."""
+        head, _, _ = self.message.partition("\n")
+        return {"type": f"urn:crisis-playbook:error:{self.kind}", "title": head, "status": self.http_status,
+                "detail": self.message, "exit_code": self.exit_code, **self._extra(), **self.fields}
+
+    def _extra(self) -> dict:
+        return {}
 
 
 class UsageError(PlaybookError):
@@ -92,6 +125,9 @@ class PlaybookInvalid(PlaybookError):
         self.diagnostics = list(diagnostics)
         super().__init__("\n".join(d.format() for d in self.diagnostics))
 
+    def _extra(self) -> dict:
+        return {"diagnostics": [d.to_json() for d in self.diagnostics]}
+
 
 class NotFound(PlaybookError):
     exit_code = 4
@@ -108,6 +144,10 @@ class Refused(PlaybookError):
         if self.reasons:
             text += "\n" + "\n".join(f"  - {r}" for r in self.reasons)
         super().__init__(text)
+        self.title = message
+
+    def _extra(self) -> dict:
+        return {"title": self.title, "reasons": self.reasons}
 
 
 class Conflict(PlaybookError):

@@ -313,12 +313,14 @@ def is_closed(state: dict) -> bool:
     return state["status"] == "closed"
 
 
-def blockers(state: dict, trigger: str, actor: str | None, *, check_stage: bool = True) -> list[str]:
+def blockers(state: dict, trigger: str, actor: str | None, *, check_stage: bool = True,
+             hints: bool = True) -> list[str]:
     """Every reason `actor` may not fire `trigger` now (empty: allowed).
 
     Without an actor the role check is skipped (listings, and moves the playbook
     itself makes on escalation); `check_stage=False` leaves the stage to the caller
-    (the state machine checks it itself)."""
+    (the state machine checks it itself). `hints=False` leaves out what to type next:
+    reasons written into the log name facts, never an interface's commands."""
     plan = state["plan"]
     tr = plan["transitions"][trigger]
     stage = state["stage"]
@@ -341,7 +343,7 @@ def blockers(state: dict, trigger: str, actor: str | None, *, check_stage: bool 
             reasons.append(f"no post of template {template} has been approved{later}")
     for name in req["inputs"]:
         if state["inputs"].get(name) in (None, ""):
-            reasons.append(f"input {name} has no value (playbook set {state['id']} {name}=...)")
+            reasons.append(f"input {name} has no value" + (f" (playbook set {state['id']} {name}=...)" if hints else ""))
     return reasons
 
 

@@ -59,7 +59,7 @@ from pathlib import Path
 from engine.errors import IntegrityError, PlaybookError, StoreError
 from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
 from engine.incident import is_current
-from engine.store import Store, default_location, local_folder
+from engine.store import Store
 
 KEY_FILE = "signing.key"
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
@@ -68,16 +68,8 @@ MAX_PROBLEMS = 1000
 # --- the signing key ---------------------------------------------------------------
 
 
-def default_key_path() -> Path:
-    """``$PLAYBOOK_KEY`` if set, else ``signing.key`` in the database's folder (see engine.store.local_folder)."""
-    explicit = os.environ.get("PLAYBOOK_KEY")
-    if explicit:
-        return Path(explicit).expanduser()
-    return local_folder(default_location()) / KEY_FILE
-
-
-def load_or_create_key(path: Path | None = None):
-    """The Ed25519 private key at ``path`` (default: default_key_path()), created on first use.
+def load_or_create_key(path: Path):
+    """The Ed25519 private key at ``path`` (the configuration's ``key``), created on first use.
 
     A new key is written to a temporary file with mode 0600 and moved into place
     atomically; if two processes create one at once, both end up using the first.
@@ -85,7 +77,7 @@ def load_or_create_key(path: Path | None = None):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    path = Path(path) if path is not None else default_key_path()
+    path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -280,6 +280,10 @@ class Policy(_Model):
     all_of: list[Id] = Field(default_factory=list)
     any_of: list[Id] = Field(default_factory=list)
     min: int = Field(1, ge=1)
+    signed: bool = Field(
+        False, description="each approval must be an electronic signature: given on the team server "
+        "by a person who signed in again within the last few minutes (an asserted local approval is "
+        "refused)")
 
     @field_validator("min")
     @classmethod
@@ -337,7 +341,8 @@ class Approval(Policy):
     def policy_for(self, lang: str) -> dict:
         """The policy a post in `lang` is drafted under (recorded with each version)."""
         chosen = self.languages.get(lang, self)
-        return {"all_of": list(chosen.all_of), "any_of": list(chosen.any_of), "min": chosen.min}
+        policy = {"all_of": list(chosen.all_of), "any_of": list(chosen.any_of), "min": chosen.min}
+        return {**policy, "signed": True} if chosen.signed else policy
 
 
 Audience = Literal["public", "direct", "internal"]

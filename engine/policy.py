@@ -79,6 +79,22 @@ ACTIONS: dict[str, Rule] = {
 }
 
 
+#: The least token scope (engine.app.principal.SCOPES) each kind of use case needs:
+#: reading, acting on incidents, approving or rejecting text, administering accounts.
+SCOPE_OF: dict[str, str] = {
+    **{action: "act" for action in ACTIONS},
+    "read": "read",
+    "approve": "approve",
+    "reject": "approve",
+    "accounts": "admin",
+}
+
+
+def scope_of(action: str) -> str:
+    """The token scope `action` needs (KeyError for an action not in the table)."""
+    return SCOPE_OF[action]
+
+
 def is_engine(actor: str) -> bool:
     """A name reserved for the engine's own actions (``system:``, or a look-alike)."""
     from .names import reserved

@@ -18,7 +18,7 @@ from . import incident as inc
 from . import policy
 from .act import act, event_time, read_state
 from .errors import NotFound, Refused, UsageError
-from .events import NewEvent, canonical
+from .events import NewEvent, canonical, utc_now_iso
 from .service import pinned_playbook
 
 
@@ -256,8 +256,44 @@ def _check_version(state: dict, post_id: str, post: dict, version: int | None) -
 APPROVAL_RULES = 2
 
 
+#: How long after signing in a person may still sign an approval (21 CFR 11.200: a
+#: signature is given by someone who just proved who they are).
+SIGNATURE_WINDOW_S = 300
+
+
+def signature_of(signer, post_id: str, post: dict, now: str) -> dict | None:
+    """What an approval by an authenticated `signer` records as their signature: who,
+    how they were authenticated and when, the meaning, and the text hash. None for an
+    asserted name (the local command line) or an API token."""
+    if signer is None or signer.method in ("asserted", "token", "engine"):
+        return None  # a typed name, or a token (something held, not a person proving who they are)
+    when = signer.authenticated_at
+    return {"by": signer.name, "auth": signer.auth, "authenticated_at": utc_now_iso(when) if when else None,
+            "signed_at": now, "sha256": post["sha256"],
+            "meaning": f"approved for publication on {post['channel']} in {post['lang']}"}
+
+
+def _signature_problems(post: dict, actor: str, signature: dict | None, at: str) -> list[str]:
+    if signature is None:
+        return (["this post's approval must be signed: approve on the team server, signed in "
+                 "as yourself"] if post["policy"].get("signed") else [])
+    from .events import parse_iso
+
+    problems = []
+    if signature.get("by") != actor or signature.get("sha256") != post["sha256"]:
+        problems.append("the signature names another person or text")
+    when = signature.get("authenticated_at")
+    signed = signature.get("signed_at")  # the real time (a drill's events carry simulated time)
+    age = (parse_iso(signed) - parse_iso(when)).total_seconds() if when and signed else None
+    if age is None or not 0 <= age <= SIGNATURE_WINDOW_S:
+        problems.append(f"a signature needs a sign-in within the last {SIGNATURE_WINDOW_S // 60} minutes: "
+                        "sign in again (password or single sign-on) and approve")
+    return problems
+
+
 def approve_events(state: dict, actor: str, post_id: str, *, version: int, role: str | None,
-                   override: str | None, at: str, rules: int = APPROVAL_RULES) -> list[NewEvent]:
+                   override: str | None, at: str, rules: int = APPROVAL_RULES,
+                   signature: dict | None = None) -> list[NewEvent]:
     """The events of `actor` approving version `version` of a post in `state`, or Refused.
 
     The one statement of the approval rules: the approve command runs it on the state
@@ -317,6 +353,7 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
                        "approve with --override-identifiers REASON")
     if text_hash(post["text"]) != post["sha256"]:
         reasons.append("its text does not match the hash it was drafted with")
+    reasons += _signature_problems(post, actor, signature, at)
     if reasons:
         raise Refused(f"incident {incident}: cannot approve {post_id} v{post['version']}", reasons)
     events = []
@@ -326,20 +363,23 @@ def approve_events(state: dict, actor: str, post_id: str, *, version: int, role:
             "reason": override.strip(), "hits": post["hits"]}))
     events.append(NewEvent("PostApproved", at, actor, {
         "post": post_id, "version": post["version"], "sha256": post["sha256"], "role": chosen,
-        "rules": APPROVAL_RULES, **({"granted_by": granted_by} if granted_by else {})}))
+        "rules": APPROVAL_RULES, **({"granted_by": granted_by} if granted_by else {}),
+        **({"signature": signature, "auth": signature["auth"]} if signature else {})}))
     return events
 
 
 def approve(store, clock, actor: str, incident: str, post_id: str, *, version: int,
-            role: str | None = None, override: str | None = None) -> dict:
+            role: str | None = None, override: str | None = None, signer=None) -> dict:
     """Approve version `version` of a post: the approver names the text they reviewed, so a
     version drafted meanwhile is never approved unseen. Checked against the state folded
     from the log, not only the stored projection."""
     override = (override or "").strip() or None  # a blank reason is no reason
 
     def build(state):
+        at = event_time(clock, state)
+        post = post_of(state, post_id)
         return approve_events(state, actor, post_id, version=version, role=role, override=override,
-                              at=event_time(clock, state))
+                              at=at, signature=signature_of(signer, post_id, post, utc_now_iso(clock.now())))
     return act(store, incident, build, from_log=True)["posts"][post_id]
 
 

@@ -24,14 +24,6 @@ from .posts import confidential_leaks, post_of, text_hash
 # -- publish -----------------------------------------------------------------------
 
 
-def default_outbox(db_path: str | os.PathLike) -> Path:
-    """``$PLAYBOOK_OUTBOX`` if set, else an ``outbox`` folder beside the database."""
-    from .store import local_folder
-
-    explicit = os.environ.get("PLAYBOOK_OUTBOX")
-    return Path(explicit) if explicit else local_folder(db_path) / "outbox"
-
-
 def publish_events(state: dict, actor: str, post_id: str, *, at: str, outbox: str) -> list[NewEvent]:
     """`actor` publishing a post of `state` to the outbox file `outbox`, or Refused.
 

@@ -141,6 +141,11 @@ def _jinja_errors() -> tuple:
     return TemplateError, TemplateNotFound, UndefinedError, SecurityError
 
 
+def forget_compiled() -> None:
+    """Drop compiled templates (the partials folder changed)."""
+    _compiled.cache_clear()
+
+
 @lru_cache(maxsize=1024)
 def _compiled(source: str, html: bool):
     """A template compiled once per (source, autoescape mode); rendering is the hot path."""

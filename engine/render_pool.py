@@ -31,7 +31,7 @@ MARGIN = 1.5
 WORKER_MEMORY = 1024 * 2**20
 
 
-def _serve(conn) -> None:  # pragma: no cover - runs in the worker process
+def _serve(conn, partials: str | None = None) -> None:  # pragma: no cover - runs in the worker process
     """A worker's main loop: render requests until the pipe closes."""
     try:
         import resource
@@ -41,7 +41,9 @@ def _serve(conn) -> None:  # pragma: no cover - runs in the worker process
             resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
     except (ImportError, ValueError, OSError):
         pass
-    from . import render  # warm: jinja2 and the sandbox load once per worker
+    from . import render, sandbox  # warm: jinja2 and the sandbox load once per worker
+
+    sandbox.use_partials(partials)
 
     render.environment(html=False), render.environment(html=True)
     conn.send(("ready",))  # the parent's time limit counts from here, not from start-up
@@ -75,7 +77,10 @@ class _Worker:
     def __init__(self, ctx) -> None:
         parent, child = ctx.Pipe()
         self.conn = parent
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True, name="playbook-render")
+        from .sandbox import partials_folder
+
+        self.process = ctx.Process(target=_serve, args=(child, partials_folder()), daemon=True,
+                                   name="playbook-render")
         self.process.start()
         child.close()
         try:

@@ -89,7 +89,8 @@ def _check(state: dict, e, attempts: set, why: list[str]) -> None:
         _same_text(state, d, why)
         # an override of the identifier warning was applied by the event just before, if any
         posts.approve_events(state, actor, d["post"], version=d["version"], role=d["role"],
-                             override=None, at=e.at, rules=d.get("rules", 1))
+                             override=None, at=e.at, rules=d.get("rules", 1),
+                             signature=d.get("signature"))
     elif t == "PostPublished":
         _same_text(state, d, why)
         release.publish_events(state, actor, d["post"], at=e.at, outbox=d["outbox"])

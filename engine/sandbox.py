@@ -33,13 +33,36 @@ CONTEXT_NAMES = frozenset({"incident", "roles"})
 SAFE_GLOBALS = ("range", "dict", "namespace")
 
 
+#: The organisation's own partials folder (the configuration's ``templates``), set once
+#: by the adapter that resolved the configuration (:func:`use_partials`).
+_partials: list[str | None] = [None]
+
+
+def use_partials(folder: str | os.PathLike | None) -> None:
+    """Search ``folder`` for partials before the shipped ones (None: shipped only).
+
+    Called once by an adapter from its :class:`~engine.app.config.Config`; the render
+    workers receive the same folder when they start."""
+    chosen = os.fspath(folder) if folder else None
+    if chosen != _partials[0]:
+        _partials[0] = chosen
+        environment.cache_clear()
+        from . import render
+
+        render.forget_compiled()
+
+
+def partials_folder() -> str | None:
+    return _partials[0]
+
+
 def templates_dirs() -> list[str]:
-    """Folders searched for shared partials (signature, privacy notice, hashtags):
-    ``PLAYBOOK_TEMPLATES`` first, when set, so an organisation can add its own partials
-    or replace a shipped one, then the partials shipped with the tool."""
+    """Folders searched for shared partials (signature, privacy notice, hashtags): the
+    organisation's folder first, when configured, so it can add its own partials or
+    replace a shipped one, then the partials shipped with the tool."""
     from .resources import shipped_folder
 
-    override = os.environ.get("PLAYBOOK_TEMPLATES")
+    override = _partials[0]
     return [*([override] if override else []), str(shipped_folder("templates"))]
 
 

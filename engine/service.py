@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import incident as inc
 from . import policy
-from .act import act, apply_all, event_time, read_state
+from .act import act, apply_all, event_time, read_state, stamped
 from .errors import NotFound, Refused, UsageError
 from .events import NewEvent, utc_now_iso
 from .index import summary
@@ -94,6 +94,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
             events += [NewEvent("InjectDelivered", now, actor, {"index": i, "message": inject["message"],
                                                                  "scheduled_at": now})
                        for i, inject in enumerate(scenario or []) if drill and inject["at_seconds"] == 0]
+            events = stamped(events)
             state = apply_all(None, events)
             tx.append(events, state, summary(state))
             return state

@@ -329,3 +329,18 @@ def test_verify_reports_an_index_row_edited_to_hide_an_overdue_incident(cli, clo
     result = cli("verify")  # ...and verify says it cannot be trusted
     assert result.exit_code != 0
     assert "incident INC-20260314-001: its index row (what due, watch and list read) differs" in result.output
+
+
+def test_a_blocked_escalation_logs_its_reasons_without_any_interface_wording(cli, clock, store, tmp_path):
+    """The log keeps facts (an input has no value), not what to type at one interface."""
+    path = tmp_path / "escalating.yaml"
+    path.write_text(ESCALATING.replace(
+        "  escalate: {from: respond, to: crisis, roles: [director]}",
+        "  escalate: {from: respond, to: crisis, roles: [director], requires: {inputs: [statement_url]}}").replace(
+        "roles:\n", "inputs:\n  statement_url: {type: url}\nroles:\n", 1), encoding="utf-8")
+    assert cli("start", str(path), "--title", "T", "--assign", "lead=alice", "--as", "alice").exit_code == 0
+    clock.advance(timedelta(minutes=31))
+    assert cli("due").exit_code == 9
+    blocked = [e for e in store.events(INCIDENT) if e.type == "EscalationBlocked"]
+    assert [e.data["reasons"] for e in blocked] == [["input statement_url has no value"]]
+    assert "playbook set" in cli("advance", INCIDENT, "escalate", "--as", "alice").output  # the CLI still hints

@@ -360,9 +360,11 @@ def test_the_key_is_created_once_with_owner_only_permissions(tmp_path):
 def test_the_default_key_sits_beside_the_database_unless_playbook_key(monkeypatch, tmp_path):
     monkeypatch.setenv("PLAYBOOK_DB", str(tmp_path / "data" / "incidents.db"))
     monkeypatch.delenv("PLAYBOOK_KEY", raising=False)
-    assert integrity.default_key_path() == tmp_path / "data" / "signing.key"
+    from engine.app.config import Config
+
+    assert Config.resolve().key == tmp_path / "data" / "signing.key"
     monkeypatch.setenv("PLAYBOOK_KEY", str(tmp_path / "vault" / "audit.key"))
-    load_or_create_key()
+    load_or_create_key(Config.resolve().key)
     assert (tmp_path / "vault" / "audit.key").is_file()
 
 

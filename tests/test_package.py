@@ -69,20 +69,26 @@ def test_init_refuses_bad_requests_and_writes_nothing(cli, tmp_path, args, code,
     assert sorted(tmp_path.rglob("*")) == before
 
 
-def test_a_users_own_partials_folder_adds_to_the_shipped_ones(tmp_path, monkeypatch):
+def test_a_users_own_partials_folder_adds_to_the_shipped_ones(tmp_path):
+    """PLAYBOOK_TEMPLATES, resolved into the configuration, is searched before the shipped partials."""
+    from engine.app.config import Config
+    from engine.app.context import App
+    from engine.errors import Refused
     from engine.render import render_text
-    from engine.sandbox import environment
+    from engine.sandbox import use_partials
 
     (tmp_path / "partials").mkdir()
     (tmp_path / "partials" / "ours.j2").write_text("{% macro sign() %}The Comms Team{% endmacro %}")
-    monkeypatch.setenv("PLAYBOOK_TEMPLATES", str(tmp_path))
-    environment.cache_clear()
+    source = ('{% from "partials/ours.j2" import sign %}{% from "partials/common.j2" '
+              'import hashtags %}{{ sign() }}')
+    App(Config.resolve({"PLAYBOOK_TEMPLATES": str(tmp_path)}, db="memory:"))
     try:
-        text = render_text('{% from "partials/ours.j2" import sign %}{% from "partials/common.j2" '
-                           'import hashtags %}{{ sign() }}', {}, html=False, where="t")
+        text = render_text(source, {}, html=False, where="t")
     finally:
-        environment.cache_clear()
+        use_partials(None)
     assert text == "The Comms Team"
+    with pytest.raises(Refused, match="not one of the shared partials"):  # back to the shipped ones only
+        render_text(source, {}, html=False, where="t")
 
 
 def _run(args, **kw):

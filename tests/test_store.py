@@ -13,7 +13,10 @@ import pytest
 
 from engine.errors import Conflict, IntegrityError, NotFound, StoreError
 from engine.events import NewEvent, genesis
-from engine.store import default_db_path, open_store
+import os
+
+from engine.app.config import Config
+from engine.store import open_store
 from engine.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 
 AT = "2026-11-22T11:42:{:02d}.000Z"
@@ -544,6 +547,10 @@ def test_sqlite_two_stores_on_one_file_see_each_other(db_path):
 # --- where the database lives ---------------------------------------------------------
 
 
+def default_db_path():
+    return Config.resolve(os.environ).db
+
+
 def test_default_db_path_prefers_playbook_db(monkeypatch, tmp_path):
     monkeypatch.setenv("PLAYBOOK_DB", str(tmp_path / "mine.db"))
     assert default_db_path() == tmp_path / "mine.db"
@@ -556,6 +563,20 @@ def test_default_db_path_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_db_path() == tmp_path / "home" / ".local" / "share" / "crisis-playbook" / "incidents.db"
+
+
+def test_the_configuration_puts_key_outbox_and_destinations_beside_the_database(tmp_path):
+    """What `--db` names decides where the files that belong with it live, unless the
+    environment says otherwise; a server database keeps them in the data folder."""
+    beside = Config.resolve({}, db=str(tmp_path / "team" / "incidents.db"))
+    assert (beside.key, beside.outbox, beside.destinations) == (
+        tmp_path / "team" / "signing.key", tmp_path / "team" / "outbox", tmp_path / "team" / "destinations.yaml")
+    chosen = Config.resolve({"PLAYBOOK_KEY": str(tmp_path / "vault" / "k"), "PLAYBOOK_OUTBOX": str(tmp_path / "o")},
+                            db=str(tmp_path / "incidents.db"), outbox=str(tmp_path / "flag"))
+    assert (chosen.key, chosen.outbox) == (tmp_path / "vault" / "k", tmp_path / "flag")
+    server = Config.resolve({"XDG_DATA_HOME": str(tmp_path / "data")}, db="postgresql://pb@db/pb")
+    assert server.key == tmp_path / "data" / "crisis-playbook" / "signing.key"
+    assert server.sqlite_file is None
 
 
 def test_sqlite_a_damaged_summary_is_named(db_path):

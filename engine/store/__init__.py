@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.store.base import Snapshot, Store, Transaction
 
-__all__ = ["Snapshot", "Store", "Transaction", "default_db_path", "default_location", "is_server_url",
+__all__ = ["MEMORY", "SQLITE_SCHEME", "Snapshot", "Store", "Transaction", "is_server_url",
            "local_folder", "open_store", "sqlite_path"]
 
 MEMORY = "memory:"
@@ -43,12 +43,12 @@ def sqlite_path(location: str | os.PathLike) -> Path | None:
 
 
 def local_folder(location: str | os.PathLike) -> Path:
-    """Where the files that belong with a database live by default (outbox, signing
-    key, destinations): beside a SQLite file; in the user's data folder otherwise."""
+    """The folder of a SQLite database's file, where the files that belong with it live
+    by default (outbox, signing key, destinations; see :mod:`engine.app.config`)."""
     path = sqlite_path(location)
-    if path is not None:
-        return path.resolve().parent
-    return _data_home() / "crisis-playbook"
+    if path is None:
+        raise ValueError(f"{location!r} is not a SQLite file")
+    return path.resolve().parent
 
 
 def open_store(
@@ -78,26 +78,3 @@ def open_store(
 
     return SqliteStore(sqlite_path(location), busy_timeout=busy_timeout, create=create and not read_only,
                        database_id=database_id, read_only=read_only)
-
-
-def default_location() -> str | Path:
-    """``$PLAYBOOK_DB`` (a path or a URL) if set, else the default SQLite file."""
-    explicit = os.environ.get("PLAYBOOK_DB")
-    if explicit and (is_server_url(explicit) or explicit.startswith(SQLITE_SCHEME) or explicit == MEMORY):
-        return explicit
-    return default_db_path()
-
-
-def _data_home() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME")
-    # The XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored.
-    return Path(data_home) if data_home and os.path.isabs(data_home) else Path.home() / ".local" / "share"
-
-
-def default_db_path() -> Path:
-    """``$PLAYBOOK_DB`` if set, else ``$XDG_DATA_HOME/crisis-playbook/incidents.db``
-    (``XDG_DATA_HOME`` defaults to ``~/.local/share``)."""
-    explicit = os.environ.get("PLAYBOOK_DB")
-    if explicit and not is_server_url(explicit) and explicit != MEMORY:
-        return sqlite_path(explicit)
-    return _data_home() / "crisis-playbook" / "incidents.db"

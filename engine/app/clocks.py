@@ -1,0 +1,63 @@
+"""Use cases on clocks: what is due, drills and their simulated clocks.
+
+"A drill never pages anyone" is decided here: a drill's overdue clock is listed but
+does not count towards :attr:`Due.overdue`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..policy import scope_of
+from .context import App, acting
+from .principal import Principal
+
+
+@dataclass(frozen=True)
+class Due:
+    items: list  # engine.breaches.DueItem, most urgent first
+    recorded: list[dict]  # deadlines newly recorded as missed
+    notified: list[dict]  # notices sent (or failed) for escalations
+    #: real incidents' overdue clocks (drills excluded)
+    overdue: int
+
+    def to_json(self) -> dict:
+        return {"items": [i.to_json() for i in self.items], "recorded": self.recorded, "notified": self.notified}
+
+
+def due(app: App, who: Principal, within_seconds: int = 0, *, record: bool = True) -> Due:
+    """What is due or overdue across open incidents. With `record`, missed deadlines
+    are recorded once and escalations applied by the engine itself (``system:``), and
+    notices sent to the configured destinations: `who` asks for the check (a token needs
+    the act scope to record, read to look)."""
+    from .. import breaches
+    from .releases import destinations
+
+    with acting(who, "act" if record else "read"):
+        return _due(app, within_seconds, record, breaches, destinations)
+
+
+def _due(app: App, within_seconds: int, record: bool, breaches, destinations) -> Due:
+    store = app.store(read_only=True, writes=record)
+    now = app.clock.now()
+    items = breaches.due(store, now, within_seconds)
+    recorded = breaches.record(store, app.clock, items) if record else []
+    targets = destinations(app) if record else {}
+    notices = breaches.notify(store, app.clock, targets) if targets else []
+    overdue = sum(1 for i in items if i.clock.overdue and not i.drill)
+    return Due(items, recorded, notices, overdue)
+
+
+def advance_clock(app: App, who: Principal, incident: str, seconds: int) -> dict:
+    """Move a drill's simulated clock: {state, recorded, injects} (engine.drills)."""
+    from ..drills import advance_clock as advance
+
+    with acting(who, scope_of("advance_clock")) as actor:
+        return advance(app.store(), app.clock, actor, incident, seconds)
+
+
+def drill_summary(app: App, who: Principal, incident: str) -> dict:
+    from ..drills import summary
+
+    with acting(who, "read"):
+        return summary(app.store(read_only=True), incident, app.clock.now())

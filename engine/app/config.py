@@ -1,0 +1,116 @@
+"""The configuration, resolved once by an adapter: where everything lives.
+
+The command line and the server build one :class:`Config` from their options and the
+environment (:meth:`Config.resolve`, the only place that reads ``PLAYBOOK_*``
+variables); everything below takes it, or the paths in it, as arguments.
+
+============================  =====================================================
+``PLAYBOOK_DB``               the incident database: a SQLite file (or
+                              ``sqlite:///PATH``), ``postgresql://...`` or
+                              ``memory:``. Default ``$XDG_DATA_HOME/crisis-playbook/
+                              incidents.db`` (``~/.local/share`` if unset)
+``PLAYBOOK_KEY``              the checkpoint signing key; default ``signing.key``
+                              beside the database
+``PLAYBOOK_OUTBOX``           the outbox folder; default ``outbox`` beside the database
+``PLAYBOOK_DESTINATIONS``     delivery destinations; default ``destinations.yaml``
+                              beside the database
+``PLAYBOOK_CHECKPOINTS``      a folder outside the database receiving every checkpoint
+``PLAYBOOK_TEMPLATES``        a folder of partials searched before the shipped ones
+``PLAYBOOK_REGION``           the country for reading phone numbers (ISO 3166 code)
+``PLAYBOOK_LIBRARY``          the folder of playbooks people may start on the team
+                              server (default: the shipped playbooks)
+``PLAYBOOK_ACTOR``            who is acting on the local command line
+``PLAYBOOK_ACTOR_FINAL``      ``1``: that identity is final (a wrapper signs people in)
+============================  =====================================================
+
+"Beside the database" is the database file's folder, or for a server URL (or
+``memory:``) the default data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..store import MEMORY, SQLITE_SCHEME, is_server_url, local_folder, sqlite_path
+
+KEY_FILE = "signing.key"
+DESTINATIONS_FILE = "destinations.yaml"
+OUTBOX_FOLDER = "outbox"
+
+
+def data_home(environ: Mapping[str, str]) -> Path:
+    """``$XDG_DATA_HOME`` (absolute only, as the XDG spec says), else ``~/.local/share``."""
+    given = environ.get("XDG_DATA_HOME")
+    return Path(given) if given and os.path.isabs(given) else Path.home() / ".local" / "share"
+
+
+def database_location(environ: Mapping[str, str], given: str | os.PathLike | None = None) -> str | Path:
+    """The database an adapter opens: ``given`` (``--db``), else ``$PLAYBOOK_DB``, else
+    the default SQLite file. URLs are returned as text, files as paths."""
+    explicit = os.fspath(given) if given else environ.get("PLAYBOOK_DB")
+    if explicit and (is_server_url(explicit) or explicit.startswith(SQLITE_SCHEME) or explicit == MEMORY):
+        return explicit
+    if explicit:
+        return sqlite_path(explicit)
+    return data_home(environ) / "crisis-playbook" / "incidents.db"
+
+
+def _folder_of(location: str | Path, environ: Mapping[str, str]) -> Path:
+    """The folder "beside the database": its file's folder, or the default data folder."""
+    path = sqlite_path(location)
+    if path is not None:
+        return local_folder(location)
+    return data_home(environ) / "crisis-playbook"
+
+
+def _path(text: str | os.PathLike | None) -> Path | None:
+    return Path(text).expanduser() if text else None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where an installation keeps its things, and its organisation-wide settings."""
+
+    db: str | Path
+    key: Path
+    outbox: Path
+    destinations: Path
+    checkpoints: Path | None = None
+    templates: Path | None = None
+    region: str | None = None
+    playbooks: Path | None = None
+    actor: str | None = None
+    actor_final: bool = False
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite file the database is, or None for a server database or ``memory:``."""
+        return sqlite_path(self.db)
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str] | None = None, *, db: str | os.PathLike | None = None,
+                outbox: str | os.PathLike | None = None,
+                checkpoints: str | os.PathLike | None = None) -> "Config":
+        """The configuration from explicit options (``db``, ``outbox``, ``checkpoints``:
+        what the adapter's flags said), else the environment, else the defaults."""
+        env = os.environ if environ is None else environ
+        location = database_location(env, db)
+        beside = _folder_of(location, env)
+        key = _path(env.get("PLAYBOOK_KEY"))
+        if key is None:  # the default key belongs to the default database, --db's beside it
+            key = beside / KEY_FILE
+        return cls(
+            db=location,
+            key=key,
+            outbox=_path(outbox) or _path(env.get("PLAYBOOK_OUTBOX")) or beside / OUTBOX_FOLDER,
+            destinations=_path(env.get("PLAYBOOK_DESTINATIONS")) or beside / DESTINATIONS_FILE,
+            checkpoints=_path(checkpoints) or _path(env.get("PLAYBOOK_CHECKPOINTS")),
+            templates=_path(env.get("PLAYBOOK_TEMPLATES")),
+            region=(env.get("PLAYBOOK_REGION") or "").strip() or None,
+            playbooks=_path(env.get("PLAYBOOK_LIBRARY")),
+            actor=env.get("PLAYBOOK_ACTOR"),
+            actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
+        )

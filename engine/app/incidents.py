@@ -1,0 +1,144 @@
+"""Use cases on incidents: start, read, list, roles, tasks, notes, inputs, stages, log.
+
+Each takes the :class:`~engine.app.context.App` and the acting
+:class:`~engine.app.principal.Principal` and returns what an interface shows; the
+rules themselves are in the domain (:mod:`engine.service`, :mod:`engine.policy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import service
+from ..policy import scope_of
+from .context import App, acting
+from .principal import Principal
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What starting an incident (or a drill) takes."""
+
+    playbook: str  # a path to the playbook file (see library_playbook)
+    title: str
+    severity: str | None = None
+    inputs: dict[str, str] = field(default_factory=dict)
+    assign: dict[str, str] = field(default_factory=dict)
+    drill: bool = False
+    scenario: str | None = None  # a drill's scenario file
+    scenario_text: str | None = None  # or its YAML text
+
+
+@dataclass(frozen=True)
+class Started:
+    state: dict
+    #: (field, confidential input) pairs: a confidential value typed where a public post
+    #: can show it (engine.leaks.echoes)
+    echoes: list[tuple[str, str]]
+
+
+def start(app: App, who: Principal, request: StartRequest) -> Started:
+    from ..drills import load_scenario
+    from ..leaks import echoes
+    from ..loader import load_playbook
+
+    from ..drills import parse_scenario
+
+    app.check_people(request.assign.values())
+    loaded = load_playbook(request.playbook)
+    injects = (load_scenario(request.scenario) if request.scenario else
+               parse_scenario(request.scenario_text) if request.scenario_text is not None else None)
+    with acting(who, scope_of("start")) as actor:
+        state = service.start(
+            app.store(), app.clock, actor, loaded, title=request.title, severity=request.severity,
+            inputs=dict(request.inputs), assign=dict(request.assign), region=app.config.region,
+            drill=request.drill, scenario=injects)
+    return Started(state, list(echoes(state)))
+
+
+def library(app: App) -> dict[str, "Path"]:
+    """The playbooks people may start on a server, by name: the configured library
+    folder's ``*.yaml`` files, else the shipped playbooks."""
+    from ..resources import shipped_playbooks
+
+    folder = app.config.playbooks
+    if folder is None:
+        return shipped_playbooks()
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def library_playbook(app: App, name: str) -> str:
+    """The file of the library playbook `name`, or NotFound naming those there are."""
+    from ..errors import NotFound
+
+    found = library(app).get(name[:-5] if name.endswith(".yaml") else name)
+    if found is None:
+        raise NotFound(f"no playbook {name!r} in the library (there are: {', '.join(library(app)) or 'none'})")
+    return str(found)
+
+
+def status(app: App, who: Principal, incident: str) -> dict:
+    with acting(who, "read"):
+        return service.status(app.store(read_only=True), incident)
+
+
+def listing(app: App, who: Principal, *, include_closed: bool = False, stage: str | None = None,
+            playbook: str | None = None, full: bool = False) -> list:
+    """The incidents' listing rows (engine.index), or with `full` their whole states."""
+    from ..index import listed
+
+    with acting(who, "read"):
+        store = app.store(read_only=True)
+        if full:
+            return service.list_incidents(store, include_closed=include_closed, stage=stage, playbook=playbook)
+        return listed(store, include_closed=include_closed, stage=stage, playbook=playbook)
+
+
+def assign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:
+    app.check_people([person])
+    with acting(who, scope_of("assign")) as actor:
+        return service.assign(app.store(), app.clock, actor, incident, role, person)
+
+
+def unassign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:
+    with acting(who, scope_of("unassign")) as actor:
+        return service.unassign(app.store(), app.clock, actor, incident, role, person)
+
+
+def task(app: App, who: Principal, incident: str, name: str, *, done: bool = True) -> dict:
+    with acting(who, scope_of("task")) as actor:
+        return service.task(app.store(), app.clock, actor, incident, name, done=done)
+
+
+def note(app: App, who: Principal, incident: str, text: str) -> dict:
+    with acting(who, scope_of("note")) as actor:
+        return service.note(app.store(), app.clock, actor, incident, text)
+
+
+def set_inputs(app: App, who: Principal, incident: str, values: dict[str, str]) -> dict:
+    with acting(who, scope_of("set")) as actor:
+        return service.set_inputs(app.store(), app.clock, actor, incident, values)
+
+
+def advance(app: App, who: Principal, incident: str, trigger: str, reason: str | None = None) -> dict:
+    with acting(who, scope_of("advance")) as actor:
+        return service.advance(app.store(), app.clock, actor, incident, trigger, reason)
+
+
+def close(app: App, who: Principal, incident: str, trigger: str | None = None,
+          reason: str | None = None) -> dict:
+    with acting(who, scope_of("close")) as actor:
+        return service.close(app.store(), app.clock, actor, incident, trigger, reason)
+
+
+def reopen(app: App, who: Principal, incident: str, trigger: str | None = None,
+           reason: str | None = None) -> dict:
+    with acting(who, scope_of("reopen")) as actor:
+        return service.reopen(app.store(), app.clock, actor, incident, trigger, reason)
+
+
+def log(app: App, who: Principal, incident: str):
+    """The incident's events, oldest first (an iterator: memory stays flat)."""
+    with acting(who, "read"):
+        return service.log(app.store(read_only=True), incident)

@@ -1,0 +1,118 @@
+"""Use cases on posts: render, drafts, edit, approve, reject, publish, deliver, outbox.
+
+Publishing composes publication and delivery: a published post of a real incident is
+sent to its channel's configured destinations; a drill's never is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import posts, release
+from ..errors import DeliveryFailed
+from ..policy import scope_of
+from .context import App, acting
+from .principal import Principal
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    incident: str
+    template: str
+    channels: tuple[str, ...] = ()
+    langs: tuple[str, ...] = ()
+    overrides: dict[str, str] = field(default_factory=dict)
+    #: for a per_recipient template: (recipient reference, their values) per post
+    recipients: list[tuple[str, dict[str, str]]] | None = None
+
+
+def render(app: App, who: Principal, request: RenderRequest) -> list[dict]:
+    with acting(who, scope_of("render")) as actor:
+        return posts.render(app.store(), app.clock, actor, request.incident, request.template,
+                            channels=request.channels, langs=request.langs, overrides=dict(request.overrides),
+                            recipients=request.recipients)
+
+
+def drafts(app: App, who: Principal, incident: str) -> list[dict]:
+    with acting(who, "read"):
+        return posts.drafts(app.store(read_only=True), incident)
+
+
+def edit(app: App, who: Principal, incident: str, post: str, *, text: str, subject: str | None = None) -> dict:
+    with acting(who, scope_of("edit")) as actor:
+        return posts.edit(app.store(), app.clock, actor, incident, post, text=text, subject=subject)
+
+
+@dataclass(frozen=True)
+class Approved:
+    post: dict
+    #: the roles whose approval the version still needs (empty: ready to publish)
+    missing: list[str]
+
+
+def approve(app: App, who: Principal, incident: str, post: str, *, version: int, role: str | None = None,
+            override: str | None = None) -> Approved:
+    from ..incident import approval_missing
+
+    with acting(who, scope_of("approve")) as actor:
+        result = posts.approve(app.store(), app.clock, actor, incident, post, role=role, version=version,
+                               override=override, signer=who)
+    return Approved(result, approval_missing(result))
+
+
+def reject(app: App, who: Principal, incident: str, post: str, reason: str, version: int | None = None) -> dict:
+    with acting(who, scope_of("reject")) as actor:
+        return posts.reject(app.store(), app.clock, actor, incident, post, reason, version)
+
+
+@dataclass(frozen=True)
+class Published:
+    post: dict
+    #: where the outbox file was written
+    outbox: str
+    #: the delivery attempts made right after publishing ({target, ok}); empty for a
+    #: drill or a channel without destinations
+    deliveries: list[dict]
+
+
+def destinations(app: App) -> dict[str, list[str]]:
+    from ..delivery import load_destinations
+
+    return load_destinations(app.config.destinations)
+
+
+class DeliveryAfterPublish(DeliveryFailed):
+    """The post was published (it is in the outbox and the log) but the delivery that
+    followed failed: ``published`` says what was published, ``failure`` why."""
+
+    def __init__(self, published: Published, failure: DeliveryFailed) -> None:
+        super().__init__(failure.message)
+        self.published = published
+        self.failure = failure
+
+
+def publish(app: App, who: Principal, incident: str, post: str) -> Published:
+    """Publish to the outbox; then, for a real incident whose channel has destinations,
+    deliver (a drill is never delivered to real services)."""
+    with acting(who, scope_of("publish")) as actor:
+        store = app.store()
+        result = release.publish(store, app.clock, actor, incident, post, app.config.outbox)
+        published = Published(result, result["published"][-1]["outbox"], [])
+        targets = destinations(app)
+        if targets.get(result["channel"]) and not store.snapshot(incident).state["drill"]:
+            try:
+                sent = release.deliver(store, app.clock, actor, incident, post, targets)
+            except DeliveryFailed as e:
+                raise DeliveryAfterPublish(published, e) from e
+            published = Published(result, published.outbox, sent)
+    return published
+
+
+def deliver(app: App, who: Principal, incident: str, post: str) -> list[dict]:
+    with acting(who, scope_of("deliver")) as actor:
+        return release.deliver(app.store(), app.clock, actor, incident, post, destinations(app))
+
+
+def rebuild_outbox(app: App, who: Principal, incident: str | None = None) -> list[dict]:
+    with acting(who, "read"):
+        return release.rebuild_outbox(app.store(read_only=True), app.config.outbox, incident)

@@ -1,0 +1,146 @@
+"""Commands on clocks: due, watch, drills and their simulated clocks."""
+
+from __future__ import annotations
+
+import click
+
+from .common import app, as_option, clock, db_option, json_option, local, print_json, seconds, show_state, who
+from .incidents import start_options, start_request
+
+
+def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
+    from engine.app import clocks
+    from engine.app.principal import Principal
+    from engine.errors import Overdue
+
+    result = clocks.due(handle, Principal.asserted(""), within, record=record)
+    items = result.items
+    if as_json:
+        print_json(result.to_json())
+    elif not items:
+        click.echo("Nothing is due" + (" in that window." if within else " or overdue."))
+    for i in ([] if as_json else items):
+        drill = "DRILL " if i.drill else ""
+        click.echo(local(ctx, f"{i.incident:<18} {drill}{i.clock.label:<36} {i.clock.describe()}"))
+    for r in ([] if as_json else result.recorded):
+        click.echo(f"recorded: {r['incident']} missed {r['label']}")
+    for n in ([] if as_json else result.notified):
+        click.echo(f"notified: {n['incident']} {n['label']} -> {n['target']}" if n["ok"] else
+                   f"!! notice for {n['incident']} {n['label']} to {n['target']} FAILED (retried next check): {n['error']}")
+    if result.overdue:
+        raise Overdue(f"{result.overdue} item(s) overdue")
+
+
+@click.command()
+@click.option("--within", default="0s", metavar="DURATION",
+              help="Also list what falls due within this time (e.g. 30m).")
+@click.option("--record/--no-record", default=True,
+              help="Record newly missed deadlines and apply escalations (default), or only look.")
+@db_option
+@json_option
+@click.pass_context
+def due(ctx, within, record, db, as_json):
+    """What is due or overdue across open incidents, most urgent first.
+
+    Exits 9 while anything in a real incident is overdue (drills are listed but
+    never page anyone); records each missed deadline once and applies the
+    playbook's escalation, sending notices to the configured destinations."""
+    within_s = 0 if within in ("0", "0s") else seconds(within, "--within")
+    check_due(ctx, app(ctx, db), within_s, record, as_json)
+
+
+@click.command()
+@click.option("--interval", default="60s", metavar="DURATION", help="Time between checks.")
+@click.option("--within", default="30m", metavar="DURATION", help="Also show what falls due within this time.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many checks.")
+@db_option
+@click.pass_context
+def watch(ctx, interval, within, count, db):
+    """Check the clocks periodically (like `due`), until interrupted.
+
+    Safe beside other commands: each check is a few short transactions."""
+    import time
+
+    from engine.errors import Overdue
+
+    pause, within_s = seconds(interval, "--interval"), seconds(within, "--within")
+    handle, n = app(ctx, db), 0
+    while count is None or n < count:
+        n += 1
+        click.echo(f"-- check {n} at {clock(ctx).now().isoformat(timespec='seconds')}")
+        try:
+            check_due(ctx, handle, within_s, True, False)
+        except Overdue as e:
+            click.echo(f"!! {e}")
+        if count is None or n < count:
+            time.sleep(pause)
+
+
+@click.command()
+@start_options
+@click.option("--scenario", type=click.Path(dir_okay=False),
+              help="YAML file of timed injects: {injects: [{at: +10m, message: ...}]}.")
+@json_option
+@click.pass_context
+def drill(ctx, playbook, title, severity, inputs, assign, scenario, db, actor, as_json):
+    """Start a tabletop exercise (a DRILL incident on a simulated clock).
+
+    Move its clock with `playbook advance-clock DRILL-... 45m`; see the outcome with
+    `playbook drill-summary DRILL-...`. Injects at +0m are delivered at the start. Drills are marked everywhere and never
+    delivered to real services."""
+    from engine.app import incidents
+
+    handle = app(ctx, db)
+    request = start_request(playbook, title, severity, inputs, assign, drill=True, scenario=scenario)
+    person = who(handle, actor)
+    started = incidents.start(handle, person, request)
+    state = started.state
+    if not as_json:
+        scripted = len(state.get("injects") or [])
+        click.echo(f"Started drill {state['id']}" + (f" with {scripted} scripted inject(s)" if scripted else "") + ".\n")
+        for inject in state["injects"]:
+            if inject["delivered_at"]:
+                click.echo(f">> INJECT (at the start): {inject['message']}")
+    show_state(ctx, state, person.name, as_json)
+
+
+@click.command(name="advance-clock")
+@click.argument("incident")
+@click.argument("duration")
+@db_option
+@as_option
+@click.pass_context
+def advance_clock(ctx, incident, duration, db, actor):
+    """Move a drill's simulated clock forward by DURATION (e.g. 45m).
+
+    Injects fall due, missed deadlines are recorded and escalated. Refused for
+    real incidents."""
+    from engine.app import clocks
+
+    handle = app(ctx, db)
+    me = who(handle, actor)
+    result = clocks.advance_clock(handle, me, incident, seconds(duration, "DURATION"))
+    for inject in result["injects"]:
+        click.echo(local(ctx, f">> INJECT (scheduled {inject['at_seconds'] // 60}m after start): {inject['message']}"))
+    for r in result["recorded"]:
+        click.echo(f"!! missed: {r['label']}")
+    click.echo("")
+    show_state(ctx, result["state"], me.name, False)
+
+
+@click.command(name="drill-summary")
+@click.argument("incident")
+@db_option
+@json_option
+@click.pass_context
+def drill_summary(ctx, incident, db, as_json):
+    """The drill's debrief: each clock (due, met at, how late), the first public post
+    against its target, and each inject beside what the team did next."""
+    from engine.app import clocks
+    from engine.app.principal import Principal
+    from engine.views import drill_text
+
+    result = clocks.drill_summary(app(ctx, db), Principal.asserted(""), incident)
+    if as_json:
+        return print_json(result)
+    click.echo(local(ctx, drill_text(result)), nl=False)

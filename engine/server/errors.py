@@ -1,0 +1,106 @@
+"""Errors as problem details, and the limits every request is held to."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.responses import JSONResponse
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("playbook.server")
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}),
+            **extra}
+    headers = {"WWW-Authenticate": 'Bearer realm="playbook"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+async def playbook_error(request, exc) -> JSONResponse:
+    from engine.errors import AuthenticationFailed
+
+    body = exc.problem()
+    status = 401 if isinstance(exc, AuthenticationFailed) else body["status"]
+    body["status"] = status
+    headers = {"WWW-Authenticate": 'Bearer realm="playbook"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+async def invalid_request(request, exc) -> JSONResponse:
+    """A body or parameter that does not fit the API: 400, each problem with its place
+    (never echoing the value, which may be a password)."""
+    problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+                for e in exc.errors()]
+    shown = "; ".join(f"{p['where']}: {p['message']}" for p in problems[:10])
+    return problem(400, "the request does not fit the API", shown, exit_code=2, problems=problems[:50])
+
+
+async def http_error(request, exc) -> JSONResponse:
+    return problem(exc.status_code, str(exc.detail))
+
+
+async def internal_error(request, exc) -> JSONResponse:
+    log.exception("internal error on %s %s", request.method, request.url.path)
+    return problem(500, "internal error", "this is a bug; the server's log has the details", exit_code=1)
+
+
+class LimitsMiddleware:
+    """Refuses request bodies over `max_body` bytes (413) and adds security headers to
+    every response (no sniffing, no framing, no referrer, a strict content policy)."""
+
+    HEADERS = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cache-control", b"no-store"),
+        (b"content-security-policy",
+         b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+         b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    ]
+
+    def __init__(self, app, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await _too_large(send, self.max_body)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge()
+            return message
+
+        async def secured(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        try:
+            await self.app(scope, limited, secured)
+        except _TooLarge:
+            await _too_large(send, self.max_body)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send, limit: int) -> None:
+    import json
+
+    body = json.dumps({"type": "about:blank", "title": "request body too large", "status": 413,
+                       "detail": f"at most {limit} bytes"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode()),
+                            *LimitsMiddleware.HEADERS]})
+    await send({"type": "http.response.body", "body": body})

@@ -174,3 +174,19 @@ class Overdue(PlaybookError):
 
 class DeliveryFailed(PlaybookError):
     exit_code = 10
+
+
+class SignInFailed(Refused):
+    """A single sign-on did not prove who someone is; nobody was signed in.
+
+    Unlike a refused password, the message says what went wrong (the identity provider
+    decides who exists, so there is nothing to enumerate here) in words an administrator
+    can act on, and never contains a code, a token or a secret. ``kind`` says which side
+    to look at: ``request`` (the callback does not belong to a sign-in in progress, or
+    came too late), ``refused`` (the provider or this server's rules said no),
+    ``provider`` (the provider's answer or set-up is not acceptable) or ``unreachable``
+    (it could not be reached). A server answers it like a refused sign-in (401)."""
+
+    def __init__(self, message: str, kind: str = "refused") -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -88,6 +88,16 @@ def test_the_provider_checks_the_client_and_its_redirect_uri(idp, clock):
     assert idp.issued == []
 
 
+def test_one_client_serves_sign_ins_from_several_threads(idp, client, clock):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        names = list(pool.map(lambda _: sign_in(client, clock).name, range(16)))
+    assert names == ["alice"] * 16
+    assert idp.hits["/.well-known/openid-configuration"] == 1
+    assert len(idp.codes) == 16 and all(grant["used"] for grant in idp.codes.values())
+
+
 def test_a_public_client_signs_in_with_pkce_alone(clock):
     with IdentityProvider(clock, client_secret=None, redirect_uri=REDIRECT) as idp:
         c = OidcClient(OidcConfig(issuer=idp.issuer, client_id="playbook", redirect_uri=REDIRECT))

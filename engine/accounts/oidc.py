@@ -14,6 +14,14 @@ issuer and this client as its audience (and as ``azp`` when there are several),
 carry the nonce of this sign-in, and be within its lifetime, give or take the allowed
 clock skew. Error messages never contain a code, a token or a secret.
 
+What the server around it must do: keep each PendingSignIn for one callback only
+(delete it when :meth:`~OidcClient.finish` is called, whatever the outcome); accept the
+principal only if its name is an active account (signing in at the provider is not
+permission to use this server); call :meth:`~OidcClient.discover` at start-up to find
+a wrong issuer early; pass ``fresh=True`` to :meth:`~OidcClient.begin` when the
+sign-in is for a signature (the provider is asked to authenticate the person again,
+and ``auth_time`` must show it did).
+
 Settings (:meth:`OidcConfig.from_mapping` reads them from a mapping, for example the
 ``[oidc]`` table of a configuration file; a bad value is a UsageError, exit 2, naming
 the setting):
@@ -31,9 +39,11 @@ scopes             space-separated or a list; must include ``openid``
 clock_skew         seconds of clock difference tolerated on ``exp``, ``iat`` and
                    ``auth_time``, 0 to 300 (default 60).
 username_claim     the claim that is the account name: ``preferred_username`` (default)
-                   or ``email`` (then lower-cased and required to be verified).
-allowed_domains    optional; if given, only people whose verified ``email`` is in one of
-                   these domains may sign in (comma/space separated or a list).
+                   or ``email`` (lower-cased). An email the provider marks
+                   ``email_verified: false`` is refused.
+allowed_domains    optional; if given, only people whose ``email`` is in exactly one of
+                   these domains (no subdomains) may sign in (comma/space separated or a
+                   list).
 timeout            seconds to wait for the provider on each request (default 10).
 sign_in_lifetime   seconds a begun sign-in stays valid (default 600).
 =================  ========================================================================

@@ -181,12 +181,19 @@ class SignInFailed(Refused):
 
     Unlike a refused password, the message says what went wrong (the identity provider
     decides who exists, so there is nothing to enumerate here) in words an administrator
-    can act on, and never contains a code, a token or a secret. ``kind`` says which side
-    to look at: ``request`` (the callback does not belong to a sign-in in progress, or
-    came too late), ``refused`` (the provider or this server's rules said no),
-    ``provider`` (the provider's answer or set-up is not acceptable) or ``unreachable``
-    (it could not be reached). A server answers it like a refused sign-in (401)."""
+    can act on, and never contains a code, a token or a secret. ``side`` says where to
+    look: ``request`` (the callback does not belong to a sign-in in progress, or came
+    too late), ``refused`` (the provider or this server's rules said no), ``provider``
+    (the provider's answer or set-up is not acceptable) or ``unreachable`` (it could not
+    be reached). Over HTTP it is 401, or 502 when the provider could not be reached."""
 
-    def __init__(self, message: str, kind: str = "refused") -> None:
+    def __init__(self, message: str, side: str = "refused") -> None:
         super().__init__(message)
-        self.kind = kind
+        self.side = side
+
+    @property
+    def http_status(self) -> int:
+        return 502 if self.side == "unreachable" else 401
+
+    def _extra(self) -> dict:
+        return {**super()._extra(), "side": self.side}

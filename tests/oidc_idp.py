@@ -105,6 +105,9 @@ class IdentityProvider:
         self.stop()
 
     def stop(self) -> None:
+        """Stop serving (the port is closed: a client now finds the provider down)."""
+        if not self._thread.is_alive():
+            return
         if self.hold_token is not None:
             self.hold_token.set()
         self._server.shutdown()

@@ -53,14 +53,14 @@ def sign_in(client, clock, **begin):
     return client.finish(browse(url), pending, clock.now())
 
 
-def refused(idp, call, says: str, kind: str, *secrets: str) -> SignInFailed:
+def refused(idp, call, says: str, side: str, *secrets: str) -> SignInFailed:
     """``call()`` fails with SignInFailed saying ``says``, and the message holds no
     code, token or secret."""
     with pytest.raises(SignInFailed) as caught:
         call()
     error = caught.value
     assert says in error.message
-    assert error.exit_code == 5 and error.kind == kind
+    assert error.exit_code == 5 and error.side == side
     for secret in [*idp.issued, SECRET, *secrets]:
         assert secret not in error.message
     return error
@@ -258,6 +258,17 @@ def test_a_provider_that_is_down_is_unreachable(clock):
     assert isinstance(error.__cause__, httpx.ConnectError)
 
 
+def test_over_http_a_refused_sign_in_is_401_and_an_unreachable_provider_502(idp, client, clock):
+    idp.signing = "none"
+    forged = refused(idp, lambda: sign_in(client, clock), "signed with 'none'", "provider")
+    assert forged.http_status == 401
+    assert forged.problem()["side"] == "provider" and forged.problem()["status"] == 401
+    assert forged.problem()["type"].endswith(":refused")
+    idp.stop()
+    down = refused(idp, lambda: sign_in(make_client(idp), clock), "could not be reached", "unreachable")
+    assert down.http_status == 502 and down.problem()["status"] == 502
+
+
 def test_a_provider_that_does_not_answer_in_time_is_unreachable(idp, clock):
     c = make_client(idp, timeout=0.2)
     url, pending = c.begin(clock.now())
@@ -280,16 +291,16 @@ def test_the_email_can_name_the_account_and_domains_can_be_limited(idp, clock):
             "has not verified this person's email", "refused")
 
 
-@pytest.mark.parametrize("user, says, kind", [
+@pytest.mark.parametrize("user, says, side", [
     ({"preferred_username": None}, "no preferred_username to name the account by", "provider"),
     ({"preferred_username": "system:deadline"}, "reserved for the engine; it cannot be an account name",
      "refused"),
     ({"preferred_username": "cаrol"}, "mixes letters of several scripts", "refused"),
 ])
-def test_a_name_that_cannot_be_an_account_is_refused(idp, client, clock, user, says, kind):
+def test_a_name_that_cannot_be_an_account_is_refused(idp, client, clock, user, says, side):
     idp.user.update(user)
     idp.user = {k: v for k, v in idp.user.items() if v is not None}
-    refused(idp, lambda: sign_in(client, clock), says, kind)
+    refused(idp, lambda: sign_in(client, clock), says, side)
 
 
 def test_a_fresh_sign_in_for_a_signature_needs_the_person_to_authenticate_again(idp, client, clock):
@@ -311,7 +322,7 @@ def test_a_kept_sign_in_survives_a_round_trip_and_hides_its_secrets(client, cloc
     assert pending.nonce not in repr(pending) and pending.code_verifier not in repr(pending)
     with pytest.raises(SignInFailed, match="the kept sign-in is unreadable") as caught:
         PendingSignIn.from_dict({**pending.to_dict(), "created_at": "yesterday"})
-    assert caught.value.kind == "request"
+    assert caught.value.side == "request"
     assert SECRET not in repr(client.config)
 
 

@@ -190,7 +190,7 @@ class PendingSignIn:
             return cls(data["state"], data["nonce"], data["code_verifier"], created, bool(data.get("fresh")))
         except (KeyError, TypeError, ValueError) as e:
             raise SignInFailed("the kept sign-in is unreadable; start the sign-in again",
-                                       kind="request") from e
+                                       side="request") from e
 
 
 class OidcClient:
@@ -221,22 +221,22 @@ class OidcClient:
             return self._http.request(method, url, **kwargs)
         except httpx.TimeoutException as e:
             raise SignInFailed(f"the identity provider did not answer the {what} request at {url} "
-                                       f"within {self.config.timeout:g} s", kind="unreachable") from e
+                                       f"within {self.config.timeout:g} s", side="unreachable") from e
         except httpx.HTTPError as e:
             raise SignInFailed(f"the identity provider could not be reached for the {what} "
-                                       f"request at {url} ({type(e).__name__})", kind="unreachable") from e
+                                       f"request at {url} ({type(e).__name__})", side="unreachable") from e
 
     def _json(self, what: str, url: str) -> dict:
         response = self._request(what, "GET", url, headers={"Accept": "application/json"})
         if response.status_code != 200:
             raise SignInFailed(f"the identity provider answered HTTP {response.status_code} for "
-                                       f"the {what} at {url}", kind="provider")
+                                       f"the {what} at {url}", side="provider")
         try:
             document = response.json()
         except ValueError as e:
-            raise SignInFailed(f"the {what} at {url} is not JSON", kind="provider") from e
+            raise SignInFailed(f"the {what} at {url} is not JSON", side="provider") from e
         if not isinstance(document, dict):
-            raise SignInFailed(f"the {what} at {url} is not a JSON object", kind="provider")
+            raise SignInFailed(f"the {what} at {url} is not a JSON object", side="provider")
         return document
 
     def discover(self) -> dict:
@@ -250,15 +250,15 @@ class OidcClient:
                     raise SignInFailed(
                         f"the discovery document at {url} names the issuer {document.get('issuer')!r}, "
                         f"not the configured {self.config.issuer!r}; correct oidc.issuer",
-                        kind="provider")
+                        side="provider")
                 for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                     if not _secure_url(document.get(key)):
                         raise SignInFailed(f"the discovery document at {url} has no usable {key} "
-                                                   f"(got {document.get(key)!r})", kind="provider")
+                                                   f"(got {document.get(key)!r})", side="provider")
                 methods = document.get("code_challenge_methods_supported")
                 if isinstance(methods, list) and "S256" not in methods:
                     raise SignInFailed(f"the identity provider at {url} does not support PKCE "
-                                               "with S256, which this server requires", kind="provider")
+                                               "with S256, which this server requires", side="provider")
                 self._metadata = document
             return self._metadata
 
@@ -291,21 +291,21 @@ class OidcClient:
         ``pending`` that :meth:`begin` started; SignInFailed otherwise."""
         if now - pending.created_at > timedelta(seconds=self.config.sign_in_lifetime):
             raise SignInFailed(f"the sign-in was started more than {self.config.sign_in_lifetime} s "
-                                       "ago; start it again", kind="request")
+                                       "ago; start it again", side="request")
         state = params.get("state")
         if not isinstance(state, str) or not hmac.compare_digest(state.encode(), pending.state.encode()):
             raise SignInFailed("the callback's state does not match the sign-in in progress (it was "
                                        "started in another browser, or is replayed); start it again",
-                                       kind="request")
+                                       side="request")
         if "error" in params:
             error = _oauth_error(params.get("error"))
-            raise SignInFailed(f"the identity provider refused the sign-in: {error}", kind="refused")
+            raise SignInFailed(f"the identity provider refused the sign-in: {error}", side="refused")
         if "iss" in params and params["iss"] != self.config.issuer:
             raise SignInFailed(f"the callback comes from the issuer {str(params['iss'])[:200]!r}, "
-                                       f"not {self.config.issuer!r}", kind="request")
+                                       f"not {self.config.issuer!r}", side="request")
         code = params.get("code")
         if not isinstance(code, str) or not code:
-            raise SignInFailed("the callback carries no authorization code", kind="request")
+            raise SignInFailed("the callback carries no authorization code", side="request")
         c = self.config
         expected = Expected(issuer=c.issuer, client_id=c.client_id, nonce=pending.nonce,
                             started=pending.created_at, fresh=pending.fresh, skew=c.clock_skew)
@@ -332,18 +332,18 @@ class OidcClient:
             body = None
         if not isinstance(body, dict):
             raise SignInFailed(f"the token endpoint at {url} answered HTTP {response.status_code} "
-                                       "without a JSON object", kind="provider")
+                                       "without a JSON object", side="provider")
         if response.status_code != 200:
             error = _oauth_error(body.get("error"))
             hint = {"invalid_grant": " (the code was used already, has expired, or the PKCE verifier does not "
                                      "match); start the sign-in again",
                     "invalid_client": "; check oidc.client_id and oidc.client_secret"}.get(error, "")
             raise SignInFailed(f"the token endpoint at {url} refused the code: {error}{hint}",
-                                       kind="refused")
+                                       side="refused")
         id_token = body.get("id_token")
         if not isinstance(id_token, str) or id_token.count(".") != 2:
             raise SignInFailed(f"the token endpoint at {url} returned no ID token (is 'openid' among "
-                                       "the client's allowed scopes at the provider?)", kind="provider")
+                                       "the client's allowed scopes at the provider?)", side="provider")
         return id_token
 
     def _account(self, claims: dict) -> str:
@@ -354,19 +354,19 @@ class OidcClient:
         email = claims.get("email")
         if (c.username_claim == "email" or c.allowed_domains) and claims.get("email_verified") is False:
             raise SignInFailed("the identity provider has not verified this person's email "
-                                       "address", kind="refused")
+                                       "address", side="refused")
         if c.allowed_domains:
             domain = email.rpartition("@")[2].lower() if isinstance(email, str) and "@" in email else None
             if domain not in c.allowed_domains:
                 raise SignInFailed(f"the email domain {domain!r} may not sign in here (allowed: "
-                                           f"{', '.join(c.allowed_domains)})", kind="refused")
+                                           f"{', '.join(c.allowed_domains)})", side="refused")
         value = claims.get(c.username_claim)
         if not isinstance(value, str) or not value.strip():
             raise SignInFailed(f"the ID token has no {c.username_claim} to name the account by; ask "
                                        "the provider to release it, or change oidc.username_claim",
-                                       kind="provider")
+                                       side="provider")
         try:
             return check_person(f"the {c.username_claim}", value.lower() if c.username_claim == "email" else value)
         except UsageError as e:
-            raise SignInFailed(f"{e.message}; it cannot be an account name", kind="refused") from e
+            raise SignInFailed(f"{e.message}; it cannot be an account name", side="refused") from e
 

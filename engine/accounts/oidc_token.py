@@ -25,8 +25,8 @@ ALGORITHMS = ("RS256", "ES256")
 _KEY_TYPES = {"RS256": ("RSA", None), "ES256": ("EC", "P-256")}
 
 
-def _refuse(message: str, kind: str = "provider") -> SignInFailed:
-    return SignInFailed(message, kind=kind)
+def _refuse(message: str, side: str = "provider") -> SignInFailed:
+    return SignInFailed(message, side=side)
 
 
 class ProviderKeys:
@@ -152,7 +152,7 @@ def verify(id_token: str, keys: ProviderKeys, expected: Expected, now: datetime)
         raise _refuse(f"the ID token's auth_time {str(auth_time)[:30]} is not a time in the past")
     if x.fresh and auth_time < started:
         raise _refuse(f"the identity provider did not make the person sign in again (they last did at "
-                      f"{_when(auth_time)}); a signature needs it", kind="refused")
+                      f"{_when(auth_time)}); a signature needs it", side="refused")
     return claims
 
 

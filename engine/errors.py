@@ -174,3 +174,26 @@ class Overdue(PlaybookError):
 
 class DeliveryFailed(PlaybookError):
     exit_code = 10
+
+
+class SignInFailed(Refused):
+    """A single sign-on did not prove who someone is; nobody was signed in.
+
+    Unlike a refused password, the message says what went wrong (the identity provider
+    decides who exists, so there is nothing to enumerate here) in words an administrator
+    can act on, and never contains a code, a token or a secret. ``side`` says where to
+    look: ``request`` (the callback does not belong to a sign-in in progress, or came
+    too late), ``refused`` (the provider or this server's rules said no), ``provider``
+    (the provider's answer or set-up is not acceptable) or ``unreachable`` (it could not
+    be reached). Over HTTP it is 401, or 502 when the provider could not be reached."""
+
+    def __init__(self, message: str, side: str = "refused") -> None:
+        super().__init__(message)
+        self.side = side
+
+    @property
+    def http_status(self) -> int:
+        return 502 if self.side == "unreachable" else 401
+
+    def _extra(self) -> dict:
+        return {**super()._extra(), "side": self.side}

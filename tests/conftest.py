@@ -191,3 +191,13 @@ def pg_url(postgres_cluster):
     postgres_cluster.admin(f'CREATE DATABASE "{name}"')
     yield postgres_cluster.database_url(name)
     postgres_cluster.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def oidc_idp(clock):
+    """An OpenID Connect identity provider on loopback (tests/oidc_idp.py) on the test's
+    clock, approving one user; stopped afterwards."""
+    from oidc_idp import IdentityProvider
+
+    with IdentityProvider(clock) as idp:
+        yield idp

@@ -1,0 +1,1 @@
+"""Accounts: who may sign in to a team server, and how they prove it."""

@@ -9,7 +9,14 @@ A store keeps, per database:
   written in the same transaction as the events, so it never disagrees with
   the log unless someone edits the database behind the store's back (which
   :func:`engine.integrity.verify` reports);
-* signed **checkpoints** (:mod:`engine.integrity`), append-only as well.
+* signed **checkpoints** (:mod:`engine.integrity`), append-only as well;
+* **streams** that are logs like an incident's but not incidents (:data:`STREAMS`: the
+  account log of :mod:`engine.accounts`): the same chain, snapshot and write lock, read
+  by their id, and kept out of every incident listing (``incidents``, ``snapshots``,
+  ``summaries``, ``due_before``, ``count_incidents``); ``rows()`` streams them too, so
+  ``verify`` checks their chains;
+* two small tables the account domain updates in place (schema 3): failed sign-ins per
+  name in the lockout window, and when each API token was last used.
 
 Backends: :mod:`engine.store.sqlite` (the default) and
 :mod:`engine.store.memory` (for tests). Everything backend-specific (SQL
@@ -25,8 +32,18 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.errors import IntegrityError
+from engine.errors import IntegrityError, StoreError
 from engine.events import Event, NewEvent, canonical, genesis, hashed_text
+
+#: The reserved id of the account log (engine.accounts); no incident id takes it (they
+#: are INC-... and DRILL-...).
+ACCOUNTS = "ACCOUNTS"
+#: Every log in ``events`` that is not an incident.
+STREAMS = (ACCOUNTS,)
+#: SQL that keeps the streams out of a query over incidents (constant text, no input).
+NOT_A_STREAM = "incident NOT IN (" + ", ".join(f"'{s}'" for s in STREAMS) + ")"
+#: The first schema with the account tables (sign_in_failures, token_uses).
+ACCOUNT_TABLES = 3
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
 # prev, hash), where data_text is the canonical JSON text of ``data``.
@@ -139,6 +156,25 @@ class Store(Protocol):
         """Every stored checkpoint, oldest first."""
         ...
 
+    def count_failure(self, name: str, at: str, window_start: str) -> int:
+        """Count one failed sign-in of ``name`` at ``at`` and return the failures in its
+        window: the count starts again at 1 when the window's first failure is older than
+        ``window_start``. One atomic statement, so processes signing in at once never lose
+        a count. UTC times like 2026-03-14T10:00:00.000Z."""
+        ...
+
+    def clear_failures(self, name: str) -> None:
+        """Forget ``name``'s failed sign-ins (a successful one, or a lockout recorded)."""
+        ...
+
+    def token_used(self, token: str, at: str) -> None:
+        """Record that the token with id ``token`` was used at ``at`` (kept if later)."""
+        ...
+
+    def token_uses(self) -> dict[str, str]:
+        """Token id -> when it was last used, for every token used since schema 3."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -183,8 +219,16 @@ class SqlReads:
         return self._snapshot(incident)
 
     def count_incidents(self, prefix: str) -> int:
-        return self._fetch(self._q("SELECT count(*) FROM snapshots WHERE incident >= ? AND incident < ?"),
-                           (prefix, prefix + "\U0010ffff"))[0][0]
+        return self._fetch(self._q(f"SELECT count(*) FROM snapshots WHERE incident >= ? AND incident < ? "
+                                   f"AND {NOT_A_STREAM}"), (prefix, prefix + "\U0010ffff"))[0][0]
+
+    def token_uses(self) -> dict[str, str]:
+        if self._account_tables():
+            return dict(self._fetch("SELECT token, last_used_at FROM token_uses"))
+        return {}
+
+    def _account_tables(self) -> bool:
+        return self.schema_version() >= ACCOUNT_TABLES
 
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         sql = self._q(f"SELECT {COLUMNS} FROM events WHERE incident = ? AND seq > ? ORDER BY seq")
@@ -199,6 +243,33 @@ class SqlReads:
 
     def checkpoints(self) -> list[dict]:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
+
+
+#: Count a failed sign-in (see Store.count_failure); parameters: name, at, at, window start twice.
+COUNT_FAILURE = """INSERT INTO sign_in_failures (name, failures, first_at, last_at) VALUES (?, 1, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+        failures = CASE WHEN sign_in_failures.first_at < ? THEN 1 ELSE sign_in_failures.failures + 1 END,
+        first_at = CASE WHEN sign_in_failures.first_at < ? THEN excluded.first_at
+                        ELSE sign_in_failures.first_at END,
+        last_at = excluded.last_at
+    RETURNING failures"""
+CLEAR_FAILURES = "DELETE FROM sign_in_failures WHERE name = ?"
+TOKEN_USED = """INSERT INTO token_uses (token, last_used_at) VALUES (?, ?)
+    ON CONFLICT (token) DO UPDATE SET last_used_at = excluded.last_used_at
+    WHERE token_uses.last_used_at < excluded.last_used_at"""
+
+
+def failure_params(name: str, at: str, window_start: str) -> tuple:
+    """The parameters of COUNT_FAILURE, the times checked."""
+    for moment in (at, window_start):
+        if not (isinstance(moment, str) and _UTC.fullmatch(moment)):
+            raise ValueError(f"a sign-in time is a UTC time like 2026-03-14T10:00:00.000Z, not {moment!r}")
+    return (name, at, at, window_start, window_start)
+
+
+def no_account_tables(where: str, version: int) -> StoreError:
+    return StoreError(f"{where} has schema {version}; accounts need schema {ACCOUNT_TABLES}: "
+                      "run playbook db upgrade")
 
 
 def snapshot_of(row: tuple) -> Snapshot:

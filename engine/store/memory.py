@@ -16,8 +16,8 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.events import Event, NewEvent, canonical
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, row_event, summaries_of)
+from engine.store.base import (STREAMS, Closing, Row, Snapshot, busy_message, chain_rows, check_moment,
+                               failure_params, index_row, loaded_head, row_event, summaries_of)
 
 WHERE = "memory:"
 
@@ -77,6 +77,8 @@ class MemoryStore(Closing):
         self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
         self._checkpoints: list[str] = []
         self._index: dict[str, tuple[str, str | None, str]] = {}  # status, next_due_at, summary text
+        self._failures: dict[str, tuple[int, str, str]] = {}  # name -> failures, first_at, last_at
+        self._uses: dict[str, str] = {}  # token id -> last used at
         self._busy = False  # a write transaction or a read view is open (owner thread)
         self._closed = False
 
@@ -98,7 +100,33 @@ class MemoryStore(Closing):
             self._lock.release()
 
     def schema_version(self) -> int:
-        return 2
+        return 3
+
+    def _incidents(self) -> list[str]:
+        """Ids of the incidents with a snapshot (the streams left out), in creation order."""
+        return [i for i in self._snapshots if i not in STREAMS]
+
+    def count_failure(self, name: str, at: str, window_start: str) -> int:
+        failure_params(name, at, window_start)
+        with self._locked(self.busy_timeout):
+            count, first, _ = self._failures.get(name, (0, at, at))
+            if first < window_start:
+                count, first = 0, at
+            self._failures[name] = (count + 1, first, at)
+            return count + 1
+
+    def clear_failures(self, name: str) -> None:
+        with self._locked(self.busy_timeout):
+            self._failures.pop(name, None)
+
+    def token_used(self, token: str, at: str) -> None:
+        with self._locked(self.busy_timeout):
+            if self._uses.get(token, "") < at:
+                self._uses[token] = at
+
+    def token_uses(self) -> dict[str, str]:
+        with self._locked():
+            return dict(self._uses)
 
     def _set_index(self, incident: str, indexed: tuple | None) -> None:
         if indexed is None:
@@ -109,12 +137,12 @@ class MemoryStore(Closing):
     def due_before(self, moment: str) -> list[str]:
         check_moment(moment)
         with self._locked():
-            return [i for i in self._snapshots if i not in self._index
+            return [i for i in self._incidents() if i not in self._index
                     or (self._index[i][0] == "open" and self._index[i][1] is not None and self._index[i][1] <= moment)]
 
     def summaries(self) -> list[tuple[str, dict | None]]:
         with self._locked():
-            rows = [(i, self._index[i][2] if i in self._index else None) for i in self._snapshots]
+            rows = [(i, self._index[i][2] if i in self._index else None) for i in self._incidents()]
         return summaries_of(rows)
 
     def upgrade(self) -> list[int]:
@@ -174,15 +202,15 @@ class MemoryStore(Closing):
 
     def snapshots(self) -> list[Snapshot]:
         with self._locked():
-            return [self._snapshot(i) for i in self._snapshots]
+            return [self._snapshot(i) for i in self._incidents()]
 
     def incidents(self) -> list[str]:
         with self._locked():
-            return [i for i, log in self._rows.items() if log]
+            return [i for i, log in self._rows.items() if log and i not in STREAMS]
 
     def count_incidents(self, prefix: str) -> int:
         with self._locked():
-            return sum(1 for i, log in self._rows.items() if log and i.startswith(prefix))
+            return sum(1 for i, log in self._rows.items() if log and i.startswith(prefix) and i not in STREAMS)
 
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         for row in self._iter_rows(incident, after):

@@ -31,8 +31,9 @@ from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
+from engine.store.base import (CLEAR_FAILURES, COLUMNS, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, Closing,
+                               Snapshot, SqlReads, busy_message, chain_rows, check_moment, conflict_message,
+                               failure_params, in_order, index_row, loaded_head, row_event, snapshot_of,
                                summaries_of)
 from engine.store.migrations import APPLICATION, latest_version, migrations
 
@@ -349,6 +350,23 @@ class PostgresStore(SqlReads, Closing):
         with self._bound(write=True) as (conn, _), self._guard():
             conn.execute("INSERT INTO checkpoints (at, body) VALUES (%s, %s)", (str(cp.get("at", "")), body))
 
+    def _write_one(self, sql: str, params: tuple) -> list[tuple]:
+        with self._bound(write=True) as (conn, _), self._guard():
+            cur = conn.execute(self._q(sql), params)
+            return cur.fetchall() if cur.description else []
+
+    def _account_tables(self) -> bool:
+        return True  # a database older than the code is refused when opened
+
+    def count_failure(self, name: str, at: str, window_start: str) -> int:
+        return self._write_one(COUNT_FAILURE, failure_params(name, at, window_start))[0][0]
+
+    def clear_failures(self, name: str) -> None:
+        self._write_one(CLEAR_FAILURES, (name,))
+
+    def token_used(self, token: str, at: str) -> None:
+        self._write_one(TOKEN_USED, (token, at))
+
     # --- reading ----------------------------------------------------------------
 
     @contextmanager
@@ -362,22 +380,24 @@ class PostgresStore(SqlReads, Closing):
 
     def snapshots(self) -> list[Snapshot]:
         with self._conn() as conn, self._guard():
-            rows = conn.execute("SELECT incident, seq, head, state FROM snapshots ORDER BY ord").fetchall()
+            rows = conn.execute(f"SELECT incident, seq, head, state FROM snapshots WHERE {NOT_A_STREAM} "
+                                "ORDER BY ord").fetchall()
         return [snapshot_of(r) for r in rows]
 
     def incidents(self) -> list[str]:
         with self._conn() as conn, self._guard():
-            return [r[0] for r in conn.execute("SELECT incident FROM snapshots ORDER BY ord")]
+            return [r[0] for r in conn.execute(f"SELECT incident FROM snapshots WHERE {NOT_A_STREAM} ORDER BY ord")]
 
     def _unindexed(self, conn) -> list[tuple[int, str]]:
         """(ord, id) of the incidents without an index row (none unless counts differ)."""
-        have = conn.execute("SELECT (SELECT count(*) FROM snapshots) - (SELECT count(*) FROM incident_index)"
+        have = conn.execute("SELECT (SELECT count(*) FROM snapshots) - (SELECT count(*) FROM incident_index) "
+                            "- (SELECT count(*) FROM snapshots WHERE incident = ANY(%s))", (list(STREAMS),)
                             ).fetchone()[0]
         if not have:
             return []
         return [tuple(r) for r in conn.execute(
             "SELECT s.ord, s.incident FROM snapshots s LEFT JOIN incident_index i USING (incident) "
-            "WHERE i.incident IS NULL")]
+            f"WHERE i.incident IS NULL AND s.{NOT_A_STREAM}")]
 
     def due_before(self, moment: str) -> list[str]:
         check_moment(moment)

@@ -31,9 +31,10 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summaries_of)
+from engine.store.base import (ACCOUNT_TABLES, CLEAR_FAILURES, COLUMNS, COUNT_FAILURE, NOT_A_STREAM, STREAMS,
+                               TOKEN_USED, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
+                               conflict_message, failure_params, in_order, index_row, loaded_head,
+                               no_account_tables, row_event, snapshot_of, summaries_of)
 from engine.store.migrations import latest_version, migrations
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
@@ -421,14 +422,36 @@ class SqliteStore(SqlReads, Closing):
 
     def add_checkpoint(self, cp: dict) -> None:
         body = canonical(cp).decode("utf-8")
+        self._write_one("INSERT INTO checkpoints (at, body) VALUES (?, ?)", (str(cp.get("at", "")), body))
+
+    def _write_one(self, sql: str, params: tuple) -> list[tuple]:
+        """One statement in its own write transaction; the rows it returns."""
         self._begin()
         try:
             with self._guard():
-                self._c.execute("INSERT INTO checkpoints (at, body) VALUES (?, ?)", (str(cp.get("at", "")), body))
+                rows = self._c.execute(sql, params).fetchall()
         except BaseException:
             self._end(False)
             raise
         self._end(True)
+        return rows
+
+    def _account_tables(self) -> bool:
+        return self.version >= ACCOUNT_TABLES
+
+    def _accounts_write(self, sql: str, params: tuple) -> list[tuple]:
+        if not self._account_tables():
+            raise no_account_tables(shown(self.path), self.version)
+        return self._write_one(sql, params)
+
+    def count_failure(self, name: str, at: str, window_start: str) -> int:
+        return self._accounts_write(COUNT_FAILURE, failure_params(name, at, window_start))[0][0]
+
+    def clear_failures(self, name: str) -> None:
+        self._accounts_write(CLEAR_FAILURES, (name,))
+
+    def token_used(self, token: str, at: str) -> None:
+        self._accounts_write(TOKEN_USED, (token, at))
 
     # --- reading ----------------------------------------------------------------
 
@@ -450,13 +473,14 @@ class SqliteStore(SqlReads, Closing):
     def snapshots(self) -> list[Snapshot]:
         with self._guard():
             rows = self._c.execute(
-                "SELECT incident, seq, head, state FROM snapshots ORDER BY rowid"
+                f"SELECT incident, seq, head, state FROM snapshots WHERE {NOT_A_STREAM} ORDER BY rowid"
             ).fetchall()
         return [snapshot_of(r) for r in rows]
 
     def incidents(self) -> list[str]:
         with self._guard():
-            return [r[0] for r in self._c.execute("SELECT incident FROM snapshots ORDER BY rowid")]
+            return [r[0] for r in self._c.execute(f"SELECT incident FROM snapshots WHERE {NOT_A_STREAM} "
+                                                  "ORDER BY rowid")]
 
     def _write_index(self, incident: str, indexed: tuple | None) -> None:
         """The incident's index row (inside the caller's transaction and guard); a write
@@ -473,12 +497,15 @@ class SqliteStore(SqlReads, Closing):
         """(rowid, id) of the incidents without an index row: all of them before schema 2;
         after it, none unless counts differ (two small index counts, no scan)."""
         if not self.indexed:
-            return self._c.execute("SELECT rowid, incident FROM snapshots").fetchall()
-        (have,), (indexed,) = (self._c.execute("SELECT count(*) FROM snapshots").fetchone(),
-                               self._c.execute("SELECT count(*) FROM incident_index").fetchone())
-        if have == indexed:
+            return self._c.execute(f"SELECT rowid, incident FROM snapshots WHERE {NOT_A_STREAM}").fetchall()
+        (have,), (streams,), (indexed,) = (
+            self._c.execute("SELECT count(*) FROM snapshots").fetchone(),
+            self._c.execute(f"SELECT count(*) FROM snapshots WHERE incident IN ({', '.join('?' * len(STREAMS))})",
+                            STREAMS).fetchone(),
+            self._c.execute("SELECT count(*) FROM incident_index").fetchone())
+        if have - streams == indexed:
             return []
-        return self._c.execute("SELECT rowid, incident FROM snapshots WHERE incident NOT IN "
+        return self._c.execute(f"SELECT rowid, incident FROM snapshots WHERE {NOT_A_STREAM} AND incident NOT IN "
                                "(SELECT incident FROM incident_index)").fetchall()
 
     def due_before(self, moment: str) -> list[str]:

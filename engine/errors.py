@@ -150,6 +150,17 @@ class Refused(PlaybookError):
         return {"title": self.title, "reasons": self.reasons}
 
 
+class AuthenticationFailed(Refused):
+    """A sign-in or an API token was refused. One message whatever the reason (unknown
+    name, wrong password, disabled or locked account; unknown, expired or revoked
+    token), so that nobody learns which names exist. A server answers it with 401."""
+
+    MESSAGE = "authentication failed: the credentials are not valid, or the account cannot sign in now"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
 class Conflict(PlaybookError):
     """Another writer changed the incident first; the action can be retried."""
 

@@ -1,0 +1,142 @@
+"""The account log: every change to an account, as events of one reserved stream.
+
+The log is the store's stream :data:`ACCOUNTS`: the same append-only, hash-chained
+events as an incident's (:mod:`engine.events`), written under the same lock with its
+projection in the same transaction, kept out of incident listings, and checked by
+``playbook verify`` (chain, heads in signed checkpoints, and a refold of the
+projection by :func:`replay`).
+
+What is in an event, and why
+----------------------------
+No event holds a password or a token's secret; nothing stored anywhere does.
+
+* ``UserAdded`` and ``PasswordReset`` carry the password's **Argon2id hash**. The log is
+  the source of truth: the projection must be rebuildable from it (a new fold, ``db
+  copy``, an edited projection that verify reports), and a hash kept only in a mutable
+  table could be swapped for one whose password an attacker knows without the log
+  showing it. An Argon2id hash is made to be stored; the account log is never part of
+  an incident's export or bundle.
+* ``TokenCreated`` carries the **SHA-256 of the token's secret**: the secret is 256
+  random bits, so its hash cannot be guessed back, and a lookup needs nothing slower.
+* ``AccountLocked`` records a lockout (too many failed sign-ins). The failures
+  themselves are counted in a small table outside the log (engine.store:
+  ``count_failure``), since every guess would otherwise grow the log.
+
+Every event names who acted (``actor``) and how they were authenticated (``auth``,
+as :attr:`engine.app.principal.Principal.auth` words it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from engine.store.base import ACCOUNTS
+
+__all__ = ["ACCOUNTS", "EVENTS", "PROJECTION_VERSION", "apply", "empty", "replay"]
+
+#: The shape of the projection this code folds; bump it when :func:`apply` changes.
+PROJECTION_VERSION = 1
+
+
+def empty() -> dict:
+    """The projection before the first event."""
+    return {"v": PROJECTION_VERSION, "kind": "accounts", "users": {}, "tokens": {}, "events": 0}
+
+
+def _user_added(s: dict, at: str, actor: str, d: dict) -> None:
+    s["users"][d["name"]] = {
+        "name": d["name"], "display_name": d["display_name"], "email": d.get("email"),
+        "created_at": at, "created_by": actor, "disabled": False, "password_hash": d["password_hash"],
+        "password_changed_at": at, "locked_until": None,
+    }
+
+
+def _user_disabled(s: dict, at: str, actor: str, d: dict) -> None:
+    s["users"][d["name"]]["disabled"] = True
+
+
+def _user_enabled(s: dict, at: str, actor: str, d: dict) -> None:
+    user = s["users"][d["name"]]
+    user["disabled"] = False
+    user["locked_until"] = None  # enabling is also how an administrator lifts a lockout
+
+
+def _password_reset(s: dict, at: str, actor: str, d: dict) -> None:
+    user = s["users"][d["name"]]
+    user["password_hash"] = d["password_hash"]
+    user["password_changed_at"] = at
+    user["locked_until"] = None
+
+
+def _password_rehashed(s: dict, at: str, actor: str, d: dict) -> None:
+    s["users"][d["name"]]["password_hash"] = d["password_hash"]
+
+
+def _account_locked(s: dict, at: str, actor: str, d: dict) -> None:
+    s["users"][d["name"]]["locked_until"] = d["until"]
+
+
+def _token_created(s: dict, at: str, actor: str, d: dict) -> None:
+    s["tokens"][d["id"]] = {
+        "id": d["id"], "owner": d["owner"], "label": d["label"], "scope": d["scope"], "created_at": at,
+        "created_by": actor, "expires_at": d["expires_at"], "hash": d["hash"], "revoked": False,
+        "revoked_at": None,
+    }
+
+
+def _token_revoked(s: dict, at: str, actor: str, d: dict) -> None:
+    token = s["tokens"][d["id"]]
+    token["revoked"], token["revoked_at"] = True, at
+
+
+@dataclass(frozen=True)
+class EventType:
+    fields: tuple[str, ...]  # what its data must hold
+    fold: Callable[[dict, str, str, dict], None]
+    description: str
+
+
+#: Every event of the account log: the fields of its data, its fold, what it means.
+EVENTS: dict[str, EventType] = {
+    "UserAdded": EventType(("name", "display_name", "email", "password_hash", "auth"), _user_added,
+                           "an account was created"),
+    "UserDisabled": EventType(("name", "auth"), _user_disabled, "an account was disabled"),
+    "UserEnabled": EventType(("name", "auth"), _user_enabled, "an account was enabled (and any lockout lifted)"),
+    "PasswordReset": EventType(("name", "password_hash", "auth"), _password_reset, "a password was set anew"),
+    "PasswordRehashed": EventType(("name", "password_hash", "auth"), _password_rehashed,
+                                  "a password's hash was renewed with the current parameters at sign-in"),
+    "AccountLocked": EventType(("name", "until", "failures", "auth"), _account_locked,
+                               "too many failed sign-ins: the account is locked until a time"),
+    "TokenCreated": EventType(("id", "owner", "label", "scope", "expires_at", "hash", "auth"), _token_created,
+                              "a personal API token was issued (its secret is not recorded)"),
+    "TokenRevoked": EventType(("id", "auth"), _token_revoked, "a personal API token was revoked"),
+}
+
+
+def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_place: bool = False) -> dict:
+    """The projection after one event (a new dict, unless ``in_place``). Raises
+    ValueError for an event this log does not know, or one about a missing account."""
+    import copy
+
+    kind = EVENTS.get(type)
+    if kind is None:
+        raise ValueError(f"{type} is not an event of the account log")
+    missing = [f for f in kind.fields if f not in data]
+    if missing:
+        raise ValueError(f"{type} lacks {', '.join(missing)}")
+    s = empty() if state is None else state if in_place else copy.deepcopy(state)
+    try:
+        kind.fold(s, at, actor, data)
+    except KeyError as e:
+        raise ValueError(f"{type} names an account or token the log has not created ({e})") from None
+    s["events"] += 1
+    return s
+
+
+def replay(events: Iterable) -> dict:
+    """Fold a whole account log (objects with type, at, actor, data) from nothing."""
+    state = empty()
+    for e in events:
+        state = apply(state, e.type, e.at, e.actor, e.data, in_place=True)
+    return state

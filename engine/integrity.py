@@ -15,6 +15,11 @@ ends. So, **always, with no checkpoint needed**, it reports:
 * a log whose end disagrees with its snapshot (events added or removed
   without also rewriting the projection).
 
+The account log (the store's reserved stream ``ACCOUNTS``, :mod:`engine.accounts.log`)
+is checked the same way, is covered by every checkpoint, and its projection (who may
+sign in, with which password hash and tokens) is refolded and compared like an
+incident's.
+
 **Only relative to a checkpoint** (a signed list of each incident's head
 seq and hash at a moment) does it report what a careful attacker can hide from
 the chain alone: a modified event *with every later hash recomputed*, a
@@ -60,6 +65,7 @@ from engine.errors import IntegrityError, PlaybookError, StoreError
 from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
 from engine.incident import is_current
 from engine.store import Store
+from engine.store.base import STREAMS
 
 KEY_FILE = "signing.key"
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
@@ -189,7 +195,7 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None) -> dict:
     pem = public_key_pem(key)
     with store.reading():
         stored = store.checkpoints()
-        for snap in store.snapshots():
+        for snap in _with_streams(store, store.snapshots()):
             tail = [(e.seq, e.hash) for e in store.events(snap.incident, after=max(snap.seq - 1, 0))]
             if tail != [(snap.seq, snap.head)]:
                 raise IntegrityError(
@@ -292,6 +298,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     checkpoints: int = 0  # checkpoints whose heads the log was checked against
     unchecked: int = 0  # stored checkpoints not checked: no trusted public key was given
+    account_events: int = 0  # of ``events``, those of the account log (not an incident)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -353,9 +360,10 @@ def verify(
         ends, count = _scan(store.rows(incident), db, wanted, problems)
         try:
             if incident is None:
-                snaps = {s.incident: s for s in store.snapshots()}
+                snaps = {s.incident: s for s in _with_streams(store, store.snapshots())}
             else:
-                snaps = {s.incident: s for s in [store.snapshot(incident)] if s is not None}
+                one = store.stream(incident) if incident in STREAMS else store.snapshot(incident)
+                snaps = {s.incident: s for s in [one] if s is not None}
         except IntegrityError as e:
             problems.add(str(e))
             snaps = {}
@@ -390,11 +398,28 @@ def verify(
                     f"incident {inc}: log ends at seq {last_seq} but {label} recorded seq {seq} (truncated?)"
                 )
     listed = problems.listed()
-    return VerifyReport(not listed, len(ends), count, listed, len(sources), unchecked)
+    streams = [s for s in STREAMS if s in ends]
+    return VerifyReport(not listed, len(ends) - len(streams), count, listed, len(sources), unchecked,
+                        sum(ends[s][0] for s in streams))
+
+
+def _with_streams(store: Store, snapshots: list) -> list:
+    """The incidents' snapshots and those of the streams that are not incidents."""
+    return snapshots + [s for s in (store.stream(name) for name in STREAMS) if s is not None]
+
+
+def _check_stream(store: Store, name: str, state: dict, problems: ProblemList) -> None:
+    from engine.accounts.log import disagreement
+
+    found = disagreement(store.events(name), state)
+    if found:
+        problems.add(found)
 
 
 def _check_state(store: Store, incident: str, state: dict, replay, audit, problems: ProblemList,
                  row: dict | None = None) -> None:
+    if incident in STREAMS:
+        return _check_stream(store, incident, state, problems)
     try:
         if audit is not None:
             folded, refused = audit(store.events(incident))

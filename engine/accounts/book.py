@@ -66,7 +66,7 @@ class Accounts:
 
     def state(self) -> dict:
         """The account projection (refolded from the log if another version stored it)."""
-        snap = self.store.snapshot(ACCOUNTS)
+        snap = self.store.stream(ACCOUNTS)
         if snap is None:
             return log.empty()
         if snap.state.get("v") != log.PROJECTION_VERSION:
@@ -111,7 +111,7 @@ class Accounts:
     def change(self, build: Callable[[dict], list[NewEvent]]) -> dict:
         """Run ``build`` on the current projection under the stream's write lock and
         append the events it returns with the projection they fold to."""
-        with self.store.transaction(ACCOUNTS) as tx:
+        with self.store.transaction(ACCOUNTS, stream=True) as tx:
             if tx.snapshot is None:
                 state = log.empty()
             elif tx.snapshot.state.get("v") != log.PROJECTION_VERSION:

@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 
 from engine.store.base import ACCOUNTS
 
-__all__ = ["ACCOUNTS", "EVENTS", "PROJECTION_VERSION", "apply", "empty", "replay"]
+__all__ = ["ACCOUNTS", "EVENTS", "PROJECTION_VERSION", "apply", "disagreement", "empty", "replay"]
 
 #: The shape of the projection this code folds; bump it when :func:`apply` changes.
 PROJECTION_VERSION = 1
@@ -140,3 +140,20 @@ def replay(events: Iterable) -> dict:
     for e in events:
         state = apply(state, e.type, e.at, e.actor, e.data, in_place=True)
     return state
+
+
+def disagreement(events: Iterable, stored: dict) -> str | None:
+    """Why a stored account projection disagrees with the account log (for verify), or
+    None. A projection of another version is not compared: it is refolded on use."""
+    from engine.events import canonical
+
+    try:
+        folded = replay(events)
+    except (LookupError, TypeError, ValueError, AttributeError) as e:
+        return f"the account log cannot be folded into accounts ({type(e).__name__}: {e})"
+    if isinstance(stored, dict) and stored.get("v") != PROJECTION_VERSION:
+        return None
+    if canonical(folded) != canonical(stored):
+        return ("the account log: the stored accounts (users, password hashes, tokens) differ from the "
+                "accounts folded from its events (edited?)")
+    return None

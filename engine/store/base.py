@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.errors import IntegrityError, StoreError
+from engine.errors import IntegrityError, NotFound, StoreError
 from engine.events import Event, NewEvent, canonical, genesis, hashed_text
 
 #: The reserved id of the account log (engine.accounts); no incident id takes it (they
@@ -86,13 +86,20 @@ class Store(Protocol):
 
     database_id: str  # random per database (uuid4 hex), created with the schema
 
-    def transaction(self, incident: str) -> AbstractContextManager[Transaction]:
+    def transaction(self, incident: str, *, stream: bool = False) -> AbstractContextManager[Transaction]:
         """Exclusive write access: commit on normal exit, roll back on exception. Waits at
-        most ``busy_timeout`` seconds for another writer, then raises StoreError."""
+        most ``busy_timeout`` seconds for another writer, then raises StoreError. A stream
+        (:data:`STREAMS`) is written only with ``stream=True``; as an incident id it is
+        NotFound, so no incident command can write to it."""
         ...
 
     def snapshot(self, incident: str) -> Snapshot | None:
-        """The projection row of ``incident`` (cheap: independent of history length)."""
+        """The projection row of ``incident`` (cheap: independent of history length);
+        None for a stream, which is not an incident (see :meth:`stream`)."""
+        ...
+
+    def stream(self, name: str) -> Snapshot | None:
+        """The projection row of the stream ``name`` (one of :data:`STREAMS`)."""
         ...
 
     def snapshots(self) -> list[Snapshot]:
@@ -216,7 +223,10 @@ class SqlReads:
         return snapshot_of(rows[0]) if rows else None
 
     def snapshot(self, incident: str) -> Snapshot | None:
-        return self._snapshot(incident)
+        return None if incident in STREAMS else self._snapshot(incident)
+
+    def stream(self, name: str) -> Snapshot | None:
+        return self._snapshot(check_stream(name, True))
 
     def count_incidents(self, prefix: str) -> int:
         return self._fetch(self._q(f"SELECT count(*) FROM snapshots WHERE incident >= ? AND incident < ? "
@@ -257,6 +267,16 @@ CLEAR_FAILURES = "DELETE FROM sign_in_failures WHERE name = ?"
 TOKEN_USED = """INSERT INTO token_uses (token, last_used_at) VALUES (?, ?)
     ON CONFLICT (token) DO UPDATE SET last_used_at = excluded.last_used_at
     WHERE token_uses.last_used_at < excluded.last_used_at"""
+
+
+def check_stream(incident: str, stream: bool) -> str:
+    """``incident``, if it is a stream exactly when ``stream`` says so. An incident command
+    naming a stream finds no incident there (NotFound, as for any unknown id)."""
+    if incident in STREAMS and not stream:
+        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
+    if stream and incident not in STREAMS:
+        raise ValueError(f"{incident!r} is not a stream (streams: {', '.join(STREAMS)})")
+    return incident
 
 
 def failure_params(name: str, at: str, window_start: str) -> tuple:

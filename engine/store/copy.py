@@ -24,13 +24,13 @@ def copy_database(source, target_location, *, open_store) -> dict:
     """
     with source.reading():
         incidents = source.incidents()
-        streams = [s for s in STREAMS if source.snapshot(s) is not None]
+        streams = [s for s in STREAMS if source.stream(s) is not None]
         checkpoints = source.checkpoints()
         summaries = dict(source.summaries())  # the index rows travel as they are
     target = open_store(target_location, database_id=source.database_id)
     try:
         if (target.database_id != source.database_id or target.incidents() or target.checkpoints()
-                or any(target.snapshot(s) is not None for s in STREAMS)):
+                or any(target.stream(s) is not None for s in STREAMS)):
             raise Refused(f"{target_location}: the destination already holds an incident database; "
                           "copy only into a new, empty one")
         events = 0
@@ -40,7 +40,7 @@ def copy_database(source, target_location, *, open_store) -> dict:
                 events += target.load(incident, source.rows(incident), canonical(snap.state).decode("utf-8"),
                                       summaries.get(incident))
             for stream in streams:  # no index row: a stream is not an incident
-                snap = source.snapshot(stream)
+                snap = source.stream(stream)
                 events += target.load(stream, source.rows(stream), canonical(snap.state).decode("utf-8"))
         for cp in checkpoints:
             target.add_checkpoint(cp)

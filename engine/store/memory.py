@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.events import Event, NewEvent, canonical
-from engine.store.base import (STREAMS, Closing, Row, Snapshot, busy_message, chain_rows, check_moment,
+from engine.store.base import (STREAMS, Closing, Row, Snapshot, busy_message, chain_rows, check_moment, check_stream,
                                failure_params, index_row, loaded_head, row_event, summaries_of)
 
 WHERE = "memory:"
@@ -166,7 +166,8 @@ class MemoryStore(Closing):
         return len(rows)
 
     @contextmanager
-    def transaction(self, incident: str) -> Iterator[MemoryTransaction]:
+    def transaction(self, incident: str, *, stream: bool = False) -> Iterator[MemoryTransaction]:
+        check_stream(incident, stream)
         with self._locked(self.busy_timeout):
             if self._busy:
                 raise StoreError("a transaction is already open on this store; finish it first")
@@ -197,8 +198,15 @@ class MemoryStore(Closing):
         return Snapshot(incident, row[0], row[1], json.loads(row[2]))
 
     def snapshot(self, incident: str) -> Snapshot | None:
+        if incident in STREAMS:
+            return None
         with self._locked():
             return self._snapshot(incident)
+
+    def stream(self, name: str) -> Snapshot | None:
+        check_stream(name, True)
+        with self._locked():
+            return self._snapshot(name)
 
     def snapshots(self) -> list[Snapshot]:
         with self._locked():

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (CLEAR_FAILURES, COLUMNS, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, Closing,
-                               Snapshot, SqlReads, busy_message, chain_rows, check_moment, conflict_message,
+                               Snapshot, SqlReads, busy_message, chain_rows, check_moment, check_stream, conflict_message,
                                failure_params, in_order, index_row, loaded_head, row_event, snapshot_of,
                                summaries_of)
 from engine.store.migrations import APPLICATION, latest_version, migrations
@@ -306,7 +306,8 @@ class PostgresStore(SqlReads, Closing):
     # --- writing ----------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, incident: str) -> Iterator[PostgresTransaction]:
+    def transaction(self, incident: str, *, stream: bool = False) -> Iterator[PostgresTransaction]:
+        check_stream(incident, stream)
         def lock_and_read(conn):
             # Queued behind BEGIN, in one round trip: the lock, then (READ COMMITTED takes
             # a new snapshot per statement, so after the lock is held) the projection and

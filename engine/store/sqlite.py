@@ -33,7 +33,7 @@ from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (ACCOUNT_TABLES, CLEAR_FAILURES, COLUMNS, COUNT_FAILURE, NOT_A_STREAM, STREAMS,
                                TOKEN_USED, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, failure_params, in_order, index_row, loaded_head,
+                               check_stream, conflict_message, failure_params, in_order, index_row, loaded_head,
                                no_account_tables, row_event, snapshot_of, summaries_of)
 from engine.store.migrations import latest_version, migrations
 
@@ -387,7 +387,8 @@ class SqliteStore(SqlReads, Closing):
                 pass  # SQLite rolled back already (e.g. after an I/O error)
 
     @contextmanager
-    def transaction(self, incident: str) -> Iterator[SqliteTransaction]:
+    def transaction(self, incident: str, *, stream: bool = False) -> Iterator[SqliteTransaction]:
+        check_stream(incident, stream)
         self._begin()
         tx = SqliteTransaction(self, incident)
         try:

@@ -116,5 +116,8 @@ def main(ctx: click.Context, tz: str | None) -> None:
             raise UsageError(f"--tz: unknown time zone {tz!r} (use a name like Europe/Madrid or UTC)") from None
 
 
+from engine.accounts.commands import token, user  # noqa: E402  (the accounts' command groups)
+main.add_command(user), main.add_command(token)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

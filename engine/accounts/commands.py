@@ -90,7 +90,9 @@ def _password(name: str, from_stdin: bool) -> str:
     from engine.errors import UsageError
 
     if from_stdin:
-        line = click.get_text_stream("stdin").readline()
+        import sys
+
+        line = sys.stdin.readline()
         if not line:
             raise UsageError("--password-stdin: standard input is empty; give the password on its first line")
         return line.rstrip("\r\n")

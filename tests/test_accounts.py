@@ -103,6 +103,7 @@ def test_a_hash_made_with_other_parameters_is_renewed_at_the_next_sign_in(store)
     ("CAROL", "shorter than 12"),
     ("x" * 1025, "longer than 1024 bytes"),
     ("é" * 513, "longer than 1024 bytes"),
+    ("correct horse \udcff battery", "is not valid UTF-8 text"),
 ])
 def test_a_password_that_breaks_the_policy_is_refused_naming_the_rule(accounts, store, password, rule):
     with pytest.raises(UsageError, match=re.escape(rule)) as e:
@@ -183,12 +184,13 @@ def test_unknown_wrong_disabled_and_locked_fail_alike(store):
         accounts.authenticate_password("erin", "wrong password!", T0)  # now locked
     errors = []
     for name, password in [("nobody", PASSWORD), ("carol", "wrong password!"), ("dana", PASSWORD),
-                           ("erin", PASSWORD), ("carol", "x" * 5000), (None, PASSWORD)]:
+                           ("erin", PASSWORD), ("carol", "x" * 5000), (None, PASSWORD),
+                           ("carol", "\udcff" * 12)]:
         before = hasher.verified
         with pytest.raises(AuthenticationFailed) as e:
             accounts.authenticate_password(name, password, T0)
         errors.append((type(e.value), str(e.value), e.value.exit_code))
-        if name is not None and len(password) < 1024:
+        if name is not None and len(password) < 1024 and password.isprintable():
             assert hasher.verified == before + 1  # the Argon2 work is done for every name
     assert len(set(errors)) == 1
     assert "nobody" not in errors[0][1] and "carol" not in errors[0][1]
@@ -293,7 +295,8 @@ def test_an_expired_revoked_or_disowned_token_fails_like_an_unknown_one(accounts
     clock.advance(timedelta(days=1))
     forged = f"pbk_{g['id']}_" + ("A" * 43)
     errors = set()
-    for secret in [short, revoked, dana, forged, "pbk_000000000000_" + "B" * 43, "not a token", "", None]:
+    for secret in [short, revoked, dana, forged, "pbk_000000000000_" + "B" * 43, "not a token", "", None,
+                   "pbk_\udcff"]:
         with pytest.raises(AuthenticationFailed) as e:
             accounts.authenticate_token(secret, clock.now())
         errors.add(str(e.value))

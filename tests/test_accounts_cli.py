@@ -143,6 +143,18 @@ def test_token_list_json_and_revoke(run, db):
     assert log(db)[-1] == ("TokenRevoked", "root", "asserted")
 
 
+def test_without_the_server_extra_a_password_command_says_what_to_install(db, clock, monkeypatch):
+    from cli import main
+
+    monkeypatch.setitem(sys.modules, "argon2", None)  # as if argon2-cffi were not installed
+    result = CliRunner().invoke(main, ["user", "add", "carol", "--password-stdin"], input=PASSWORD + "\n",
+                                obj={"clock": clock}, env={"PLAYBOOK_DB": str(db), "PLAYBOOK_ACTOR": "root"})
+    assert result.exit_code == 2
+    assert "accounts need the 'server' extra (argon2-cffi): pip install 'crisis-playbook[server]'" in result.stderr
+    assert "Traceback" not in result.output
+    assert log(db) == []  # no account was written
+
+
 def test_listings_create_no_database(run, db):
     assert run("user", "list").stdout == "No accounts. Create the first with: playbook user add NAME\n"
     assert run("token", "list").stdout == "No tokens.\n"

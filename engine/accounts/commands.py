@@ -92,7 +92,10 @@ def _password(name: str, from_stdin: bool) -> str:
     if from_stdin:
         import sys
 
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:
+            raise UsageError("--password-stdin: the password is not valid UTF-8 text") from None
         if not line:
             raise UsageError("--password-stdin: standard input is empty; give the password on its first line")
         return line.rstrip("\r\n")

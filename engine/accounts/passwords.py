@@ -16,7 +16,11 @@ MAX_BYTES = 1024
 
 def default_hasher():
     """The production hasher: Argon2id with RFC 9106's low-memory parameters."""
-    from argon2 import PasswordHasher, profiles
+    try:
+        from argon2 import PasswordHasher, profiles
+    except ImportError:
+        raise UsageError("accounts need the 'server' extra (argon2-cffi): "
+                         "pip install 'crisis-playbook[server]'") from None
 
     return PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
 
@@ -26,7 +30,9 @@ def check_password(name: str, password: str) -> str:
     The message never repeats the password."""
     if not isinstance(password, str) or not password:
         raise UsageError(f"the password of {name!r} is empty")
-    if len(password.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+    if not encodable(password):
+        raise UsageError(f"the password of {name!r} is not valid UTF-8 text")
+    if len(password.encode("utf-8")) > MAX_BYTES:
         raise UsageError(f"the password of {name!r} is longer than {MAX_BYTES} bytes; choose a shorter one")
     if len(password) < MIN_LENGTH:
         raise UsageError(f"the password of {name!r} is shorter than {MIN_LENGTH} characters "
@@ -34,6 +40,21 @@ def check_password(name: str, password: str) -> str:
     if password.strip().casefold() == name.strip().casefold():
         raise UsageError(f"the password of {name!r} is the account name; choose another")
     return password
+
+
+def encodable(text: str) -> bool:
+    """Whether ``text`` is UTF-8 text (undecodable bytes reach Python as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def acceptable(password: object) -> bool:
+    """Whether a password given at sign-in is worth checking at all: text, UTF-8, at most
+    MAX_BYTES (anything else is refused at once, whatever the account)."""
+    return isinstance(password, str) and encodable(password) and len(password.encode("utf-8")) <= MAX_BYTES
 
 
 def hash_password(hasher, password: str) -> str:

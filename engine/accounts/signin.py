@@ -52,8 +52,7 @@ class Lockout:
 
 def authenticate_password(accounts, name: str, password: str, now: datetime) -> Principal:
     """The account ``name`` if ``password`` is its password and it may sign in now."""
-    if not isinstance(name, str) or not isinstance(password, str) or (
-            len(password.encode("utf-8", "surrogatepass")) > passwords.MAX_BYTES):
+    if not isinstance(name, str) or not passwords.acceptable(password):
         raise AuthenticationFailed()
     at = utc_now_iso(now)
     user = accounts.state()["users"].get(name)
@@ -103,7 +102,7 @@ def authenticate_token(accounts, secret: str, now: datetime) -> Principal:
     state = accounts.state()
     token_id = tokens.token_id(secret)
     token = state["tokens"].get(token_id) if token_id is not None else None
-    right = tokens.matches(token["hash"] if token else None, secret if isinstance(secret, str) else "")
+    right = tokens.matches(token["hash"] if token else None, secret if token_id is not None else "")
     owner = state["users"].get(token["owner"]) if token else None
     if not right or owner is None or owner["disabled"] or tokens.status(token, at) != "active":
         raise AuthenticationFailed()

@@ -160,6 +160,14 @@ class AuthenticationFailed(Refused):
     def __init__(self) -> None:
         super().__init__(self.MESSAGE)
 
+    @property
+    def kind(self) -> str:
+        return "authentication-failed"
+
+    @property
+    def http_status(self) -> int:
+        return 401
+
 
 class Conflict(PlaybookError):
     """Another writer changed the incident first; the action can be retried."""

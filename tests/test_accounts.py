@@ -194,6 +194,9 @@ def test_unknown_wrong_disabled_and_locked_fail_alike(store):
             assert hasher.verified == before + 1  # the Argon2 work is done for every name
     assert len(set(errors)) == 1
     assert "nobody" not in errors[0][1] and "carol" not in errors[0][1]
+    problem = AuthenticationFailed().problem()  # what a server answers: 401, and nothing more
+    assert problem["status"] == 401 and problem["type"].endswith(":authentication-failed")
+    assert problem["detail"] == errors[0][1]
 
 
 # -- lockout ---------------------------------------------------------------------------

@@ -11,11 +11,19 @@ the tamper-evident account log.
 * :mod:`engine.accounts.log`: the account log's events and their fold;
 * :mod:`engine.accounts.commands`: the ``user`` and ``token`` command groups.
 
-Importing this package is cheap: argon2 is loaded when a password is first hashed.
+Importing the package loads nothing else (the names below load on first use), so the
+command line can list the command groups without them; argon2 is loaded when a
+password is first hashed.
 """
 
-from engine.accounts.book import Accounts
-from engine.accounts.log import ACCOUNTS
-from engine.accounts.signin import Lockout
+from importlib import import_module
 
 __all__ = ["ACCOUNTS", "Accounts", "Lockout"]
+
+_WHERE = {"ACCOUNTS": "engine.store.base", "Accounts": "engine.accounts.book", "Lockout": "engine.accounts.signin"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

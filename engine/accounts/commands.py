@@ -13,77 +13,22 @@ group), and the engine's modules are imported inside the commands.
 
 from __future__ import annotations
 
-import json
-import os
-
 import click
 
-DB_HELP = ("Incident database: a SQLite file (or sqlite:///PATH), or postgresql://USER@HOST/DB. "
-           "Default: $PLAYBOOK_DB, else ~/.local/share/crisis-playbook/incidents.db.")
-db_option = click.option("--db", metavar="PATH|URL", envvar="PLAYBOOK_DB", help=DB_HELP)
-as_option = click.option("--as", "actor", metavar="NAME",
-                         help="Who is making the change (recorded in the account log). "
-                              "Default: $PLAYBOOK_ACTOR, else your login.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+from engine.cli.common import app, as_option, db_option, json_option, local, print_json, who
+
 stdin_option = click.option("--password-stdin", is_flag=True,
                             help="Read the password from the first line of standard input (for scripts).")
 
 
-def _obj(ctx: click.Context) -> dict:
-    return ctx.find_root().obj or {}
-
-
-def _now(ctx: click.Context):
-    clock = _obj(ctx).get("clock")  # tests inject theirs, as for every command
-    if clock is None:
-        from engine.clock import SystemClock
-
-        clock = SystemClock()
-    return clock.now()
-
-
 def _accounts(ctx: click.Context, db: str | None, *, writes: bool = True):
-    """The accounts of the database. A listing never creates a database: a missing file
-    reads as no accounts, and an existing one is opened read-only."""
+    """The accounts of the database (engine.accounts.Accounts), the application handle's
+    clock's time, and the handle. A listing never creates a database (App.store)."""
     from engine.accounts import Accounts
-    from engine.store import default_location, open_store, sqlite_path
 
-    location = db or default_location()
-    path = sqlite_path(location)
-    if not writes and path is not None and not path.exists():
-        store = open_store("memory:")
-    else:
-        store = open_store(location, read_only=not writes and path is not None)
-    ctx.call_on_close(store.close)
-    return Accounts(store, hasher=_obj(ctx).get("hasher"))
-
-
-def _by(name: str | None):
-    """The administrator making the change: --as, else $PLAYBOOK_ACTOR, else the login
-    name; where $PLAYBOOK_ACTOR_FINAL is set, the environment's name and no other."""
-    from engine.app.principal import Principal
-    from engine.errors import Refused, UsageError
-    from engine.names import check_person
-
-    given = (os.environ.get("PLAYBOOK_ACTOR") or "").strip()
-    if os.environ.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"):
-        if not given:
-            raise UsageError("PLAYBOOK_ACTOR_FINAL is set but PLAYBOOK_ACTOR is empty: "
-                             "the wrapper that signs you in must set who you are")
-        if name is not None and name.strip() != given:
-            raise Refused(f"--as {name!r}: this installation fixes who is acting "
-                          f"(PLAYBOOK_ACTOR_FINAL); you are signed in as {given!r}")
-    if name is not None and not name.strip():
-        raise UsageError("--as needs a person's name (it is empty)")
-    name = name or given
-    if not name:
-        import getpass
-
-        try:
-            name = getpass.getuser()
-        except Exception:  # no login name (containers): say so rather than guess
-            raise UsageError("who is making the change? give --as NAME or set PLAYBOOK_ACTOR") from None
-    return Principal.asserted(check_person("--as", name))
+    handle = app(ctx, db)
+    store = handle.store() if writes else handle.store(read_only=True)
+    return Accounts(store, hasher=(ctx.find_root().obj or {}).get("hasher")), handle.clock.now(), handle
 
 
 def _password(name: str, from_stdin: bool) -> str:
@@ -103,16 +48,8 @@ def _password(name: str, from_stdin: bool) -> str:
                         show_default=False, err=True)
 
 
-def _print_json(data) -> None:
-    from engine.safetext import for_terminal
-
-    click.echo(for_terminal(json.dumps(data, indent=2, ensure_ascii=False)))
-
-
-def _say(text: str, *, err: bool = False) -> None:
-    from engine.safetext import for_terminal
-
-    click.echo(for_terminal(text), err=err)
+def _say(ctx: click.Context, text: str, *, err: bool = False) -> None:
+    click.echo(local(ctx, text), err=err)
 
 
 def _user_line(u: dict) -> str:
@@ -140,15 +77,16 @@ def user() -> None:
 def user_add(ctx, name, display_name, email, password_stdin, db, actor, as_json):
     """Create the account NAME. The password (at least 12 characters, not the name) is
     asked for twice, hidden, or read with --password-stdin."""
-    by = _by(actor)
     from engine.names import check_person
 
+    accounts, now, handle = _accounts(ctx, db)
+    by = who(handle, actor)
     checked = check_person("account name", name)  # before asking for a password
-    password = _password(checked, password_stdin)
-    added = _accounts(ctx, db).add_user(by, checked, password, _now(ctx), display_name=display_name, email=email)
+    added = accounts.add_user(by, checked, _password(checked, password_stdin), now,
+                              display_name=display_name, email=email)
     if as_json:
-        return _print_json(added)
-    _say(f"added account {added['name']} ({added['display_name']})")
+        return print_json(added)
+    _say(ctx, f"added account {added['name']} ({added['display_name']})")
 
 
 @user.command(name="list")
@@ -157,22 +95,23 @@ def user_add(ctx, name, display_name, email, password_stdin, db, actor, as_json)
 @click.pass_context
 def user_list(ctx, db, as_json):
     """Every account: name, whether it may sign in, display name and email."""
-    users = _accounts(ctx, db, writes=False).users(_now(ctx))
+    accounts, now, _ = _accounts(ctx, db, writes=False)
+    users = accounts.users(now)
     if as_json:
-        return _print_json(users)
+        return print_json(users)
     if not users:
-        return _say("No accounts. Create the first with: playbook user add NAME")
+        return _say(ctx, "No accounts. Create the first with: playbook user add NAME")
     for u in users:
-        _say(_user_line(u))
+        _say(ctx, _user_line(u))
 
 
 def _toggle(ctx, name, db, actor, as_json, *, disable: bool):
-    by = _by(actor)
-    accounts = _accounts(ctx, db)
-    changed = (accounts.disable if disable else accounts.enable)(by, name, _now(ctx))
+    accounts, now, handle = _accounts(ctx, db)
+    by = who(handle, actor)
+    changed = (accounts.disable if disable else accounts.enable)(by, name, now)
     if as_json:
-        return _print_json(changed)
-    _say(f"{'disabled' if disable else 'enabled'} account {changed['name']}")
+        return print_json(changed)
+    _say(ctx, f"{'disabled' if disable else 'enabled'} account {changed['name']}")
 
 
 @user.command(name="disable")
@@ -205,11 +144,11 @@ def user_enable(ctx, name, db, actor, as_json):
 @click.pass_context
 def user_passwd(ctx, name, password_stdin, db, actor):
     """Set a new password for NAME (asked for twice, hidden, or --password-stdin)."""
-    by = _by(actor)
-    accounts = _accounts(ctx, db)
+    accounts, now, handle = _accounts(ctx, db)
+    by = who(handle, actor)
     accounts.user(name)  # an unknown name is reported before a password is asked for
-    accounts.set_password(by, name, _password(name, password_stdin), _now(ctx))
-    _say(f"password of {name} changed")
+    accounts.set_password(by, name, _password(name, password_stdin), now)
+    _say(ctx, f"password of {name} changed")
 
 
 # -- token --------------------------------------------------------------------------
@@ -234,21 +173,19 @@ def token() -> None:
 def token_create(ctx, owner, label, scope, lifetime, db, actor, as_json):
     """Issue a token for the account OWNER. The secret is printed once, alone on standard
     output; it is not stored and cannot be shown again."""
-    from engine.durations import parse_duration
-    from engine.errors import UsageError
+    from datetime import timedelta
 
-    by = _by(actor)
-    try:
-        life = parse_duration(lifetime)
-    except ValueError as e:
-        raise UsageError(f"--expires-in: {e}") from None
-    secret, made = _accounts(ctx, db).create_token(by, owner, label, scope, _now(ctx), lifetime=life)
+    from engine.cli.common import seconds
+
+    life = timedelta(seconds=seconds(lifetime, "--expires-in"))
+    accounts, now, handle = _accounts(ctx, db)
+    secret, made = accounts.create_token(who(handle, actor), owner, label, scope, now, lifetime=life)
     if as_json:
-        return _print_json({"secret": secret, "token": made})
-    _say(f"token {made['id']} for {made['owner']} ({made['label']}), scope {made['scope']}, "
-         f"expires {made['expires_at']}", err=True)
+        return print_json({"secret": secret, "token": made})
+    _say(ctx, f"token {made['id']} for {made['owner']} ({made['label']}), scope {made['scope']}, "
+              f"expires {made['expires_at']}", err=True)
     click.echo(secret)
-    _say("Copy it now: it is not stored and will not be shown again.", err=True)
+    _say(ctx, "Copy it now: it is not stored and will not be shown again.", err=True)
 
 
 @token.command(name="list")
@@ -258,15 +195,16 @@ def token_create(ctx, owner, label, scope, lifetime, db, actor, as_json):
 @click.pass_context
 def token_list(ctx, owner, db, as_json):
     """Every token (never its secret): id, owner, label, scope, status, expiry, last use."""
-    found = _accounts(ctx, db, writes=False).tokens(_now(ctx), owner)
+    accounts, now, _ = _accounts(ctx, db, writes=False)
+    found = accounts.tokens(now, owner)
     if as_json:
-        return _print_json(found)
+        return print_json(found)
     if not found:
-        return _say("No tokens.")
+        return _say(ctx, "No tokens.")
     for t in found:
         used = t["last_used_at"] or "never"
-        _say(f"{t['id']}  {t['owner']:<16} {t['scope']:<8} {t['status']:<8} expires {t['expires_at']}  "
-             f"last used {used}  {t['label']}")
+        _say(ctx, f"{t['id']}  {t['owner']:<16} {t['scope']:<8} {t['status']:<8} expires {t['expires_at']}  "
+                  f"last used {used}  {t['label']}")
 
 
 @token.command(name="revoke")
@@ -277,8 +215,8 @@ def token_list(ctx, owner, db, as_json):
 @click.pass_context
 def token_revoke(ctx, token_id, db, actor, as_json):
     """Revoke the token ID (see: playbook token list); it stops working at once."""
-    by = _by(actor)
-    revoked = _accounts(ctx, db).revoke_token(by, token_id, _now(ctx))
+    accounts, now, handle = _accounts(ctx, db)
+    revoked = accounts.revoke_token(who(handle, actor), token_id, now)
     if as_json:
-        return _print_json(revoked)
-    _say(f"revoked token {revoked['id']} of {revoked['owner']} ({revoked['label']})")
+        return print_json(revoked)
+    _say(ctx, f"revoked token {revoked['id']} of {revoked['owner']} ({revoked['label']})")

@@ -362,3 +362,52 @@ def test_account_changes_stay_out_of_the_incidents(accounts, store):
     with pytest.raises(NotFound, match="no incident 'ACCOUNTS'"):
         with store.transaction(ACCOUNTS):
             pass
+
+
+def test_a_token_is_compared_in_constant_time_even_when_its_id_is_unknown(accounts, monkeypatch):
+    import hmac
+
+    add_carol(accounts)
+    secret, made = accounts.create_token(ADMIN, "carol", "ci", "read", T0)
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append((len(a), len(b))) or real(a, b))
+    for attempt in (secret, f"pbk_{made['id']}_" + "C" * 43, "pbk_ffffffffffff_" + "C" * 43, "garbage"):
+        try:
+            accounts.authenticate_token(attempt, T0)
+        except AuthenticationFailed:
+            pass
+    assert compared == [(64, 64)] * 4  # one SHA-256 comparison per attempt, whatever the token
+
+
+@pytest.mark.parametrize("location", ["sqlite", "postgres"], indirect=True)
+def test_several_processes_failing_at_once_lock_the_account_once(location, clock):
+    """Two server processes (each its own connection) take wrong passwords at the same
+    time: the failures add up across them, and the lockout is recorded once."""
+    import threading
+
+    with open_store(location) as setup:
+        add_carol(Accounts(setup, hasher=cheap()))
+    start, problems = threading.Barrier(2), []
+
+    def server() -> None:
+        try:
+            with open_store(location) as own:
+                accounts = Accounts(own, hasher=cheap())
+                start.wait()
+                for _ in range(5):
+                    with pytest.raises(AuthenticationFailed):
+                        accounts.authenticate_password("carol", "not the password", clock.now())
+        except BaseException as e:  # noqa: BLE001 - reported below, in the test's thread
+            problems.append(e)
+
+    threads = [threading.Thread(target=server) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []
+    with open_store(location) as after:
+        assert log_types(after) == ["UserAdded", "AccountLocked"]
+        with pytest.raises(AuthenticationFailed):
+            Accounts(after, hasher=cheap()).authenticate_password("carol", PASSWORD, clock.now())

@@ -39,7 +39,6 @@ class Accounts:
         self.store = store
         self._hasher = hasher
         self.lockout = lockout or Lockout()
-        self.recorded_uses: dict[str, datetime] = {}  # token id -> when this process last recorded a use
 
     @property
     def hasher(self):
@@ -62,10 +61,29 @@ class Accounts:
 
         return authenticate_token(self, secret, now)
 
+    def start_session(self, who: Principal, now: datetime, lifetime: timedelta | None = None) -> tuple[str, dict]:
+        """A browser session for someone who just signed in: (its secret, its description)."""
+        from .sessions import start_session
+
+        return start_session(self, who, now, lifetime)
+
+    def session_principal(self, secret: str, now: datetime) -> Principal:
+        """Who a session belongs to (as they signed in), or AuthenticationFailed."""
+        from .sessions import session_principal
+
+        return session_principal(self, secret, now)
+
+    def end_session(self, secret: str, now: datetime) -> bool:
+        """Sign out everywhere; False if the session was not running."""
+        from .sessions import end_session
+
+        return end_session(self, secret, now)
+
     # --- reading ----------------------------------------------------------------------
 
     def state(self) -> dict:
-        """The account projection (refolded from the log if another version stored it)."""
+        """The account projection (refolded from the log if another version stored it).
+        Its ``sessions`` are the running ones (engine.accounts.sessions)."""
         snap = self.store.stream(ACCOUNTS)
         if snap is None:
             return log.empty()

@@ -41,7 +41,7 @@ PROJECTION_VERSION = 1
 
 def empty() -> dict:
     """The projection before the first event."""
-    return {"v": PROJECTION_VERSION, "kind": "accounts", "users": {}, "tokens": {}, "events": 0}
+    return {"v": PROJECTION_VERSION, "kind": "accounts", "users": {}, "tokens": {}, "sessions": {}, "events": 0}
 
 
 def _user_added(s: dict, at: str, actor: str, d: dict) -> None:
@@ -54,6 +54,12 @@ def _user_added(s: dict, at: str, actor: str, d: dict) -> None:
 
 def _user_disabled(s: dict, at: str, actor: str, d: dict) -> None:
     s["users"][d["name"]]["disabled"] = True
+    _end_sessions_of(s, d["name"])
+
+
+def _end_sessions_of(s: dict, name: str) -> None:
+    for sid in [k for k, v in s["sessions"].items() if v["name"] == name]:
+        del s["sessions"][sid]
 
 
 def _user_enabled(s: dict, at: str, actor: str, d: dict) -> None:
@@ -67,6 +73,7 @@ def _password_reset(s: dict, at: str, actor: str, d: dict) -> None:
     user["password_hash"] = d["password_hash"]
     user["password_changed_at"] = at
     user["locked_until"] = None
+    _end_sessions_of(s, d["name"])  # a new password signs everyone out
 
 
 def _password_rehashed(s: dict, at: str, actor: str, d: dict) -> None:
@@ -90,6 +97,19 @@ def _token_revoked(s: dict, at: str, actor: str, d: dict) -> None:
     token["revoked"], token["revoked_at"] = True, at
 
 
+def _session_started(s: dict, at: str, actor: str, d: dict) -> None:
+    if d["name"] not in s["users"]:
+        raise KeyError(d["name"])
+    for sid in [k for k, v in s["sessions"].items() if v["expires_at"] <= at]:
+        del s["sessions"][sid]  # only running sessions are kept
+    s["sessions"][d["id"]] = {k: d[k] for k in ("id", "name", "method", "issuer", "authenticated_at",
+                                                 "expires_at", "hash")}
+
+
+def _session_ended(s: dict, at: str, actor: str, d: dict) -> None:
+    s["sessions"].pop(d["id"], None)
+
+
 @dataclass(frozen=True)
 class EventType:
     fields: tuple[str, ...]  # what its data must hold
@@ -111,6 +131,10 @@ EVENTS: dict[str, EventType] = {
     "TokenCreated": EventType(("id", "owner", "label", "scope", "expires_at", "hash", "auth"), _token_created,
                               "a personal API token was issued (its secret is not recorded)"),
     "TokenRevoked": EventType(("id", "auth"), _token_revoked, "a personal API token was revoked"),
+    "SessionStarted": EventType(("id", "name", "method", "issuer", "authenticated_at", "expires_at", "hash",
+                                 "auth"), _session_started,
+                                "someone signed in: a browser session started (its secret is not recorded)"),
+    "SessionEnded": EventType(("id", "auth"), _session_ended, "someone signed out: their session ended"),
 }
 
 

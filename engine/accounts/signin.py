@@ -32,6 +32,10 @@ ENGINE = Principal("system:accounts", method="engine")
 #: How often one process records a token's last use (a write per request would
 #: serialise every API call on SQLite).
 USE_RESOLUTION = timedelta(minutes=1)
+#: (database id, token id) -> when this process last recorded a use: a cache shared by
+#: every Accounts of the process (a server makes one per request), bounded.
+_RECORDED: dict[tuple[str, str], datetime] = {}
+_RECORDED_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -106,10 +110,13 @@ def authenticate_token(accounts, secret: str, now: datetime) -> Principal:
     owner = state["users"].get(token["owner"]) if token else None
     if not right or owner is None or owner["disabled"] or tokens.status(token, at) != "active":
         raise AuthenticationFailed()
-    last = accounts.recorded_uses.get(token_id)
+    key = (accounts.store.database_id, token_id)
+    last = _RECORDED.get(key)
     if last is None or now - last >= USE_RESOLUTION or now < last:
         accounts.store.token_used(token_id, at)
-        accounts.recorded_uses[token_id] = now
+        if len(_RECORDED) >= _RECORDED_MAX:
+            _RECORDED.clear()
+        _RECORDED[key] = now
     return Principal(owner["name"], method="token", authenticated_at=now, scope=token["scope"])
 
 

@@ -156,6 +156,9 @@ class AuthenticationFailed(Refused):
     token), so that nobody learns which names exist. A server answers it with 401."""
 
     MESSAGE = "authentication failed: the credentials are not valid, or the account cannot sign in now"
+    #: the HTTP status a server answers with (a subclass that is not about who one is,
+    #: such as a missing CSRF token, says 403)
+    STATUS = 401
 
     def __init__(self) -> None:
         super().__init__(self.MESSAGE)
@@ -166,7 +169,7 @@ class AuthenticationFailed(Refused):
 
     @property
     def http_status(self) -> int:
-        return 401
+        return self.STATUS
 
 
 class Conflict(PlaybookError):

@@ -65,7 +65,7 @@ from engine.errors import IntegrityError, PlaybookError, StoreError
 from engine.events import Event, canonical, genesis, parse_iso, utc_now_iso
 from engine.incident import is_current
 from engine.store import Store
-from engine.store.base import STREAMS
+from engine.store.streams import STREAMS
 
 KEY_FILE = "signing.key"
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)

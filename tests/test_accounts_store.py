@@ -8,7 +8,7 @@ import pytest
 from engine.errors import NotFound, StoreError
 from engine.events import NewEvent
 from engine.store import open_store
-from engine.store.base import ACCOUNTS
+from engine.store.streams import ACCOUNTS
 
 AT = "2026-03-14T09:{:02d}:00.000Z"
 

@@ -20,7 +20,7 @@ from importlib import import_module
 
 __all__ = ["ACCOUNTS", "Accounts", "Lockout"]
 
-_WHERE = {"ACCOUNTS": "engine.store.base", "Accounts": "engine.accounts.book", "Lockout": "engine.accounts.signin"}
+_WHERE = {"ACCOUNTS": "engine.store.streams", "Accounts": "engine.accounts.book", "Lockout": "engine.accounts.signin"}
 
 
 def __getattr__(name: str):

@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from engine.store.base import ACCOUNTS
+from engine.store.streams import ACCOUNTS
 
 __all__ = ["ACCOUNTS", "EVENTS", "PROJECTION_VERSION", "apply", "disagreement", "empty", "replay"]
 

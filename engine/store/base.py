@@ -10,8 +10,8 @@ A store keeps, per database:
   the log unless someone edits the database behind the store's back (which
   :func:`engine.integrity.verify` reports);
 * signed **checkpoints** (:mod:`engine.integrity`), append-only as well;
-* **streams** that are logs like an incident's but not incidents (:data:`STREAMS`: the
-  account log of :mod:`engine.accounts`): the same chain, snapshot and write lock, read
+* **streams** that are logs like an incident's but not incidents (:mod:`engine.store.streams`:
+  the account log of :mod:`engine.accounts`): the same chain, snapshot and write lock, read
   by their id, and kept out of every incident listing (``incidents``, ``snapshots``,
   ``summaries``, ``due_before``, ``count_incidents``); ``rows()`` streams them too, so
   ``verify`` checks their chains;
@@ -32,18 +32,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.errors import IntegrityError, NotFound, StoreError
+from engine.errors import IntegrityError
 from engine.events import Event, NewEvent, canonical, genesis, hashed_text
-
-#: The reserved id of the account log (engine.accounts); no incident id takes it (they
-#: are INC-... and DRILL-...).
-ACCOUNTS = "ACCOUNTS"
-#: Every log in ``events`` that is not an incident.
-STREAMS = (ACCOUNTS,)
-#: SQL that keeps the streams out of a query over incidents (constant text, no input).
-NOT_A_STREAM = "incident NOT IN (" + ", ".join(f"'{s}'" for s in STREAMS) + ")"
-#: The first schema with the account tables (sign_in_failures, token_uses).
-ACCOUNT_TABLES = 3
+from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS, check_stream  # noqa: F401
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
 # prev, hash), where data_text is the canonical JSON text of ``data``.
@@ -253,43 +244,6 @@ class SqlReads:
 
     def checkpoints(self) -> list[dict]:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
-
-
-#: Count a failed sign-in (see Store.count_failure); parameters: name, at, at, window start twice.
-COUNT_FAILURE = """INSERT INTO sign_in_failures (name, failures, first_at, last_at) VALUES (?, 1, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET
-        failures = CASE WHEN sign_in_failures.first_at < ? THEN 1 ELSE sign_in_failures.failures + 1 END,
-        first_at = CASE WHEN sign_in_failures.first_at < ? THEN excluded.first_at
-                        ELSE sign_in_failures.first_at END,
-        last_at = excluded.last_at
-    RETURNING failures"""
-CLEAR_FAILURES = "DELETE FROM sign_in_failures WHERE name = ?"
-TOKEN_USED = """INSERT INTO token_uses (token, last_used_at) VALUES (?, ?)
-    ON CONFLICT (token) DO UPDATE SET last_used_at = excluded.last_used_at
-    WHERE token_uses.last_used_at < excluded.last_used_at"""
-
-
-def check_stream(incident: str, stream: bool) -> str:
-    """``incident``, if it is a stream exactly when ``stream`` says so. An incident command
-    naming a stream finds no incident there (NotFound, as for any unknown id)."""
-    if incident in STREAMS and not stream:
-        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-    if stream and incident not in STREAMS:
-        raise ValueError(f"{incident!r} is not a stream (streams: {', '.join(STREAMS)})")
-    return incident
-
-
-def failure_params(name: str, at: str, window_start: str) -> tuple:
-    """The parameters of COUNT_FAILURE, the times checked."""
-    for moment in (at, window_start):
-        if not (isinstance(moment, str) and _UTC.fullmatch(moment)):
-            raise ValueError(f"a sign-in time is a UTC time like 2026-03-14T10:00:00.000Z, not {moment!r}")
-    return (name, at, at, window_start, window_start)
-
-
-def no_account_tables(where: str, version: int) -> StoreError:
-    return StoreError(f"{where} has schema {version}; accounts need schema {ACCOUNT_TABLES}: "
-                      "run playbook db upgrade")
 
 
 def snapshot_of(row: tuple) -> Snapshot:

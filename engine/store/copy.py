@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine.errors import Refused
 from engine.events import canonical
-from engine.store.base import STREAMS
+from engine.store.streams import STREAMS
 
 __all__ = ["copy_database"]
 

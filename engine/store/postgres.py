@@ -31,10 +31,11 @@ from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (CLEAR_FAILURES, COLUMNS, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, Closing,
-                               Snapshot, SqlReads, busy_message, chain_rows, check_moment, check_stream, conflict_message,
-                               failure_params, in_order, index_row, loaded_head, row_event, snapshot_of,
+from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
+                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
                                summaries_of)
+from engine.store.streams import (CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, check_stream,
+                                  failure_params)
 from engine.store.migrations import APPLICATION, latest_version, migrations
 
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"

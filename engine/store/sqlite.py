@@ -31,10 +31,11 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (ACCOUNT_TABLES, CLEAR_FAILURES, COLUMNS, COUNT_FAILURE, NOT_A_STREAM, STREAMS,
-                               TOKEN_USED, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               check_stream, conflict_message, failure_params, in_order, index_row, loaded_head,
-                               no_account_tables, row_event, snapshot_of, summaries_of)
+from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
+                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
+                               summaries_of)
+from engine.store.streams import (ACCOUNT_TABLES, CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED,
+                                  check_stream, failure_params, no_account_tables)
 from engine.store.migrations import latest_version, migrations
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database

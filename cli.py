@@ -18,7 +18,8 @@ import click
 
 from engine.errors import PlaybookError
 
-#: command name -> "module:function" in engine.cli, in the order `--help` lists them.
+#: command name -> "module:function" (a module of engine.cli, or a full module path), in
+#: the order `--help` lists them.
 COMMANDS = {
     "validate": "playbooks:validate", "schema": "playbooks:schema", "graph": "playbooks:graph",
     "show": "playbooks:show", "playbooks": "playbooks:playbooks_", "init": "playbooks:init",
@@ -32,7 +33,7 @@ COMMANDS = {
     "bundle": "audit:bundle", "key": "audit:key",
     "render": "posts:render", "drafts": "posts:drafts", "edit": "posts:edit", "approve": "posts:approve",
     "reject": "posts:reject", "publish": "posts:publish", "outbox": "posts:outbox", "deliver": "posts:deliver",
-    "serve": "server:serve",
+    "serve": "server:serve", "user": "engine.accounts.commands:user", "token": "engine.accounts.commands:token",
 }
 
 
@@ -47,7 +48,7 @@ class _Group(click.Group):
         if where is None:
             return None
         module, attr = where.split(":")
-        return getattr(import_module(f"engine.cli.{module}"), attr)
+        return getattr(import_module(module if "." in module else f"engine.cli.{module}"), attr)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Arguments that are not valid UTF-8 reach Python as lone surrogates, which no
@@ -115,9 +116,6 @@ def main(ctx: click.Context, tz: str | None) -> None:
         except (ZoneInfoNotFoundError, ValueError):
             raise UsageError(f"--tz: unknown time zone {tz!r} (use a name like Europe/Madrid or UTC)") from None
 
-
-from engine.accounts.commands import token, user  # noqa: E402  (the accounts' command groups)
-main.add_command(user), main.add_command(token)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

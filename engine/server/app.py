@@ -30,7 +30,15 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     from . import api, auth, errors
     from .stores import StorePerThread
 
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        app.state.stores.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Crisis playbook team server",
         version=_version(),
         description="The playbook engine's use cases for people who signed in: incidents, posts and "
@@ -51,10 +59,6 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.include_router(auth.router)
     app.include_router(api.router)
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        app.state.stores.close()
 
     return app
 

@@ -46,7 +46,9 @@ class NotSignedIn(AuthenticationFailed):
 
 
 class CsrfRefused(AuthenticationFailed):
-    exit_code = 5
+    """Not a failed sign-in: the person is known, the request is not theirs to make (403)."""
+
+    STATUS = 403
     MESSAGE = "this request needs the session's CSRF token (X-CSRF-Token header or csrf form field)"
 
 

@@ -18,11 +18,8 @@ def problem(status: int, title: str, detail: str | None = None, **extra) -> JSON
 
 
 async def playbook_error(request, exc) -> JSONResponse:
-    from engine.errors import AuthenticationFailed
-
     body = exc.problem()
-    status = 401 if isinstance(exc, AuthenticationFailed) else body["status"]
-    body["status"] = status
+    status = body["status"] = exc.http_status
     headers = {"WWW-Authenticate": 'Bearer realm="playbook"'} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 

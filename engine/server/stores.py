@@ -38,4 +38,7 @@ class StorePerThread:
             stores, self._all = self._all + ([self._one] if self._one else []), []
             self._one = None
         for store in stores:
-            store.close()
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001 - a SQLite connection closes with its thread anyway
+                pass

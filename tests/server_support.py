@@ -28,7 +28,7 @@ def cheap_hasher():
 class Server:
     """The app over `db`, its accounts, and tokens made for them."""
 
-    def __init__(self, tmp_path: Path, clock, *, library: Path | None = None) -> None:
+    def __init__(self, tmp_path: Path, clock, *, library: Path | None = None, oidc: Path | None = None) -> None:
         from fastapi.testclient import TestClient
 
         from engine.app.config import Config
@@ -40,6 +40,8 @@ class Server:
         env = {"PLAYBOOK_OUTBOX": str(tmp_path / "outbox"), "PLAYBOOK_KEY": str(tmp_path / "signing.key")}
         if library is not None:
             env["PLAYBOOK_LIBRARY"] = str(library)
+        if oidc is not None:
+            env["PLAYBOOK_OIDC"] = str(oidc)
         self.config = Config.resolve(env, db=str(self.db))
         self.app = create_app(self.config, clock, hasher=cheap_hasher())
         self.client = TestClient(self.app, base_url="http://127.0.0.1")

@@ -242,3 +242,93 @@ def test_the_committed_openapi_document_is_the_one_the_server_serves(server):
     served = server.client.get("/openapi.json").json()
     assert json.loads(OPENAPI.read_text(encoding="utf-8")) == served, (
         "regenerate: python -m engine.server.openapi > docs/openapi.json")
+
+
+# -- single sign-on ------------------------------------------------------------------------
+
+
+def _sso_server(tmp_path, clock, idp):
+    import yaml
+
+    from oidc_idp import CLIENT_SECRET, REDIRECT_URI
+
+    settings = tmp_path / "oidc.yaml"
+    settings.write_text(yaml.safe_dump({"issuer": idp.issuer, "client_id": "playbook", "client_secret": CLIENT_SECRET,
+                                        "redirect_uri": REDIRECT_URI}), encoding="utf-8")
+    s = Server(tmp_path, clock, oidc=settings)
+    return s
+
+
+def _sso_sign_in(server, browser):
+    import httpx
+
+    start = browser.get("/auth/sso", follow_redirects=False)
+    assert start.status_code == 303, start.text
+    at_idp = httpx.get(start.headers["location"], follow_redirects=False)  # the provider approves
+    assert at_idp.status_code == 302, at_idp.text
+    back = at_idp.headers["location"].split("?", 1)[1]
+    return browser.get(f"/auth/callback?{back}", follow_redirects=False)
+
+
+def test_single_sign_on_gives_a_session_that_signs_approvals_as_oidc(tmp_path, clock, oidc_idp):
+    from fastapi.testclient import TestClient
+
+    server = _sso_server(tmp_path, clock, oidc_idp)
+    server.running_incident()
+    server.call("POST", f"/incidents/{INC}/render", "carol", json={"template": "public_ack", "channels": ["x"],
+                                                                  "langs": ["en"]})
+    oidc_idp.user = {**oidc_idp.user, "sub": "u-1002", "preferred_username": "bob", "email": "bob@hospital.example"}
+    browser = TestClient(server.app, base_url="http://127.0.0.1")
+    back = _sso_sign_in(server, browser)
+    assert back.status_code == 303 and back.headers["location"] == "/"
+    me = browser.get("/api/v1/me").json()
+    assert (me["name"], me["auth"]) == ("bob", f"oidc:{oidc_idp.issuer}")
+    csrf = browser.cookies["playbook_csrf"]
+    r = browser.post(f"/api/v1/incidents/{INC}/approve", json={"post": "public_ack/x/en", "version": 1},
+                     headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    approval = next(e for e in server.events() if e.type == "PostApproved")
+    assert approval.actor == "bob" and approval.data["signature"]["auth"] == f"oidc:{oidc_idp.issuer}"
+
+
+def test_single_sign_on_needs_an_active_account_here(tmp_path, clock, oidc_idp):
+    from fastapi.testclient import TestClient
+
+    server = _sso_server(tmp_path, clock, oidc_idp)
+    server.add_people("bob")  # the provider signs in alice, who has no account here
+    browser = TestClient(server.app, base_url="http://127.0.0.1")
+    _problem(_sso_sign_in(server, browser), 401, 5)
+    assert "playbook_session" not in browser.cookies
+
+
+def test_a_callback_without_a_sign_in_started_in_this_browser_is_refused(tmp_path, clock, oidc_idp):
+    from fastapi.testclient import TestClient
+
+    server = _sso_server(tmp_path, clock, oidc_idp)
+    server.add_people()
+    started = TestClient(server.app, base_url="http://127.0.0.1")
+    start = started.get("/auth/sso", follow_redirects=False)
+    import httpx
+
+    back = httpx.get(start.headers["location"], follow_redirects=False).headers["location"].split("?", 1)[1]
+    other = TestClient(server.app, base_url="http://127.0.0.1")  # an attacker's forwarded link
+    body = _problem(other.get(f"/auth/callback?{back}", follow_redirects=False), 401, 5)
+    assert body["side"] == "request"
+
+
+def test_sso_redirects_only_to_this_server(tmp_path, clock, oidc_idp):
+    from fastapi.testclient import TestClient
+
+    server = _sso_server(tmp_path, clock, oidc_idp)
+    server.add_people()
+    browser = TestClient(server.app, base_url="http://127.0.0.1")
+    browser.get("/auth/sso?then=//evil.example/x", follow_redirects=False)
+    import httpx
+
+    start = browser.get("/auth/sso?then=https://evil.example/", follow_redirects=False)
+    back = httpx.get(start.headers["location"], follow_redirects=False).headers["location"].split("?", 1)[1]
+    assert browser.get(f"/auth/callback?{back}", follow_redirects=False).headers["location"] == "/"
+
+
+def test_without_sso_settings_the_sso_routes_say_so(server):
+    _problem(server.client.get("/auth/sso", follow_redirects=False), 404, 4)

@@ -19,6 +19,8 @@ variables); everything below takes it, or the paths in it, as arguments.
 ``PLAYBOOK_REGION``           the country for reading phone numbers (ISO 3166 code)
 ``PLAYBOOK_LIBRARY``          the folder of playbooks people may start on the team
                               server (default: the shipped playbooks)
+``PLAYBOOK_OIDC``             the team server's single sign-on settings (a YAML file:
+                              issuer, client_id, client_secret, redirect_uri, ...)
 ``PLAYBOOK_ACTOR``            who is acting on the local command line
 ``PLAYBOOK_ACTOR_FINAL``      ``1``: that identity is final (a wrapper signs people in)
 ============================  =====================================================
@@ -82,6 +84,7 @@ class Config:
     templates: Path | None = None
     region: str | None = None
     playbooks: Path | None = None
+    oidc: Path | None = None
     actor: str | None = None
     actor_final: bool = False
 
@@ -111,6 +114,7 @@ class Config:
             templates=_path(env.get("PLAYBOOK_TEMPLATES")),
             region=(env.get("PLAYBOOK_REGION") or "").strip() or None,
             playbooks=_path(env.get("PLAYBOOK_LIBRARY")),
+            oidc=_path(env.get("PLAYBOOK_OIDC")),
             actor=env.get("PLAYBOOK_ACTOR"),
             actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
         )

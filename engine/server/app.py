@@ -27,7 +27,7 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     from engine.clock import SystemClock
     from engine.errors import PlaybookError
 
-    from . import api, auth, errors
+    from . import api, auth, errors, sso
     from .stores import StorePerThread
 
     from contextlib import asynccontextmanager
@@ -51,16 +51,37 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.state.stores = StorePerThread(config.db)
     app.state.hasher = hasher
     app.state.lockout = lockout
-    app.state.oidc = oidc
+    app.state.oidc = oidc if oidc is not None else sso_client(config)
     app.add_exception_handler(PlaybookError, errors.playbook_error)
     app.add_exception_handler(RequestValidationError, errors.invalid_request)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(Exception, errors.internal_error)
     app.include_router(auth.router)
     app.include_router(api.router)
+    app.include_router(sso.router)
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
 
     return app
+
+
+def sso_client(config: Config):
+    """The single sign-on client the configuration's settings file describes, or None."""
+    if config.oidc is None:
+        return None
+    import yaml
+
+    from engine.accounts.oidc import OidcClient, OidcConfig
+    from engine.errors import NotFound, UsageError
+
+    try:
+        settings = yaml.safe_load(config.oidc.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"PLAYBOOK_OIDC: no such file {config.oidc}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"PLAYBOOK_OIDC: {config.oidc} is not a readable YAML file ({type(e).__name__})") from None
+    if not isinstance(settings, dict):
+        raise UsageError(f"PLAYBOOK_OIDC: {config.oidc} must be a mapping of settings (issuer: ..., client_id: ...)")
+    return OidcClient(OidcConfig.from_mapping(settings))
 
 
 def _version() -> str:

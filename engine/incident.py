@@ -57,131 +57,17 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
         }
     if state is None:
         raise ValueError(f"event {type} before IncidentStarted")
+    from .event_types import event_type
+
+    kind = event_type(type)  # ValueError for a kind of event this version does not know
+    missing = [f for f in kind.fields if f not in data]
+    if missing:
+        raise ValueError(f"{type} lacks {', '.join(missing)}")
     s = state if in_place else _copy(state)
     s["updated_at"] = at
     s["events"] = s.get("events", 0) + 1
-    if type == "RoleAssigned":
-        holders = s["roles"].setdefault(data["role"], [])
-        if data["person"] not in holders:
-            holders.append(data["person"])
-        # who granted it: a self-granted role does not let its holder approve posts
-        # until another manager assigns it again (separation of duties)
-        s.setdefault("granted", {}).setdefault(data["role"], {})[data["person"]] = actor
-    elif type == "RoleUnassigned":
-        holders = s["roles"].get(data["role"], [])
-        if data["person"] in holders:
-            holders.remove(data["person"])
-        if not holders:
-            s["roles"].pop(data["role"], None)
-        granted = s.get("granted", {}).get(data["role"], {})
-        granted.pop(data["person"], None)
-        if not granted:
-            s.get("granted", {}).pop(data["role"], None)
-    elif type == "TaskCompleted":
-        s["tasks"][data["task"]] = {"by": actor, "at": at}
-    elif type == "TaskReopened":
-        s["tasks"].pop(data["task"], None)
-    elif type == "NoteAdded":
-        s["notes"] += 1
-    elif type == "InputsSet":
-        s["inputs"].update(data["inputs"])
-    elif type == "SeverityChanged":
-        s["severity"] = data["to"]
-        s.setdefault("severity_history", []).append({"at": at, "severity": data["to"]})
-    elif type in _POST_EVENTS:
-        _apply_post(s, type, at, actor, data)
-    elif type == "DeadlineBreached":
-        s.setdefault("breaches", {})[data["key"]] = {
-            "clock": data["clock"], "label": data["label"], "due_at": data["due_at"], "detected_at": at}
-    elif type == "EscalationApplied":
-        s["escalations"] = s.get("escalations", 0) + 1
-        if data.get("notify"):
-            s.setdefault("notifications", {})[data["key"]] = {
-                "label": data["label"], "notify": data["notify"], "delivered_to": []}
-    elif type == "EscalationNotified":
-        if data["ok"]:
-            s["notifications"][data["key"]]["delivered_to"].append(data["target"])
-    elif type == "DeliveryAttempted":
-        pass  # the outcome (PostDelivered or DeliveryFailed) follows; see engine.rules
-    elif type == "ClockAdvanced":
-        s["sim_offset"] = s.get("sim_offset", 0) + data["seconds"]
-    elif type == "InjectDelivered":
-        s["injects"][data["index"]]["delivered_at"] = at
-    elif type == "StageChanged":
-        s["stage"] = data["to"]
-        s["stage_entered_at"] = at
-        if s.get("visits"):
-            s["visits"][-1]["left_at"] = at
-            s["visits"].append({"stage": data["to"], "entered_at": at, "left_at": None, "first_public_at": None})
-        s["public_posts"]["last_in_stage_at"] = None
-        if s["plan"]["transitions"].get(data["trigger"], {}).get("reopen"):
-            # reopened for new facts: the checklists start again, and posts and approvals
-            # from before no longer satisfy guards (see blockers) or allow publishing
-            s["tasks"] = {}
-            s["reopened_at"] = at
-        terminal = s["plan"]["stages"][data["to"]]["terminal"]
-        s["status"] = "closed" if terminal else "open"
-        s["closed_at"] = at if terminal else None
+    kind.fold(s, at, actor, data)
     return s
-
-
-_POST_EVENTS = {"PostDrafted", "PostApproved", "PostRejected", "IdentifiersOverridden",
-                "PostPublished", "PostDelivered", "DeliveryFailed"}
-
-
-def _apply_post(s: dict, type: str, at: str, actor: str, data: dict) -> None:
-    if type == "PostDrafted":
-        old = s["posts"].get(data["post"], {})
-        # everyone who wrote a version since the post was last approved: none of them
-        # may approve it (an edit by someone else must not launder another's text)
-        writers = [actor]
-        if old and not old.get("approvals"):
-            writers = [w for w in old.get("writers", [old["author"]]) if w != actor] + [actor]
-        s["posts"][data["post"]] = {
-            **{k: data[k] for k in ("template", "channel", "lang", "version", "sha256", "text",
-                                    "public", "count", "hits", "policy")},
-            "leaks": data.get("leaks", []),
-            "recipient": data.get("recipient"),
-            "status": "draft" if data["count"]["fits"] else "too_long",
-            "author": actor,
-            "writers": writers,
-            "drafted_at": at,
-            "approvals": [],
-            "override": None,
-            "rejection": None,
-            "published": old.get("published", []),
-            "deliveries": old.get("deliveries", []),
-        }
-        return
-    post = s["posts"][data["post"]]
-    if type == "PostApproved":
-        post["approvals"].append({"by": actor, "role": data["role"], "at": at, "sha256": data["sha256"],
-                                  **({"granted_by": data["granted_by"]} if "granted_by" in data else {})})
-        if not approval_missing(post):
-            post["status"] = "approved"
-            s["approved"][post["template"]] = at
-    elif type == "IdentifiersOverridden":
-        post["override"] = {"by": actor, "reason": data["reason"], "at": at}
-    elif type == "PostRejected":
-        post["status"] = "rejected"
-        post["rejection"] = {"by": actor, "reason": data["reason"], "at": at}
-    elif type == "PostPublished":
-        post["status"] = "published"
-        post["published"].append({"version": data["version"], "at": at, "by": actor,
-                                  "outbox": data["outbox"], "sha256": data["sha256"],
-                                  "text": post["text"]})
-        s["published"][post["template"]] = at
-        if post["public"]:
-            pp = s["public_posts"]
-            pp["count"] += 1
-            pp["first_at"] = pp["first_at"] or at
-            pp["last_at"] = at
-            pp["last_in_stage_at"] = at
-            if s.get("visits") and s["visits"][-1]["first_public_at"] is None:
-                s["visits"][-1]["first_public_at"] = at
-    elif type in ("PostDelivered", "DeliveryFailed"):
-        post["deliveries"].append({"version": data["version"], "at": at, "ok": type == "PostDelivered",
-                                   "target": data.get("target", ""), "error": data.get("error", "")})
 
 
 def _counted(post: dict) -> tuple[set[str], set[str]]:

@@ -114,3 +114,30 @@ def compile_plan(pb: Any, sha256: str) -> dict:
             for tid, t in pb.templates.items()
         },
     }
+
+
+def writing_plan(pb: Any) -> dict:
+    """What rendering and editing posts need from the playbook, as plain JSON: each
+    template's sources per channel and language, whether it is written per recipient,
+    its audience per channel and approval policy per language; the channels' limits;
+    the playbook's identifier patterns; the inputs that are our own public contacts.
+
+    Recorded with the incident when it starts (IncidentStarted's ``writing``), so a
+    render reads it instead of parsing and checking the pinned playbook again; an
+    incident started before it was recorded has it built from the pinned text."""
+    templates = []  # lists, not mappings: stored JSON sorts keys, and the playbook's order is kept
+    for tid, spec in pb.templates.items():
+        langs = sorted({lang for texts in spec.channels.values() for lang in texts})
+        templates.append([tid, {
+            "per_recipient": bool(spec.per_recipient),
+            "channels": [[ch, [[lang, src if isinstance(src, str) else {"subject": src.subject, "body": src.body}]
+                               for lang, src in texts.items()]] for ch, texts in spec.channels.items()],
+            "audience": {ch: pb.audience(tid, ch) for ch in spec.channels},
+            "policy": {lang: spec.approval.policy_for(lang) for lang in langs},
+        }])
+    return {
+        "templates": templates,
+        "limits": {ch: s.limit for ch, s in pb.channels.items() if s.limit is not None},
+        "identifiers": dict(pb.identifiers),
+        "public_contact": sorted(k for k, v in pb.inputs.items() if v.public_contact),
+    }

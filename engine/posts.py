@@ -19,7 +19,7 @@ from . import policy
 from .act import act, event_time, read_state
 from .errors import NotFound, Refused, UsageError
 from .events import NewEvent, canonical, utc_now_iso
-from .service import pinned_playbook
+from .service import writing_of
 
 
 def confidential_leaks(state: dict, text, extra: dict | None = None) -> list[str]:
@@ -76,31 +76,32 @@ def render(store, clock, actor: str, incident: str, template: str, *,
     from .inputs import resolve
     from .render import context, render_text
 
-    loaded = pinned_playbook(store, incident)
-    pb = loaded.playbook
+    writing = writing_of(store, incident)
     drafted: list[str] = []
 
     def build(state):
         policy.require(state, actor, "render")
-        if template not in pb.templates:
-            raise NotFound(f"incident {incident}: playbook {pb.id} has no template {template!r} "
-                           f"(templates: {', '.join(pb.templates)})")
+        plan = state["plan"]
+        if template not in writing["templates"]:
+            raise NotFound(f"incident {incident}: playbook {plan['id']} has no template {template!r} "
+                           f"(templates: {', '.join(writing['templates'])})")
         stage = state["stage"]
-        if template not in pb.stage_templates(stage):
-            owners = [s for s in pb.stages if template in pb.stage_templates(s)]
+        stages = plan["stages"]
+        if template not in stages[stage]["templates"]:
+            owners = [s for s in stages if template in stages[s]["templates"]]
             raise Refused(f"incident {incident}: template {template} belongs to stage "
                           f"{', '.join(owners) or '(none)'}, and the incident is in {stage}",
-                          [f"templates of {stage}: {', '.join(pb.stage_templates(stage)) or 'none'}"])
-        spec = pb.templates[template]
-        wanted = list(channels) or list(spec.channels)
+                          [f"templates of {stage}: {', '.join(stages[stage]['templates']) or 'none'}"])
+        spec = writing["templates"][template]
+        wanted = list(channels) or list(spec["channels"])
         for ch in wanted:
-            if ch not in spec.channels:
+            if ch not in spec["channels"]:
                 raise NotFound(f"incident {incident}: template {template} has no {ch!r} channel "
-                               f"(channels: {', '.join(spec.channels)})")
-        if spec.per_recipient and not recipients:
+                               f"(channels: {', '.join(spec['channels'])})")
+        if spec["per_recipient"] and not recipients:
             raise UsageError(f"template {template} is written to each recipient: give --recipient REF "
                              "(with their --set values) or --recipients FILE.csv")
-        if recipients and not spec.per_recipient:
+        if recipients and not spec["per_recipient"]:
             raise UsageError(f"template {template} is not per_recipient: render it without --recipient")
         problems = []
         batch = []
@@ -126,12 +127,12 @@ def render(store, clock, actor: str, incident: str, template: str, *,
         return events
 
     def _render_one(state, ref, extra, now):
-        spec = pb.templates[template]
-        wanted = list(channels) or list(spec.channels)
+        spec = writing["templates"][template]
+        wanted = list(channels) or list(spec["channels"])
         events = []
         for ch in wanted:
             profile = CHANNELS[ch]
-            available = spec.channels[ch]
+            available = spec["channels"][ch]
             for lang in list(langs) or list(available):
                 if lang not in available:
                     if langs and len(wanted) > 1:
@@ -140,17 +141,18 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                                    f"for {ch} (languages: {', '.join(available)})")
                 source = available[lang]
                 where = f"{template}/{ch}/{lang}" + (f"/{ref}" if ref else "")
-                public = pb.audience(template, ch) == "public"
+                public = spec["audience"][ch] == "public"
                 ctx = context(state, public=public, overrides=extra)
                 withheld = frozenset(k for k, v in state["plan"]["inputs"].items()
                                      if v["confidential"] and public)
                 if isinstance(source, str):
                     text = render_text(source, ctx, html=profile.html, where=where, withheld=withheld)
                 else:
-                    text = {"subject": render_text(source.subject, ctx, html=False, where=where + " subject",
+                    text = {"subject": render_text(source["subject"], ctx, html=False, where=where + " subject",
                                                    withheld=withheld),
-                            "body": render_text(source.body, ctx, html=profile.html, where=where, withheld=withheld)}
-                events.append(_drafted(pb, state, where, template, ch, lang, text, now, actor, extra,
+                            "body": render_text(source["body"], ctx, html=profile.html, where=where,
+                                                withheld=withheld)}
+                events.append(_drafted(writing, state, where, template, ch, lang, text, now, actor, extra,
                                        recipient=ref))
                 drafted.append(where)
         return events
@@ -159,30 +161,33 @@ def render(store, clock, actor: str, incident: str, template: str, *,
     return [{"id": pid, **state["posts"][pid]} for pid in drafted]
 
 
-def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: str, text,
+def _drafted(writing: dict, state: dict, post_id: str, template: str, channel: str, lang: str, text,
              at: str, actor: str, extra: dict | None = None, edited: bool = False,
              recipient: str | None = None) -> NewEvent:
-    """A new version of a post: its text measured against the channel and scanned."""
+    """A new version of a post: its text measured against the channel and scanned
+    (`writing`: the incident's engine.plan.writing_plan)."""
     from .channels import count, subject_count
     from .render import DEFAULT_REGION, scan
 
-    audience = pb.audience(template, channel)
+    spec = writing["templates"][template]
+    audience = spec["audience"][channel]
     public = audience == "public"
+    limit = writing["limits"].get(channel)
     if isinstance(text, dict):
-        measured = count(channel, text["body"], limit=pb.channel_limit(channel))
+        measured = count(channel, text["body"], limit=limit)
         if not subject_count(text["subject"]).fits:
             measured = subject_count(text["subject"])
         scanned = text["subject"] + "\n" + text["body"]
     else:
-        measured = count(channel, text, limit=pb.channel_limit(channel))
+        measured = count(channel, text, limit=limit)
         scanned = text
     hits, leaks = [], []
     if public:
         # our own contacts come from the incident's inputs only, never from a render override
-        ours = {str(v) for k, v in state["inputs"].items()
-                if k in pb.inputs and pb.inputs[k].public_contact and v not in (None, "")}
+        contacts = set(writing["public_contact"])
+        ours = {str(v) for k, v in state["inputs"].items() if k in contacts and v not in (None, "")}
         region = state["plan"].get("region") or DEFAULT_REGION
-        hits = [h for h in scan(scanned, pb.identifiers, region) if not _ours(h.text, ours)]
+        hits = [h for h in scan(scanned, writing["identifiers"], region) if not _ours(h.text, ours)]
         leaks = confidential_leaks(state, text, extra)
     previous = state["posts"].get(post_id)
     return NewEvent("PostDrafted", at, actor, {
@@ -196,7 +201,7 @@ def _drafted(pb, state: dict, post_id: str, template: str, channel: str, lang: s
                   "detail": measured.detail, "fits": measured.fits},
         "hits": [h.to_json() for h in hits],
         "leaks": leaks,
-        "policy": pb.templates[template].approval.policy_for(lang),
+        "policy": spec["policy"][lang],
         **({"edited": True} if edited else {}),
         **({"recipient": recipient} if recipient else {}),
     })
@@ -209,7 +214,7 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
 
     from .safetext import refuse_unsafe
 
-    loaded = pinned_playbook(store, incident)
+    writing = writing_of(store, incident)
     text = text.replace("\r\n", "\n").strip()
     if not text or len(text) > MAX_OUTPUT:
         raise UsageError(f"the edited text must be 1 to {MAX_OUTPUT} characters")
@@ -231,7 +236,7 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
             new = text
         if new == post["text"]:
             raise Refused(f"incident {incident}: the edited text is the same as v{post['version']}")
-        return [_drafted(loaded.playbook, state, post_id, post["template"], post["channel"], post["lang"],
+        return [_drafted(writing, state, post_id, post["template"], post["channel"], post["lang"],
                          new, event_time(clock, state), actor, edited=True, recipient=post.get("recipient"))]
     return {"id": post_id, **act(store, incident, build)["posts"][post_id]}
 

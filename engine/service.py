@@ -31,7 +31,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
     `region` (PLAYBOOK_REGION) is the organisation's country for reading phone numbers,
     used when the playbook names none; the incident keeps it in its plan."""
     from .inputs import resolve
-    from .plan import compile_plan
+    from .plan import compile_plan, writing_plan
 
     from .safetext import refuse_unsafe
 
@@ -87,6 +87,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
                 "playbook": {"id": pb.id, "version": pb.version, "sha256": loaded.sha256,
                              "path": loaded.path, "text": loaded.text},
                 "plan": plan,
+                "writing": writing_plan(pb),
                 **({"scenario": scenario} if drill and scenario else {}),
             })]
             events += [NewEvent("RoleAssigned", now, actor, {"role": r, "person": p})
@@ -311,6 +312,23 @@ def log(store, incident: str):
     """The incident's events, oldest first (streamed)."""
     read_state(store, incident)
     return store.events(incident)
+
+
+def writing_of(store, incident: str) -> dict:
+    """What rendering the incident's posts needs (engine.plan.writing_plan): recorded
+    when it started, or for an older incident built from its pinned playbook."""
+    read_state(store, incident)
+    first = next(iter(store.events(incident)))
+    written = first.data.get("writing")
+    if written is None:
+        from .loader import load_playbook_text
+        from .plan import writing_plan
+
+        pinned = first.data["playbook"]
+        written = writing_plan(load_playbook_text(pinned["text"], f"{incident}:{pinned['path']}").playbook)
+    # in the playbook's order again (recorded as lists): templates, channels, languages
+    return {**written, "templates": {tid: {**spec, "channels": {ch: dict(texts) for ch, texts in spec["channels"]}}
+                                     for tid, spec in written["templates"]}}
 
 
 def pinned_playbook(store, incident: str):

@@ -218,3 +218,18 @@ def test_due_json_keeps_its_shape(cli):
     assert cli(*VIRAL_START).exit_code == 0
     result = cli("due", "--json", "--no-record")
     assert set(json.loads(result.output)) == {"items", "recorded", "notified"}
+
+
+def test_render_and_edit_read_the_recorded_writing_plan_instead_of_parsing_the_playbook(app, tmp_path, monkeypatch):
+    """Starting records what rendering needs; render and edit never parse the pinned YAML again."""
+    from engine import loader
+    from engine.app import releases
+
+    post = _started(app, tmp_path)
+    parsed = []
+    monkeypatch.setattr(loader, "load_playbook_text", lambda *a, **k: parsed.append(a) or None)
+    releases.render(app, _person("carol"), releases.RenderRequest(incident=INC, template="statement"))
+    releases.edit(app, _person("carol"), INC, post, text="We are looking into the wait times today.")
+    assert parsed == []
+    started = _events(app)[0]
+    assert [tid for tid, _ in started.data["writing"]["templates"]] == ["statement"]

@@ -122,6 +122,12 @@ def rebuild_outbox(store, outbox: Path, incident: str | None = None) -> list[dic
     return done
 
 
+#: The delivery rules recorded on each attempt, so verify judges it by the rules of its
+#: day: 2 requires a role in the incident (attempts without the field were recorded
+#: when anyone could retry a delivery).
+DELIVERY_RULES = 2
+
+
 def deliver(store, clock, actor: str, incident: str, post_id: str,
             destinations: dict[str, list[str]]) -> list[dict]:
     """Send the published version of a post to its channel's destinations.
@@ -153,7 +159,8 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
         pending[:] = [t for t in urls if t not in done]
         now = event_time(clock, state)
         return [NewEvent("DeliveryAttempted", now, actor, {
-            "post": post_id, "version": version, "sha256": sha, "target": t}) for t in pending]
+            "post": post_id, "version": version, "sha256": sha, "target": t, "rules": DELIVERY_RULES})
+            for t in pending]
 
     state = act(store, incident, attempt, from_log=True)
     if not pending:

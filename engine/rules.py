@@ -15,8 +15,8 @@ is checked from the log alone, whatever the stored projection says:
   or confidential-value checks refuse without the logged override;
 * a publication without the approvals its version needed, of another version
   or hash, or by someone with no role;
-* a delivery of a text that was not published, or an outcome without its
-  logged attempt.
+* a delivery of a text that was not published, by someone with no role (attempts
+  recorded under delivery rules 2), or an outcome without its logged attempt.
 
 ``verify`` reports these; approve, publish and deliver refuse to act on a log
 that contains any (see ``act.checked_state``). What the rules cannot tell
@@ -95,6 +95,10 @@ def _check(state: dict, e, attempts: set, why: list[str]) -> None:
         _same_text(state, d, why)
         release.publish_events(state, actor, d["post"], at=e.at, outbox=d["outbox"])
     elif t == "DeliveryAttempted":
+        if d.get("rules", 1) >= 2:
+            from . import policy
+
+            policy.require(state, actor, "deliver")
         if (d["version"], d["sha256"]) != release.deliver_check(state, d["post"]):
             why.append("it names another version or text than the one published")
         attempts.add((d["post"], d["version"], d["target"]))

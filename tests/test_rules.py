@@ -227,3 +227,34 @@ def test_an_approval_cannot_claim_older_rules_after_newer_ones(cli, db, clock):
     result = cli("verify")
     assert result.exit_code == 7
     assert "claims approval rules 1 after an approval recorded under rules 2" in result.output
+
+
+def _published(cli, tmp_path, monkeypatch):
+    dest = tmp_path / "destinations.yaml"
+    dest.write_text("x: ['json://localhost:1/never']\n", encoding="utf-8")
+    monkeypatch.setenv("PLAYBOOK_DESTINATIONS", str(dest))
+    _drafted(cli)
+    _ok(cli, "approve", INC, POST, "--version", "1", "--as", "bob")
+    assert cli("publish", INC, POST, "--as", "carol").exit_code == 10  # nothing listens on port 1
+
+
+def test_verify_reports_a_delivery_attempt_by_someone_with_no_role(cli, db, clock, tmp_path, monkeypatch):
+    _published(cli, tmp_path, monkeypatch)
+    sha = _post(db)["sha256"]
+    seq = len(_types(db)) + 1
+    _append_unchecked(db, clock, "mallory", "DeliveryAttempted",
+                      {"post": POST, "version": 1, "sha256": sha, "target": "json://localhost:1/never", "rules": 2})
+    failed = cli("verify")
+    assert failed.exit_code == 7
+    assert f"event {seq} (DeliveryAttempted by mallory): refused by the rules: incident {INC}" not in failed.output
+    assert f"event {seq} (DeliveryAttempted by mallory): refused by the rules: mallory holds no role" in failed.output
+
+
+def test_a_delivery_attempt_logged_before_delivery_rules_2_is_judged_by_the_old_rules(cli, db, clock, tmp_path,
+                                                                                   monkeypatch):
+    """Anyone could retry a delivery then: such a log still verifies."""
+    _published(cli, tmp_path, monkeypatch)
+    sha = _post(db)["sha256"]
+    _append_unchecked(db, clock, "mallory", "DeliveryAttempted",
+                      {"post": POST, "version": 1, "sha256": sha, "target": "json://localhost:1/never"})
+    assert cli("verify").exit_code == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 
 #: Marks a database as one of ours (PostgreSQL: the ``playbook_meta.application`` column).
 APPLICATION = "crisis-playbook"
@@ -19,7 +19,9 @@ _NAME = re.compile(r"(\d{3})_[a-z0-9_]+\.sql")
 @lru_cache(maxsize=None)
 def migrations(backend: str) -> tuple[tuple[int, str], ...]:
     """(number, SQL text) of every migration of ``backend``, in order."""
-    folder = resources.files(__name__) / backend
+    # the package's own folder (installed as files by the wheel): importlib.resources would
+    # cost every command that opens a database ~15 ms of imports (tempfile, inspect)
+    folder = Path(__file__).resolve().parent / backend
     found = []
     for entry in folder.iterdir():
         m = _NAME.fullmatch(entry.name)

@@ -11,7 +11,7 @@ from collections import deque
 from typing import Iterator
 
 from .errors import Diagnostic
-from .loader import Loc, SourceMap
+from .yamlsource import Loc, SourceMap
 from .playbook import EmailText, Escalation, Playbook
 
 

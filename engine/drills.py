@@ -41,7 +41,7 @@ def load_scenario(path: str | Path) -> list[dict]:
 
 def parse_scenario(text: str, where: str = "<scenario>") -> list[dict]:
     """The injects of a scenario's YAML text; every problem with its line:col."""
-    from .loader import parse_yaml
+    from .yamlsource import parse_yaml
 
     data, smap, problems = parse_yaml(text, where)
     if not isinstance(data, dict) or set(data) != {"injects"} or not isinstance(data["injects"], list):

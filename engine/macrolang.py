@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 from typing import Iterator
 
-from .loader import Loc, SourceMap
+from .yamlsource import Loc, SourceMap
 
 #: The value given to a macro's other arguments when it is called to compare languages.
 _SAMPLE = "2024-05-14"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import Diagnostic
-from .loader import Loc, SourceMap
+from .yamlsource import Loc, SourceMap
 from .playbook import EmailText, Playbook, Template
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"

@@ -127,13 +127,13 @@ def test_an_escalation_moves_through_the_first_transition_whose_guards_hold(cli,
 
 def test_a_render_override_cannot_make_a_stranger_number_our_own_contact(cli, store, tmp_path):
     assert cli("start", *BREACH_START).exit_code == 0
-    from engine.loader import load_playbook
     from engine.posts import _drafted
+    from engine.service import writing_of
 
-    pb = load_playbook(PLAYBOOKS / "privacy-breach.yaml").playbook
+    writing = writing_of(store, INC)
     state = store.snapshot(INC).state
-    template = next(t for t, spec in pb.templates.items() if "x" in spec.channels)
-    event = _drafted(pb, state, f"{template}/x/en", template, "x", "en",
+    template = next(t for t, spec in writing["templates"].items() if "x" in spec["channels"])
+    event = _drafted(writing, state, f"{template}/x/en", template, "x", "en",
                      "Call +44 7700 900123 now.", "2026-03-14T09:00:00.000Z", "sam",
                      extra={"helpline_phone": "+44 7700 900123"})
     assert event.data["hits"] == [{"kind": "phone number", "text": "+44 7700 900123"}]

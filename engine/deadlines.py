@@ -54,7 +54,7 @@ class ClockStatus:
     closed_at: str | None = None  # the window closed unmet at this time
     every_seconds: int | None = None
     late_updates: int = 0
-    longest_gap_seconds: float | None = None
+    gap_seconds: float | None = None  # a cadence's longest gap between public posts so far
     result: str | None = None  # a cadence's outcome, decided from its gaps
 
     @property
@@ -72,6 +72,16 @@ class ClockStatus:
     @property
     def left(self) -> timedelta:
         return self.due_at - self.now
+
+    @property
+    def longest_gap_seconds(self) -> int | float | None:
+        """A cadence's longest gap, the one still running (until its window closed, or now)
+        included; computed here so that a clock depends on ``now`` only through ``now``."""
+        if self.kind != "updates":
+            return None
+        final = ((_parse(self.closed_at) if self.closed_at else self.now) - _parse(self.anchor_at)).total_seconds()
+        longest = final if self.gap_seconds is None else max(self.gap_seconds, final)
+        return int(longest) if longest == int(longest) else round(longest, 3)
 
     @property
     def late_seconds(self) -> int:
@@ -234,7 +244,6 @@ def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, p
         final = (_parse(end) if end else now) - _parse(marks[-1])
         every = updates["seconds"]
         late = sum(1 for g in gaps if g > every)
-        longest = max(gaps + [final.total_seconds()])
         since = "the last public update" if len(marks) > 1 or before else f"entering {sid}"
         result = None
         if end is not None:
@@ -244,7 +253,7 @@ def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, p
             _parse(marks[-1]) + timedelta(seconds=every), None, now, updates["escalate"], kind="updates",
             stage=sid, visit=count, anchor=since, anchor_at=marks[-1],
             closed_at=end if end else None, every_seconds=every, late_updates=late,
-            longest_gap_seconds=int(longest) if longest == int(longest) else round(longest, 3), result=result))
+            gap_seconds=max(gaps) if gaps else None, result=result))
     return out
 
 

@@ -258,6 +258,18 @@ def test_due_before_is_the_open_incidents_due_by_then_and_those_without_a_summar
     assert backend.due_before("2026-11-23T00:00:00.000Z") == ["INC-LATE", "INC-SOON", "INC-OLD"]
 
 
+def test_due_summaries_are_the_rows_of_the_incidents_due_before_names(backend):
+    soon = row(next_due_at="2026-11-22T12:00:00.000Z", title="soon")
+    append(backend, "INC-LATE", ev(), state={"n": 1}, summary=row(next_due_at="2026-11-22T13:00:00.000Z"))
+    append(backend, "INC-SOON", ev(), state={"n": 1}, summary=soon)
+    append(backend, "INC-DONE", ev(), state={"n": 1}, summary=row("closed", next_due_at="2026-11-22T11:00:00.000Z"))
+    append(backend, "INC-OLD", ev(), state={"n": 1})
+    assert backend.due_summaries("2026-11-22T12:00:00.000Z") == [("INC-SOON", soon), ("INC-OLD", None)]
+    assert [i for i, _ in backend.due_summaries("2026-11-23T00:00:00.000Z")] == ["INC-LATE", "INC-SOON", "INC-OLD"]
+    with pytest.raises(ValueError, match="due_before takes a UTC time"):
+        backend.due_summaries("tomorrow")
+
+
 def test_summaries_are_returned_as_written_in_creation_order_none_where_missing(backend):
     append(backend, "INC-B", ev(), summary=row(title="B", due=["2026-11-22T12:00:00.000Z"],
                                                 next_due_at="2026-11-22T12:00:00.000Z"))

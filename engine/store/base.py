@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,6 +116,11 @@ class Store(Protocol):
         is at or before ``moment`` (UTC ISO 8601, as the summaries store it), and of every
         incident without an index row (written before the index existed): an index
         range, no projection read."""
+        ...
+
+    def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
+        """(id, summary) of the incidents :meth:`due_before` names, in the same order;
+        None where the incident has no index row. Reads the index only."""
         ...
 
     def summaries(self) -> list[tuple[str, dict | None]]:
@@ -288,13 +293,31 @@ def summary_of(incident: str, text: str | None) -> dict | None:
         raise IntegrityError(f"incident {incident}: its stored summary is not valid JSON (modified?)") from None
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while thousands of containers are made
+    that cannot form a cycle (parsed JSON): otherwise it walks them again and again as
+    they pile up, which makes reading N summaries cost more than N times one. Reference
+    counting still frees them; the collector is restarted only if it was running."""
+    import gc
+
+    running = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()
+
+
 def summaries_of(pairs: list[tuple[str, str | None]]) -> list[tuple[str, dict | None]]:
     """(id, parsed summary) of stored (id, summary text or None) pairs. The texts are
     parsed as one JSON array (one call instead of one per incident); should that not give
     one object per text, each is parsed alone, so a damaged one is named."""
     texts = [t for _, t in pairs if t is not None]
     try:
-        parsed = json.loads("[" + ",".join(texts) + "]")
+        with collector_paused():
+            parsed = json.loads("[" + ",".join(texts) + "]")
     except (TypeError, ValueError):
         parsed = None
     if parsed is None or len(parsed) != len(texts) or not all(type(p) is dict for p in parsed):

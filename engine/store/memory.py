@@ -136,10 +136,17 @@ class MemoryStore(Closing):
             self._index[incident] = indexed
 
     def due_before(self, moment: str) -> list[str]:
+        return [i for i, _ in self._due(moment)]
+
+    def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
+        return summaries_of(self._due(moment))
+
+    def _due(self, moment: str) -> list[tuple[str, str | None]]:
         check_moment(moment)
         with self._locked():
-            return [i for i in self._incidents() if i not in self._index
-                    or (self._index[i][0] == "open" and self._index[i][1] is not None and self._index[i][1] <= moment)]
+            return [(i, self._index[i][2] if i in self._index else None) for i in self._incidents()
+                    if i not in self._index or (self._index[i][0] == "open" and self._index[i][1] is not None
+                                                and self._index[i][1] <= moment)]
 
     def summaries(self) -> list[tuple[str, dict | None]]:
         with self._locked():

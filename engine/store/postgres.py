@@ -402,12 +402,19 @@ class PostgresStore(SqlReads, Closing):
             f"WHERE i.incident IS NULL AND s.{NOT_A_STREAM}")]
 
     def due_before(self, moment: str) -> list[str]:
+        return [i for i, _ in self._due(moment, "NULL")]
+
+    def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
+        return summaries_of(self._due(moment, "summary"))
+
+    def _due(self, moment: str, column: str) -> list[tuple[str, str | None]]:
         check_moment(moment)
         with self._conn() as conn, self._guard():
             due = [tuple(r) for r in conn.execute(
-                "SELECT ord, incident FROM incident_index WHERE status = 'open' AND next_due_at <= %s",
+                f"SELECT ord, incident, {column} FROM incident_index WHERE status = 'open' AND next_due_at <= %s",
                 (moment,))]
-            return [r[1] for r in in_order(due, self._unindexed(conn))]
+            missing = [(o, i, None) for o, i in self._unindexed(conn)]
+        return [(i, text) for _, i, text in in_order(due, missing)]
 
     def summaries(self) -> list[tuple[str, dict | None]]:
         with self._conn() as conn, self._guard():

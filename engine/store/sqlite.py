@@ -511,12 +511,19 @@ class SqliteStore(SqlReads, Closing):
                                "(SELECT incident FROM incident_index)").fetchall()
 
     def due_before(self, moment: str) -> list[str]:
+        return [i for i, _ in self._due(moment, "NULL")]
+
+    def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
+        return summaries_of(self._due(moment, "summary"))
+
+    def _due(self, moment: str, column: str) -> list[tuple[str, str | None]]:
         check_moment(moment)
         with self._guard():
             due = [] if not self.indexed else self._c.execute(
-                "SELECT ord, incident FROM incident_index WHERE status = 'open' AND next_due_at <= ?",
+                f"SELECT ord, incident, {column} FROM incident_index WHERE status = 'open' AND next_due_at <= ?",
                 (moment,)).fetchall()
-            return [r[1] for r in in_order(due, self._unindexed())]
+            missing = [(o, i, None) for o, i in self._unindexed()]
+        return [(i, text) for _, i, text in in_order(due, missing)]
 
     def summaries(self) -> list[tuple[str, dict | None]]:
         with self._guard():

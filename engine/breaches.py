@@ -12,20 +12,20 @@ waived, because the playbook itself is acting).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from . import incident as inc
 from . import policy
-from .deadlines import ClockStatus, clocks
+from .deadlines import ClockStatus, breach_key, clocks
 from .events import NewEvent, utc_now_iso
+from .index import SUMMARY_VERSION, running_clocks
 
 #: The actor recorded for what the clock does by itself.
 SYSTEM = "system:clock"
 
 
-@dataclass(frozen=True)
-class DueItem:
+class DueItem(NamedTuple):
     incident: str
     title: str
     drill: bool
@@ -36,23 +36,32 @@ class DueItem:
         return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json()}
 
 
-def breach_key(clock: ClockStatus) -> str:
-    return f"{clock.key}@{utc_now_iso(clock.due_at)}"
-
-
 def due(store, now, within_seconds: int = 0, incident: str | None = None) -> list[DueItem]:
     """Every open incident's (or one incident's) unmet clocks overdue or due within the window.
 
     Only the incidents the index says are due by then (engine.index; and those it does
-    not know yet) are read: one index range, not every projection."""
-    items = []
+    not know yet) are looked at, in one index range, and their clocks come from their
+    index rows: a projection is parsed only for an incident without a current row."""
+    from .store.base import collector_paused
+
     if incident is None:
         # a second of margin: the index stores milliseconds; the clocks below decide
         horizon = utc_now_iso(now + timedelta(seconds=within_seconds + 1))
-        ids = store.due_before(horizon)
+        rows = store.due_summaries(horizon)
     else:
-        ids = [incident]
-    for iid in ids:
+        rows = [(incident, None)]
+    with collector_paused():  # thousands of clocks and items, no cycles among them
+        return sorted(_items(store, rows, now, within_seconds), key=lambda i: i.clock.due_at)
+
+
+def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
+    items = []
+    for iid, row in rows:
+        if row is not None and row.get("v") == SUMMARY_VERSION:
+            for c, recorded in running_clocks(row, now):
+                if c.left.total_seconds() <= within_seconds:
+                    items.append(DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded))
+            continue
         snap = store.snapshot(iid)
         if snap is None:
             continue
@@ -62,7 +71,7 @@ def due(store, now, within_seconds: int = 0, incident: str | None = None) -> lis
             if c.met_at is None and c.left.total_seconds() <= within_seconds:
                 items.append(DueItem(state["id"], state["title"], state["drill"], c,
                                      c.overdue and breach_key(c) in seen))
-    return sorted(items, key=lambda i: i.clock.due_at)
+    return items
 
 
 def record(store, clock, items: list[DueItem]) -> list[dict]:

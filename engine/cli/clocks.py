@@ -19,9 +19,9 @@ def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
         print_json(result.to_json())
     elif not items:
         click.echo("Nothing is due" + (" in that window." if within else " or overdue."))
-    for i in ([] if as_json else items):
-        drill = "DRILL " if i.drill else ""
-        click.echo(local(ctx, f"{i.incident:<18} {drill}{i.clock.label:<36} {i.clock.describe()}"))
+    if items and not as_json:  # one write: thousands of overdue items are not thousands of writes
+        click.echo(local(ctx, "\n".join(f"{i.incident:<18} {'DRILL ' if i.drill else ''}{i.clock.label:<36} "
+                                        f"{i.clock.describe()}" for i in items)))
     for r in ([] if as_json else result.recorded):
         click.echo(f"recorded: {r['incident']} missed {r['label']}")
     for n in ([] if as_json else result.notified):

@@ -76,31 +76,38 @@ def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
 
 def record(store, clock, items: list[DueItem]) -> list[dict]:
     """Record breaches (once each) and apply escalations; return what was newly recorded."""
+    recorded: list[dict] = []
+    # an incident whose overdue clocks are all recorded already gets no write transaction;
+    # the others' transactions share commits (a first run after an outage can be thousands)
+    with store.grouped():
+        for incident in sorted({i.incident for i in items if i.clock.overdue and not i.recorded}):
+            _record_one(store, clock, incident, recorded)
+    return recorded
+
+
+def _record_one(store, clock, incident: str, recorded: list[dict]) -> None:
+    """Record one incident's new breaches and apply their escalations, in its own transaction."""
     from .act import act
 
-    recorded: list[dict] = []
-    # an incident whose overdue clocks are all recorded already gets no write transaction
-    for incident in sorted({i.incident for i in items if i.clock.overdue and not i.recorded}):
-        def build(state):
-            policy.require(state, SYSTEM, "record_due")
-            now = inc.effective_now(state, clock.now())
-            at = utc_now_iso(now)
-            seen = state.get("breaches", {})
-            events = []
-            for c in clocks(state, now):
-                if not c.overdue or breach_key(c) in seen:
-                    continue
-                events.append(NewEvent("DeadlineBreached", at, SYSTEM, {
-                    "clock": c.key, "label": c.label, "key": breach_key(c),
-                    "due_at": utc_now_iso(c.due_at), "detected_at": at,
-                    "overdue_seconds": int(-c.left.total_seconds()),
-                }))
-                recorded.append({"incident": state["id"], "clock": c.key, "label": c.label})
-                if c.escalate:
-                    events.extend(_escalate(state, c, at))
-            return events
-        act(store, incident, build)
-    return recorded
+    def build(state):
+        policy.require(state, SYSTEM, "record_due")
+        now = inc.effective_now(state, clock.now())
+        at = utc_now_iso(now)
+        seen = state.get("breaches", {})
+        events = []
+        for c in clocks(state, now):
+            if not c.overdue or breach_key(c) in seen:
+                continue
+            events.append(NewEvent("DeadlineBreached", at, SYSTEM, {
+                "clock": c.key, "label": c.label, "key": breach_key(c),
+                "due_at": utc_now_iso(c.due_at), "detected_at": at,
+                "overdue_seconds": int(-c.left.total_seconds()),
+            }))
+            recorded.append({"incident": state["id"], "clock": c.key, "label": c.label})
+            if c.escalate:
+                events.extend(_escalate(state, c, at))
+        return events
+    act(store, incident, build)
 
 
 def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:

@@ -320,6 +320,60 @@ def test_load_keeps_the_summary_it_is_given(backend):
     assert backend.due_before("2026-11-22T12:00:00.000Z") == ["INC-1"]
 
 
+# --- grouped commits (every backend) -----------------------------------------------------
+
+
+def test_grouped_transactions_each_succeed_or_fail_alone_and_are_all_kept(backend):
+    with backend.grouped():
+        append(backend, "INC-1", ev(1))
+        with pytest.raises(ValueError):
+            with backend.transaction("INC-2") as tx:
+                tx.append([ev(1)], {"n": 1})
+                raise ValueError("refused halfway")
+        append(backend, "INC-1", ev(2), state={"n": 2})
+        append(backend, "INC-3", ev(1))
+    assert [e.seq for e in backend.events("INC-1")] == [1, 2]
+    assert backend.snapshot("INC-2") is None and list(backend.events("INC-2")) == []
+    assert backend.snapshot("INC-1").state == {"n": 2} and backend.incidents() == ["INC-1", "INC-3"]
+
+
+def test_a_group_ended_by_an_exception_keeps_the_transactions_done_before_it(backend):
+    with pytest.raises(RuntimeError):
+        with backend.grouped():
+            append(backend, "INC-1", ev(1))
+            raise RuntimeError("the command failed later")
+    assert [e.seq for e in backend.events("INC-1")] == [1]
+    append(backend, "INC-1", ev(2), state={"n": 2})  # and the store is usable after it
+    assert backend.snapshot("INC-1").seq == 2
+
+
+def test_a_transaction_inside_a_grouped_transaction_is_refused(backend):
+    with backend.grouped():
+        with backend.transaction("INC-1") as tx:
+            with pytest.raises(StoreError, match="already open"):
+                with backend.transaction("INC-2"):
+                    pass
+            tx.append([ev(1)], {"n": 1})
+    assert backend.snapshot("INC-1").seq == 1 and backend.snapshot("INC-2") is None
+
+
+def test_sqlite_groups_commits_until_its_time_is_up(tmp_path):
+    """Another connection sees a grouped transaction once the group commits: at once
+    with no time to wait, at the end of the block with an hour."""
+    writer, reader = open_store(tmp_path / "db.sqlite"), open_store(tmp_path / "db.sqlite")
+    try:
+        with writer.grouped(max_seconds=0):
+            append(writer, "INC-1", ev(1))
+            assert reader.incidents() == ["INC-1"]
+        with writer.grouped(max_seconds=3600):
+            append(writer, "INC-2", ev(1))
+            append(writer, "INC-3", ev(1))
+            assert reader.incidents() == ["INC-1"]
+        assert reader.incidents() == ["INC-1", "INC-2", "INC-3"]
+    finally:
+        writer.close(), reader.close()
+
+
 # --- SQLite: the schema itself ----------------------------------------------------------
 
 

@@ -84,6 +84,13 @@ class Store(Protocol):
         NotFound, so no incident command can write to it."""
         ...
 
+    def grouped(self, max_seconds: float = 0.2) -> AbstractContextManager[None]:
+        """A block whose transactions may share commits (at most ``max_seconds`` apart),
+        for a command that writes to many incidents at once (``due``'s first run). Each
+        transaction still succeeds or fails alone; all is committed by the block's end,
+        even when an exception ends it. A backend may commit each transaction at once."""
+        ...
+
     def snapshot(self, incident: str) -> Snapshot | None:
         """The projection row of ``incident`` (cheap: independent of history length);
         None for a stream, which is not an incident (see :meth:`stream`)."""

@@ -372,6 +372,12 @@ class PostgresStore(SqlReads, Closing):
     # --- reading ----------------------------------------------------------------
 
     @contextmanager
+    def grouped(self, max_seconds: float = 0.2) -> Iterator[None]:
+        """Each transaction still commits on its own here: a server's writers are many,
+        and each incident's advisory lock is held until its transaction commits."""
+        yield
+
+    @contextmanager
     def reading(self) -> Iterator[None]:
         with self._bound(write=False):
             yield

@@ -110,6 +110,7 @@ class SqliteStore(SqlReads, Closing):
         self._new_id = database_id
         self.read_only = read_only
         self._conn: sqlite3.Connection | None = None
+        self._group: dict | None = None  # see grouped()
         try:
             self._open(create)
         except BaseException:
@@ -390,6 +391,10 @@ class SqliteStore(SqlReads, Closing):
     @contextmanager
     def transaction(self, incident: str, *, stream: bool = False) -> Iterator[SqliteTransaction]:
         check_stream(incident, stream)
+        if self._group is not None:
+            with self._grouped_transaction(incident) as tx:
+                yield tx
+            return
         self._begin()
         tx = SqliteTransaction(self, incident)
         try:
@@ -401,6 +406,56 @@ class SqliteStore(SqlReads, Closing):
             raise
         tx._open = False
         self._end(True, incident)
+
+    @contextmanager
+    def grouped(self, max_seconds: float = 0.2) -> Iterator[None]:
+        """The transactions opened in this block share commits: each is a savepoint of
+        one SQLite transaction that commits when it has been open ``max_seconds`` (so
+        other writers wait no longer than that, and nothing is lost but what a crash
+        before that commit would lose in any case: writes nobody was told about yet)
+        and at the end of the block, even when it ends by an exception."""
+        if self._group is not None or self._c.in_transaction:
+            raise StoreError("a transaction is already open on this store; finish it first")
+        self._group = {"limit": float(max_seconds), "since": None, "open": False}
+        try:
+            yield
+        finally:
+            try:
+                if self._c.in_transaction:
+                    self._end(True)
+            finally:
+                self._group = None
+
+    @contextmanager
+    def _grouped_transaction(self, incident: str) -> Iterator[SqliteTransaction]:
+        group = self._group
+        if group["open"]:
+            raise StoreError("a transaction is already open on this store; finish it first")
+        if not self._c.in_transaction:
+            self._begin()
+            group["since"] = time.monotonic()
+        tx = SqliteTransaction(self, incident)
+        group["open"] = True
+        try:
+            with self._guard(incident):
+                self._c.execute("SAVEPOINT incident")
+            tx.snapshot = self._snapshot(incident)
+            yield tx
+        except BaseException:
+            tx._open = False
+            try:
+                self._c.execute("ROLLBACK TO incident")
+                self._c.execute("RELEASE incident")
+            except sqlite3.Error:  # SQLite ended the whole transaction itself (an I/O error, say)
+                self._rollback()
+            raise
+        finally:
+            group["open"] = False
+        tx._open = False
+        with self._guard(incident):
+            self._c.execute("RELEASE incident")
+        if time.monotonic() - group["since"] >= group["limit"]:
+            self._end(True, incident)
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)

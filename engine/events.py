@@ -74,8 +74,38 @@ def _check_at(at: str) -> None:
 # --- canonical JSON -----------------------------------------------------------
 
 
+def _plain(obj: object) -> bool:
+    """Whether ``obj`` is made of plain JSON values only: the check below without the
+    path of each value (building those paths was most of the cost of every write)."""
+    t = type(obj)
+    if t is dict:
+        for key, value in obj.items():
+            if type(key) is not str:
+                return False
+            tv = type(value)
+            if not (tv is str or tv is int or tv is bool or value is None) and not _plain(value):
+                return False
+        return True
+    if t is list:
+        for value in obj:
+            tv = type(value)
+            if not (tv is str or tv is int or tv is bool or value is None) and not _plain(value):
+                return False
+        return True
+    if t is float:
+        return math.isfinite(obj)
+    return obj is None or t is str or t is bool or t is int
+
+
 def _check_plain(obj: object, where: str = "value") -> None:
     """Raise TypeError/ValueError unless ``obj`` is made of plain JSON values only."""
+    if _plain(obj):
+        return
+    _explain_plain(obj, where)
+
+
+def _explain_plain(obj: object, where: str) -> None:
+    """The same check, naming where the first value that is not plain JSON sits."""
     t = type(obj)
     if obj is None or t is str or t is bool or t is int:
         return
@@ -87,11 +117,11 @@ def _check_plain(obj: object, where: str = "value") -> None:
         for key, value in obj.items():
             if type(key) is not str:
                 raise TypeError(f"{where}: key {key!r} is not a string")
-            _check_plain(value, f"{where}.{key}")
+            _explain_plain(value, f"{where}.{key}")
         return
     if t is list:
         for i, value in enumerate(obj):
-            _check_plain(value, f"{where}[{i}]")
+            _explain_plain(value, f"{where}[{i}]")
         return
     raise TypeError(f"{where}: {t.__name__} is not a plain JSON value")
 

@@ -9,7 +9,6 @@ with the length of the log (notes are counted, not copied).
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -138,12 +137,20 @@ def replay(events: Iterable) -> dict | None:
 
 def _copy(state: dict) -> dict:
     """A copy to fold onto. The plan (most of a new incident's state) is never changed by
-    a fold, so the copy shares it instead of copying it at every event."""
-    plan = state.get("plan")
-    s = copy.deepcopy({k: v for k, v in state.items() if k != "plan"})
-    if plan is not None:
-        s["plan"] = plan
-    return s
+    a fold, so the copy shares it instead of copying it at every event. State is plain
+    JSON (every stored projection is checked to be), so its dicts and lists are copied
+    by :func:`_plain_copy`, several times faster than ``copy.deepcopy``; anything else
+    in it is immutable and shared."""
+    return {k: v if k == "plan" or type(v) not in _CONTAINERS else _plain_copy(v) for k, v in state.items()}
+
+
+_CONTAINERS = (dict, list)
+
+
+def _plain_copy(value: dict | list) -> dict | list:
+    if type(value) is dict:
+        return {k: v if type(v) not in _CONTAINERS else _plain_copy(v) for k, v in value.items()}
+    return [v if type(v) not in _CONTAINERS else _plain_copy(v) for v in value]
 
 
 def is_current(state: dict | None) -> bool:

@@ -36,6 +36,8 @@ REPORT_VERSION = 2
 FORMATS = ("md", "html", "json")
 EXPORT_FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("incident", "seq", "at", "actor", "type", "data", "prev", "hash")
+#: A version in one of these states is superseded by the next draft of its post.
+SUPERSEDABLE = ("draft", "too_long", "approved")
 POST_EVENTS = frozenset({"PostDrafted", "PostApproved", "PostRejected", "IdentifiersOverridden",
                          "PostPublished", "PostDelivered", "DeliveryFailed"})
 
@@ -125,6 +127,9 @@ class _Fold:
         self.closed_at: str | None = None
         self.last_at: str | None = None
         self.state: dict | None = None  # the same fold status reads, for the same clocks
+        # what later events update, found without scanning everything before them:
+        self._holding: dict[tuple[str, str], list[dict]] = {}  # (role, person) -> open holds
+        self._supersedable: dict[str, list[dict]] = {}  # post -> versions a new draft supersedes
 
     def add(self, e) -> None:
         if self.head is None and e.type != "IncidentStarted":
@@ -144,13 +149,13 @@ class _Fold:
             self.head = {"data": d, "at": at, "actor": actor}
             self._enter(d["plan"]["initial"], at, None)
         elif type_ == "RoleAssigned":
-            self.roles.setdefault(d["role"], []).append(
-                {"person": d["person"], "assigned_at": at, "assigned_by": actor,
-                 "unassigned_at": None, "unassigned_by": None})
+            held = {"person": d["person"], "assigned_at": at, "assigned_by": actor,
+                    "unassigned_at": None, "unassigned_by": None}
+            self.roles.setdefault(d["role"], []).append(held)
+            self._holding.setdefault((d["role"], d["person"]), []).append(held)
         elif type_ == "RoleUnassigned":
-            for held in self.roles.get(d["role"], []):
-                if held["person"] == d["person"] and held["unassigned_at"] is None:
-                    held.update(unassigned_at=at, unassigned_by=actor)
+            for held in self._holding.pop((d["role"], d["person"]), []):  # every open hold of it
+                held.update(unassigned_at=at, unassigned_by=actor)
         elif type_ == "StageChanged":
             self.visits[-1].update(left_at=at, trigger_out=d["trigger"])
             self._enter(d["to"], at, d["trigger"])
@@ -177,8 +182,10 @@ class _Fold:
             post = self.posts.setdefault(pid, {
                 "id": pid, "template": d["template"], "channel": d["channel"], "lang": d["lang"],
                 "public": d["public"], "versions": [], "published": [], "deliveries": []})
-            for old in post["versions"]:
-                if old["status"] in ("draft", "too_long", "approved"):
+            # every earlier version still a draft (or too long, or approved) is superseded; the
+            # versions that may be are listed as their status is set, not found by a scan
+            for old in self._supersedable.pop(pid, []):
+                if old["status"] in SUPERSEDABLE:
                     old["status"] = "superseded"
             post["versions"].append({
                 "version": d["version"], "sha256": d["sha256"], "text": d["text"],
@@ -187,6 +194,7 @@ class _Fold:
                 "count": d["count"], "hits": d.get("hits", []), "policy": d["policy"],
                 "approvals": [], "approved_at": None, "approval_latency_seconds": None,
                 "rejection": None, "overrides": []})
+            self._supersedable.setdefault(pid, []).append(post["versions"][-1])
             return
         post = self.posts[pid]
         version = next(v for v in reversed(post["versions"]) if v["version"] == d["version"])
@@ -195,6 +203,7 @@ class _Fold:
             if version["approved_at"] is None and not inc.approval_missing(version):
                 version.update(approved_at=at, status="approved",
                                approval_latency_seconds=_secs(version["drafted_at"], at))
+                self._supersedable.setdefault(pid, []).append(version)
         elif type_ == "PostRejected":
             version.update(status="rejected", rejection={"by": actor, "at": at, "reason": d["reason"]})
         elif type_ == "IdentifiersOverridden":

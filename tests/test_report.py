@@ -178,6 +178,33 @@ def test_an_unassignment_is_dated(store, clock, viral):
         "2026-03-14T09:00:00.000Z", "2026-03-14T09:03:00.000Z", "alice")
 
 
+def test_each_holding_of_a_role_is_dated_on_its_own(store, clock, viral):
+    iid = started(store, clock, viral)
+    for minute, change in ((3, service.unassign), (5, service.assign), (8, service.unassign), (9, service.assign)):
+        at(clock, minute * M)
+        change(store, clock, "alice", iid, "social_media", "carol")
+    held = next(x for x in build_report(store, iid)["roles"] if x["role"] == "social_media")["people"]
+    assert [(h["assigned_at"][11:16], (h["unassigned_at"] or "-")[11:16]) for h in held] == [
+        ("09:00", "09:03"), ("09:05", "09:08"), ("09:09", "")]
+
+
+def test_a_new_draft_supersedes_earlier_drafts_and_approvals_not_rejections_or_publications(
+        store, clock, viral, tmp_path):
+    iid = started(store, clock, viral)
+    at(clock, M); service.task(store, clock, "alice", iid, "confirm_post")
+    service.advance(store, clock, "alice", iid, "acknowledge")
+    render(store, clock, iid, "public_ack", 2 * M)  # v1: rejected
+    posts.reject(store, clock, "bob", iid, "public_ack/x/en", "no")
+    render(store, clock, iid, "public_ack", 3 * M)  # v2: published
+    post(store, clock, iid, "public_ack", [(4 * M, "bob")], 5 * M, tmp_path / "outbox")
+    render(store, clock, iid, "public_ack", 6 * M)  # v3: approved, then superseded
+    at(clock, 7 * M); posts.approve(store, clock, "bob", iid, "public_ack/x/en", version=3)
+    render(store, clock, iid, "public_ack", 8 * M)  # v4: a draft, superseded
+    render(store, clock, iid, "public_ack", 9 * M)  # v5: the draft
+    [x] = [p for p in build_report(store, iid)["posts"] if p["id"] == "public_ack/x/en"]
+    assert [v["status"] for v in x["versions"]] == ["rejected", "published", "superseded", "superseded", "draft"]
+
+
 def test_an_open_incident_runs_its_clocks_until_now(store, clock, viral):
     iid = started(store, clock, viral)
     at(clock, 10 * M)

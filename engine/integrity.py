@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -195,14 +196,14 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None) -> dict:
     pem = public_key_pem(key)
     with store.reading():
         stored = store.checkpoints()
-        for snap in _with_streams(store, store.snapshots()):
-            tail = [(e.seq, e.hash) for e in store.events(snap.incident, after=max(snap.seq - 1, 0))]
-            if tail != [(snap.seq, snap.head)]:
+        for incident, seq, head in _heads_with_streams(store):  # never the states: flat memory
+            tail = [(e.seq, e.hash) for e in store.events(incident, after=max(seq - 1, 0))]
+            if tail != [(seq, head)]:
                 raise IntegrityError(
-                    f"cannot sign a checkpoint: incident {snap.incident}'s snapshot does not "
+                    f"cannot sign a checkpoint: incident {incident}'s snapshot does not "
                     "match its log; run verify"
                 )
-            heads[snap.incident] = {"seq": snap.seq, "hash": snap.head}
+            heads[incident] = {"seq": seq, "hash": head}
     last = stored[-1] if stored else None
     if last is not None and _check_checkpoint(last, store.database_id, pem, "the last stored checkpoint")[0]:
         raise IntegrityError("cannot sign a checkpoint: the last stored checkpoint is not signed by this "
@@ -358,36 +359,43 @@ def verify(
         for want in wanted.values():
             want.sort()
         ends, count = _scan(store.rows(incident), db, wanted, problems)
-        try:
-            if incident is None:
-                snaps = {s.incident: s for s in _with_streams(store, store.snapshots())}
-            else:
-                one = store.stream(incident) if incident in STREAMS else store.snapshot(incident)
-                snaps = {s.incident: s for s in [one] if s is not None}
-        except IntegrityError as e:
-            problems.add(str(e))
-            snaps = {}
+        # (seq, head) of each snapshot; each state is read only when its turn comes, so
+        # memory does not grow with the number of incidents
+        if incident is None:
+            snaps = {i: (seq, head) for i, seq, head in _heads_with_streams(store)}
+        else:
+            try:
+                one = _snapshot_or_stream(store, incident)
+            except IntegrityError as e:
+                problems.add(str(e))
+                one = None
+            snaps = {} if one is None else {one.incident: (one.seq, one.head)}
+        rows: dict = {}
         if replay is not None or audit is not None:
             try:
                 rows = dict(store.summaries())
             except IntegrityError as e:
                 problems.add(str(e))
-                rows = {}
-            for inc in ends:
-                if inc in snaps:
-                    _check_state(store, inc, snaps[inc].state, replay, audit, problems, rows.get(inc))
+        for inc in snaps:
+            try:
+                state = _snapshot_or_stream(store, inc).state  # parsed even by --fast: a damaged one is named
+            except IntegrityError as e:
+                problems.add(str(e))
+                continue
+            if inc in ends and (replay is not None or audit is not None):
+                _check_state(store, inc, state, replay, audit, problems, rows.get(inc))
 
     for inc, (last_seq, last_hash) in ends.items():
         snap = snaps.get(inc)
         if snap is None:
             problems.add(f"incident {inc}: has events but no snapshot (projection deleted?)")
-        elif snap.seq != last_seq:
-            problems.add(f"incident {inc}: snapshot says seq {snap.seq} but the log ends at {last_seq}")
-        elif snap.head != last_hash:
+        elif snap[0] != last_seq:
+            problems.add(f"incident {inc}: snapshot says seq {snap[0]} but the log ends at {last_seq}")
+        elif snap[1] != last_hash:
             problems.add(f"incident {inc}: snapshot head does not match the hash of event {last_seq}")
     for inc, snap in snaps.items():
         if inc not in ends:
-            problems.add(f"incident {inc}: snapshot says seq {snap.seq} but the log has no events (deleted?)")
+            problems.add(f"incident {inc}: snapshot says seq {snap[0]} but the log has no events (deleted?)")
     for inc, want in wanted.items():
         last_seq = ends.get(inc, (0, ""))[0]
         for seq, _, label in want:
@@ -403,9 +411,14 @@ def verify(
                         sum(ends[s][0] for s in streams))
 
 
-def _with_streams(store: Store, snapshots: list) -> list:
-    """The incidents' snapshots and those of the streams that are not incidents."""
-    return snapshots + [s for s in (store.stream(name) for name in STREAMS) if s is not None]
+def _heads_with_streams(store: Store) -> list[tuple[str, int, str]]:
+    """(id, seq, head) of the incidents' snapshots and of the streams that are not incidents."""
+    return store.heads() + [(s.incident, s.seq, s.head) for s in (store.stream(name) for name in STREAMS)
+                            if s is not None]
+
+
+def _snapshot_or_stream(store: Store, name: str):
+    return store.stream(name) if name in STREAMS else store.snapshot(name)
 
 
 def _check_stream(store: Store, name: str, state: dict, problems: ProblemList) -> None:
@@ -430,7 +443,7 @@ def _check_state(store: Store, incident: str, state: dict, replay, audit, proble
         # A projection stored by an older version of the tool has another shape: the log
         # is the source of truth, and the projection is rebuilt from it (db upgrade, or
         # the incident's next write), so only a current one is compared.
-        same = not is_current(state) or canonical(folded) == canonical(state)
+        same = not is_current(state) or _text(folded) == _text(state)
     except (PlaybookError, LookupError, TypeError, ValueError, AttributeError) as e:
         problems.add(f"incident {incident}: its events cannot be folded into a state ({type(e).__name__}: {e})")
         return
@@ -445,9 +458,16 @@ def _check_state(store: Store, incident: str, state: dict, replay, audit, proble
             expected = summary(folded)
         except (LookupError, TypeError, ValueError, AttributeError):
             expected = None
-        if canonical(expected) != canonical(row):
+        if _text(expected) != _text(row):
             problems.add(f"incident {incident}: its index row (what due, watch and list read) differs from "
                          "the state folded from its events (edited?)")
+
+
+def _text(value) -> str:
+    """The canonical JSON text of a value parsed from JSON (or folded from such values),
+    for comparing two of them: as engine.events.canonical writes it, without checking
+    again, for every incident, that parsed JSON is JSON."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _checkpoint_heads(

@@ -211,6 +211,16 @@ def test_an_edited_projection_state_is_found_by_refolding(store, db):
     ]
 
 
+@pytest.mark.parametrize("replay", [None, count_events], ids=["fast", "refold"])
+def test_a_projection_that_is_not_json_is_named_and_the_others_still_checked(store, db, replay):
+    with attacker(db) as raw:
+        raw.execute("UPDATE snapshots SET state = '{\"n\":' WHERE incident = 'INC-1'")
+        raw.execute("UPDATE snapshots SET seq = 2 WHERE incident = 'INC-2'")
+    assert problems_of(verify(store, replay=replay)).splitlines() == [
+        "incident INC-1: its stored state is not valid JSON (modified?)",
+        "incident INC-2: snapshot says seq 2 but the log ends at 3"]
+
+
 def test_a_fold_that_fails_is_a_problem(store):
     def broken(events):
         raise KeyError("stage")

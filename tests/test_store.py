@@ -320,6 +320,13 @@ def test_load_keeps_the_summary_it_is_given(backend):
     assert backend.due_before("2026-11-22T12:00:00.000Z") == ["INC-1"]
 
 
+def test_heads_are_each_snapshots_seq_and_head_in_creation_order(backend):
+    append(backend, "INC-B", ev(1), ev(2))
+    [first] = append(backend, "INC-A", ev(1))
+    later = append(backend, "INC-B", ev(3), state={"n": 3})
+    assert backend.heads() == [("INC-B", 3, later[-1].hash), ("INC-A", 1, first.hash)]
+
+
 # --- grouped commits (every backend) -----------------------------------------------------
 
 

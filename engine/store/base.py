@@ -104,6 +104,12 @@ class Store(Protocol):
         """Every incident's projection, in creation order."""
         ...
 
+    def heads(self) -> list[tuple[str, int, str]]:
+        """(incident, seq, head) of every incident's snapshot (the streams left out), in
+        creation order, without its state:
+        what a checkpoint signs and verify compares with the log, in flat memory."""
+        ...
+
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         """The events of ``incident`` with seq > ``after``, streamed in seq order."""
         ...

@@ -225,6 +225,10 @@ class MemoryStore(Closing):
         with self._locked():
             return [self._snapshot(i) for i in self._incidents()]
 
+    def heads(self) -> list[tuple[str, int, str]]:
+        with self._locked():
+            return [(i, self._snapshots[i][0], self._snapshots[i][1]) for i in self._incidents()]
+
     def incidents(self) -> list[str]:
         with self._locked():
             return [i for i, log in self._rows.items() if log and i not in STREAMS]

@@ -392,6 +392,11 @@ class PostgresStore(SqlReads, Closing):
                                 "ORDER BY ord").fetchall()
         return [snapshot_of(r) for r in rows]
 
+    def heads(self) -> list[tuple[str, int, str]]:
+        with self._conn() as conn, self._guard():
+            return [tuple(r) for r in conn.execute(f"SELECT incident, seq, head FROM snapshots WHERE {NOT_A_STREAM} "
+                                                   "ORDER BY ord")]
+
     def incidents(self) -> list[str]:
         with self._conn() as conn, self._guard():
             return [r[0] for r in conn.execute(f"SELECT incident FROM snapshots WHERE {NOT_A_STREAM} ORDER BY ord")]

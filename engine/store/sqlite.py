@@ -534,6 +534,11 @@ class SqliteStore(SqlReads, Closing):
             ).fetchall()
         return [snapshot_of(r) for r in rows]
 
+    def heads(self) -> list[tuple[str, int, str]]:
+        with self._guard():
+            return self._c.execute(f"SELECT incident, seq, head FROM snapshots WHERE {NOT_A_STREAM} "
+                                   "ORDER BY rowid").fetchall()
+
     def incidents(self) -> list[str]:
         with self._guard():
             return [r[0] for r in self._c.execute(f"SELECT incident FROM snapshots WHERE {NOT_A_STREAM} "

@@ -15,7 +15,9 @@ The running clocks themselves are kept too (``clocks``: every field of each unme
 clock but the moment it is asked at, and whether its breach is recorded): a clock's
 fields do not depend on that moment (see engine.deadlines), so ``due`` rebuilds the
 clocks of an overdue incident from its row, exactly as the state would give them,
-without parsing the state.
+without parsing the state. They are kept as one JSON text inside the summary, parsed
+only by ``due``: a listing reads every summary and needs none of them (``due``, the
+real-time due times, gives its overdue count).
 
 A change to what :func:`summary` computes (or to the clocks or fields it reads) bumps
 ``SUMMARY_VERSION``: rows of another version are never used (their incidents are
@@ -26,12 +28,14 @@ that empties the index, because the store selects rows by it whatever their vers
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from .deadlines import ClockStatus, _iso, _parse, breach_key, clocks
+from .events import canonical
 
 #: The shape of a summary; see the module docstring before changing it.
-#: 2: the running clocks (``clocks``).
+#: 2: the running clocks (``clocks``, a JSON text).
 SUMMARY_VERSION = 2
 #: The fields of a clock a summary keeps, in this order (a list per clock, after whether
 #: its breach is recorded): all but the moment asked at, and the escalation (applied
@@ -60,10 +64,15 @@ def summary(state: dict) -> dict:
         "started_at": state["started_at"],
         "playbook": state["plan"]["id"],
         "sim_offset": state.get("sim_offset", 0),
+        "due": due,
         "next_due_at": due[0] if due else None,
         "notices": bool(state.get("notifications")),
-        "clocks": [_kept(c, breach_key(c) in seen) for c in running],
+        "clocks": _text([_kept(c, breach_key(c) in seen) for c in running]),
     }
+
+
+def _text(value) -> str:
+    return canonical(value).decode("utf-8")
 
 
 def _kept(c: ClockStatus, recorded: bool) -> list:
@@ -79,13 +88,12 @@ def running_clocks(row: dict, now: datetime) -> list[tuple[ClockStatus, bool]]:
     moment = now + timedelta(seconds=row["sim_offset"])
     # positional (fast): key, label, due_at, met_at, now, escalate, then the rest of KEPT
     return [(ClockStatus(key, label, datetime.fromisoformat(due), met, moment, None, *rest), recorded)
-            for recorded, key, label, due, met, *rest in row["clocks"]]
+            for recorded, key, label, due, met, *rest in json.loads(row["clocks"])]
 
 
 def overdue(row: dict, now: datetime) -> int:
     """How many of the incident's running clocks are overdue at ``now`` (real time)."""
-    moment = now + timedelta(seconds=row["sim_offset"])
-    return sum(1 for _recorded, _key, _label, due, *_ in row["clocks"] if moment > datetime.fromisoformat(due))
+    return sum(1 for d in row["due"] if now > _parse(d))
 
 
 def rows(store) -> list[dict]:

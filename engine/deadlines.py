@@ -101,7 +101,8 @@ class ClockStatus(NamedTuple):
         if outcome == "met_on_time":
             return f"met on time at {self.met_at} (due {due})"
         if outcome == "met_late":
-            return f"met late at {self.met_at}, {format_duration(timedelta(seconds=self.late_seconds))} late (due {due})"
+            late = format_duration(timedelta(seconds=self.late_seconds))
+            return f"met late at {self.met_at}, {late} late (due {due})"
         if outcome == "missed":
             return f"missed (due {due}; window closed at {self.closed_at})"
         if self.now > self.due_at:  # overdue: late by now - due_at (late_seconds, without its rounding trip)

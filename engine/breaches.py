@@ -58,10 +58,14 @@ def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
     items = []
     for iid, row in rows:
         if row is not None and row.get("v") == SUMMARY_VERSION:
-            for c, recorded in running_clocks(row, now):
-                if c.left.total_seconds() <= within_seconds:
-                    items.append(DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded))
-            continue
+            try:
+                found = [DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded)
+                         for c, recorded in running_clocks(row, now) if c.left.total_seconds() <= within_seconds]
+            except (LookupError, TypeError, ValueError):  # a damaged row (verify names it): read in full
+                found = None
+            if found is not None:
+                items.extend(found)
+                continue
         snap = store.snapshot(iid)
         if snap is None:
             continue

@@ -76,6 +76,19 @@ def test_an_index_row_of_another_version_is_not_used(incidents, store, clock, db
     assert shown(breaches.due(store, clock.now())) == expected
 
 
+@pytest.mark.parametrize("clocks", ["[[true, \"broken", "[[true]]", "[[true,\"k\",\"l\",\"tomorrow\",null]]", "7"])
+def test_an_index_row_whose_clocks_cannot_be_read_is_read_in_full(incidents, cli, store, clock, db, clocks):
+    import sqlite3
+
+    expected = shown(breaches.due(store, clock.now()))
+    printed = cli("due", "--no-record")
+    with sqlite3.connect(db) as raw:  # edited behind the store's back
+        raw.execute("UPDATE incident_index SET summary = json_set(summary, '$.clocks', ?)", (clocks,))
+    assert shown(breaches.due(store, clock.now())) == expected
+    again = cli("due", "--no-record")
+    assert (again.exit_code, again.stdout) == (printed.exit_code, printed.stdout)
+
+
 def test_the_clock_fields_an_index_row_keeps_are_part_of_its_version():
     """A summary keeps each clock as a list of its fields in this order (and rebuilds it
     positionally): another field, or another order, is another shape of summary."""

@@ -31,11 +31,11 @@ OUTCOMES = ("met_on_time", "met_late", "missed", "open")
 WORDS = {"met_on_time": "met on time", "met_late": "met late", "missed": "missed", "open": "still open"}
 
 
-def _parse(ts: str) -> datetime:
+def parse_ts(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
-def _iso(dt: datetime) -> str:
+def iso_ms(dt: datetime) -> str:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -65,7 +65,7 @@ class ClockStatus(NamedTuple):
         if self.result is not None:
             return self.result
         if self.met_at is not None:
-            return "met_on_time" if _parse(self.met_at) <= self.due_at else "met_late"
+            return "met_on_time" if parse_ts(self.met_at) <= self.due_at else "met_late"
         return "missed" if self.closed_at is not None else "open"
 
     @property
@@ -82,7 +82,7 @@ class ClockStatus(NamedTuple):
         included; computed here so that a clock depends on ``now`` only through ``now``."""
         if self.kind != "updates":
             return None
-        final = ((_parse(self.closed_at) if self.closed_at else self.now) - _parse(self.anchor_at)).total_seconds()
+        final = ((parse_ts(self.closed_at) if self.closed_at else self.now) - parse_ts(self.anchor_at)).total_seconds()
         longest = final if self.gap_seconds is None else max(self.gap_seconds, final)
         return int(longest) if longest == int(longest) else round(longest, 3)
 
@@ -90,14 +90,14 @@ class ClockStatus(NamedTuple):
     def late_seconds(self) -> int:
         """How late: met late by, missed by (until its window closed), or overdue by now."""
         end = self.met_at or self.closed_at
-        moment = _parse(end) if end else self.now
+        moment = parse_ts(end) if end else self.now
         return max(int((moment - self.due_at).total_seconds()), 0)
 
     def describe(self) -> str:
         if self.result is not None:
             return (f"{WORDS[self.result]}: {self.late_updates} late update(s), longest gap "
                     f"{format_duration(timedelta(seconds=self.longest_gap_seconds or 0))}")
-        due, outcome = _iso(self.due_at), self.outcome
+        due, outcome = iso_ms(self.due_at), self.outcome
         if outcome == "met_on_time":
             return f"met on time at {self.met_at} (due {due})"
         if outcome == "met_late":
@@ -118,7 +118,7 @@ class ClockStatus(NamedTuple):
             "visit": self.visit,
             "from": self.anchor,
             "from_at": self.anchor_at,
-            "due_at": _iso(self.due_at),
+            "due_at": iso_ms(self.due_at),
             "met_at": self.met_at,
             "closed_at": self.closed_at,
             "outcome": self.outcome,
@@ -188,7 +188,7 @@ def _clock(state, spec, now, *, key, label, anchor_at, anchor, met, closed, **kw
     seconds = allowance(spec, severity_at(state, met or closed))
     if seconds is None:
         return None
-    due = _parse(anchor_at) + timedelta(seconds=seconds)
+    due = parse_ts(anchor_at) + timedelta(seconds=seconds)
     return ClockStatus(key, label, due, met, now, spec.get("escalate"), anchor=anchor, anchor_at=anchor_at,
                        closed_at=None if met else closed, **kw)
 
@@ -248,8 +248,8 @@ def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, p
         start = before[-1] if before else entered
         during = [t for t in pubs if entered <= t and (end is None or t <= end)]
         marks = [start, *during]
-        gaps = [(_parse(b) - _parse(a)).total_seconds() for a, b in zip(marks, marks[1:])]
-        final = (_parse(end) if end else now) - _parse(marks[-1])
+        gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(marks, marks[1:])]
+        final = (parse_ts(end) if end else now) - parse_ts(marks[-1])
         every = updates["seconds"]
         late = sum(1 for g in gaps if g > every)
         since = "the last public update" if len(marks) > 1 or before else f"entering {sid}"
@@ -258,7 +258,7 @@ def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, p
             result = "missed" if final.total_seconds() > every else ("met_late" if late else "met_on_time")
         out.append(ClockStatus(
             f"stage:{sid}:update", f"next public update (every {format_duration(timedelta(seconds=every))})",
-            _parse(marks[-1]) + timedelta(seconds=every), None, now, updates["escalate"], kind="updates",
+            parse_ts(marks[-1]) + timedelta(seconds=every), None, now, updates["escalate"], kind="updates",
             stage=sid, visit=count, anchor=since, anchor_at=marks[-1],
             closed_at=end if end else None, every_seconds=every, late_updates=late,
             gap_seconds=max(gaps) if gaps else None, result=result))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from .deadlines import ClockStatus, _iso, _parse, breach_key, clocks
+from .deadlines import ClockStatus, breach_key, clocks, iso_ms, parse_ts
 from .events import canonical
 
 #: The shape of a summary; see the module docstring before changing it.
@@ -50,8 +50,8 @@ def summary(state: dict) -> dict:
     Due times of the running clocks do not depend on the moment they are asked at (only
     whether one is overdue does), so they are computed once per write."""
     offset = timedelta(seconds=state.get("sim_offset", 0))
-    running = [c for c in clocks(state, _parse(state["started_at"])) if c.met_at is None]
-    due = sorted(_iso(c.due_at - offset) for c in running)
+    running = [c for c in clocks(state, parse_ts(state["started_at"])) if c.met_at is None]
+    due = sorted(iso_ms(c.due_at - offset) for c in running)
     seen = state.get("breaches", {})
     return {
         "v": SUMMARY_VERSION,
@@ -93,7 +93,7 @@ def running_clocks(row: dict, now: datetime) -> list[tuple[ClockStatus, bool]]:
 
 def overdue(row: dict, now: datetime) -> int:
     """How many of the incident's running clocks are overdue at ``now`` (real time)."""
-    return sum(1 for d in row["due"] if now > _parse(d))
+    return sum(1 for d in row["due"] if now > parse_ts(d))
 
 
 def rows(store) -> list[dict]:

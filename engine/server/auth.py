@@ -76,7 +76,7 @@ def principal(request: Request) -> Principal:
 Signed = Depends(principal)
 
 
-def _secure(request: Request) -> bool:
+def secure_cookies(request: Request) -> bool:
     """Cookies are Secure except on a plain-HTTP loopback server (tests, a laptop)."""
     host = (request.url.hostname or "").lower()
     return request.url.scheme == "https" or host not in ("127.0.0.1", "localhost", "::1")
@@ -85,7 +85,7 @@ def _secure(request: Request) -> bool:
 def set_session(request: Request, response: Response, sid: str, expires_in: int) -> str:
     from engine.accounts.sessions import csrf_token
 
-    secure = _secure(request)
+    secure = secure_cookies(request)
     response.set_cookie(SESSION_COOKIE, sid, max_age=expires_in, httponly=True, secure=secure,
                         samesite="strict", path="/")
     token = csrf_token(sid)

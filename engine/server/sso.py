@@ -35,14 +35,14 @@ def _client(request: Request):
 
 @router.get("/sso", summary="Sign in with the identity provider (redirects there)")
 def begin(request: Request, fresh: bool = False, then: str = "/") -> RedirectResponse:
-    from .auth import _secure
+    from .auth import secure_cookies
 
     url, pending = _client(request).begin(now(request), fresh=fresh)
     response = RedirectResponse(url, status_code=303)
     kept = {"pending": pending.to_dict(), "then": then if _local_path(then) else "/"}
     response.set_cookie(PENDING_COOKIE, json.dumps(kept, separators=(",", ":")),
                         max_age=int(request.app.state.oidc.config.sign_in_lifetime), httponly=True,
-                        secure=_secure(request), samesite="lax", path="/auth")
+                        secure=secure_cookies(request), samesite="lax", path="/auth")
     return response
 
 

@@ -24,13 +24,15 @@ class RenderRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     #: for a per_recipient template: (recipient reference, their values) per post
     recipients: list[tuple[str, dict[str, str]]] | None = None
+    #: the inbound message (M3) the post answers
+    reply_to: str | None = None
 
 
 def render(app: App, who: Principal, request: RenderRequest) -> list[dict]:
     with acting(who, scope_of("render")) as actor:
         return posts.render(app.store(), app.clock, actor, request.incident, request.template,
                             channels=request.channels, langs=request.langs, overrides=dict(request.overrides),
-                            recipients=request.recipients)
+                            recipients=request.recipients, reply_to=request.reply_to)
 
 
 def drafts(app: App, who: Principal, incident: str) -> list[dict]:

@@ -1,0 +1,54 @@
+"""Use cases on inbound messages: record one, mark one handled, the inbox.
+
+The rules (what a message may hold, deduplication, response clocks) are in the domain,
+:mod:`engine.inbound`; who may act is :mod:`engine.policy`'s answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import inbound
+from ..policy import scope_of
+from .context import App, acting
+from .principal import Principal
+
+
+@dataclass(frozen=True)
+class Received:
+    state: dict
+    message: str  # its id in the incident: M1, M2, ...
+    new: bool  # False: its source delivered it before, and nothing was recorded
+
+    def to_json(self) -> dict:
+        return {"incident": self.state["id"], "message": self.message, "new": self.new,
+                **self.state["inbound"][self.message]}
+
+
+def receive(app: App, who: Principal, incident: str, message: dict) -> Received:
+    """Record `message` (source, text, source_id, kind, author, lang, url, posted_at)."""
+    with acting(who, scope_of("receive")) as actor:
+        state, mid, new = inbound.receive(app.store(), app.clock, actor, incident, dict(message))
+    return Received(state, mid, new)
+
+
+def handle(app: App, who: Principal, incident: str, message: str, reason: str, note: str = "") -> dict:
+    """Mark a waiting message as needing no published reply (spam, duplicate, private, ...)."""
+    with acting(who, scope_of("handle")) as actor:
+        return inbound.handle(app.store(), app.clock, actor, incident, message, reason, note)
+
+
+def inbox(app: App, who: Principal, incident: str | None = None, *, unanswered: bool = False) -> list[dict]:
+    """Messages of one incident (or of every open one), the longest waiting first."""
+    from .. import service
+    from ..act import read_state
+
+    with acting(who, "read"):
+        store = app.store(read_only=True)
+        states = [read_state(store, incident)] if incident else service.list_incidents(store)
+        now = app.clock.now()
+        rows = [r for s in states for r in inbound.inbox_rows(s, now, unanswered=unanswered)]
+    waiting = [r for r in rows if r["status"] == "waiting"]
+    done = [r for r in rows if r["status"] != "waiting"]
+    return (sorted(waiting, key=lambda r: (-r["waiting_seconds"], r["incident"], r["message"]))
+            + sorted(done, key=lambda r: (r["posted_at"], r["incident"], r["message"])))

@@ -330,3 +330,16 @@ def handle(store, clock, actor: str, incident: str, message: str, reason: str, n
 
     return act(store, incident, lambda state: handle_events(state, actor, message, reason, note,
                                                             event_time(clock, state)))
+
+
+def report_section(state: dict, as_of: datetime) -> dict:
+    """The report's account of the incident's inbound messages: figures and each message."""
+    messages = []
+    for mid, m in state.get("inbound", {}).items():
+        seconds = allowance(state["plan"], m["source"])
+        waited = waiting_seconds(m, as_of)
+        messages.append({"message": mid, **{k: m[k] for k in ("source", "kind", "author", "lang", "url", "text",
+                                                             "posted_at", "received_at", "status")},
+                         "answer": answer_text(m), "waited_seconds": waited, "target_seconds": seconds,
+                         "met_target": None if seconds is None else (m["status"] != "waiting" and waited <= seconds)})
+    return {**figures(state, as_of), "items": messages}

@@ -66,6 +66,9 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         },
         "recipients": inc.recipients(state),
         "events": state.get("events"),
+        **({"inbound": {"messages": len(state["inbound"]),
+                        "waiting": sum(1 for m in state["inbound"].values() if m["status"] == "waiting")}}
+           if state.get("inbound") else {}),
     }
 
 
@@ -102,6 +105,10 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
         out.append("\nClocks:")
         for c in running:
             out.append(f"  {c.label:<34} {c.describe()}")
+    messages = state.get("inbound") or {}
+    if messages:
+        waiting = sum(1 for m in messages.values() if m["status"] == "waiting")
+        out.append(f"\nInbound messages: {len(messages)} ({waiting} waiting for an answer)")
     if stage["templates"]:
         out.append(f"\nTemplates for this stage: {', '.join(stage['templates'])}")
     for template, row in inc.recipients(state).items():

@@ -304,10 +304,11 @@ def figures(state: dict, now: datetime) -> dict:
 # -- use cases on one incident ---------------------------------------------------------
 
 
-def receive(store, clock, actor: str, incident: str, raw: dict) -> tuple[dict, str, bool]:
+def receive(store, clock, actor: str, incident: str, raw: dict, via: str | None = None) -> tuple[dict, str, bool]:
     """Record a message on `incident`: (state, the message's id, whether it is new).
 
-    A message its source delivered before is not recorded again; its id is returned."""
+    A message its source delivered before is not recorded again; its id is returned.
+    `via` names the configured source (engine.sources) a listener received it from."""
     from . import incident as inc
     from .act import act, event_time
 
@@ -315,6 +316,8 @@ def receive(store, clock, actor: str, incident: str, raw: dict) -> tuple[dict, s
 
     def build(state):
         message = check_message(raw, inc.effective_now(state, clock.now()))
+        if via is not None:
+            message["via"] = via
         events = receive_events(state, actor, message, event_time(clock, state))
         found.append((events[0].data["message"], True) if events else
                      (known(state, message["source"], message["source_id"]), False))

@@ -52,3 +52,25 @@ def inbox(app: App, who: Principal, incident: str | None = None, *, unanswered: 
     done = [r for r in rows if r["status"] != "waiting"]
     return (sorted(waiting, key=lambda r: (-r["waiting_seconds"], r["incident"], r["message"]))
             + sorted(done, key=lambda r: (r["posted_at"], r["incident"], r["message"])))
+
+
+#: Who records what a configured source delivers (the engine, not a person).
+LISTENER = "system:listen"
+
+
+def sources(app: App) -> dict:
+    """The configured inbound sources by name (engine.sources)."""
+    from ..sources import load_sources
+
+    return load_sources(app.config.sources)
+
+
+def ingest(app: App, source, raw: dict) -> Received:
+    """Record a message a configured source delivered, on the incident it feeds."""
+    from ..sources import target_incident
+
+    store = app.store()
+    incident = target_incident(store, source)
+    state, mid, new = inbound.receive(store, app.clock, LISTENER, incident, {**raw, "source": source.channel},
+                                      via=source.name)
+    return Received(state, mid, new)

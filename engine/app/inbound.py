@@ -74,3 +74,37 @@ def ingest(app: App, source, raw: dict) -> Received:
     state, mid, new = inbound.receive(store, app.clock, LISTENER, incident, {**raw, "source": source.channel},
                                       via=source.name)
     return Received(state, mid, new)
+
+
+def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
+    """Poll every feed and Mastodon source once and record what is new; one row per
+    source: {source, incident, new, seen, error}. A source that fails is reported
+    and polled again next time; the others go on."""
+    from ..errors import PlaybookError
+    from ..sources import feed, mastodon
+
+    report = []
+    for source in sources(app).values():
+        if source.kind == "webhook":
+            continue
+        row = {"source": source.name, "incident": None, "new": 0, "seen": 0, "refused": [], "error": None}
+        try:
+            if source.kind == "feed":
+                found = feed.entries(feed.fetch(source.url, timeout), source.url)
+            else:
+                found = mastodon.mentions(source.url, source.token, timeout)
+            for raw in found:
+                row["seen"] += 1
+                try:
+                    got = ingest(app, source, raw)
+                except PlaybookError as e:
+                    if not e.exit_code == 2:
+                        raise
+                    row["refused"].append(f"{raw.get('source_id')}: {e.message.splitlines()[0]}")
+                    continue
+                row["incident"] = got.state["id"]
+                row["new"] += int(got.new)
+        except PlaybookError as e:
+            row["error"] = e.message
+        report.append(row)
+    return report

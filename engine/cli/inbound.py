@@ -97,3 +97,45 @@ def inbox(ctx, incident, unanswered, db, as_json):
         click.echo(local(ctx, f"{r['incident']}{drill} {r['message']:<5} {r['source']:<10} {who_:<20} {state}"))
         text = " ".join(r["text"].split())
         click.echo(local(ctx, "      " + (text if len(text) <= 100 else text[:99] + "\u2026")))
+
+
+@click.command()
+@click.option("--interval", default="60s", metavar="DURATION", help="Time between polls.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many polls (default: until interrupted).")
+@click.option("--timeout", default="10s", metavar="DURATION", help="How long to wait for one source.")
+@db_option
+@json_option
+@click.pass_context
+def listen(ctx, interval, count, timeout, db, as_json):
+    """Poll the configured feeds and Mastodon accounts, recording new messages.
+
+    Sources are configured in $PLAYBOOK_SOURCES (else sources.yaml beside the
+    database), never in playbooks. A source that fails is reported and polled again
+    next time; webhooks are received by the team server (playbook serve)."""
+    import time
+
+    from engine.app import inbound as use
+    from engine.errors import NotFound
+
+    from .common import seconds
+
+    pause, wait = seconds(interval, "--interval"), seconds(timeout, "--timeout")
+    handle, n = app(ctx, db), 0
+    polled = [s for s in use.sources(handle).values() if s.kind != "webhook"]
+    if not polled:
+        raise NotFound(f"no feed or mastodon source in {handle.config.sources} (see: playbook listen --help)")
+    while count is None or n < count:
+        n += 1
+        rows = use.listen_once(handle, timeout=max(wait, 1))
+        if as_json:
+            print_json(rows)
+        for r in ([] if as_json else rows):
+            if r["error"]:
+                click.echo(local(ctx, f"!! {r['source']}: {r['error']} (polled again next time)"))
+            else:
+                where = f" on {r['incident']}" if r["incident"] else ""
+                click.echo(local(ctx, f"{r['source']}: {r['new']} new of {r['seen']}{where}"))
+            for why in r["refused"]:
+                click.echo(local(ctx, f"!! {r['source']}: refused {why}"))
+        if count is None or n < count:
+            time.sleep(pause)

@@ -1,0 +1,44 @@
+"""Mastodon mentions of the organisation's account, polled with Mastodon.py."""
+
+from __future__ import annotations
+
+from .feed import SourceFailed, plain
+
+
+def mentions(url: str, token: str, timeout: float, limit: int = 40) -> list[dict]:
+    """The account's latest mentions as message fields (oldest first), or SourceFailed."""
+    from mastodon import Mastodon, MastodonError
+
+    try:
+        api = Mastodon(access_token=token, api_base_url=url, request_timeout=timeout, version_check_mode="none")
+        found = api.notifications(types=["mention"], limit=limit)
+    except MastodonError as e:
+        raise SourceFailed(f"{url}: mentions cannot be read ({type(e).__name__})") from None
+    out = []
+    for n in found:
+        status = n.get("status") or {}
+        if not status:
+            continue
+        created = status.get("created_at")
+        out.append({
+            "source_id": str(status["id"]),
+            "author": "@" + str((status.get("account") or {}).get("acct", "")) if status.get("account") else None,
+            "text": plain(status.get("content", ""))[:5000] or "(no text)",
+            "kind": "direct" if status.get("visibility") == "direct" else "mention",
+            "lang": status.get("language") or None,
+            "url": status.get("url") or None,
+            "posted_at": created.isoformat() if hasattr(created, "isoformat") else created,
+        })
+    return sorted(out, key=lambda m: m["posted_at"] or "")
+
+
+def reply(url: str, token: str, text: str, in_reply_to: str, timeout: float) -> str:
+    """Post `text` as a reply to status `in_reply_to`; the new status's URL."""
+    from mastodon import Mastodon, MastodonError
+
+    try:
+        api = Mastodon(access_token=token, api_base_url=url, request_timeout=timeout, version_check_mode="none")
+        posted = api.status_post(text, in_reply_to_id=in_reply_to)
+    except MastodonError as e:
+        raise SourceFailed(f"{url}: the reply could not be posted ({type(e).__name__})") from None
+    return str(posted.get("url") or posted.get("id"))

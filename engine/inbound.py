@@ -175,7 +175,8 @@ def fold_received(s: dict, at: str, actor: str, data: dict) -> None:
     """Fold a ``MessageReceived`` into state `s` (in place; see engine.event_types)."""
     mid = data["message"]
     s.setdefault("inbound", {})[mid] = {
-        **{k: data.get(k) for k in ("source", "source_id", "kind", "author", "text", "lang", "url", "posted_at")},
+        **{k: data.get(k) for k in ("source", "source_id", "kind", "author", "text", "lang", "url", "posted_at",
+                                    "via")},
         "received_at": at, "by": actor, "status": "waiting", "answered": None, "handled": None}
     key = dedup_key(data["source"], data.get("source_id"))
     if key is not None:

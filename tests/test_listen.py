@@ -37,6 +37,20 @@ class StandIn(BaseHTTPRequestHandler):
 
     posted: list = []
 
+    def do_POST(self):
+        from urllib.parse import parse_qs
+
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if self.headers.get("Content-Type", "").startswith("application/json"):
+            form = json.loads(raw or "{}")
+        else:
+            form = {k: v[0] for k, v in parse_qs(raw).items()}
+        if self.path == "/api/v1/statuses" and self.headers.get("Authorization") == "Bearer token-123":
+            StandIn.posted.append(form)
+            return self._send(200, json.dumps({"id": "2202", "url": "https://social.example/@stmarys/2202",
+                                               "created_at": "2026-03-14T09:10:00.000Z", "content": form.get("status")}))
+        return self._send(401, json.dumps({"error": "The access token is invalid"}))
+
     def log_message(self, *args):  # quiet
         pass
 
@@ -169,3 +183,51 @@ def test_listen_without_polled_sources_says_where_it_looked(cli, tmp_path):
     result = cli("listen", "--count", "1", "--db", str(tmp_path / "incidents.db"))
     assert result.exit_code == 4
     assert "no feed or mastodon source in" in result.stderr and "sources.yaml" in result.stderr
+
+
+REPLYING = """\
+id: replying
+name: Replying on Mastodon
+version: "1"
+roles:
+  lead: {title: Lead, required: true}
+  spokesperson: {title: Spokesperson, required: true}
+inbound:
+  respond_within: {default: 60m}
+stages:
+  open:
+    title: Answer
+    templates: [answer]
+  closed: {title: Closed, terminal: true}
+transitions:
+  close: {from: open, to: closed, roles: [lead]}
+templates:
+  answer:
+    approval: {all_of: [spokesperson]}
+    channels:
+      mastodon:
+        en: "We are sorry to hear this. Please contact us privately so that we can help."
+"""
+
+
+def test_a_reply_to_a_mastodon_mention_goes_out_in_its_thread(cli, store, tmp_path, stand_in):
+    StandIn.posted.clear()
+    pb = tmp_path / "replying.yaml"
+    pb.write_text(REPLYING, encoding="utf-8")
+    started = cli("start", str(pb), "--title", "Mention", "--assign", "lead=alice", "--assign", "spokesperson=bob")
+    assert started.exit_code == 0, started.output
+    _sources(tmp_path, f"mastodon:\n  kind: mastodon\n  url: {stand_in}\n  token: token-123\n  playbook: replying\n")
+    assert "1 new of 1" in cli("listen", "--count", "1").stdout
+    assert cli("render", INCIDENT, "answer", "--reply-to", "M1").exit_code == 0
+    cli("approve", INCIDENT, "answer/mastodon/en/M1", "--version", "1", "--as", "bob")
+    published = cli("publish", INCIDENT, "answer/mastodon/en/M1")
+    assert published.exit_code == 0, published.output
+    [sent] = StandIn.posted
+    assert str(sent["in_reply_to_id"]) == "1101"
+    assert sent["status"].startswith("We are sorry to hear this.")
+    delivered = [e.data for e in store.events(INCIDENT) if e.type == "PostDelivered"]
+    assert delivered[0]["target"] == f"mastodon reply to status 1101 on {stand_in} (source mastodon)"
+    assert "token-123" not in json.dumps([e.data for e in store.events(INCIDENT)])
+    row = json.loads(cli("inbox", INCIDENT, "--json").stdout)[0]
+    assert row["status"] == "answered"
+    assert cli("verify").exit_code == 0

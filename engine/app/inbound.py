@@ -108,3 +108,20 @@ def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
             row["error"] = e.message
         report.append(row)
     return report
+
+
+def reply_route(app: App, state: dict, post_id: str):
+    """(destinations, transport) for a post that answers a message received through a
+    configured Mastodon source: the reply goes into that message's thread, not to the
+    channel's destinations. None for any other post (delivered as usual)."""
+    from ..sources.mastodon import InThread
+
+    post = state["posts"].get(post_id) or {}
+    message = state.get("inbound", {}).get(post.get("reply_to") or "")
+    if not message or not message.get("source_id"):
+        return None
+    source = sources(app).get(message.get("via") or "")
+    if source is None or source.kind != "mastodon" or post.get("channel") != "mastodon":
+        return None
+    thread = InThread(source)
+    return {post["channel"]: [thread.url(message["source_id"])]}, thread

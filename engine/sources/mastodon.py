@@ -42,3 +42,29 @@ def reply(url: str, token: str, text: str, in_reply_to: str, timeout: float) -> 
     except MastodonError as e:
         raise SourceFailed(f"{url}: the reply could not be posted ({type(e).__name__})") from None
     return str(posted.get("url") or posted.get("id"))
+
+
+class InThread:
+    """Delivery of a reply into the thread of the Mastodon status it answers, through the
+    source that received that status (its instance and token): the transport
+    :func:`engine.release.deliver` takes. Its one destination is ``reply://SOURCE/STATUS``."""
+
+    def __init__(self, source, timeout: float = 10.0) -> None:
+        self.source, self.timeout = source, timeout
+
+    def url(self, status_id: str) -> str:
+        return f"reply://{self.source.name}/{status_id}"
+
+    def redact(self, url: str) -> str:
+        # no token in it: safe for the log
+        return f"mastodon reply to status {url.rsplit('/', 1)[-1]} on {self.source.url} (source {self.source.name})"
+
+    def send(self, url: str, text):
+        from ..delivery import Attempt
+
+        body = text["body"] if isinstance(text, dict) else text
+        try:
+            reply(self.source.url, self.source.token, body, url.rsplit("/", 1)[-1], self.timeout)
+        except SourceFailed as e:
+            return Attempt(self.redact(url), False, e.message)
+        return Attempt(self.redact(url), True)

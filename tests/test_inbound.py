@@ -231,3 +231,14 @@ def test_a_bad_respond_within_is_a_playbook_error(cli, tmp_path):
     result = cli("validate", str(bad))
     assert result.exit_code == 3
     assert "inbound.respond_within.default" in result.output
+
+
+def test_status_lists_only_the_most_urgent_replies_and_counts_the_rest(cli, clock, playbook):
+    _start(cli, playbook)
+    for n in range(8):
+        _add(cli, INCIDENT, "--posted-at", f"2026-03-14T08:{n:02d}:00Z", "--author", f"@p{n}")
+    clock.advance(timedelta(minutes=3, seconds=30))  # M1..M4 are over their hour
+    status = cli("status", INCIDENT).stdout
+    assert [f"reply to M{n} " in status for n in range(1, 9)] == [True] * 5 + [False] * 3
+    assert "Inbound messages: 8 (8 waiting for an answer, 4 over their response time); the 5 most urgent" in status
+    assert len(json.loads(cli("inbox", "--unanswered", "--json").stdout)) == 8

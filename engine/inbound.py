@@ -185,9 +185,9 @@ def fold_received(s: dict, at: str, actor: str, data: dict) -> None:
 
 def fold_handled(s: dict, at: str, actor: str, data: dict) -> None:
     """Fold a ``MessageHandled`` into state `s` (in place)."""
-    m = s["inbound"][data["message"]]
-    m["status"] = "handled"
-    m["handled"] = {"reason": data["reason"], "note": data.get("note", ""), "by": actor, "at": at}
+    mid = data["message"]  # a new record, not an edit: copies of the state share the old one
+    s["inbound"][mid] = {**s["inbound"][mid], "status": "handled",
+                         "handled": {"reason": data["reason"], "note": data.get("note", ""), "by": actor, "at": at}}
 
 
 def describe_received(d: dict) -> str:
@@ -202,10 +202,10 @@ def describe_handled(d: dict) -> str:
 
 def apply_reply(s: dict, post_id: str, post: dict, at: str) -> None:
     """A published post that answers a message marks that message answered (the first one)."""
-    m = s.get("inbound", {}).get(post.get("reply_to") or "")
-    if m is not None and m["status"] == "waiting":
-        m["status"] = "answered"
-        m["answered"] = {"post": post_id, "at": at}
+    mid = post.get("reply_to") or ""
+    m = s.get("inbound", {}).get(mid)
+    if m is not None and m["status"] == "waiting":  # a new record (see fold_handled)
+        s["inbound"][mid] = {**m, "status": "answered", "answered": {"post": post_id, "at": at}}
 
 
 def answer_text(m: dict) -> str:

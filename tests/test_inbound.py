@@ -242,3 +242,21 @@ def test_status_lists_only_the_most_urgent_replies_and_counts_the_rest(cli, cloc
     assert [f"reply to M{n} " in status for n in range(1, 9)] == [True] * 5 + [False] * 3
     assert "Inbound messages: 8 (8 waiting for an answer, 4 over their response time); the 5 most urgent" in status
     assert len(json.loads(cli("inbox", "--unanswered", "--json").stdout)) == 8
+
+
+def test_a_closed_incident_takes_no_message_by_hand(cli, store, playbook):
+    _start(cli, playbook)
+    cli("task", INCIDENT, "confirm_post")
+    cli("task", INCIDENT, "check_patient")
+    assert cli("advance", INCIDENT, "dismiss").exit_code == 0
+    result = _add(cli, INCIDENT)
+    assert result.exit_code == 5 and f"incident {INCIDENT} is closed" in result.stderr
+    assert "MessageReceived" not in _types(store)
+
+
+def test_inbound_add_json_gives_the_recorded_message(cli, playbook):
+    _start(cli, playbook)
+    got = json.loads(_add(cli, INCIDENT, "--json", "--author", "@p").stdout)
+    assert (got["incident"], got["message"], got["new"], got["status"], got["author"]) == (
+        INCIDENT, "M1", True, "waiting", "@p")
+    assert got["received_at"] == got["posted_at"] == "2026-03-14T09:00:00.000Z"

@@ -33,6 +33,7 @@ COMMANDS = {
     "bundle": "audit:bundle", "key": "audit:key",
     "render": "posts:render", "drafts": "posts:drafts", "edit": "posts:edit", "approve": "posts:approve",
     "reject": "posts:reject", "publish": "posts:publish", "outbox": "posts:outbox", "deliver": "posts:deliver",
+    "inbound": "inbound:inbound", "inbox": "inbound:inbox", "listen": "inbound:listen",
     "serve": "server:serve", "user": "engine.accounts.commands:user", "token": "engine.accounts.commands:token",
 }
 

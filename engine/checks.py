@@ -71,6 +71,8 @@ def _references(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:
             if value is not None and value.escalate is not None:
                 yield from _escalation(pb, smap, ("stages", sid, clock, "escalate"),
                                        value.escalate, from_stage=sid)
+    if pb.inbound is not None and pb.inbound.escalate is not None:
+        yield from _escalation(pb, smap, ("inbound", "escalate"), pb.inbound.escalate, from_stage=None)
     for name, target in pb.targets.items():
         base = ("targets", name)
         if target.escalate is not None:

@@ -49,7 +49,7 @@ class ClockStatus(NamedTuple):
     met_at: str | None
     now: datetime
     escalate: dict | None = None
-    kind: str = "target"  # target | stage | updates
+    kind: str = "target"  # target | stage | updates | message
     stage: str | None = None
     visit: int | None = None  # which visit of that stage (1 = the first time it was entered)
     anchor: str = "the incident's start"
@@ -273,7 +273,7 @@ def ledger(state: dict, now: datetime) -> list[ClockStatus]:
     for n, visit in enumerate(visits(state)):
         seen[visit["stage"]] = seen.get(visit["stage"], 0) + 1
         out.extend(_stage_clocks(state, now, n, visit, seen[visit["stage"]], pubs))
-    return out
+    return out + _message_clocks(state, now)
 
 
 def clocks(state: dict, now: datetime) -> list[ClockStatus]:
@@ -283,4 +283,14 @@ def clocks(state: dict, now: datetime) -> list[ClockStatus]:
     out = _targets(state, now)
     history = visits(state)
     count = sum(1 for v in history if v["stage"] == history[-1]["stage"])
-    return out + _stage_clocks(state, now, len(history) - 1, history[-1], count, public_times(state))
+    return (out + _stage_clocks(state, now, len(history) - 1, history[-1], count, public_times(state))
+            + _message_clocks(state, now))
+
+
+def _message_clocks(state: dict, now: datetime) -> list[ClockStatus]:
+    """Each inbound message's response clock (engine.inbound); none without messages."""
+    if not state.get("inbound"):
+        return []
+    from .inbound import message_clocks
+
+    return message_clocks(state, now)

@@ -156,6 +156,7 @@ def _post_drafted(s, at, actor, d):
         "rejection": None,
         "published": old.get("published", []),
         "deliveries": old.get("deliveries", []),
+        **({"reply_to": d["reply_to"]} if d.get("reply_to") else {}),
     }
 
 
@@ -184,6 +185,10 @@ def _post_published(s, at, actor, d):
     post["published"].append({"version": d["version"], "at": at, "by": actor, "outbox": d["outbox"],
                               "sha256": d["sha256"], "text": post["text"]})
     s["published"][post["template"]] = at
+    if post.get("reply_to"):
+        from .inbound import apply_reply
+
+        apply_reply(s, d["post"], post, at)
     if post["public"]:
         pp = s["public_posts"]
         pp["count"] += 1
@@ -211,7 +216,17 @@ def _started(d: dict) -> str:
 
 def _drafted(d: dict) -> str:
     c = d["count"]
-    return f"drafted {_post(d)} ({c['used']}/{c['limit']} {c['unit']}{'' if c['fits'] else ', TOO LONG'})"
+    return (f"drafted {_post(d)} ({c['used']}/{c['limit']} {c['unit']}{'' if c['fits'] else ', TOO LONG'})"
+            + (f" in reply to {d['reply_to']}" if d.get("reply_to") else ""))
+
+
+def _message(fold_or_describe: str):
+    """Inbound messages' folds and wording live with them (engine.inbound)."""
+    def call(*args):
+        from . import inbound
+
+        return getattr(inbound, fold_or_describe)(*args)
+    return call
 
 
 def _escalated(d: dict) -> str:
@@ -277,6 +292,10 @@ def _kinds() -> dict[str, EventType]:
         T("EscalationBlocked", ("trigger", "reasons"), _nothing,
           lambda d: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
           "an escalation could not move the incident"),
+        T("MessageReceived", ("message", "source", "text", "posted_at"), _message("fold_received"),
+          _message("describe_received"), "an inbound message (mention, review, call) was recorded"),
+        T("MessageHandled", ("message", "reason"), _message("fold_handled"), _message("describe_handled"),
+          "an inbound message was marked as needing no published reply"),
     ]
     return {k.name: k for k in kinds}
 

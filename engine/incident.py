@@ -141,10 +141,17 @@ def _copy(state: dict) -> dict:
     JSON (every stored projection is checked to be), so its dicts and lists are copied
     by :func:`_plain_copy`, several times faster than ``copy.deepcopy``; anything else
     in it is immutable and shared."""
-    return {k: v if k == "plan" or type(v) not in _CONTAINERS else _plain_copy(v) for k, v in state.items()}
+    s = {k: v if k in _SHARED or type(v) not in _CONTAINERS else _plain_copy(v) for k, v in state.items()}
+    for key in ("inbound", "inbound_keys"):
+        if key in state:  # copy-on-write: a fold replaces a message's record, never edits it
+            s[key] = dict(state[key])
+    return s
 
 
 _CONTAINERS = (dict, list)
+#: Parts of the state a copy shares rather than copies: the plan, and the inbound
+#: messages' records, which grow with a burst of them (engine.inbound; shallow-copied above).
+_SHARED = frozenset({"plan", "inbound", "inbound_keys"})
 
 
 def _plain_copy(value: dict | list) -> dict | list:

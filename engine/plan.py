@@ -105,6 +105,8 @@ def compile_plan(pb: Any, sha256: str) -> dict:
                    "escalate": _escalation(t.escalate)}
             for name, t in pb.targets.items()
         },
+        **({"inbound": {"respond_within": {k: _seconds(v) for k, v in pb.inbound.respond_within.items()},
+                        "escalate": _escalation(pb.inbound.escalate)}} if pb.inbound is not None else {}),
         "templates": {
             tid: {
                 "title": t.title,

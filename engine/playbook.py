@@ -214,6 +214,16 @@ class Cadence(_Model):
         return value
 
 
+class Listening(_Model):
+    """Inbound messages (mentions, reviews, calls): how soon each one must be answered."""
+
+    respond_within: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")], Duration] = Field(
+        default_factory=dict, description="time to answer a message, per source or channel (e.g. "
+        "{default: 60m, phone: 30m}); counted from when it was posted; a source not named takes "
+        "default, and without default has no clock")
+    escalate: Escalation | None = Field(None, description="what happens when a message waits too long")
+
+
 def _deadline(value: object) -> object:
     return Deadline(within=value) if isinstance(value, str) else value
 
@@ -418,6 +428,7 @@ class Playbook(_Model):
         None, description="the organisation's country (ISO 3166-1 alpha-2, e.g. US, GB, ES): how "
         "phone numbers without a country code are read in the identifier scan (default: "
         "$PLAYBOOK_REGION at start, else US)")
+    inbound: Listening | None = Field(None, description="response clocks for inbound messages")
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",

@@ -76,6 +76,9 @@ ACTIONS: dict[str, Rule] = {
     "record_due": Rule(ENGINE, ALLOWED, "record missed deadlines"),
     "escalate": Rule(ENGINE, ALLOWED, "apply escalations"),
     "read": Rule(ANYONE, ALLOWED, "read it"),
+    "receive": Rule(MEMBER, REFUSED, "record inbound messages"),
+    "listen": Rule(ENGINE, ALLOWED, "record messages from its sources"),
+    "handle": Rule(MEMBER, REFUSED, "mark messages handled"),
 }
 
 

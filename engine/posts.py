@@ -65,13 +65,19 @@ RECIPIENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def render(store, clock, actor: str, incident: str, template: str, *,
            channels: tuple[str, ...] = (), langs: tuple[str, ...] = (),
            overrides: dict[str, str] | None = None,
-           recipients: list[tuple[str, dict[str, str]]] | None = None) -> list[dict]:
+           recipients: list[tuple[str, dict[str, str]]] | None = None,
+           reply_to: str | None = None) -> list[dict]:
     """Render a template of the current stage into draft posts (one per channel and language).
 
     A ``per_recipient`` template is rendered once per recipient (a reference such as
     ``P-0042``, never a name), with that recipient's values: each is its own post
     (``template/channel/lang/REF``) with its own approval and delivery record. All
-    of them are drafted in one transaction, or none."""
+    of them are drafted in one transaction, or none.
+
+    With `reply_to` (an inbound message, ``M3``), the post answers that message: its id
+    ends in the message's (``template/channel/lang/M3``), it records the message, and
+    publishing it marks the message answered. It goes to the message's own channel
+    unless `channels` says otherwise."""
     from .channels import CHANNELS
     from .inputs import resolve
     from .render import context, render_text
@@ -93,7 +99,9 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                           f"{', '.join(owners) or '(none)'}, and the incident is in {stage}",
                           [f"templates of {stage}: {', '.join(stages[stage]['templates']) or 'none'}"])
         spec = writing["templates"][template]
-        wanted = list(channels) or list(spec["channels"])
+        if reply_to is not None:
+            _reply_channels(state, spec, reply_to, recipients)
+        wanted = chosen or list(channels) or list(spec["channels"])
         for ch in wanted:
             if ch not in spec["channels"]:
                 raise NotFound(f"incident {incident}: template {template} has no {ch!r} channel "
@@ -126,9 +134,24 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                            f"{', '.join(langs)} for {', '.join(wanted)}")
         return events
 
+    chosen: list[str] = []
+
+    def _reply_channels(state, spec, message, recipients):
+        from .inbound import check_reply
+
+        m = check_reply(state, message)
+        if recipients:
+            raise UsageError("a reply answers one message: give --reply-to or --recipient, not both")
+        if not channels and m["source"] not in spec["channels"]:
+            raise UsageError(f"message {message} came through {m['source']}, which template {template} has "
+                             f"no text for: choose a channel with --channel ({', '.join(spec['channels'])})")
+        if len(channels) > 1:
+            raise UsageError("a reply goes out on one channel: give one --channel")
+        chosen[:] = list(channels) or [m["source"]]
+
     def _render_one(state, ref, extra, now):
         spec = writing["templates"][template]
-        wanted = list(channels) or list(spec["channels"])
+        wanted = chosen or list(channels) or list(spec["channels"])
         events = []
         for ch in wanted:
             profile = CHANNELS[ch]
@@ -140,7 +163,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                     raise NotFound(f"incident {incident}: template {template} has no {lang!r} text "
                                    f"for {ch} (languages: {', '.join(available)})")
                 source = available[lang]
-                where = f"{template}/{ch}/{lang}" + (f"/{ref}" if ref else "")
+                where = f"{template}/{ch}/{lang}" + (f"/{ref}" if ref else "") + (f"/{reply_to}" if reply_to else "")
                 public = spec["audience"][ch] == "public"
                 ctx = context(state, public=public, overrides=extra)
                 withheld = frozenset(k for k, v in state["plan"]["inputs"].items()
@@ -153,7 +176,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                             "body": render_text(source["body"], ctx, html=profile.html, where=where,
                                                 withheld=withheld)}
                 events.append(_drafted(writing, state, where, template, ch, lang, text, now, actor, extra,
-                                       recipient=ref))
+                                       recipient=ref, reply_to=reply_to))
                 drafted.append(where)
         return events
 
@@ -163,7 +186,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
 
 def _drafted(writing: dict, state: dict, post_id: str, template: str, channel: str, lang: str, text,
              at: str, actor: str, extra: dict | None = None, edited: bool = False,
-             recipient: str | None = None) -> NewEvent:
+             recipient: str | None = None, reply_to: str | None = None) -> NewEvent:
     """A new version of a post: its text measured against the channel and scanned
     (`writing`: the incident's engine.plan.writing_plan)."""
     from .channels import count, subject_count
@@ -204,6 +227,7 @@ def _drafted(writing: dict, state: dict, post_id: str, template: str, channel: s
         "policy": spec["policy"][lang],
         **({"edited": True} if edited else {}),
         **({"recipient": recipient} if recipient else {}),
+        **({"reply_to": reply_to} if reply_to else {}),
     })
 
 
@@ -237,7 +261,8 @@ def edit(store, clock, actor: str, incident: str, post_id: str, *, text: str,
         if new == post["text"]:
             raise Refused(f"incident {incident}: the edited text is the same as v{post['version']}")
         return [_drafted(writing, state, post_id, post["template"], post["channel"], post["lang"],
-                         new, event_time(clock, state), actor, edited=True, recipient=post.get("recipient"))]
+                         new, event_time(clock, state), actor, edited=True, recipient=post.get("recipient"),
+                         reply_to=post.get("reply_to"))]
     return {"id": post_id, **act(store, incident, build)["posts"][post_id]}
 
 

@@ -129,7 +129,7 @@ DELIVERY_RULES = 2
 
 
 def deliver(store, clock, actor: str, incident: str, post_id: str,
-            destinations: dict[str, list[str]]) -> list[dict]:
+            destinations: dict[str, list[str]], transport=None) -> list[dict]:
     """Send the published version of a post to its channel's destinations.
 
     Targets that already received this version are skipped, so running it again
@@ -137,9 +137,14 @@ def deliver(store, clock, actor: str, incident: str, post_id: str,
     before anything is sent, and its outcome after: delivery is at least once, and a
     crash between sending and recording shows in the log as an attempt without an
     outcome. If any failed, DeliveryFailed is raised once the outcomes are recorded.
+    `transport` (``redact(url)``, ``send(url, text)``; default :mod:`engine.delivery`)
+    sends a reply in thread through its service's own client (engine.sources.mastodon).
     """
-    from .delivery import redact, send
     from .errors import DeliveryFailed
+
+    if transport is None:
+        from . import delivery as transport
+    redact, send = transport.redact, transport.send
 
     current = read_state(store, incident)
     policy.require(current, actor, "deliver")

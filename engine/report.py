@@ -295,7 +295,17 @@ def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
         "recipients": inc.recipients(f.state),
         "breaches": {"count": len(f.breaches), "items": f.breaches},
         "escalations": {"count": len(f.escalations), "items": f.escalations},
+        **_inbound(f.state, as_of),
     }
+
+
+def _inbound(state: dict, as_of: str) -> dict:
+    """The inbound messages' figures (engine.inbound), for an incident that has any."""
+    if not state.get("inbound"):
+        return {}
+    from .inbound import report_section
+
+    return {"inbound": report_section(state, parse_iso(as_of))}
 
 
 def _integrity(store, incident: str, public_key_pem: str | None) -> dict:

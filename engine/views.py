@@ -66,7 +66,14 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         },
         "recipients": inc.recipients(state),
         "events": state.get("events"),
+        **({"inbound": {"messages": len(state["inbound"]),
+                        "waiting": sum(1 for m in state["inbound"].values() if m["status"] == "waiting")}}
+           if state.get("inbound") else {}),
     }
+
+
+#: How many waiting messages' response clocks ``status`` lists (the inbox lists them all).
+SHOWN_REPLIES = 5
 
 
 def status_text(state: dict, now: datetime, actor: str) -> str:
@@ -95,6 +102,8 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
             mark = f"[x] {task}: {text}  ({done['by']}, {done['at']})" if done else f"[ ] {task}: {text}"
             out.append(f"  {mark}")
     running = clocks(state, now)
+    replies = [c for c in running if c.kind == "message" and c.met_at is None]
+    running = [c for c in running if c.kind != "message"] + sorted(replies, key=lambda c: c.due_at)[:SHOWN_REPLIES]
     if state.get("breaches"):
         out.append(f"\nMissed deadlines recorded: {len(state['breaches'])} "
                    f"(escalations applied: {state.get('escalations', 0)})")
@@ -102,6 +111,13 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
         out.append("\nClocks:")
         for c in running:
             out.append(f"  {c.label:<34} {c.describe()}")
+    messages = state.get("inbound") or {}
+    if messages:
+        waiting = sum(1 for m in messages.values() if m["status"] == "waiting")
+        late = sum(1 for c in replies if c.overdue)
+        out.append(f"\nInbound messages: {len(messages)} ({waiting} waiting for an answer"
+                   + (f", {late} over their response time" if late else "") + ")"
+                   + (f"; the {SHOWN_REPLIES} most urgent are among the clocks" if len(replies) > SHOWN_REPLIES else ""))
     if stage["templates"]:
         out.append(f"\nTemplates for this stage: {', '.join(stage['templates'])}")
     for template, row in inc.recipients(state).items():

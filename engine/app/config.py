@@ -14,6 +14,9 @@ variables); everything below takes it, or the paths in it, as arguments.
 ``PLAYBOOK_OUTBOX``           the outbox folder; default ``outbox`` beside the database
 ``PLAYBOOK_DESTINATIONS``     delivery destinations; default ``destinations.yaml``
                               beside the database
+``PLAYBOOK_SOURCES``          where inbound messages come from (webhooks, feeds,
+                              Mastodon; with their secrets); default ``sources.yaml``
+                              beside the database
 ``PLAYBOOK_CHECKPOINTS``      a folder outside the database receiving every checkpoint
 ``PLAYBOOK_TEMPLATES``        a folder of partials searched before the shipped ones
 ``PLAYBOOK_REGION``           the country for reading phone numbers (ISO 3166 code)
@@ -40,6 +43,7 @@ from ..store import MEMORY, SQLITE_SCHEME, is_server_url, local_folder, sqlite_p
 
 KEY_FILE = "signing.key"
 DESTINATIONS_FILE = "destinations.yaml"
+SOURCES_FILE = "sources.yaml"
 OUTBOX_FOLDER = "outbox"
 
 
@@ -87,6 +91,7 @@ class Config:
     oidc: Path | None = None
     actor: str | None = None
     actor_final: bool = False
+    sources: Path | None = None  # inbound sources (engine.sources); None: none configured
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -117,4 +122,5 @@ class Config:
             oidc=_path(env.get("PLAYBOOK_OIDC")),
             actor=env.get("PLAYBOOK_ACTOR"),
             actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
+            sources=_path(env.get("PLAYBOOK_SOURCES")) or beside / SOURCES_FILE,
         )

@@ -24,13 +24,15 @@ class RenderRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     #: for a per_recipient template: (recipient reference, their values) per post
     recipients: list[tuple[str, dict[str, str]]] | None = None
+    #: the inbound message (M3) the post answers
+    reply_to: str | None = None
 
 
 def render(app: App, who: Principal, request: RenderRequest) -> list[dict]:
     with acting(who, scope_of("render")) as actor:
         return posts.render(app.store(), app.clock, actor, request.incident, request.template,
                             channels=request.channels, langs=request.langs, overrides=dict(request.overrides),
-                            recipients=request.recipients)
+                            recipients=request.recipients, reply_to=request.reply_to)
 
 
 def drafts(app: App, who: Principal, incident: str) -> list[dict]:
@@ -98,10 +100,10 @@ def publish(app: App, who: Principal, incident: str, post: str) -> Published:
         store = app.store()
         result = release.publish(store, app.clock, actor, incident, post, app.config.outbox)
         published = Published(result, result["published"][-1]["outbox"], [])
-        targets = destinations(app)
+        targets, transport = _route(app, store, incident, post)
         if targets.get(result["channel"]) and not store.snapshot(incident).state["drill"]:
             try:
-                sent = release.deliver(store, app.clock, actor, incident, post, targets)
+                sent = release.deliver(store, app.clock, actor, incident, post, targets, transport)
             except DeliveryFailed as e:
                 raise DeliveryAfterPublish(published, e) from e
             published = Published(result, published.outbox, sent)
@@ -110,7 +112,24 @@ def publish(app: App, who: Principal, incident: str, post: str) -> Published:
 
 def deliver(app: App, who: Principal, incident: str, post: str) -> list[dict]:
     with acting(who, scope_of("deliver")) as actor:
-        return release.deliver(app.store(), app.clock, actor, incident, post, destinations(app))
+        store = app.store()
+        targets, transport = _route(app, store, incident, post)
+        return release.deliver(store, app.clock, actor, incident, post, targets, transport)
+
+
+def _route(app: App, store, incident: str, post: str):
+    """Where a post goes: into the thread of the message it answers, when that came
+    through a configured source that can reply (engine.app.inbound), else the
+    configured destinations of its channel."""
+    from ..act import read_state
+    from .inbound import reply_route
+
+    state = read_state(store, incident)
+    if (state["posts"].get(post) or {}).get("reply_to"):
+        route = reply_route(app, state, post)
+        if route is not None:
+            return route
+    return destinations(app), None
 
 
 def rebuild_outbox(app: App, who: Principal, incident: str | None = None) -> list[dict]:

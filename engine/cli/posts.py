@@ -19,11 +19,15 @@ from .common import app, as_option, db_option, json_option, print_json, who
 @click.option("--recipients", "recipients_file", type=click.File("r", encoding="utf-8"),
               help="For a per_recipient template: a CSV file with a 'recipient' column and one column "
                    "per input; one post per row, all drafted or none.")
+@click.option("--reply-to", metavar="MESSAGE",
+              help="The inbound message this post answers (M3, see playbook inbox): published, it "
+                   "marks the message answered; it goes to the message's channel.")
 @db_option
 @as_option
 @json_option
 @click.pass_context
-def render(ctx, incident, template, channels, langs, values, recipient, recipients_file, db, actor, as_json):
+def render(ctx, incident, template, channels, langs, values, recipient, recipients_file, reply_to, db, actor,
+           as_json):
     """Render TEMPLATE (of the current stage) into draft posts, with their lengths.
 
     An input the template uses but the incident has no value for can be given for
@@ -44,7 +48,7 @@ def render(ctx, incident, template, channels, langs, values, recipient, recipien
         recipients = read_recipients(recipients_file)
     handle = app(ctx, db)
     request = releases.RenderRequest(incident=incident, template=template, channels=channels, langs=langs,
-                                     overrides=overrides, recipients=recipients)
+                                     overrides=overrides, recipients=recipients, reply_to=reply_to)
     drafted = releases.render(handle, who(handle, actor), request)
     if as_json:
         return print_json(drafted)

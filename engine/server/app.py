@@ -27,7 +27,7 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     from engine.clock import SystemClock
     from engine.errors import PlaybookError
 
-    from . import api, auth, errors, sso
+    from . import api, auth, errors, sso, webhooks
     from .stores import StorePerThread
 
     from contextlib import asynccontextmanager
@@ -59,6 +59,7 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.include_router(auth.router)
     app.include_router(api.router)
     app.include_router(sso.router)
+    app.include_router(webhooks.router)
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
 
     return app

@@ -1,0 +1,127 @@
+"""Use cases on inbound messages: record one, mark one handled, the inbox.
+
+The rules (what a message may hold, deduplication, response clocks) are in the domain,
+:mod:`engine.inbound`; who may act is :mod:`engine.policy`'s answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import inbound
+from ..policy import scope_of
+from .context import App, acting
+from .principal import Principal
+
+
+@dataclass(frozen=True)
+class Received:
+    state: dict
+    message: str  # its id in the incident: M1, M2, ...
+    new: bool  # False: its source delivered it before, and nothing was recorded
+
+    def to_json(self) -> dict:
+        return {"incident": self.state["id"], "message": self.message, "new": self.new,
+                **self.state["inbound"][self.message]}
+
+
+def receive(app: App, who: Principal, incident: str, message: dict) -> Received:
+    """Record `message` (source, text, source_id, kind, author, lang, url, posted_at)."""
+    with acting(who, scope_of("receive")) as actor:
+        state, mid, new = inbound.receive(app.store(), app.clock, actor, incident, dict(message))
+    return Received(state, mid, new)
+
+
+def handle(app: App, who: Principal, incident: str, message: str, reason: str, note: str = "") -> dict:
+    """Mark a waiting message as needing no published reply (spam, duplicate, private, ...)."""
+    with acting(who, scope_of("handle")) as actor:
+        return inbound.handle(app.store(), app.clock, actor, incident, message, reason, note)
+
+
+def inbox(app: App, who: Principal, incident: str | None = None, *, unanswered: bool = False) -> list[dict]:
+    """Messages of one incident (or of every open one), the longest waiting first."""
+    from .. import service
+    from ..act import read_state
+
+    with acting(who, "read"):
+        store = app.store(read_only=True)
+        states = [read_state(store, incident)] if incident else service.list_incidents(store)
+        now = app.clock.now()
+        rows = [r for s in states for r in inbound.inbox_rows(s, now, unanswered=unanswered)]
+    waiting = [r for r in rows if r["status"] == "waiting"]
+    done = [r for r in rows if r["status"] != "waiting"]
+    return (sorted(waiting, key=lambda r: (-r["waiting_seconds"], r["incident"], r["message"]))
+            + sorted(done, key=lambda r: (r["posted_at"], r["incident"], r["message"])))
+
+
+#: Who records what a configured source delivers (the engine, not a person).
+LISTENER = "system:listen"
+
+
+def sources(app: App) -> dict:
+    """The configured inbound sources by name (engine.sources)."""
+    from ..sources import load_sources
+
+    return load_sources(app.config.sources)
+
+
+def ingest(app: App, source, raw: dict) -> Received:
+    """Record a message a configured source delivered, on the incident it feeds."""
+    from ..sources import target_incident
+
+    store = app.store()
+    incident = target_incident(store, source)
+    state, mid, new = inbound.receive(store, app.clock, LISTENER, incident, {**raw, "source": source.channel},
+                                      via=source.name)
+    return Received(state, mid, new)
+
+
+def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
+    """Poll every feed and Mastodon source once and record what is new; one row per
+    source: {source, incident, new, seen, error}. A source that fails is reported
+    and polled again next time; the others go on."""
+    from ..errors import PlaybookError
+    from ..sources import feed, mastodon
+
+    report = []
+    for source in sources(app).values():
+        if source.kind == "webhook":
+            continue
+        row = {"source": source.name, "incident": None, "new": 0, "seen": 0, "refused": [], "error": None}
+        try:
+            if source.kind == "feed":
+                found = feed.entries(feed.fetch(source.url, timeout), source.url)
+            else:
+                found = mastodon.mentions(source.url, source.token, timeout)
+            for raw in found:
+                row["seen"] += 1
+                try:
+                    got = ingest(app, source, raw)
+                except PlaybookError as e:
+                    if not e.exit_code == 2:
+                        raise
+                    row["refused"].append(f"{raw.get('source_id')}: {e.message.splitlines()[0]}")
+                    continue
+                row["incident"] = got.state["id"]
+                row["new"] += int(got.new)
+        except PlaybookError as e:
+            row["error"] = e.message
+        report.append(row)
+    return report
+
+
+def reply_route(app: App, state: dict, post_id: str):
+    """(destinations, transport) for a post that answers a message received through a
+    configured Mastodon source: the reply goes into that message's thread, not to the
+    channel's destinations. None for any other post (delivered as usual)."""
+    from ..sources.mastodon import InThread
+
+    post = state["posts"].get(post_id) or {}
+    message = state.get("inbound", {}).get(post.get("reply_to") or "")
+    if not message or not message.get("source_id"):
+        return None
+    source = sources(app).get(message.get("via") or "")
+    if source is None or source.kind != "mastodon" or post.get("channel") != "mastodon":
+        return None
+    thread = InThread(source)
+    return {post["channel"]: [thread.url(message["source_id"])]}, thread

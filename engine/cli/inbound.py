@@ -1,0 +1,141 @@
+"""Commands on inbound messages: inbound add|handle, and the inbox."""
+
+from __future__ import annotations
+
+import click
+
+from .common import app, as_option, db_option, json_option, local, print_json, who
+
+
+@click.group()
+def inbound() -> None:
+    """Inbound messages (mentions, reviews, calls): record one seen by hand, mark one handled."""
+
+
+@inbound.command(name="add")
+@click.argument("incident")
+@click.option("--source", required=True, help="Where it came from: phone, email, x, mastodon, reviews, ...")
+@click.option("--text", required=True, help="What the message says (as received).")
+@click.option("--author", help="Who sent it: a handle or a reference (it is kept in the log).")
+@click.option("--posted-at", metavar="TIME", help="When it was posted (ISO 8601 with a zone, e.g. "
+              "2026-03-14T08:10:00Z); its response clock runs from then. Default: now.")
+@click.option("--source-id", metavar="ID", help="The source's own id of the message (recorded once per source).")
+@click.option("--url", help="Where it can be seen.")
+@click.option("--lang", help="Its language, if known (en, es, pt-BR, ...).")
+@click.option("--kind", default="mention", show_default=True,
+              type=click.Choice(["mention", "reply", "direct", "review", "call", "other"]))
+@db_option
+@as_option
+@json_option
+@click.pass_context
+def add(ctx, incident, source, text, author, posted_at, source_id, url, lang, kind, db, actor, as_json):
+    """Record a message someone saw by hand (a phone call, a screenshot) on INCIDENT."""
+    from engine.app import inbound as use
+
+    handle = app(ctx, db)
+    raw = {"source": source, "text": text, "author": author, "posted_at": posted_at, "source_id": source_id,
+           "url": url, "lang": lang, "kind": kind}
+    got = use.receive(handle, who(handle, actor), incident, raw)
+    if as_json:
+        return print_json(got.to_json())
+    m = got.state["inbound"][got.message]
+    if not got.new:
+        return click.echo(f"{incident}: already recorded as {got.message} (same {source} id); nothing added.")
+    click.echo(local(ctx, f"Recorded {got.message} on {incident} (posted {m['posted_at']})."))
+
+
+@inbound.command(name="handle")
+@click.argument("incident")
+@click.argument("message")
+@click.option("--reason", required=True, type=click.Choice(["spam", "duplicate", "private", "no_reply_needed"]),
+              help="Why it needs no published reply.")
+@click.option("--note", default="", help="A word on what was done (e.g. called the patient back).")
+@db_option
+@as_option
+@json_option
+@click.pass_context
+def handle_(ctx, incident, message, reason, note, db, actor, as_json):
+    """Mark MESSAGE (M3) of INCIDENT as needing no published reply; its clock stops."""
+    from engine.app import inbound as use
+
+    handle = app(ctx, db)
+    state = use.handle(handle, who(handle, actor), incident, message, reason, note)
+    if as_json:
+        return print_json({"incident": incident, "message": message, **state["inbound"][message]})
+    click.echo(f"{incident}: {message} marked handled ({reason}).")
+
+
+@click.command()
+@click.argument("incident", required=False)
+@click.option("--unanswered", is_flag=True, help="Only the messages still waiting for an answer.")
+@db_option
+@json_option
+@click.pass_context
+def inbox(ctx, incident, unanswered, db, as_json):
+    """Inbound messages of INCIDENT (or of every open incident), the longest waiting first."""
+    from datetime import timedelta
+
+    from engine.app import inbound as use
+    from engine.app.principal import Principal
+    from engine.durations import format_duration
+    from engine.inbound import answer_text
+
+    rows = use.inbox(app(ctx, db), Principal.asserted(""), incident, unanswered=unanswered)
+    if as_json:
+        return print_json(rows)
+    if not rows:
+        return click.echo("No messages waiting." if unanswered else "No messages.")
+    for r in rows:
+        waited = format_duration(timedelta(seconds=r["waiting_seconds"]))
+        if r["status"] == "waiting":
+            late = "  OVERDUE" if r["overdue"] else (f"  due {r['due_at']}" if r["due_at"] else "")
+            state = f"waiting {waited}{late}"
+        else:
+            state = f"{answer_text(r)} after {waited}"
+        drill = " DRILL" if r["drill"] else ""
+        who_ = r["author"] or "(unknown)"
+        click.echo(local(ctx, f"{r['incident']}{drill} {r['message']:<5} {r['source']:<10} {who_:<20} {state}"))
+        text = " ".join(r["text"].split())
+        click.echo(local(ctx, "      " + (text if len(text) <= 100 else text[:99] + "\u2026")))
+
+
+@click.command()
+@click.option("--interval", default="60s", metavar="DURATION", help="Time between polls.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many polls (default: until interrupted).")
+@click.option("--timeout", default="10s", metavar="DURATION", help="How long to wait for one source.")
+@db_option
+@json_option
+@click.pass_context
+def listen(ctx, interval, count, timeout, db, as_json):
+    """Poll the configured feeds and Mastodon accounts, recording new messages.
+
+    Sources are configured in $PLAYBOOK_SOURCES (else sources.yaml beside the
+    database), never in playbooks. A source that fails is reported and polled again
+    next time; webhooks are received by the team server (playbook serve)."""
+    import time
+
+    from engine.app import inbound as use
+    from engine.errors import NotFound
+
+    from .common import seconds
+
+    pause, wait = seconds(interval, "--interval"), seconds(timeout, "--timeout")
+    handle, n = app(ctx, db), 0
+    polled = [s for s in use.sources(handle).values() if s.kind != "webhook"]
+    if not polled:
+        raise NotFound(f"no feed or mastodon source in {handle.config.sources} (see: playbook listen --help)")
+    while count is None or n < count:
+        n += 1
+        rows = use.listen_once(handle, timeout=max(wait, 1))
+        if as_json:
+            print_json(rows)
+        for r in ([] if as_json else rows):
+            if r["error"]:
+                click.echo(local(ctx, f"!! {r['source']}: {r['error']} (polled again next time)"))
+            else:
+                where = f" on {r['incident']}" if r["incident"] else ""
+                click.echo(local(ctx, f"{r['source']}: {r['new']} new of {r['seen']}{where}"))
+            for why in r["refused"]:
+                click.echo(local(ctx, f"!! {r['source']}: refused {why}"))
+        if count is None or n < count:
+            time.sleep(pause)

@@ -1,0 +1,54 @@
+"""Inbound webhooks: social-listening tools and bridges push messages to the server.
+
+``POST /webhooks/{source}`` with a JSON object (text, source_id, author, posted_at, url,
+lang, kind), signed as :mod:`engine.sources.webhook` describes with the secret the
+sources file gives that source. An unknown source and a bad signature get the same
+401, and the reason goes to the server's log only; a malformed body is a 400 problem
+naming the field; a message already received answers 200 with ``"new": false``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(prefix="/webhooks")
+log = logging.getLogger("engine.server.webhooks")
+
+
+@router.post("/{source}", tags=["inbound"], summary="Receive an inbound message from a configured source",
+             status_code=201, responses={200: {"description": "already received (not recorded again)"}})
+async def receive(source: str, request: Request):
+    from starlette.concurrency import run_in_threadpool
+
+    from engine.sources import webhook as hook
+
+    from .errors import problem
+
+    body = await request.body()
+    if len(body) > hook.MAX_BODY:
+        return problem(413, "request body too large",
+                       f"the body is {len(body)} bytes; a webhook message is at most {hook.MAX_BODY}")
+    return await run_in_threadpool(_record, request, source, body)
+
+
+def _record(request: Request, name: str, body: bytes):
+    from engine.app import inbound
+    from engine.app.context import App
+    from engine.sources import webhook as hook
+
+    state = request.app.state
+    app = App(state.config, state.clock, shared_store=state.stores.get())
+    configured = inbound.sources(app).get(name)
+    secret = configured.secret if configured is not None and configured.kind == "webhook" else None
+    why = "no webhook source of that name" if secret is None else hook.check_signature(
+        secret, request.headers.get(hook.TIMESTAMP), request.headers.get(hook.SIGNATURE), body, app.clock.now())
+    if why is not None:
+        client = request.client.host if request.client else "?"
+        log.warning("webhook %r from %s refused: %s", name, client, why)
+        raise hook.SignatureRefused()
+    got = inbound.ingest(app, configured, hook.read_payload(body))
+    return JSONResponse({"incident": got.state["id"], "message": got.message, "new": got.new},
+                        status_code=201 if got.new else 200)

@@ -1,0 +1,119 @@
+"""Where inbound messages come from: the sources file, outside every playbook.
+
+Sources carry secrets (a webhook's signing secret, a Mastodon access token), so like
+delivery destinations they live in a YAML file of their own, never in a playbook or the
+log: ``$PLAYBOOK_SOURCES``, else ``sources.yaml`` beside the database::
+
+    bridge:                       # a social-listening tool pushing to the team server
+      kind: webhook
+      secret: 8f1c...             # HMAC-SHA256 key, at least 16 characters
+      channel: x                  # what its messages are recorded as (default: the name)
+      playbook: viral-complaint   # feed that playbook's newest open incident
+    reviews:
+      kind: feed                  # RSS or Atom, polled by `playbook listen`
+      url: https://reviews.example.org/hospital.atom
+      incident: INC-20260314-001  # or feed one incident
+    mastodon:
+      kind: mastodon              # mentions of the account, polled
+      url: https://mastodon.example.org
+      token: ...
+
+No file means no sources. :func:`load_sources` checks the whole file and names every
+problem by source and field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+
+KINDS = ("webhook", "feed", "mastodon")
+NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+MIN_SECRET = 16
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    kind: str
+    channel: str  # recorded as the message's source (its respond_within and reply channel)
+    incident: str | None = None
+    playbook: str | None = None
+    url: str | None = None
+    secret: str | None = None  # webhook
+    token: str | None = None  # mastodon
+
+    def __repr__(self) -> str:  # never show a secret in a traceback or a log line
+        return f"Source({self.name!r}, {self.kind!r})"
+
+
+def load_sources(path: Path | None) -> dict[str, Source]:
+    """The sources the file declares, by name; {} when there is no file."""
+    import yaml
+
+    if path is None or not path.exists():
+        return {}
+    where = f"sources file {path}"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"{where}: not a readable YAML file ({type(e).__name__})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: must map source names to their settings (bridge: {{kind: webhook, ...}})")
+    out, problems = {}, []
+    for name, spec in data.items():
+        at = f"{name}"
+        if not isinstance(name, str) or not NAME.match(name):
+            problems.append(f"{name!r}: a source name is lower-case letters, digits, '-' or '_'")
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{at}: must be a mapping (kind: webhook, ...)")
+            continue
+        unknown = sorted(set(spec) - {"kind", "channel", "incident", "playbook", "url", "secret", "token"})
+        if unknown:
+            problems.append(f"{at}: unknown setting(s) {', '.join(map(str, unknown))}")
+        kind = spec.get("kind")
+        if kind not in KINDS:
+            problems.append(f"{at}.kind: {kind!r} is not one of {', '.join(KINDS)}")
+        text = {k: spec.get(k) for k in ("channel", "incident", "playbook", "url", "secret", "token")}
+        for k, v in text.items():
+            if v is not None and not isinstance(v, str):
+                problems.append(f"{at}.{k}: must be text")
+        if problems:
+            continue
+        if (text["incident"] is None) == (text["playbook"] is None):
+            problems.append(f"{at}: give incident (an incident id) or playbook (feed its newest open incident)")
+        channel = text["channel"] or name
+        if not NAME.match(channel):
+            problems.append(f"{at}.channel: {channel!r} is not a channel or source name")
+        if kind == "webhook" and len(text["secret"] or "") < MIN_SECRET:
+            problems.append(f"{at}.secret: a webhook needs a secret of at least {MIN_SECRET} characters")
+        if kind in ("feed", "mastodon") and not re.match(r"^https?://[^\s/]+", text["url"] or ""):
+            problems.append(f"{at}.url: a {kind} source needs an http(s) url")
+        if kind == "mastodon" and not text["token"]:
+            problems.append(f"{at}.token: a mastodon source needs an access token")
+        out[name] = Source(name, kind, channel, text["incident"], text["playbook"], text["url"],
+                           text["secret"], text["token"])
+    if problems:
+        raise UsageError(f"{where}: " + (problems[0] if len(problems) == 1 else
+                                         f"{len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems)))
+    return out
+
+
+def target_incident(store, source: Source) -> str:
+    """The incident a source's messages go to: its incident, or its playbook's newest open one."""
+    from ..errors import Refused
+    from ..index import listed
+
+    if source.incident is not None:
+        return source.incident
+    rows = listed(store, playbook=source.playbook)
+    if not rows:
+        raise Refused(f"source {source.name}: no open incident of playbook {source.playbook} to record "
+                      "the message on", [f"start one: playbook start {source.playbook}.yaml ..."])
+    return rows[-1]["id"]

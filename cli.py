@@ -34,6 +34,7 @@ COMMANDS = {
     "render": "posts:render", "drafts": "posts:drafts", "edit": "posts:edit", "approve": "posts:approve",
     "reject": "posts:reject", "publish": "posts:publish", "outbox": "posts:outbox", "deliver": "posts:deliver",
     "serve": "server:serve", "user": "engine.accounts.commands:user", "token": "engine.accounts.commands:token",
+    "login": "client:login", "logout": "client:logout", "whoami": "client:whoami",
 }
 
 

@@ -56,6 +56,10 @@ class App:
                              "sign in; see: playbook user list)")
 
     def store(self, *, read_only: bool = False, writes: bool = False):
+        if self.remote is not None:  # never a local write under the token's identity
+            raise UsageError(f"this command works on a database on this machine, but the command line is "
+                             f"signed in to {self.remote.server}: run it with PLAYBOOK_SERVER= (empty) to use "
+                             "the local database, or sign out first (playbook logout)")
         if self._shared is not None:
             return self._shared
         mode = (read_only, writes)

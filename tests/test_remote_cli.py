@@ -188,7 +188,7 @@ def test_after_login_the_commands_go_to_the_server_as_the_token_s_account(tmp_pa
                    "--assign", "compliance=dana", "--assign", "patient_relations=erin"], env=env, clock=team.clock)
     assert started.exit_code == 0, started.output
     assert started.stdout.startswith("Started INC-20260314-001.")
-    assert [e.actor for e in team.events()] == ["alice", "alice", "alice", "alice", "alice"][:len(team.events())]
+    assert {(e.actor, e.data.get("auth")) for e in team.events()} == {("alice", "token")}
     assert not (tmp_path / "local.db").exists()  # nothing was written locally
     listed = run(["list"], env=env, clock=team.clock)
     assert listed.exit_code == 0 and "INC-20260314-001" in listed.stdout
@@ -303,3 +303,45 @@ def test_the_server_s_refusal_keeps_its_reasons_and_exit_code(team):
     refused = run(["advance", "INC-20260314-001", "acknowledge"], env=env, clock=team.clock)
     assert refused.exit_code == 5
     assert refused.stderr.startswith("error: ") and "\n  - " in refused.stderr and "confirm_post" in refused.stderr
+
+
+def _approved_ack(team, env) -> None:
+    """The README's incident through the server, up to bob's approval of public_ack/x/en."""
+    for args, who in (
+            (["start", "viral-complaint", "--title", "t", "--set", "complaint_url=https://x.com/p/1", "--set",
+              "complaint_channel=x", "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
+              "--assign", "compliance=dana", "--assign", "patient_relations=erin"], "alice"),
+            (["assign", "INC-20260314-001", "social_media", "carol"], "alice"),
+            (["task", "INC-20260314-001", "confirm_post"], "alice"),
+            (["advance", "INC-20260314-001", "acknowledge"], "alice"),
+            (["render", "INC-20260314-001", "public_ack", "--channel", "x", "--lang", "en"], "carol"),
+            (["approve", "INC-20260314-001", "public_ack/x/en", "--version", "1"], "bob")):
+        result = run(args, env={**env, "PLAYBOOK_TOKEN": team.token(who)}, clock=team.clock)
+        assert result.exit_code == 0, (args, result.output)
+
+
+def test_a_delivery_that_fails_after_publishing_still_says_what_was_published(tmp_path, team):
+    from dataclasses import replace
+
+    destinations = tmp_path / "destinations.yaml"
+    destinations.write_text('x: ["json://127.0.0.1:9/hook"]\n', encoding="utf-8")
+    team.app.state.config = replace(team.app.state.config, destinations=destinations)
+    env = {"PLAYBOOK_SERVER": team.url}
+    _approved_ack(team, env)
+    result = run(["publish", "INC-20260314-001", "public_ack/x/en"],
+                 env={**env, "PLAYBOOK_TOKEN": team.token("carol")}, clock=team.clock)
+    assert result.exit_code == 10
+    assert result.stdout.startswith("INC-20260314-001: public_ack/x/en v1 published to ")
+    assert "published (outbox) but delivery failed" in result.stderr and "playbook deliver" in result.stderr
+
+
+def test_commands_on_a_database_of_this_machine_refuse_while_signed_in(tmp_path, team):
+    home = tmp_path / "c"
+    env = {"XDG_CONFIG_HOME": str(home), "PLAYBOOK_DB": str(tmp_path / "local.db")}
+    run(["login", "--server", team.url, "--token-stdin"], env=env, clock=team.clock, input=team.token("alice"))
+    result = run(["user", "list"], env=env, clock=team.clock)
+    assert result.exit_code == 2
+    assert f"signed in to {team.url}: run it with PLAYBOOK_SERVER= (empty)" in result.stderr
+    assert not (tmp_path / "local.db").exists()
+    local = run(["user", "list"], env={**env, "PLAYBOOK_SERVER": ""}, clock=team.clock)
+    assert local.exit_code == 0, local.output

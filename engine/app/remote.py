@@ -53,6 +53,8 @@ def error_from(response, server: str) -> PlaybookError:
         error = PlaybookInvalid(found)
         error.message = detail  # the server's wording, source lines included
         return error
+    if code == 10 and isinstance(body.get("published"), dict):  # published, then the delivery failed
+        return DeliveryFailed(detail, published=body["published"])
     return _BY_EXIT.get(code, PlaybookError)(detail)
 
 
@@ -230,7 +232,15 @@ class Remote:
     def publish(self, incident: str, post: str):
         from .releases import Published
 
-        got = self.json("POST", self._incident(incident, "publish"), body={"post": post})
+        from .releases import DeliveryAfterPublish
+
+        try:
+            got = self.json("POST", self._incident(incident, "publish"), body={"post": post})
+        except DeliveryFailed as e:
+            if "published" not in e.fields:
+                raise
+            got = dict(e.fields.pop("published"))
+            raise DeliveryAfterPublish(Published(got, got.pop("outbox"), []), e) from None
         outbox, deliveries = got.pop("outbox"), got.pop("deliveries", [])
         return Published(got, outbox, deliveries)
 

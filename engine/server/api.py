@@ -225,7 +225,11 @@ def reject(incident: str, body: b.RejectBody, request: Request, who: Principal =
 def publish(incident: str, body: b.PostBody, request: Request, who: Principal = Signed) -> dict:
     from engine.app import releases
 
-    result = releases.publish(_app(request), who, incident, body.post)
+    try:
+        result = releases.publish(_app(request), who, incident, body.post)
+    except releases.DeliveryAfterPublish as e:  # published, then the delivery failed: say what went out
+        e.fields["published"] = {**e.published.post, "outbox": e.published.outbox}
+        raise
     return {**result.post, "outbox": result.outbox, "deliveries": result.deliveries}
 
 

@@ -345,3 +345,58 @@ def test_commands_on_a_database_of_this_machine_refuse_while_signed_in(tmp_path,
     assert not (tmp_path / "local.db").exists()
     local = run(["user", "list"], env={**env, "PLAYBOOK_SERVER": ""}, clock=team.clock)
     assert local.exit_code == 0, local.output
+
+
+def test_verify_against_a_local_checkpoint_or_key_is_refused_with_a_server(tmp_path, team):
+    env = {"PLAYBOOK_SERVER": team.url, "PLAYBOOK_TOKEN": team.token("alice")}
+    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint.write_text("{}")
+    result = run(["verify", "--checkpoint", str(checkpoint)], env=env, clock=team.clock)
+    assert result.exit_code == 2 and "verify --bundle FILE" in result.stderr
+
+
+def test_key_prints_the_server_s_public_key(team):
+    env = {"PLAYBOOK_SERVER": team.url, "PLAYBOOK_TOKEN": team.token("dave", "read")}
+    result = run(["key"], env=env, clock=team.clock)
+    assert result.exit_code == 0
+    assert result.stdout == team.call("GET", "/key", "dave", scope="read").text
+    assert result.stdout.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_due_and_drill_summary_are_the_same_through_the_server(tmp_path, team):
+    from datetime import timedelta
+
+    from engine.clock import FixedClock
+
+    steps = [(["drill", "viral-complaint", "--title", "Tabletop", "--set", "complaint_url=https://x.com/p/1",
+               "--set", "complaint_channel=x", "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
+               "--assign", "compliance=dana", "--assign", "patient_relations=erin"], "alice"),
+             (["start", "viral-complaint", "--title", "Real", "--set", "complaint_url=https://x.com/p/2",
+               "--set", "complaint_channel=x", "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
+               "--assign", "compliance=dana", "--assign", "patient_relations=erin"], "alice"),
+             (["advance-clock", "DRILL-20260314-001", "90m"], "alice"),
+             (["due", "--no-record", "--within", "2h"], "alice"),
+             (["due"], "alice"),
+             (["drill-summary", "DRILL-20260314-001"], "alice"),
+             (["list", "--all"], "alice")]
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "viral-complaint.yaml").symlink_to(ROOT / "playbooks" / "viral-complaint.yaml")
+    local_clock = FixedClock(T0)
+    local_env = {"PLAYBOOK_DB": str(tmp_path / "local.db"), "PLAYBOOK_OUTBOX": str(tmp_path / "outbox")}
+    outputs = {}
+    for mode, clock in (("local", local_clock), ("remote", team.clock)):
+        outputs[mode] = []
+        for n, (args, who) in enumerate(steps):
+            if n == 3:
+                clock.advance(timedelta(minutes=75))  # the real incident's first post is now overdue
+            if mode == "local":
+                args = [str(tmp_path / "library" / "viral-complaint.yaml") if a == "viral-complaint" else a
+                        for a in args]
+                env = {**local_env, "PLAYBOOK_ACTOR": who}
+            else:
+                env = {"PLAYBOOK_SERVER": team.url, "PLAYBOOK_TOKEN": team.token(who)}
+            result = run(args, env=env, clock=clock)
+            outputs[mode].append((args[0], result.exit_code, result.stdout, result.stderr))
+    assert outputs["remote"] == outputs["local"]
+    assert [code for _, code, _, _ in outputs["remote"]][3:5] == [9, 9]
+    assert "OVERDUE" in outputs["remote"][3][2]

@@ -43,7 +43,7 @@ class App:
         if config.server is not None:
             from .remote import Remote
 
-            self.remote = Remote(config.server, config.token, config.server_name, clock)
+            self.remote = Remote(config.server, config.token, config.server_name)
         sandbox.use_partials(config.templates)
 
     def check_people(self, names) -> None:

@@ -61,9 +61,8 @@ def error_from(response, server: str) -> PlaybookError:
 class Remote:
     """One team server, reached with one personal API token (one method per use case)."""
 
-    def __init__(self, server: str, token: str, name: str | None = None, clock=None) -> None:
+    def __init__(self, server: str, token: str, name: str | None = None) -> None:
         self.server = server.rstrip("/")
-        self.clock = clock
         self._token = token
         self.name = name
         self._client = None
@@ -256,7 +255,7 @@ class Remote:
         from .clocks import Due
 
         got = self.json("POST" if record else "GET", "/due", params={"within": f"{within_seconds}s"})
-        return Due([_due_item(i, self.clock) for i in got["items"]], got["recorded"], got["notified"], got["overdue"])
+        return Due([_due_item(i) for i in got["items"]], got["recorded"], got["notified"], got["overdue"])
 
     def advance_clock(self, incident: str, seconds: int) -> dict:
         got = self.json("POST", self._incident(incident, "advance-clock"), body={"duration": f"{seconds}s"},
@@ -326,15 +325,19 @@ class Remote:
         return self.call("GET", "/key").text
 
 
-def _due_item(item: dict, clock):
-    """A due item as the server listed it, with its clock (times as the server gave them)."""
+def _due_item(item: dict):
+    """A due item as the server listed it, with its clock at the server's moment (a
+    drill's simulated time for a drill)."""
+    from datetime import timedelta
+
     from ..breaches import DueItem
     from ..deadlines import ClockStatus
     from ..events import parse_iso
 
+    due_at = parse_iso(item["due_at"])
     status = ClockStatus(
-        key=item["key"], label=item["label"], due_at=parse_iso(item["due_at"]), met_at=item["met_at"],
-        now=clock.now(), kind=item["kind"], stage=item["stage"], visit=item["visit"], anchor=item["from"],
+        key=item["key"], label=item["label"], due_at=due_at, met_at=item["met_at"],
+        now=due_at - timedelta(seconds=item["seconds_left"]), kind=item["kind"], stage=item["stage"], visit=item["visit"], anchor=item["from"],
         anchor_at=item["from_at"], closed_at=item["closed_at"], every_seconds=item.get("every_seconds"),
         late_updates=item.get("late_updates", 0), longest_gap_seconds=item.get("longest_gap_seconds"),
         result=item["outcome"] if item["kind"] == "updates" and item["outcome"] != "open" else None)

@@ -337,7 +337,8 @@ def _due_item(item: dict):
     due_at = parse_iso(item["due_at"])
     status = ClockStatus(
         key=item["key"], label=item["label"], due_at=due_at, met_at=item["met_at"],
-        now=due_at - timedelta(seconds=item["seconds_left"]), kind=item["kind"], stage=item["stage"], visit=item["visit"], anchor=item["from"],
+        now=due_at - timedelta(seconds=item["seconds_left"]), kind=item["kind"], stage=item["stage"],
+        visit=item["visit"], anchor=item["from"],
         anchor_at=item["from_at"], closed_at=item["closed_at"], every_seconds=item.get("every_seconds"),
         late_updates=item.get("late_updates", 0), longest_gap_seconds=item.get("longest_gap_seconds"),
         result=item["outcome"] if item["kind"] == "updates" and item["outcome"] != "open" else None)

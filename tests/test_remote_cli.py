@@ -372,32 +372,26 @@ def test_key_prints_the_server_s_public_key(team):
     assert result.stdout.startswith("-----BEGIN PUBLIC KEY-----")
 
 
-def test_due_and_drill_summary_are_the_same_through_the_server(tmp_path, team):
-    from datetime import timedelta
+START = ["viral-complaint", "--set", "complaint_url=https://x.com/p/1", "--set", "complaint_channel=x",
+         "--assign", "incident_lead=alice", "--assign", "spokesperson=bob", "--assign", "compliance=dana",
+         "--assign", "patient_relations=erin"]
 
+
+def both_ways(tmp_path, team, steps, between=None) -> dict:
+    """`steps` ((args, who) pairs) run on a local database and through the server, each
+    on its fixed clock: {mode: [(command, exit code, stdout, stderr)]}. `between(n,
+    clock)` runs before step n (to move the clock)."""
     from engine.clock import FixedClock
 
-    steps = [(["drill", "viral-complaint", "--title", "Tabletop", "--set", "complaint_url=https://x.com/p/1",
-               "--set", "complaint_channel=x", "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
-               "--assign", "compliance=dana", "--assign", "patient_relations=erin"], "alice"),
-             (["start", "viral-complaint", "--title", "Real", "--set", "complaint_url=https://x.com/p/2",
-               "--set", "complaint_channel=x", "--assign", "incident_lead=alice", "--assign", "spokesperson=bob",
-               "--assign", "compliance=dana", "--assign", "patient_relations=erin"], "alice"),
-             (["advance-clock", "DRILL-20260314-001", "90m"], "alice"),
-             (["due", "--no-record", "--within", "2h"], "alice"),
-             (["due"], "alice"),
-             (["drill-summary", "DRILL-20260314-001"], "alice"),
-             (["list", "--all"], "alice")]
     (tmp_path / "library").mkdir()
     (tmp_path / "library" / "viral-complaint.yaml").symlink_to(ROOT / "playbooks" / "viral-complaint.yaml")
-    local_clock = FixedClock(T0)
     local_env = {"PLAYBOOK_DB": str(tmp_path / "local.db"), "PLAYBOOK_OUTBOX": str(tmp_path / "outbox")}
     outputs = {}
-    for mode, clock in (("local", local_clock), ("remote", team.clock)):
+    for mode, clock in (("local", FixedClock(T0)), ("remote", team.clock)):
         outputs[mode] = []
         for n, (args, who) in enumerate(steps):
-            if n == 3:
-                clock.advance(timedelta(minutes=75))  # the real incident's first post is now overdue
+            if between is not None:
+                between(n, clock)
             if mode == "local":
                 args = [str(tmp_path / "library" / "viral-complaint.yaml") if a == "viral-complaint" else a
                         for a in args]
@@ -406,6 +400,56 @@ def test_due_and_drill_summary_are_the_same_through_the_server(tmp_path, team):
                 env = {"PLAYBOOK_SERVER": team.url, "PLAYBOOK_TOKEN": team.token(who)}
             result = run(args, env=env, clock=clock)
             outputs[mode].append((args[0], result.exit_code, result.stdout, result.stderr))
+    return outputs
+
+
+def test_due_and_drill_summary_are_the_same_through_the_server(tmp_path, team):
+    from datetime import timedelta
+
+    steps = [(["drill", *START, "--title", "Tabletop"], "alice"),
+             (["start", *START, "--title", "Real"], "alice"),
+             (["advance-clock", "DRILL-20260314-001", "90m"], "alice"),
+             (["due", "--no-record", "--within", "2h"], "alice"),
+             (["due"], "alice"),
+             (["drill-summary", "DRILL-20260314-001"], "alice"),
+             (["list", "--all"], "alice")]
+
+    def later(n, clock):
+        if n == 3:
+            clock.advance(timedelta(minutes=75))  # the real incident's first post is now overdue
+
+    outputs = both_ways(tmp_path, team, steps, later)
     assert outputs["remote"] == outputs["local"]
     assert [code for _, code, _, _ in outputs["remote"]][3:5] == [9, 9]
     assert "OVERDUE" in outputs["remote"][3][2]
+
+
+def test_the_other_incident_and_post_commands_are_the_same_through_the_server(tmp_path, team):
+    inc, post = "INC-20260314-001", "public_ack/x/en"
+    steps = [(["start", *START, "--title", "Real", "--json"], "alice"),
+             (["assign", inc, "social_media", "carol", "--json"], "alice"),
+             (["set", inc, "severity=high"], "alice"),
+             (["task", inc, "confirm_post"], "alice"),
+             (["task", inc, "confirm_post", "--undone"], "alice"),
+             (["task", inc, "confirm_post"], "alice"),
+             (["advance", inc, "acknowledge", "--reason", "seen", "--json"], "alice"),
+             (["render", inc, "public_ack", "--channel", "x", "--lang", "en", "--json"], "carol"),
+             (["edit", inc, post, "--text", "We are sorry. Please contact us privately."], "carol"),
+             (["reject", inc, post, "--reason", "too short", "--version", "2"], "bob"),
+             (["approve", inc, post, "--version", "2"], "bob"),
+             (["drafts", inc, "--json"], "alice"),
+             (["unassign", inc, "social_media", "carol"], "alice"),
+             (["note", inc, "a note"], "carol"),
+             (["close", inc], "alice"),
+             (["reopen", inc], "alice"),
+             (["status", inc, "--json"], "dave"),
+             (["status", "--json"], "dave"),
+             (["status"], "dave"),
+             (["outbox", "rebuild"], "dave"),
+             (["advance", "INC-20990101-001", "acknowledge"], "alice"),
+             (["approve", inc, "no/such/post", "--version", "1"], "bob")]
+    outputs = both_ways(tmp_path, team, steps)
+    for local, remote in zip(outputs["local"], outputs["remote"]):
+        assert remote == local
+    codes = [code for _, code, _, _ in outputs["remote"]]
+    assert codes[-2:] == [4, 4] and 5 in codes and codes[:9] == [0] * 9

@@ -453,3 +453,10 @@ def test_the_other_incident_and_post_commands_are_the_same_through_the_server(tm
         assert remote == local
     codes = [code for _, code, _, _ in outputs["remote"]]
     assert codes[-2:] == [4, 4] and 5 in codes and codes[:9] == [0] * 9
+
+
+@pytest.mark.parametrize("secret", ["pbk_caf\u00e9", "pbk_a b", "pbk_\u0007"])
+def test_a_token_that_cannot_be_one_is_a_usage_error_without_showing_it(team, secret):
+    result = run(["list"], env={"PLAYBOOK_SERVER": team.url, "PLAYBOOK_TOKEN": secret})
+    assert result.exit_code == 2 and "not a personal API token" in result.stderr
+    assert secret not in result.output

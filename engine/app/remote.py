@@ -77,14 +77,17 @@ class Remote:
         import httpx
 
         if self._client is None:
+            if not (self._token.isascii() and self._token.isprintable()) or any(c.isspace() for c in self._token):
+                raise UsageError("the token is not a personal API token (those are pbk_ and letters, digits, "
+                                 "- and _); create one on the server with: playbook token create NAME")
             self._client = httpx.Client(base_url=self.server, timeout=TIMEOUT_S, follow_redirects=False,
                                         headers={"Authorization": f"Bearer {self._token}",
                                                  "Accept": "application/json"})
         try:
             response = self._client.request(method, API + path, json=body, params=params)
         except httpx.TimeoutException:
-            raise StoreError(f"the server {self.server} did not answer in time; nothing is known to have "
-                             "changed (run the command again, or check: playbook whoami)") from None
+            raise StoreError(f"the server {self.server} did not answer within {TIMEOUT_S:.0f} s; a change may or "
+                             "may not have been made (look with status or log before running it again)") from None
         except httpx.HTTPError as e:
             raise StoreError(f"cannot reach the server {self.server}: {_reason(e)}") from None
         if response.status_code >= 400:

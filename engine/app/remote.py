@@ -232,9 +232,7 @@ class Remote:
                          body={"post": post, "reason": reason, "version": version})
 
     def publish(self, incident: str, post: str):
-        from .releases import Published
-
-        from .releases import DeliveryAfterPublish
+        from .releases import DeliveryAfterPublish, Published
 
         try:
             got = self.json("POST", self._incident(incident, "publish"), body={"post": post})

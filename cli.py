@@ -35,6 +35,7 @@ COMMANDS = {
     "reject": "posts:reject", "publish": "posts:publish", "outbox": "posts:outbox", "deliver": "posts:deliver",
     "inbound": "inbound:inbound", "inbox": "inbound:inbox", "listen": "inbound:listen",
     "serve": "server:serve", "user": "engine.accounts.commands:user", "token": "engine.accounts.commands:token",
+    "login": "client:login", "logout": "client:logout", "whoami": "client:whoami",
 }
 
 

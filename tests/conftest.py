@@ -25,6 +25,15 @@ VIRAL_START = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_saved_sign_in(tmp_path_factory, monkeypatch):
+    """The tests never see the developer's own `playbook login` (nor a server in the
+    environment): every command works on its test database unless a test says otherwise."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.delenv("PLAYBOOK_SERVER", raising=False)
+    monkeypatch.delenv("PLAYBOOK_TOKEN", raising=False)
+
+
 @pytest.fixture
 def clock():
     from engine.clock import FixedClock

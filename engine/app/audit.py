@@ -35,6 +35,8 @@ class Verified:
 def verify(app: App, who: Principal, request: VerifyRequest) -> Verified:
     """Verify the audit log (one incident or all); IntegrityError (exit 7) if anything
     was modified, inserted, reordered or removed, or the checkpoints cannot be checked."""
+    if app.remote is not None:
+        return app.remote.verify(request)
     from .. import integrity
     from ..rules import audit
 
@@ -68,6 +70,8 @@ class VerifyFailed(IntegrityError):
 
 def sign_checkpoint(app: App, who: Principal) -> dict:
     """Sign a checkpoint of every incident now (after a full :func:`verify`)."""
+    if app.remote is not None:
+        return app.remote.sign_checkpoint()
     from .. import integrity
     from ..events import utc_now_iso
 
@@ -85,6 +89,8 @@ def verify_bundle(path: Path, public_key_pem: str | None = None):
 
 def public_key(app: App) -> str:
     """The PEM of the key that signs checkpoints (created on first use)."""
+    if app.remote is not None:
+        return app.remote.public_key()
     from ..integrity import load_or_create_key, public_key_pem
 
     return public_key_pem(load_or_create_key(app.config.key))
@@ -92,6 +98,8 @@ def public_key(app: App) -> str:
 
 def report(app: App, who: Principal, incident: str, fmt: str) -> str:
     """The auditor's report as text (md, html or json)."""
+    if app.remote is not None:
+        return app.remote.report(incident, fmt)
     from ..integrity import trusted_public_key
     from ..report import build_report, render_report
 
@@ -105,6 +113,8 @@ def report(app: App, who: Principal, incident: str, fmt: str) -> str:
 
 def require_incident(app: App, who: Principal, incident: str) -> None:
     """NotFound unless the incident exists (checked before an output file is created)."""
+    if app.remote is not None:
+        return app.remote.require_incident(incident)
     from ..service import status
 
     with acting(who, "read"):
@@ -113,6 +123,8 @@ def require_incident(app: App, who: Principal, incident: str) -> None:
 
 def export(app: App, who: Principal, incident: str, fmt: str, out: IO[str]) -> int:
     """Stream the incident's events to `out` as JSON Lines or CSV; the number written."""
+    if app.remote is not None:
+        return app.remote.export(incident, fmt, out)
     from ..report import export_events
 
     if fmt not in ("jsonl", "csv"):
@@ -124,6 +136,8 @@ def export(app: App, who: Principal, incident: str, fmt: str, out: IO[str]) -> i
 def bundle(app: App, who: Principal, incident: str, path: Path) -> dict:
     """Write the incident's bundle (events, pinned playbook, signed checkpoint, public
     key) to `path`; its manifest."""
+    if app.remote is not None:
+        return app.remote.bundle(incident, path)
     from ..bundle import write_bundle
     from ..integrity import load_or_create_key
 

@@ -30,6 +30,8 @@ def due(app: App, who: Principal, within_seconds: int = 0, *, record: bool = Tru
     are recorded once and escalations applied by the engine itself (``system:``), and
     notices sent to the configured destinations: `who` asks for the check (a token needs
     the act scope to record, read to look)."""
+    if app.remote is not None:
+        return app.remote.due(within_seconds, record=record)
     from .. import breaches
     from .releases import destinations
 
@@ -50,6 +52,8 @@ def _due(app: App, within_seconds: int, record: bool, breaches, destinations) ->
 
 def advance_clock(app: App, who: Principal, incident: str, seconds: int) -> dict:
     """Move a drill's simulated clock: {state, recorded, injects} (engine.drills)."""
+    if app.remote is not None:
+        return app.remote.advance_clock(incident, seconds)
     from ..drills import advance_clock as advance
 
     with acting(who, scope_of("advance_clock")) as actor:
@@ -57,6 +61,8 @@ def advance_clock(app: App, who: Principal, incident: str, seconds: int) -> dict
 
 
 def drill_summary(app: App, who: Principal, incident: str) -> dict:
+    if app.remote is not None:
+        return app.remote.drill_summary(incident)
     from ..drills import summary
 
     with acting(who, "read"):

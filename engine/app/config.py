@@ -26,7 +26,16 @@ variables); everything below takes it, or the paths in it, as arguments.
                               issuer, client_id, client_secret, redirect_uri, ...)
 ``PLAYBOOK_ACTOR``            who is acting on the local command line
 ``PLAYBOOK_ACTOR_FINAL``      ``1``: that identity is final (a wrapper signs people in)
+``PLAYBOOK_SERVER``           the command line as a client: the team server's URL
+                              (with ``PLAYBOOK_TOKEN``); set but empty: no server,
+                              whatever ``playbook login`` saved
+``PLAYBOOK_TOKEN``            the personal API token sent to that server
 ============================  =====================================================
+
+Without ``PLAYBOOK_SERVER``, a command line client (``Config.resolve(client=True)``)
+reads the server, token and account name ``playbook login`` saved in
+``$XDG_CONFIG_HOME/crisis-playbook/client.json`` (``~/.config`` if unset). The server
+and every other adapter never read it: only the command line is a client.
 
 "Beside the database" is the database file's folder, or for a server URL (or
 ``memory:``) the default data folder.
@@ -36,21 +45,67 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UsageError
 from ..store import MEMORY, SQLITE_SCHEME, is_server_url, local_folder, sqlite_path
 
 KEY_FILE = "signing.key"
 DESTINATIONS_FILE = "destinations.yaml"
 SOURCES_FILE = "sources.yaml"
 OUTBOX_FOLDER = "outbox"
+CLIENT_FILE = "client.json"
 
 
 def data_home(environ: Mapping[str, str]) -> Path:
     """``$XDG_DATA_HOME`` (absolute only, as the XDG spec says), else ``~/.local/share``."""
     given = environ.get("XDG_DATA_HOME")
     return Path(given) if given and os.path.isabs(given) else Path.home() / ".local" / "share"
+
+
+def config_home(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME`` (absolute only), else ``~/.config``."""
+    given = environ.get("XDG_CONFIG_HOME")
+    return Path(given) if given and os.path.isabs(given) else Path.home() / ".config"
+
+
+def client_file(environ: Mapping[str, str]) -> Path:
+    """Where ``playbook login`` keeps the server, token and account name (mode 0600)."""
+    return config_home(environ) / "crisis-playbook" / CLIENT_FILE
+
+
+def _client_settings(environ: Mapping[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(server, token, account name) of a command line client: the environment's
+    ``PLAYBOOK_SERVER`` and ``PLAYBOOK_TOKEN``, else the saved login, else no server."""
+    if "PLAYBOOK_SERVER" in environ:
+        server = environ["PLAYBOOK_SERVER"].strip()
+        if not server:  # set but empty: this command works on the local database
+            return None, None, None
+        token = environ.get("PLAYBOOK_TOKEN", "").strip()
+        if not token:
+            raise UsageError("PLAYBOOK_SERVER is set but PLAYBOOK_TOKEN is empty: give the personal API token "
+                             "to send to the server (or sign in with: playbook login --server URL)")
+        return server, token, None
+    path = client_file(environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None, None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the saved sign-in ({getattr(e, 'strerror', None) or e}); "
+                         "sign in again with: playbook login --server URL, or sign out with: playbook logout") from None
+    import json
+
+    try:
+        saved = json.loads(text)
+        server, token, name = saved["server"], saved["token"], saved.get("name")
+        if not (isinstance(server, str) and isinstance(token, str) and server and token):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{path}: not a saved sign-in; sign in again with: playbook login --server URL, "
+                         "or sign out with: playbook logout") from None
+    return server, token, name if isinstance(name, str) else None
 
 
 def database_location(environ: Mapping[str, str], given: str | os.PathLike | None = None) -> str | Path:
@@ -92,6 +147,12 @@ class Config:
     actor: str | None = None
     actor_final: bool = False
     sources: Path | None = None  # inbound sources (engine.sources); None: none configured
+    #: the team server this command line is a client of (None: the local database)
+    server: str | None = None
+    #: the personal API token sent to it (never shown: left out of the repr)
+    token: str | None = field(default=None, repr=False)
+    #: the account the token belongs to, as saved at login (None: ask the server)
+    server_name: str | None = None
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -101,10 +162,12 @@ class Config:
     @classmethod
     def resolve(cls, environ: Mapping[str, str] | None = None, *, db: str | os.PathLike | None = None,
                 outbox: str | os.PathLike | None = None,
-                checkpoints: str | os.PathLike | None = None) -> "Config":
+                checkpoints: str | os.PathLike | None = None, client: bool = False) -> "Config":
         """The configuration from explicit options (``db``, ``outbox``, ``checkpoints``:
-        what the adapter's flags said), else the environment, else the defaults."""
+        what the adapter's flags said), else the environment, else the defaults.
+        ``client``: the command line, which may be a client of a team server."""
         env = os.environ if environ is None else environ
+        server, token, server_name = _client_settings(env) if client else (None, None, None)
         location = database_location(env, db)
         beside = _folder_of(location, env)
         key = _path(env.get("PLAYBOOK_KEY"))
@@ -123,4 +186,5 @@ class Config:
             actor=env.get("PLAYBOOK_ACTOR"),
             actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
             sources=_path(env.get("PLAYBOOK_SOURCES")) or beside / SOURCES_FILE,
+            server=server, token=token, server_name=server_name,
         )

@@ -38,6 +38,12 @@ class App:
         #: the accounts people are (on a server: role assignments must name an active
         #: one); None on the local command line, where names are asserted
         self.directory = directory
+        #: the team server the use cases go to instead of a local store (engine.app.remote)
+        self.remote = None
+        if config.server is not None:
+            from .remote import Remote
+
+            self.remote = Remote(config.server, config.token, config.server_name)
         sandbox.use_partials(config.templates)
 
     def check_people(self, names) -> None:
@@ -50,6 +56,10 @@ class App:
                              "sign in; see: playbook user list)")
 
     def store(self, *, read_only: bool = False, writes: bool = False):
+        if self.remote is not None:  # never a local write under the token's identity
+            raise UsageError(f"this command works on a database on this machine, but the command line is "
+                             f"signed in to {self.remote.server}: run it with PLAYBOOK_SERVER= (empty) to use "
+                             "the local database, or sign out first (playbook logout)")
         if self._shared is not None:
             return self._shared
         mode = (read_only, writes)
@@ -72,6 +82,8 @@ class App:
         return open_store(location, read_only=read_only and not writes)
 
     def close(self) -> None:
+        if self.remote is not None:
+            self.remote.close()
         stores, self._stores = list(self._stores.values()), {}
         for store in stores:
             store.close()

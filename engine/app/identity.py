@@ -15,7 +15,16 @@ from .principal import Principal
 
 
 def local_principal(config: Config, given: str | None) -> Principal:
-    """The asserted principal of a local command (see the module docstring)."""
+    """The asserted principal of a local command (see the module docstring); with a
+    team server configured, the token's account instead (engine.app.remote)."""
+    if config.server is not None:
+        from .remote import Remote
+
+        remote = Remote(config.server, config.token, config.server_name)
+        try:
+            return remote.principal(given)
+        finally:
+            remote.close()
     name = given
     if name is not None and not name.strip():
         raise UsageError("--as needs a person's name (it is empty)")

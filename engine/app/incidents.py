@@ -39,6 +39,8 @@ class Started:
 
 
 def start(app: App, who: Principal, request: StartRequest) -> Started:
+    if app.remote is not None:
+        return app.remote.start(request)
     from ..drills import load_scenario
     from ..leaks import echoes
     from ..loader import load_playbook
@@ -79,6 +81,8 @@ def library_playbook(app: App, name: str) -> str:
 
 
 def status(app: App, who: Principal, incident: str) -> dict:
+    if app.remote is not None:
+        return app.remote.status(incident)
     with acting(who, "read"):
         return service.status(app.store(read_only=True), incident)
 
@@ -86,6 +90,8 @@ def status(app: App, who: Principal, incident: str) -> dict:
 def listing(app: App, who: Principal, *, include_closed: bool = False, stage: str | None = None,
             playbook: str | None = None, full: bool = False) -> list:
     """The incidents' listing rows (engine.index), or with `full` their whole states."""
+    if app.remote is not None:
+        return app.remote.listing(include_closed=include_closed, stage=stage, playbook=playbook, full=full)
     from ..index import listed
 
     with acting(who, "read"):
@@ -96,49 +102,67 @@ def listing(app: App, who: Principal, *, include_closed: bool = False, stage: st
 
 
 def assign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:
+    if app.remote is not None:
+        return app.remote.assign(incident, role, person)
     app.check_people([person])
     with acting(who, scope_of("assign")) as actor:
         return service.assign(app.store(), app.clock, actor, incident, role, person)
 
 
 def unassign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:
+    if app.remote is not None:
+        return app.remote.unassign(incident, role, person)
     with acting(who, scope_of("unassign")) as actor:
         return service.unassign(app.store(), app.clock, actor, incident, role, person)
 
 
 def task(app: App, who: Principal, incident: str, name: str, *, done: bool = True) -> dict:
+    if app.remote is not None:
+        return app.remote.task(incident, name, done=done)
     with acting(who, scope_of("task")) as actor:
         return service.task(app.store(), app.clock, actor, incident, name, done=done)
 
 
 def note(app: App, who: Principal, incident: str, text: str) -> dict:
+    if app.remote is not None:
+        return app.remote.note(incident, text)
     with acting(who, scope_of("note")) as actor:
         return service.note(app.store(), app.clock, actor, incident, text)
 
 
 def set_inputs(app: App, who: Principal, incident: str, values: dict[str, str]) -> dict:
+    if app.remote is not None:
+        return app.remote.set_inputs(incident, values)
     with acting(who, scope_of("set")) as actor:
         return service.set_inputs(app.store(), app.clock, actor, incident, values)
 
 
 def advance(app: App, who: Principal, incident: str, trigger: str, reason: str | None = None) -> dict:
+    if app.remote is not None:
+        return app.remote.advance(incident, trigger, reason)
     with acting(who, scope_of("advance")) as actor:
         return service.advance(app.store(), app.clock, actor, incident, trigger, reason)
 
 
 def close(app: App, who: Principal, incident: str, trigger: str | None = None,
           reason: str | None = None) -> dict:
+    if app.remote is not None:
+        return app.remote.close_incident(incident, trigger, reason)
     with acting(who, scope_of("close")) as actor:
         return service.close(app.store(), app.clock, actor, incident, trigger, reason)
 
 
 def reopen(app: App, who: Principal, incident: str, trigger: str | None = None,
            reason: str | None = None) -> dict:
+    if app.remote is not None:
+        return app.remote.reopen(incident, trigger, reason)
     with acting(who, scope_of("reopen")) as actor:
         return service.reopen(app.store(), app.clock, actor, incident, trigger, reason)
 
 
 def log(app: App, who: Principal, incident: str):
     """The incident's events, oldest first (an iterator: memory stays flat)."""
+    if app.remote is not None:
+        return app.remote.log(incident)
     with acting(who, "read"):
         return service.log(app.store(read_only=True), incident)

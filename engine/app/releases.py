@@ -29,6 +29,8 @@ class RenderRequest:
 
 
 def render(app: App, who: Principal, request: RenderRequest) -> list[dict]:
+    if app.remote is not None:
+        return app.remote.render(request)
     with acting(who, scope_of("render")) as actor:
         return posts.render(app.store(), app.clock, actor, request.incident, request.template,
                             channels=request.channels, langs=request.langs, overrides=dict(request.overrides),
@@ -36,11 +38,15 @@ def render(app: App, who: Principal, request: RenderRequest) -> list[dict]:
 
 
 def drafts(app: App, who: Principal, incident: str) -> list[dict]:
+    if app.remote is not None:
+        return app.remote.drafts(incident)
     with acting(who, "read"):
         return posts.drafts(app.store(read_only=True), incident)
 
 
 def edit(app: App, who: Principal, incident: str, post: str, *, text: str, subject: str | None = None) -> dict:
+    if app.remote is not None:
+        return app.remote.edit(incident, post, text=text, subject=subject)
     with acting(who, scope_of("edit")) as actor:
         return posts.edit(app.store(), app.clock, actor, incident, post, text=text, subject=subject)
 
@@ -54,6 +60,8 @@ class Approved:
 
 def approve(app: App, who: Principal, incident: str, post: str, *, version: int, role: str | None = None,
             override: str | None = None) -> Approved:
+    if app.remote is not None:
+        return app.remote.approve(incident, post, version=version, role=role, override=override)
     from ..incident import approval_missing
 
     with acting(who, scope_of("approve")) as actor:
@@ -63,6 +71,8 @@ def approve(app: App, who: Principal, incident: str, post: str, *, version: int,
 
 
 def reject(app: App, who: Principal, incident: str, post: str, reason: str, version: int | None = None) -> dict:
+    if app.remote is not None:
+        return app.remote.reject(incident, post, reason, version)
     with acting(who, scope_of("reject")) as actor:
         return posts.reject(app.store(), app.clock, actor, incident, post, reason, version)
 
@@ -96,6 +106,8 @@ class DeliveryAfterPublish(DeliveryFailed):
 def publish(app: App, who: Principal, incident: str, post: str) -> Published:
     """Publish to the outbox; then, for a real incident whose channel has destinations,
     deliver (a drill is never delivered to real services)."""
+    if app.remote is not None:
+        return app.remote.publish(incident, post)
     with acting(who, scope_of("publish")) as actor:
         store = app.store()
         result = release.publish(store, app.clock, actor, incident, post, app.config.outbox)
@@ -111,6 +123,8 @@ def publish(app: App, who: Principal, incident: str, post: str) -> Published:
 
 
 def deliver(app: App, who: Principal, incident: str, post: str) -> list[dict]:
+    if app.remote is not None:
+        return app.remote.deliver(incident, post)
     with acting(who, scope_of("deliver")) as actor:
         store = app.store()
         targets, transport = _route(app, store, incident, post)
@@ -133,5 +147,7 @@ def _route(app: App, store, incident: str, post: str):
 
 
 def rebuild_outbox(app: App, who: Principal, incident: str | None = None) -> list[dict]:
+    if app.remote is not None:
+        return app.remote.rebuild_outbox(incident)
     with acting(who, "read"):
         return release.rebuild_outbox(app.store(read_only=True), app.config.outbox, incident)

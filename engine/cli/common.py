@@ -60,7 +60,8 @@ def app(ctx: click.Context, db: str | None = None, *, outbox: str | None = None,
     from engine.app.config import Config
     from engine.app.context import App
 
-    handle = App(Config.resolve(os.environ, db=db, outbox=outbox, checkpoints=checkpoints), clock(ctx))
+    handle = App(Config.resolve(os.environ, db=db, outbox=outbox, checkpoints=checkpoints, client=True),
+                 clock(ctx))
     ctx.call_on_close(handle.close)
     return handle
 

@@ -32,9 +32,16 @@ def _now(request: Request):
     return request.app.state.clock.now()
 
 
-def _status(request: Request, state: dict, who: Principal) -> dict:
+#: ``?full=true``: the incident's whole state (what the command line's views take, for
+#: a client that shows them itself) as ``{"state": ...}`` instead of its status view
+Full = Query(False, description="return the incident's whole state as {\"state\": ...} (the command line's views)")
+
+
+def _status(request: Request, state: dict, who: Principal, full: bool = False) -> dict:
     from engine.views import status_json
 
+    if full:
+        return {"state": state}
     return status_json(state, _now(request), who.name)
 
 
@@ -43,6 +50,9 @@ def _status(request: Request, state: dict, who: Principal) -> dict:
 
 @router.get("/playbooks", tags=["incidents"], summary="The playbooks of the server's library")
 def playbooks(request: Request, who: Principal = Signed) -> list[dict]:
+    import hashlib
+    from pathlib import Path
+
     from engine.app import incidents
     from engine.loader import load_playbook
 
@@ -50,6 +60,7 @@ def playbooks(request: Request, who: Principal = Signed) -> list[dict]:
     for name, path in incidents.library(_app(request)).items():
         pb = load_playbook(path).playbook
         out.append({"name": name, "id": pb.id, "title": pb.name, "version": pb.version,
+                    "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
                     "inputs": {k: {"type": v.type, "required": v.required, "confidential": v.confidential}
                                for k, v in pb.inputs.items()},
                     "roles": {k: {"title": v.title, "required": v.required} for k, v in pb.roles.items()},
@@ -57,7 +68,7 @@ def playbooks(request: Request, who: Principal = Signed) -> list[dict]:
     return out
 
 
-def _start(request: Request, body: b.StartBody, who: Principal, *, drill: bool):
+def _start(request: Request, body: b.StartBody, who: Principal, *, drill: bool, full: bool = False):
     from engine.app import incidents
 
     app = _app(request)
@@ -65,89 +76,92 @@ def _start(request: Request, body: b.StartBody, who: Principal, *, drill: bool):
         playbook=incidents.library_playbook(app, body.playbook), title=body.title, severity=body.severity,
         inputs=dict(body.inputs), assign=dict(body.assign), drill=drill,
         scenario_text=getattr(body, "scenario", None)))
-    return {**_status(request, started.state, who),
+    return {**_status(request, started.state, who, full),
             "warnings": [{"field": f, "confidential_input": n} for f, n in started.echoes]}
 
 
 @router.post("/incidents", status_code=201, tags=["incidents"], summary="Start an incident")
-def start(body: b.StartBody, request: Request, who: Principal = Signed) -> dict:
-    return _start(request, body, who, drill=False)
+def start(body: b.StartBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
+    return _start(request, body, who, drill=False, full=full)
 
 
 @router.post("/drills", status_code=201, tags=["drills"], summary="Start a drill (simulated clock)")
-def drill(body: b.DrillBody, request: Request, who: Principal = Signed) -> dict:
-    return _start(request, body, who, drill=True)
+def drill(body: b.DrillBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
+    return _start(request, body, who, drill=True, full=full)
 
 
 @router.get("/incidents", tags=["incidents"], summary="List incidents (open ones unless all=true)")
 def listing(request: Request, all: bool = False, stage: str | None = Query(None, max_length=200),
-            playbook: str | None = Query(None, max_length=200), who: Principal = Signed) -> list[dict]:
+            playbook: str | None = Query(None, max_length=200),
+            full: bool = Query(False, description="each listed incident's whole state"),
+            who: Principal = Signed) -> list[dict]:
     from engine.app import incidents
 
-    return incidents.listing(_app(request), who, include_closed=all, stage=stage, playbook=playbook)
+    return incidents.listing(_app(request), who, include_closed=all, stage=stage, playbook=playbook, full=full)
 
 
 @router.get("/incidents/{incident}", tags=["incidents"], summary="An incident's status")
-def status(incident: str, request: Request, who: Principal = Signed) -> dict:
+def status(incident: str, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.status(_app(request), who, incident), who)
+    return _status(request, incidents.status(_app(request), who, incident), who, full)
 
 
 @router.post("/incidents/{incident}/assign", tags=["incidents"], summary="Give a role to an account")
-def assign(incident: str, body: b.RoleBody, request: Request, who: Principal = Signed) -> dict:
+def assign(incident: str, body: b.RoleBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.assign(_app(request), who, incident, body.role, body.person), who)
+    return _status(request, incidents.assign(_app(request), who, incident, body.role, body.person), who, full)
 
 
 @router.post("/incidents/{incident}/unassign", tags=["incidents"], summary="Take a role from an account")
-def unassign(incident: str, body: b.RoleBody, request: Request, who: Principal = Signed) -> dict:
+def unassign(incident: str, body: b.RoleBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.unassign(_app(request), who, incident, body.role, body.person), who)
+    return _status(request, incidents.unassign(_app(request), who, incident, body.role, body.person), who, full)
 
 
 @router.post("/incidents/{incident}/tasks/{task}", tags=["incidents"], summary="Tick off (or reopen) a task")
-def task(incident: str, task: str, body: b.TaskBody, request: Request, who: Principal = Signed) -> dict:
+def task(incident: str, task: str, body: b.TaskBody, request: Request, full: bool = Full,
+         who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.task(_app(request), who, incident, task, done=body.done), who)
+    return _status(request, incidents.task(_app(request), who, incident, task, done=body.done), who, full)
 
 
 @router.post("/incidents/{incident}/notes", tags=["incidents"], summary="Add a note to the log")
-def note(incident: str, body: b.NoteBody, request: Request, who: Principal = Signed) -> dict:
+def note(incident: str, body: b.NoteBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.note(_app(request), who, incident, body.text), who)
+    return _status(request, incidents.note(_app(request), who, incident, body.text), who, full)
 
 
 @router.post("/incidents/{incident}/inputs", tags=["incidents"], summary="Set or correct input values")
-def set_inputs(incident: str, body: b.InputsBody, request: Request, who: Principal = Signed) -> dict:
+def set_inputs(incident: str, body: b.InputsBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.set_inputs(_app(request), who, incident, dict(body.values)), who)
+    return _status(request, incidents.set_inputs(_app(request), who, incident, dict(body.values)), who, full)
 
 
 @router.post("/incidents/{incident}/advance", tags=["incidents"], summary="Fire a transition")
-def advance(incident: str, body: b.AdvanceBody, request: Request, who: Principal = Signed) -> dict:
+def advance(incident: str, body: b.AdvanceBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.advance(_app(request), who, incident, body.trigger, body.reason), who)
+    return _status(request, incidents.advance(_app(request), who, incident, body.trigger, body.reason), who, full)
 
 
 @router.post("/incidents/{incident}/close", tags=["incidents"], summary="Close the incident")
-def close(incident: str, body: b.CloseBody, request: Request, who: Principal = Signed) -> dict:
+def close(incident: str, body: b.CloseBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.close(_app(request), who, incident, body.trigger, body.reason), who)
+    return _status(request, incidents.close(_app(request), who, incident, body.trigger, body.reason), who, full)
 
 
 @router.post("/incidents/{incident}/reopen", tags=["incidents"], summary="Reopen a closed incident")
-def reopen(incident: str, body: b.CloseBody, request: Request, who: Principal = Signed) -> dict:
+def reopen(incident: str, body: b.CloseBody, request: Request, full: bool = Full, who: Principal = Signed) -> dict:
     from engine.app import incidents
 
-    return _status(request, incidents.reopen(_app(request), who, incident, body.trigger, body.reason), who)
+    return _status(request, incidents.reopen(_app(request), who, incident, body.trigger, body.reason), who, full)
 
 
 @router.get("/incidents/{incident}/log", tags=["audit"], summary="The incident's audit log, oldest first")
@@ -211,7 +225,11 @@ def reject(incident: str, body: b.RejectBody, request: Request, who: Principal =
 def publish(incident: str, body: b.PostBody, request: Request, who: Principal = Signed) -> dict:
     from engine.app import releases
 
-    result = releases.publish(_app(request), who, incident, body.post)
+    try:
+        result = releases.publish(_app(request), who, incident, body.post)
+    except releases.DeliveryAfterPublish as e:  # published, then the delivery failed: say what went out
+        e.fields["published"] = {**e.published.post, "outbox": e.published.outbox}
+        raise
     return {**result.post, "outbox": result.outbox, "deliveries": result.deliveries}
 
 
@@ -262,11 +280,12 @@ def check_due(request: Request, within: str = Query("0s", max_length=40), who: P
 
 
 @router.post("/incidents/{incident}/advance-clock", tags=["drills"], summary="Move a drill's clock forward")
-def advance_clock(incident: str, body: b.ClockBody, request: Request, who: Principal = Signed) -> dict:
+def advance_clock(incident: str, body: b.ClockBody, request: Request, full: bool = Full,
+                  who: Principal = Signed) -> dict:
     from engine.app import clocks
 
     result = clocks.advance_clock(_app(request), who, incident, _within(body.duration) or 0)
-    return {"status": _status(request, result["state"], who), "recorded": result["recorded"],
+    return {"status": _status(request, result["state"], who, full), "recorded": result["recorded"],
             "injects": result["injects"]}
 
 
@@ -288,6 +307,16 @@ def verify(body: b.VerifyBody, request: Request, who: Principal = Signed) -> dic
     return verified.report.to_json()
 
 
+@router.post("/checkpoints", tags=["audit"],
+             summary="Verify every incident, then sign a checkpoint of them all (what verify -o keeps)")
+def checkpoint(request: Request, who: Principal = Signed) -> dict:
+    from engine.app import audit
+
+    app = _app(request)
+    audit.verify(app, who, audit.VerifyRequest())
+    return audit.sign_checkpoint(app, who)
+
+
 @router.get("/incidents/{incident}/report", tags=["audit"], summary="The auditor's report")
 def report(incident: str, request: Request, format: b.Format = "json", who: Principal = Signed) -> Response:
     from engine.app import audit
@@ -307,9 +336,9 @@ def export(incident: str, request: Request, format: b.ExportFormat = "jsonl", wh
     app = _app(request)
     audit.require_incident(app, who, incident)
     out = io.StringIO()
-    audit.export(app, who, incident, format, out)
+    count = audit.export(app, who, incident, format, out)
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
-    return StreamingResponse(iter([out.getvalue()]), media_type=media)
+    return StreamingResponse(iter([out.getvalue()]), media_type=media, headers={"X-Event-Count": str(count)})
 
 
 @router.get("/incidents/{incident}/bundle", tags=["audit"], summary="The auditor's bundle (a zip file)")

@@ -1,6 +1,6 @@
 """The incident board: open incidents with stage, severity and the next clock; overdue
-first and unmistakable; drills marked. The page reloads itself every few seconds
-(short polling without JavaScript)."""
+first and unmistakable; drills marked. Live by short polling: a small script (the
+package's only one) fetches ``/board/rows`` again every few seconds."""
 
 from __future__ import annotations
 
@@ -39,3 +39,10 @@ def board(request: Request, who=Depends(viewer)):
     now = now_of(request)
     return page(request, "board.html.j2", who=who, rows=board_rows(app_of(request), who, now), now=now,
                 refresh=REFRESH_S)
+
+
+@router.get("/board/rows")
+def board_rows_fragment(request: Request, who=Depends(viewer)):
+    """The board's rows alone, for the page's polling."""
+    now = now_of(request)
+    return page(request, "board_rows.html.j2", who=who, rows=board_rows(app_of(request), who, now), now=now)

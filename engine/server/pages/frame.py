@@ -70,10 +70,10 @@ def csrf_of(request: Request) -> str:
     return csrf_token(sid) if sid else ""
 
 
-def page(request: Request, name: str, status: int = 200, who: Principal | None = None, **context) -> HTMLResponse:
-    """The template `name` rendered for `who` (None: nobody signed in)."""
+def page(request: Request, template: str, status: int = 200, who: Principal | None = None, **context) -> HTMLResponse:
+    """The page `template` rendered for `who` (None: nobody signed in)."""
     context.setdefault("done", None)
-    html = templates().get_template(name).render(
+    html = templates().get_template(template).render(
         who=who, csrf=csrf_of(request) if who else "", sso=request.app.state.oidc is not None,
         path=request.url.path, **context)
     return HTMLResponse(html, status_code=status)

@@ -49,10 +49,23 @@ def awaiting(app, who, now) -> list[dict]:
     return sorted(items, key=lambda i: (i["post"]["drafted_at"], i["incident"], i["id"]))
 
 
+def messages(items: list[dict]) -> list[dict]:
+    """The queue's drafts grouped by message (incident and template), for approving every
+    channel and language version of one message with one button; each button carries
+    the exact versions shown."""
+    groups: dict[tuple[str, str], dict] = {}
+    for it in items:
+        key = (it["incident"], it["post"]["template"])
+        group = groups.setdefault(key, {"incident": key[0], "template": key[1], "keys": []})
+        group["keys"].append(it["key"])
+    return [g for g in groups.values() if len(g["keys"]) > 1]
+
+
 @router.get("/queue")
 def queue(request: Request, done: str | None = None, who=Depends(viewer)):
     now = now_of(request)
-    return page(request, "queue.html.j2", who=who, items=awaiting(app_of(request), who, now), now=now,
+    items = awaiting(app_of(request), who, now)
+    return page(request, "queue.html.j2", who=who, items=items, groups=messages(items), now=now,
                 done=done, fresh=_fresh(who, now))
 
 
@@ -68,12 +81,13 @@ def approve(request: Request, signed=Depends(poster)):
     """Approve every ticked version: one approval (and signature) per version, in order;
     the first refusal stops and is shown, the approvals before it stand."""
     from engine.app import releases
-    from engine.errors import UsageError
+    from engine.errors import PlaybookError, Refused, UsageError
 
     from ..auth import accounts
 
     who, form = signed
-    picked = fields(form, "pick")
+    picked = fields(form, "pick") + [k for group in fields(form, "group") for k in group.split("\n") if k]
+    picked = list(dict.fromkeys(picked))
     if not picked:
         raise UsageError("tick at least one draft to approve")
     password = field(form, "password") or ""
@@ -86,7 +100,13 @@ def approve(request: Request, signed=Depends(poster)):
         incident, post, version = _key(key)
         role = field(form, f"role:{key}") or None
         override = field(form, f"override:{key}") or None
-        releases.approve(app, who, incident, post, version=version, role=role, override=override)
+        try:
+            releases.approve(app, who, incident, post, version=version, role=role, override=override)
+        except PlaybookError as e:
+            if not done:
+                raise
+            raise Refused(f"approved {', '.join(done)}; {post} v{version} was not: {e.message}",
+                          list(getattr(e, "reasons", []))) from e
         done.append(f"{post} v{version}")
     return back("/queue", f"approved {', '.join(done)}")
 

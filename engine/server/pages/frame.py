@@ -70,6 +70,13 @@ def csrf_of(request: Request) -> str:
     return csrf_token(sid) if sid else ""
 
 
+def secure_cookies(request: Request) -> bool:
+    """Cookies are Secure except on a plain-HTTP loopback server (tests, a laptop), as
+    the session's are."""
+    host = (request.url.hostname or "").lower()
+    return request.url.scheme == "https" or host not in ("127.0.0.1", "localhost", "::1")
+
+
 def page(request: Request, template: str, status: int = 200, who: Principal | None = None, **context) -> HTMLResponse:
     """The page `template` rendered for `who` (None: nobody signed in)."""
     context.setdefault("done", None)
@@ -159,7 +166,9 @@ def _sign_in_again(request: Request, error: PlaybookError):
         return RedirectResponse(f"/signin?then={quote(target)}", status_code=303)
     typed = getattr(request.state, "form_fields", {}) or {}
     kept = {k: field(typed, k) for k in KEPT_FIELDS if field(typed, k)}
-    return page(request, "signin.html.j2", status=401, then=target, kept=kept, name="",
+    from .signin import sign_in_page
+
+    return sign_in_page(request, status=401, then=target, kept=kept,
                 message="Your session has ended: sign in again. What you typed is below; copy it "
                         "before you sign in, then send the form again.")
 

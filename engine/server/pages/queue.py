@@ -115,8 +115,12 @@ def approve(request: Request, signed=Depends(poster)):
 def reject(request: Request, signed=Depends(poster)):
     from engine.app import releases
 
+    from engine.errors import UsageError
+
     who, form = signed
     incident, post, version = _key(field(form, "key") or "")
+    if not (field(form, "reason") or "").strip():
+        raise UsageError("Reason to reject: a rejection needs a reason")
     releases.reject(app_of(request), who, incident, post, field(form, "reason") or "", version)
     return back("/queue", f"rejected {post} v{version}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
-from .frame import PageRoute, back, now_of, page, poster
+from .frame import PageRoute, back, now_of, page, poster, secure_cookies
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -17,13 +17,33 @@ def _then(target: str | None) -> str:
     return "/"
 
 
+#: The cookie holding the sign-in form's own CSRF token (there is no session yet to
+#: bind one to): a form posted from another site cannot carry it (login CSRF).
+SIGNIN_COOKIE = "playbook_signin"
+
+
+def sign_in_page(request: Request, *, status: int = 200, then: str = "/", kept: dict | None = None,
+                 name: str = "", message: str | None = None):
+    """The sign-in page, with a new form token in its field and in a cookie."""
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    response = page(request, "signin.html.j2", status=status, then=_then(then), kept=kept or {}, name=name,
+                    message=message, signin_token=token)
+    response.set_cookie(SIGNIN_COOKIE, token, max_age=3600, httponly=True, secure=secure_cookies(request),
+                        samesite="strict", path="/signin")
+    return response
+
+
 @router.get("/signin")
 def sign_in_form(request: Request, then: str = "/"):
-    return page(request, "signin.html.j2", then=_then(then), kept={}, name="", message=None)
+    return sign_in_page(request, then=then)
 
 
 @router.post("/signin")
 async def sign_in(request: Request):
+    import hmac
+
     from engine.errors import AuthenticationFailed
 
     from ..auth import accounts, set_session
@@ -31,16 +51,20 @@ async def sign_in(request: Request):
     form = await request.form()
     name, password = str(form.get("name") or ""), str(form.get("password") or "")
     then = _then(str(form.get("then") or "/"))
+    expected, given = request.cookies.get(SIGNIN_COOKIE) or "", str(form.get("csrf") or "")
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        return sign_in_page(request, status=403, then=then, name=name,
+                            message="This sign-in form has expired or came from another site: sign in again here.")
     book = accounts(request)
     at = now_of(request)
     try:
         who = book.authenticate_password(name, password, at)
     except AuthenticationFailed as e:
-        return page(request, "signin.html.j2", status=e.http_status, then=then, kept={}, name=name,
-                    message=e.message)
+        return sign_in_page(request, status=e.http_status, then=then, name=name, message=e.message)
     sid, session = book.start_session(who, at)
     response = RedirectResponse(then, status_code=303)
     set_session(request, response, sid, session["lifetime_s"])
+    response.delete_cookie(SIGNIN_COOKIE, path="/signin")
     return response
 
 

@@ -341,3 +341,39 @@ def test_starting_with_a_missing_required_input_names_it_and_starts_nothing(serv
     assert r.status_code in (400, 422) and "complaint_url" in r.text
     assert server.call("GET", "/incidents", "alice").json() == []
     assert client.get("/start/no-such-playbook").status_code == 404
+
+
+def _post(channel: str, text, hits=()) -> dict:
+    from engine.channels import count
+
+    measured = count(channel, text["body"] if isinstance(text, dict) else text)
+    return {"channel": channel, "version": 1, "text": text, "hits": list(hits), "leaks": [],
+            "count": {"used": measured.used, "limit": measured.limit, "unit": measured.unit,
+                      "detail": measured.detail, "fits": measured.fits}}
+
+
+def _shown(post: dict) -> str:
+    from engine.server.pages.frame import templates
+    from engine.server.pages.preview import preview
+
+    return templates().get_template("post.html.j2").render(post=post, p=preview(post, {}), id="p")
+
+
+def test_a_web_post_is_shown_rendered_in_a_sandboxed_frame_and_as_escaped_source():
+    shown = _shown(_post("web", '<h1>Update</h1><script>alert(1)</script><img src=x onerror=alert(2)>'))
+    assert '<iframe class="webview" sandbox="" srcdoc="&lt;h1&gt;Update&lt;/h1&gt;&lt;script&gt;' in shown
+    assert "<script>" not in shown and "<img src=x" not in shown
+
+
+def test_an_sms_shows_its_segments_and_the_character_that_forced_ucs2():
+    shown = _shown(_post("sms", "Clinic closed today \u2013 call us " + "x" * 60))
+    assert "sms: 2 of" in shown and "segments" in shown
+    assert "UCS-2 because of" in shown and "at character 21" in shown
+
+
+def test_flagged_identifiers_are_highlighted_in_the_text_and_an_email_shows_its_subject():
+    post = _post("email", {"subject": "About your <visit>", "body": "Call 0612345678 today."},
+                 hits=[{"kind": "phone", "text": "0612345678"}])
+    shown = _shown(post)
+    assert "Call <mark title=\"possible phone\">0612345678</mark> today." in shown
+    assert "Subject:</span> About your &lt;visit&gt;" in shown

@@ -5,7 +5,8 @@ accessibility checks on every page they use.
 Skipped only where no Chromium (or Playwright) is installed and PLAYBOOK_REQUIRE_BROWSER
 is not set; CI installs Debian's chromium and sets it, so there a missing browser fails.
 Screenshots of the queue (on a phone) and of the board are written to the folder this
-test prints (``web-screenshots`` under pytest's temporary folder).
+test prints: ``$PLAYBOOK_SCREENSHOTS``, else ``web-screenshots`` under pytest's
+temporary folder.
 """
 
 from __future__ import annotations
@@ -73,8 +74,12 @@ def chromium():
 
 @pytest.fixture
 def shots(tmp_path_factory):
-    folder = tmp_path_factory.getbasetemp() / "web-screenshots"
-    folder.mkdir(exist_ok=True)
+    """Where the screenshots go: $PLAYBOOK_SCREENSHOTS, else a folder under pytest's own."""
+    from pathlib import Path
+
+    given = os.environ.get("PLAYBOOK_SCREENSHOTS", "").strip()
+    folder = Path(given) if given else tmp_path_factory.getbasetemp() / "web-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots of the web app: {folder}")
     return folder
 

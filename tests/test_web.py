@@ -377,3 +377,43 @@ def test_flagged_identifiers_are_highlighted_in_the_text_and_an_email_shows_its_
     shown = _shown(post)
     assert "Call <mark title=\"possible phone\">0612345678</mark> today." in shown
     assert "Subject:</span> About your &lt;visit&gt;" in shown
+
+
+@pytest.mark.parametrize("path,form,status,words", [
+    (f"/incidents/{INC}/assign", {"role": "no_such_role", "person": "dave"}, 400, "no_such_role"),
+    (f"/incidents/{INC}/assign", {"role": "social_media", "person": "nobody"}, 400, "not an active account: nobody"),
+    (f"/incidents/{INC}/advance", {"trigger": "no_such_move"}, 404, "no_such_move"),
+    (f"/incidents/{INC}/render", {"template": "no_such_template"}, 404, "no_such_template"),
+    (f"/incidents/{INC}/edit", {"post": "public_ack/x/en", "text": "   "}, 400, "edited text must be 1 to"),
+    (f"/incidents/{INC}/edit", {"post": "no/such/post", "text": "x"}, 404, "no/such/post"),
+    (f"/incidents/{INC}/publish", {"post": "public_ack/x/en"}, 403, "public_ack/x/en"),
+    (f"/incidents/{INC}/notes", {"text": ""}, 400, "note"),
+    ("/incidents/INC-NOPE/notes", {"text": "hello"}, 404, "INC-NOPE"),
+])
+def test_bad_input_on_an_incident_form_is_named_and_changes_nothing(drafted, path, form, status, words):
+    client, csrf = browser(drafted, "alice")
+    before = len(drafted.events())
+    r = client.post(path, data={**form, "csrf": csrf})
+    assert r.status_code == status, r.text
+    assert words in r.text and "Nothing was changed" in r.text and "Traceback" not in r.text
+    assert len(drafted.events()) == before
+
+
+def test_an_unknown_incident_page_is_a_404_page(drafted):
+    client, _ = browser(drafted, "alice")
+    for path in ("/incidents/INC-NOPE", "/incidents/INC-NOPE/audit", "/incidents/INC-NOPE/report"):
+        r = client.get(path)
+        assert r.status_code == 404 and "INC-NOPE" in r.text and r.headers["content-type"].startswith("text/html")
+
+
+def test_a_date_and_time_typed_in_the_browser_is_read_as_utc(server):
+    server.add_people()
+    client, csrf = browser(server, "alice")
+    assert "complaint_posted_at (UTC)" in client.get("/start/viral-complaint").text
+    r = client.post("/start/viral-complaint", data={
+        "csrf": csrf, "title": "Complaint", "input:complaint_url": "https://x.com/p/status/1",
+        "input:complaint_channel": "x", "input:complaint_posted_at": "2026-03-14T08:30",
+        "role:incident_lead": "alice", "role:spokesperson": "bob", "role:compliance": "cora",
+        "role:patient_relations": "petra"})
+    assert r.status_code == 200, r.text
+    assert server.events()[0].data["inputs"]["complaint_posted_at"] == "2026-03-14T08:30:00Z"

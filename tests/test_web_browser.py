@@ -90,6 +90,7 @@ def signed_in(browser, live, name: str, *, viewport=None):
     context.set_default_timeout(10_000)
     page = context.new_page()
     page.goto("/signin")
+    no_serious_violations(page)
     page.get_by_label("Account name").fill(name)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -112,7 +113,9 @@ def test_a_whole_incident_runs_through_the_browser_alone(live, chromium, shots):
     # the lead starts the incident from the library through the generated form
     lead = signed_in(chromium, live, "alice")
     lead.get_by_role("link", name="Start an incident").click()
+    no_serious_violations(lead)
     lead.get_by_role("link", name="Viral patient complaint on social media").click()
+    no_serious_violations(lead)
     lead.get_by_label("Title").fill("ER wait time complaint <script>alert(1)</script>")
     lead.locator("#in-complaint_url").fill("https://x.com/patient/status/1")
     lead.locator("#in-complaint_channel").select_option("x")
@@ -164,6 +167,8 @@ def test_a_whole_incident_runs_through_the_browser_alone(live, chromium, shots):
 
     # the auditor downloads the bundle, and it verifies away from the server
     auditor = signed_in(chromium, live, "dave")
+    auditor.goto("/incidents/" + incident + "/report")
+    assert "ER wait time complaint <script>alert(1)</script>" in auditor.locator("h1").inner_text()
     auditor.goto(f"/incidents/{incident}/audit")
     assert "The log verifies" in auditor.locator("[role=status]").inner_text()
     no_serious_violations(auditor)

@@ -14,6 +14,15 @@ HTML_TYPES = {"url": "url", "email": "email", "phone": "tel", "datetime": "datet
               "integer": "number"}
 
 
+def _as_typed(kind: str, value: str) -> str:
+    """A browser's date-and-time field has no time zone; the form labels it UTC."""
+    import re
+
+    if kind == "datetime" and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?", value):
+        return value + "Z"
+    return value
+
+
 def _library(app) -> list[dict]:
     from engine.app import incidents
     from engine.loader import load_playbook
@@ -53,7 +62,8 @@ def start(name: str, request: Request, signed=Depends(poster)):
     who, form = signed
     app = app_of(request)
     pb = _one(app, name)["pb"]
-    inputs = {k: v for k in pb.inputs if (v := (field(form, f"input:{k}") or "").strip())}
+    inputs = {k: _as_typed(spec.type, v) for k, spec in pb.inputs.items()
+              if (v := (field(form, f"input:{k}") or "").strip())}
     assign = {r: v for r in pb.roles if (v := (field(form, f"role:{r}") or "").strip())}
     started = incidents.start(app, who, incidents.StartRequest(
         playbook=incidents.library_playbook(app, name), title=(field(form, "title") or "").strip(),

@@ -117,10 +117,22 @@ def test_a_sign_in_form_without_its_own_token_is_refused(server):
         assert "playbook_session" not in r.headers.get("set-cookie", "")
 
 
-def test_the_single_sign_on_button_shows_only_when_the_server_has_it(server):
+def test_the_single_sign_on_button_shows_only_when_the_server_has_it(server, tmp_path, clock):
     r = server.client.get("/signin")
     assert r.status_code == 200 and "/auth/sso" not in r.text
     assert 'for="password"' in r.text and 'for="name"' in r.text
+    settings = tmp_path / "oidc.yaml"
+    settings.write_text("issuer: https://idp.example\nclient_id: playbook\n"
+                        "redirect_uri: http://127.0.0.1/auth/callback\n", encoding="utf-8")
+    (tmp_path / "sso").mkdir()
+    with_sso = Server(tmp_path / "sso", clock, oidc=settings)
+    with_sso.running_incident()
+    with_sso.call("POST", f"/incidents/{INC}/render", "carol", json={"template": "public_ack", "channels": ["x"],
+                                                                    "langs": ["en"]})
+    page = with_sso.client.get("/signin?then=/queue").text
+    assert '<a class="button" href="/auth/sso?then=%2Fqueue">Sign in with single sign-on</a>' in page
+    client, _ = browser(with_sso, "bob")
+    assert 'href="/auth/sso?fresh=true&amp;then=/queue"' in client.get("/queue").text
 
 
 # -- forms: CSRF, refusals ---------------------------------------------------------------
@@ -417,3 +429,18 @@ def test_a_date_and_time_typed_in_the_browser_is_read_as_utc(server):
         "role:patient_relations": "petra"})
     assert r.status_code == 200, r.text
     assert server.events()[0].data["inputs"]["complaint_posted_at"] == "2026-03-14T08:30:00Z"
+
+
+def test_approving_a_draft_with_a_flagged_identifier_needs_a_reason_given_in_the_queue(drafted):
+    r = drafted.call("POST", f"/incidents/{INC}/edit", "carol",
+                     json={"post": "public_ack/x/en", "text": "Sorry. Call our nurse on 0612345678."})
+    assert r.status_code == 200 and r.json()["hits"], r.text
+    client, csrf = browser(drafted, "bob")
+    key = f"{INC}|public_ack/x/en|2"
+    page = client.get("/queue").text
+    assert f'name="override:{key}" form="approve"' in page and "<mark" in page
+    r = client.post("/queue/approve", data={"csrf": csrf, "pick": key})
+    assert r.status_code == 403 and "possible identifiers in a public post" in r.text
+    r = client.post("/queue/approve", data={"csrf": csrf, "pick": key, f"override:{key}": "our ward's line"})
+    assert r.status_code == 200, r.text
+    assert [e.data["reason"] for e in drafted.events() if e.type == "IdentifiersOverridden"] == ["our ward's line"]

@@ -17,6 +17,7 @@ application layer (:mod:`engine.app`) and renders the result with Jinja2
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Callable
 from urllib.parse import quote
 
@@ -30,21 +31,17 @@ from engine.errors import AuthenticationFailed, PlaybookError
 #: Form fields kept and shown back when a form arrives without a valid session.
 KEPT_FIELDS = ("text", "reason", "title")
 
-_env = None
-
-
+@lru_cache(maxsize=1)
 def templates():
-    """The pages' Jinja2 environment (autoescaping everything, strict about names)."""
-    global _env
-    if _env is None:
-        from jinja2 import Environment, PackageLoader, StrictUndefined
+    """The pages' Jinja2 environment (autoescaping everything, strict about names), made once."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
 
-        _env = Environment(loader=PackageLoader("engine.server.pages", "templates"), autoescape=True,
-                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-        _env.filters["ago"] = ago
-        _env.filters["left"] = left
-        _env.globals["quote"] = lambda s: quote(str(s), safe="")
-    return _env
+    env = Environment(loader=PackageLoader("engine.server.pages", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["ago"] = ago
+    env.filters["left"] = left
+    env.globals["quote"] = lambda s: quote(str(s), safe="")
+    return env
 
 
 def app_of(request: Request):

@@ -44,9 +44,7 @@ def sign_in_form(request: Request, then: str = "/"):
 async def sign_in(request: Request):
     import hmac
 
-    from engine.errors import AuthenticationFailed
-
-    from ..auth import accounts, set_session
+    from starlette.concurrency import run_in_threadpool
 
     form = await request.form()
     name, password = str(form.get("name") or ""), str(form.get("password") or "")
@@ -55,6 +53,16 @@ async def sign_in(request: Request):
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
         return sign_in_page(request, status=403, then=then, name=name,
                             message="This sign-in form has expired or came from another site: sign in again here.")
+    return await run_in_threadpool(_password_sign_in, request, name, password, then)
+
+
+def _password_sign_in(request: Request, name: str, password: str, then: str):
+    """Check the password (Argon2id: slow on purpose, so off the event loop) and start
+    the session."""
+    from engine.errors import AuthenticationFailed
+
+    from ..auth import accounts, set_session
+
     book = accounts(request)
     at = now_of(request)
     try:

@@ -444,3 +444,15 @@ def test_approving_a_draft_with_a_flagged_identifier_needs_a_reason_given_in_the
     r = client.post("/queue/approve", data={"csrf": csrf, "pick": key, f"override:{key}": "our ward's line"})
     assert r.status_code == 200, r.text
     assert [e.data["reason"] for e in drafted.events() if e.type == "IdentifiersOverridden"] == ["our ward's line"]
+
+
+def test_a_confidential_value_typed_into_the_title_is_warned_about_without_showing_it(server):
+    server.add_people()
+    client, csrf = browser(server, "alice")
+    r = client.post("/start/viral-complaint", data={
+        "csrf": csrf, "title": "Complaint by Jane Roe", "input:complaint_url": "https://x.com/p/status/1",
+        "input:complaint_channel": "x", "input:patient_name": "Jane Roe", "role:incident_lead": "alice",
+        "role:spokesperson": "bob", "role:compliance": "cora", "role:patient_relations": "petra"})
+    assert r.status_code == 200
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', r.text).group(1)
+    assert "confidential input patient_name also appears in title" in notice and "Jane Roe" not in notice

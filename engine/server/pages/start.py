@@ -72,4 +72,7 @@ def start(name: str, request: Request, signed=Depends(poster)):
     state = started.state
     from urllib.parse import quote
 
-    return back(f"/incidents/{quote(state['id'], safe='')}", f"started {state['id']}")
+    warned = "; ".join(f"the value of confidential input {name} also appears in {where}: a public post "
+                       "showing it will be refused" for where, name in started.echoes)
+    return back(f"/incidents/{quote(state['id'], safe='')}", f"started {state['id']}" + (f". Warning: {warned}"
+                                                                                          if warned else ""))

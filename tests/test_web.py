@@ -313,9 +313,14 @@ def test_a_drill_is_marked_as_a_drill_on_the_board_and_its_page(server):
                        "patient_relations": "petra"}}
     r = server.call("POST", "/drills", "alice", json=body)
     assert r.status_code == 201, r.text
+    drill = r.json()["id"]
+    moved = server.call("POST", f"/incidents/{drill}/advance-clock", "alice", json={"duration": "30m"})
+    assert moved.status_code == 200, moved.text
     client, _ = browser(server, "alice")
-    assert "DRILL" in client.get("/board").text
-    assert "THIS IS A DRILL" in client.get(f"/incidents/{r.json()['id']}").text
+    board = client.get("/board").text
+    assert "DRILL" in board and "(Detect and triage) for 30m" in board  # the drill's own clock, not the wall clock
+    page = client.get(f"/incidents/{drill}").text
+    assert "THIS IS A DRILL" in page and "for 30m (since" in page
 
 
 # -- starting, and confidential inputs ---------------------------------------------------

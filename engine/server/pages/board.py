@@ -17,6 +17,7 @@ REFRESH_S = 15
 
 def board_rows(app, who, now) -> list[dict]:
     """One row per open incident, from the same status the API answers."""
+    from engine import incident as inc
     from engine.app import incidents
     from engine.views import status_json
 
@@ -25,7 +26,8 @@ def board_rows(app, who, now) -> list[dict]:
         status = status_json(state, now, who.name)
         running = sorted((c for c in status["clocks"] if c["outcome"] == "open"), key=lambda c: c["due_at"])
         overdue = [c for c in running if c["overdue"]]
-        rows.append({"status": status, "next": running[0] if running else None, "overdue": len(overdue)})
+        rows.append({"status": status, "next": running[0] if running else None, "overdue": len(overdue),
+                     "now": inc.effective_now(state, now)})  # a drill's own (simulated) time
     return sorted(rows, key=lambda r: (-r["overdue"], r["next"]["due_at"] if r["next"] else "~", r["status"]["id"]))
 
 

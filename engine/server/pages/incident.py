@@ -28,7 +28,8 @@ def incident_page(incident: str, request: Request, done: str | None = None, who=
     stage = plan["stages"][state["stage"]]
     timeline = [{"seq": e.seq, "at": e.at, "actor": e.actor, "type": e.type, "what": describe(e.type, e.data)}
                 for e in events]
-    return page(request, "incident.html.j2", who=who, s=status, state=state, now=now, done=done,
+    return page(request, "incident.html.j2", who=who, s=status, state=state, now=inc.effective_now(state, now),
+                done=done,
                 tasks=inc.stage_tasks(state), templates=stage["templates"], posts=posts,
                 timeline=list(reversed(timeline)), notes=[t for t in timeline if t["type"] == "NoteAdded"],
                 role_titles={r: plan["roles"][r].get("title", r) for r in plan["roles"]})

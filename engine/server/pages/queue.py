@@ -45,6 +45,7 @@ def awaiting(app, who, now) -> list[dict]:
                 "blocks": running[0] if running else None,
                 "preview": preview(post, earlier_versions(events, pid)),
                 "key": f"{state['id']}|{pid}|{post['version']}",
+                "now": inc.effective_now(state, now),  # a drill's own (simulated) time
             })
     return sorted(items, key=lambda i: (i["post"]["drafted_at"], i["incident"], i["id"]))
 

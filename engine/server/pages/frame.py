@@ -67,13 +67,6 @@ def csrf_of(request: Request) -> str:
     return csrf_token(sid) if sid else ""
 
 
-def secure_cookies(request: Request) -> bool:
-    """Cookies are Secure except on a plain-HTTP loopback server (tests, a laptop), as
-    the session's are."""
-    host = (request.url.hostname or "").lower()
-    return request.url.scheme == "https" or host not in ("127.0.0.1", "localhost", "::1")
-
-
 def page(request: Request, template: str, status: int = 200, who: Principal | None = None, **context) -> HTMLResponse:
     """The page `template` rendered for `who` (None: nobody signed in)."""
     context.setdefault("done", None)

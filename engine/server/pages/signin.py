@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
-from .frame import PageRoute, back, now_of, page, poster, secure_cookies
+from ..auth import secure_cookies
+from .frame import PageRoute, back, now_of, page, poster
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

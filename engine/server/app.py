@@ -60,6 +60,9 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.include_router(api.router)
     app.include_router(sso.router)
     app.include_router(webhooks.router)
+    from .pages import install as install_pages
+
+    install_pages(app)  # the web app: pages over the same sign-in and use cases
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
 
     return app

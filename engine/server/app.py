@@ -61,6 +61,7 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.include_router(sso.router)
     app.include_router(webhooks.router)
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
+    app.openapi = errors.openapi_with_problem(app)
 
     return app
 

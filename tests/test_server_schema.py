@@ -70,3 +70,17 @@ def test_every_error_the_document_lists_is_a_problem_detail():
     note = document["paths"]["/api/v1/incidents/{incident}/notes"]["post"]["responses"]
     assert {"400", "401", "403", "404", "409", "422", "503"} <= set(note)
     assert list(note["404"]["content"]) == ["application/problem+json"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/verify", {"fast": 0.0}), ("/verify", {"fast": "yes"}),
+    (f"/incidents/{INC}/approve", {"post": "public_ack/x/en", "version": "1"}),
+    (f"/incidents/{INC}/approve", {"post": "public_ack/x/en", "version": 1.0}),
+])
+def test_a_value_of_another_type_than_the_document_says_is_400_and_does_nothing(server, path, body):
+    before = len(server.events())
+    r = server.call("POST", path, "bob", json=body)
+    assert r.status_code == 400, r.text
+    problem = r.json()
+    assert problem["exit_code"] == 2 and any(p["where"].startswith("body.") for p in problem["problems"])
+    assert len(server.events()) == before

@@ -37,6 +37,7 @@ class StorePerThread:
         with self._lock:
             stores, self._all = self._all + ([self._one] if self._one else []), []
             self._one = None
+            self._local = threading.local()  # an app started again opens new stores, not these
         for store in stores:
             try:
                 store.close()

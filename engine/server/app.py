@@ -58,8 +58,8 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.add_exception_handler(Exception, errors.internal_error)
     app.include_router(auth.router)
     app.include_router(api.router)
-    app.include_router(sso.router)
-    app.include_router(webhooks.router)
+    app.include_router(sso.router, responses=errors.COMMON)
+    app.include_router(webhooks.router, responses=errors.COMMON)
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
     app.openapi = errors.openapi_with_problem(app)
 

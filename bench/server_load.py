@@ -295,7 +295,8 @@ def main() -> None:
         ("5xx and connection errors by request", ", ".join(f"{k}: {c}" for k, c in failed.items()) or 0),
         ("internal errors in the server log", len(internal)),
         ("4xx", ", ".join(f"{k}: {c}" for k, c in refused.items()) or 0),
-        ("verify ok", "yes" if verified.returncode == 0 else f"NO (exit {verified.returncode}) {verified.stdout[-300:]}"),
+        ("verify ok", "yes" if verified.returncode == 0 else
+         f"NO (exit {verified.returncode}) {verified.stdout[-300:]}"),
     ]
     for kind in ("healthz", "me", "status", "note", "render", "approve"):
         values = load.latency.get(kind, [])

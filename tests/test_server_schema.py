@@ -11,7 +11,7 @@ pytest.importorskip("fastapi")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from server_support import INC, OPENAPI, Server  # noqa: E402
+from server_support import INC, OPENAPI, VIRAL_BODY, Server  # noqa: E402
 
 TASK = "confirm_post"
 
@@ -111,3 +111,35 @@ def test_an_app_started_again_after_a_shutdown_still_opens_its_database(tmp_path
             r = client.request("GET", "/api/v1/incidents", headers=headers)
             assert r.status_code == 200, r.text
         shutdown_lifespans()
+
+
+def test_recording_missed_deadlines_while_others_write_never_leaves_a_writer_waiting_out_the_lock(tmp_path, clock):
+    """POST /due records breaches in a group of transactions that keeps SQLite's lock
+    between them; notes written by other threads of the same server meanwhile all
+    succeed (none waits out the busy timeout behind it)."""
+    import threading
+    from datetime import timedelta
+
+    s = Server(tmp_path, clock)
+    s.running_incident()
+    for n in range(8):  # more incidents: due records each in its own transaction of the group
+        assert s.call("POST", "/incidents", "alice", json={**VIRAL_BODY, "title": f"other {n}"}).status_code == 201
+    clock.advance(timedelta(hours=6))  # their clocks are overdue: due records them
+    answers: list[int] = []
+
+    def notes(n: int) -> None:
+        for i in range(15):
+            answers.append(s.call("POST", f"/incidents/{INC}/notes", "alice", json={"text": f"{n}-{i}"}).status_code)
+
+    def dues() -> None:
+        for _ in range(5):
+            answers.append(s.call("POST", "/due", "alice").status_code)
+
+    threads = [threading.Thread(target=notes, args=(n,)) for n in range(3)] + [threading.Thread(target=dues)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers.count(200) == len(answers) == 50, sorted(set(answers))
+    assert sum(e.type == "NoteAdded" for e in s.events()) == 45
+    assert any(e.type == "DeadlineBreached" for e in s.events())

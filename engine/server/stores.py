@@ -58,8 +58,9 @@ class StorePerThread:
 
 
 class TakingTurns:
-    """A SQLite store whose writes (a transaction, or one of :data:`WRITES`) first take
-    `writers`, shared by the server's stores of that database; the rest is the store's."""
+    """A SQLite store whose writes (a transaction, a group of them, or one of
+    :data:`WRITES`) first take `writers`, shared by the server's stores of that
+    database; the rest is the store's."""
 
     def __init__(self, store, writers) -> None:
         self._store, self._writers = store, writers
@@ -79,6 +80,13 @@ class TakingTurns:
     def transaction(self, *args, **kw):
         with self._turn(), self._store.transaction(*args, **kw) as tx:
             yield tx
+
+    @contextmanager
+    def grouped(self, *args, **kw):
+        """Transactions sharing commits keep SQLite's lock between them: the turn is
+        held for the whole block (the lock is re-entrant for its transactions)."""
+        with self._turn(), self._store.grouped(*args, **kw):
+            yield
 
     @contextmanager
     def _turn(self):

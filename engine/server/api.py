@@ -14,8 +14,9 @@ from engine.app.principal import Principal
 
 from . import bodies as b
 from .auth import Signed, accounts
+from .errors import COMMON, documented
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=COMMON)
 
 
 def _app(request: Request):
@@ -220,7 +221,7 @@ def reject(incident: str, body: b.RejectBody, request: Request, who: Principal =
     return releases.reject(_app(request), who, incident, body.post, body.reason, body.version)
 
 
-@router.post("/incidents/{incident}/publish", tags=["posts"],
+@router.post("/incidents/{incident}/publish", tags=["posts"], responses=documented(502),
              summary="Publish a fully approved post (then deliver it, for a real incident)")
 def publish(incident: str, body: b.PostBody, request: Request, who: Principal = Signed) -> dict:
     from engine.app import releases
@@ -233,7 +234,8 @@ def publish(incident: str, body: b.PostBody, request: Request, who: Principal = 
     return {**result.post, "outbox": result.outbox, "deliveries": result.deliveries}
 
 
-@router.post("/incidents/{incident}/deliver", tags=["posts"], summary="Deliver (or retry) a published post")
+@router.post("/incidents/{incident}/deliver", tags=["posts"], responses=documented(502),
+             summary="Deliver (or retry) a published post")
 def deliver(incident: str, body: b.PostBody, request: Request, who: Principal = Signed) -> list[dict]:
     from engine.app import releases
 
@@ -317,7 +319,8 @@ def checkpoint(request: Request, who: Principal = Signed) -> dict:
     return audit.sign_checkpoint(app, who)
 
 
-@router.get("/incidents/{incident}/report", tags=["audit"], summary="The auditor's report")
+@router.get("/incidents/{incident}/report", tags=["audit"], summary="The auditor's report",
+            responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/html": {}}}})
 def report(incident: str, request: Request, format: b.Format = "json", who: Principal = Signed) -> Response:
     from engine.app import audit
 
@@ -327,7 +330,9 @@ def report(incident: str, request: Request, format: b.Format = "json", who: Prin
     return Response(text, media_type=media)
 
 
-@router.get("/incidents/{incident}/export", tags=["audit"], summary="The events as JSON Lines or CSV")
+@router.get("/incidents/{incident}/export", tags=["audit"], summary="The events as JSON Lines or CSV",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}})
 def export(incident: str, request: Request, format: b.ExportFormat = "jsonl", who: Principal = Signed):
     import io
 
@@ -341,7 +346,8 @@ def export(incident: str, request: Request, format: b.ExportFormat = "jsonl", wh
     return StreamingResponse(iter([out.getvalue()]), media_type=media, headers={"X-Event-Count": str(count)})
 
 
-@router.get("/incidents/{incident}/bundle", tags=["audit"], summary="The auditor's bundle (a zip file)")
+@router.get("/incidents/{incident}/bundle", tags=["audit"], summary="The auditor's bundle (a zip file)",
+            response_class=Response, responses={200: {"content": {"application/zip": {}}}})
 def bundle(incident: str, request: Request, who: Principal = Signed) -> Response:
     import tempfile
     from pathlib import Path

@@ -58,12 +58,13 @@ def create_app(config: Config, clock=None, *, hasher=None, lockout=None, oidc=No
     app.add_exception_handler(Exception, errors.internal_error)
     app.include_router(auth.router)
     app.include_router(api.router)
-    app.include_router(sso.router)
-    app.include_router(webhooks.router)
+    app.include_router(sso.router, responses=errors.COMMON)
+    app.include_router(webhooks.router, responses=errors.COMMON)
     from .pages import install as install_pages
 
     install_pages(app)  # the web app: pages over the same sign-in and use cases
     app.add_middleware(errors.LimitsMiddleware, max_body=MAX_BODY)
+    app.openapi = errors.openapi_with_problem(app)
 
     return app
 

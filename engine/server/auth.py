@@ -22,12 +22,13 @@ from engine.app.principal import Principal
 from engine.errors import AuthenticationFailed
 
 from .bodies import LoginBody
+from .errors import COMMON
 
 SESSION_COOKIE = "playbook_session"
 CSRF_COOKIE = "playbook_csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-router = APIRouter(prefix="/api/v1", tags=["sign-in"])
+router = APIRouter(prefix="/api/v1", tags=["sign-in"], responses=COMMON)
 
 
 def accounts(request: Request):

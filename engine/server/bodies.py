@@ -1,4 +1,5 @@
-"""The JSON bodies the API accepts: strict (unknown fields refused) and bounded."""
+"""The JSON bodies the API accepts: strict (unknown fields refused, no value coerced to
+another type: `0` is not `false`) and bounded."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ Values = Annotated[dict[Annotated[str, Field(max_length=100)], Annotated[str, Fi
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class StartBody(Body):

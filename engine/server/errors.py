@@ -9,6 +9,36 @@ from starlette.responses import JSONResponse
 PROBLEM = "application/problem+json"
 log = logging.getLogger("playbook.server")
 
+#: An RFC 9457 problem detail as the API sends it: the CLI's exit code beside the
+#: status, and the error's own fields (incident, post, reasons, problems, ...).
+PROBLEM_SCHEMA = {
+    "type": "object", "required": ["type", "title", "status"], "additionalProperties": True,
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "exit_code": {"type": "integer"}},
+}
+
+
+def documented(*statuses: int) -> dict:
+    """`responses=` for FastAPI: each status answered with a problem detail."""
+    return {status: {"description": PROBLEMS[status],
+                     "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            for status in statuses}
+
+
+PROBLEMS = {
+    400: "Wrong usage: a body or parameter that does not fit the API (exit code 2)",
+    401: "Not signed in: no valid token or session",
+    403: "Refused: a guard, a role, a scope, the CSRF token or a closed incident (exit code 5)",
+    404: "Not found: the incident, post, template, trigger or playbook (exit code 4)",
+    409: "Conflict: changed at the same moment (6), an integrity failure (7), something overdue (9)",
+    413: "The request body is over the limit",
+    422: "An invalid playbook or drill scenario (exit code 3)",
+    502: "Delivery failed, or the identity provider could not be reached (exit code 10)",
+    503: "The store is unavailable: locked for too long, corrupt or unwritable (exit code 8)",
+}
+#: What any request may be answered with.
+COMMON = documented(400, 401, 403, 404, 409, 413, 422, 503)
+
 
 def problem(status: int, title: str, detail: str | None = None, **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}),
@@ -34,7 +64,32 @@ async def invalid_request(request, exc) -> JSONResponse:
 
 
 async def http_error(request, exc) -> JSONResponse:
-    return problem(exc.status_code, str(exc.detail))
+    response = problem(exc.status_code, str(exc.detail))
+    response.headers.update(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:  # Allow lists every method of the path (RFC 9110), not one route's
+        response.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+    return response
+
+
+def allowed_methods(request) -> set[str]:
+    from starlette.routing import Match
+
+    scope = request.scope
+    return {method for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in request.app.routes)}
+
+
+def openapi_with_problem(app):
+    """``app.openapi`` with the problem detail's schema in the document's components,
+    where every documented error response refers to it."""
+    make = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            make().setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        return app.openapi_schema
+
+    return openapi
 
 
 async def internal_error(request, exc) -> JSONResponse:

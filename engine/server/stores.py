@@ -1,9 +1,20 @@
 """One store per worker thread (a SQLite connection belongs to the thread that opened
-it); a PostgreSQL store, whose connection pool is thread-safe, is shared."""
+it); a PostgreSQL store, whose connection pool is thread-safe, is shared.
+
+The SQLite stores of one server take turns to write through one lock of the process
+before SQLite's own: SQLite's busy handler polls with growing sleeps, so under a
+steady queue of writers an unlucky one could wait out the whole busy timeout (a 503)
+while others kept getting in; threads waiting on a lock are served in turn. Other
+processes on the database still queue in SQLite.
+"""
 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
+
+#: The writing methods of a store that take SQLite's write lock.
+WRITES = frozenset({"add_checkpoint", "count_failure", "clear_failures", "token_used", "upgrade", "load"})
 
 
 class StorePerThread:
@@ -16,6 +27,7 @@ class StorePerThread:
         self._lock = threading.Lock()
         self._all: list = []
         self._one = None
+        self._writers = threading.RLock()
 
     def get(self):
         from engine.store import open_store
@@ -27,7 +39,7 @@ class StorePerThread:
                 return self._one
         store = getattr(self._local, "store", None)
         if store is None:
-            store = open_store(self.location)
+            store = TakingTurns(open_store(self.location), self._writers)
             self._local.store = store
             with self._lock:
                 self._all.append(store)
@@ -37,8 +49,54 @@ class StorePerThread:
         with self._lock:
             stores, self._all = self._all + ([self._one] if self._one else []), []
             self._one = None
+            self._local = threading.local()  # an app started again opens new stores, not these
         for store in stores:
             try:
                 store.close()
             except Exception:  # noqa: BLE001 - a SQLite connection closes with its thread anyway
                 pass
+
+
+class TakingTurns:
+    """A SQLite store whose writes (a transaction, a group of them, or one of
+    :data:`WRITES`) first take `writers`, shared by the server's stores of that
+    database; the rest is the store's."""
+
+    def __init__(self, store, writers) -> None:
+        self._store, self._writers = store, writers
+
+    def __getattr__(self, name):
+        found = getattr(self._store, name)
+        if name not in WRITES:
+            return found
+
+        def write(*args, **kw):
+            with self._turn():
+                return found(*args, **kw)
+
+        return write
+
+    @contextmanager
+    def transaction(self, *args, **kw):
+        with self._turn(), self._store.transaction(*args, **kw) as tx:
+            yield tx
+
+    @contextmanager
+    def grouped(self, *args, **kw):
+        """Transactions sharing commits keep SQLite's lock between them: the turn is
+        held for the whole block (the lock is re-entrant for its transactions)."""
+        with self._turn(), self._store.grouped(*args, **kw):
+            yield
+
+    @contextmanager
+    def _turn(self):
+        from engine.errors import StoreError
+        from engine.store.base import busy_message
+        from engine.store.sqlite import shown
+
+        if not self._writers.acquire(timeout=self._store.busy_timeout):
+            raise StoreError(busy_message(self._store.busy_timeout, shown(self._store.path)))
+        try:
+            yield
+        finally:
+            self._writers.release()

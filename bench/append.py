@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.events import NewEvent, canonical, utc_now_iso  # noqa: E402
+from engine.incidents.events import NewEvent, canonical, utc_now_iso  # noqa: E402
 from engine.store import open_store  # noqa: E402
 
 T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from append import DATA, T0, compare, through_store  # noqa: E402
-from engine.events import canonical, utc_now_iso  # noqa: E402
+from engine.incidents.events import canonical, utc_now_iso  # noqa: E402
 
 
 def raw_psycopg(url: str, n: int) -> float:

@@ -42,9 +42,9 @@ SIZES = (100, 1000)  # --sizes changes them: two counts, the smaller first
 
 
 def template_events(at: datetime):
-    from engine import service
+    from engine.incidents import service
     from engine.clock import FixedClock
-    from engine.loader import load_playbook
+    from engine.format.loader import load_playbook
     from engine.store import open_store
 
     store = open_store("memory:")
@@ -54,9 +54,9 @@ def template_events(at: datetime):
 
 
 def build(path: Path, count: int, overdue: int, now: datetime) -> None:
-    from engine.events import NewEvent
-    from engine.incident import replay
-    from engine.index import summary
+    from engine.incidents.events import NewEvent
+    from engine.incidents.state import replay
+    from engine.incidents.index import summary
     from engine.store import open_store
 
     late, fresh = template_events(now - timedelta(minutes=20)), template_events(now - timedelta(minutes=1))

@@ -3,9 +3,9 @@
 80 template sources (8 channels x 10 languages) of realistic length, each importing
 macros from ``templates/partials/common.j2``, are rendered with a realistic context:
 
-* **engine**: ``engine.render.render_text`` (sandbox, StrictUndefined, time, memory and
-  output limits, compiled-template cache) and then ``engine.channels.count``: what
-  ``engine.posts.render`` does for each post, minus the context build, the identifier
+* **engine**: ``engine.posts.render.render_text`` (sandbox, StrictUndefined, time, memory and
+  output limits, compiled-template cache) and then ``engine.posts.channels.count``: what
+  ``engine.posts.versions.render`` does for each post, minus the context build, the identifier
   scan and the store. Reported as "render only" and "render + count"; the scan is
   shown separately for information.
 * **plain**: a ``jinja2.Environment`` with the same loader and whitespace options, the
@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import render as engine_render  # noqa: E402
-from engine.channels import CHANNELS, count  # noqa: E402
-from engine.render import render_text, scan  # noqa: E402
-from engine.sandbox import templates_dirs  # noqa: E402
+from engine.posts import render as engine_render  # noqa: E402
+from engine.posts.channels import CHANNELS, count  # noqa: E402
+from engine.posts.render import render_text, scan  # noqa: E402
+from engine.posts.sandbox import templates_dirs  # noqa: E402
 from status import machine  # noqa: E402  (bench/status.py's machine line)
 
 CHANNEL_NAMES = ("x", "bluesky", "mastodon", "facebook", "linkedin", "sms", "web", "chat")
@@ -173,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.no_cache:
-        from engine.sandbox import environment
+        from engine.posts.sandbox import environment
 
         engine_render._compiled = lambda source, html: environment(html=html).from_string(source)
 

@@ -28,7 +28,7 @@ renders, approval, publication, rejection, roles, notes, inputs) with a fixed cl
 its events are then reused, with distinct incident ids, for thousands of incidents,
 and extended with a repeating realistic mix of the same event types, appended through
 ``store.transaction`` (in large transactions for long logs) with projections folded by
-``engine.incident.apply``, so every projection is the one the engine would hold and
+``engine.incidents.state.apply``, so every projection is the one the engine would hold and
 plain ``verify`` (which refolds) passes. Incidents for ``due`` start six hours before
 the moment they are built, so their first-public-post target and triage deadline are
 overdue when ``due`` runs with the system clock.
@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from append import raw_sqlite, through_store  # noqa: E402  (bench/append.py's two sides)
 from status import machine, modes  # noqa: E402  (bench/status.py's machine line and bytecode modes)
-from engine.index import summary  # noqa: E402  (the index row service writes with every append)
+from engine.incidents.index import summary  # noqa: E402  (the index row service writes with every append)
 
 PLAYBOOK = ROOT / "playbooks" / "viral-complaint.yaml"
 INPUTS = {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"}
@@ -139,9 +139,10 @@ class Seed:
     clock; its events are the templates every database here is made of."""
 
     def __init__(self, folder: Path) -> None:
-        from engine import posts, release, service
+        from engine.posts import versions as posts, release
+        from engine.incidents import service
         from engine.clock import FixedClock
-        from engine.loader import load_playbook
+        from engine.format.loader import load_playbook
         from engine.store import open_store
 
         store = open_store(folder / "seed.db")
@@ -189,7 +190,7 @@ class Seed:
 
     def start(self, incident: str, at: str) -> list:
         """The events of ``service.start`` for another incident id at another time."""
-        from engine.events import NewEvent
+        from engine.incidents.events import NewEvent
 
         out = []
         for e in self.events[:self.start_events]:
@@ -204,7 +205,7 @@ class Seed:
         ticks, 10% role changes, 5% inputs. Post versions follow on from the seed's;
         every event is one the fold, the report and the rules (``verify``) accept: the
         incident lead drafts and publishes, the spokesperson approves and rejects."""
-        from engine.events import NewEvent, utc_now_iso
+        from engine.incidents.events import NewEvent, utc_now_iso
 
         made = 0
         for e in self.events:
@@ -282,7 +283,7 @@ def append_log(store, incident: str, events) -> dict:
     """Append a stream of events to a new incident, CHUNK per transaction, each
     transaction's projection folded by the engine's own ``apply`` (in place, as replay
     does; one state for the whole log)."""
-    from engine import incident as inc
+    from engine.incidents import state as inc
 
     state, batch = None, []
 
@@ -330,8 +331,8 @@ class Databases:
         six hours ago (0.1 s apart), one transaction each."""
         key = ("open", n)
         if key not in self._built:
-            from engine import incident as inc
-            from engine.events import utc_now_iso
+            from engine.incidents import state as inc
+            from engine.incidents.events import utc_now_iso
 
             t = time.perf_counter()
             name = f"open-{n}.db"
@@ -359,7 +360,7 @@ class Databases:
         """One incident with exactly ``events`` events of the realistic mix."""
         key = ("history", events)
         if key not in self._built:
-            from engine.rules import audit
+            from engine.audit.rules import audit
 
             t = time.perf_counter()
             name = f"history-{events}.db"
@@ -626,10 +627,10 @@ class Bench:
     # append ------------------------------------------------------------------------
 
     def append(self) -> None:
-        from engine import incident as inc
-        from engine import service
+        from engine.incidents import state as inc
+        from engine.incidents import service
         from engine.clock import FixedClock
-        from engine.events import NewEvent, canonical, utc_now_iso
+        from engine.incidents.events import NewEvent, canonical, utc_now_iso
         from engine.store import open_store
 
         sz = self.sizes
@@ -682,7 +683,7 @@ class Bench:
     # verify ------------------------------------------------------------------------
 
     def verify(self) -> None:
-        from engine.report import jsonl_line
+        from engine.audit.report import jsonl_line
         from engine.store import open_store
 
         sz, r = self.sizes, self.runner

@@ -65,11 +65,11 @@ SMALL_EVENTS = 10
 
 def build(path: Path, total: int) -> str:
     """A database holding one viral-complaint incident with exactly ``total`` events."""
-    from engine import incident as inc
-    from engine import service
+    from engine.incidents import state as inc
+    from engine.incidents import service
     from engine.clock import FixedClock
-    from engine.events import NewEvent, utc_now_iso
-    from engine.loader import load_playbook
+    from engine.incidents.events import NewEvent, utc_now_iso
+    from engine.format.loader import load_playbook
     from engine.store import open_store
 
     store = open_store(path)
@@ -199,7 +199,7 @@ def heavy_imports(incident: str, db: Path, cwd: Path, env: dict[str, str]) -> tu
 
 
 def in_process(dbs: dict[str, Path], incident: str, iterations: int) -> dict[str, list[float]]:
-    from engine import service, views
+    from engine.incidents import service, views
     from engine.clock import SystemClock
     from engine.store import open_store
 
@@ -226,7 +226,7 @@ def in_process(dbs: dict[str, Path], incident: str, iterations: int) -> dict[str
 
 def release_check(path: Path, incident: str, runs: int = 5) -> list[float]:
     """Seconds of the log check the release commands run inside their write transaction."""
-    from engine.rules import audit
+    from engine.audit.rules import audit
     from engine.store import open_store
 
     store = open_store(path)
@@ -299,7 +299,7 @@ def main() -> None:
             value = med(times[f"{long_name} {kind}"]) / med(times[f"{short_name} {kind}"])
             print(f"  {kind + ', long / short':<24} {verdict(value, 1.2)}")
 
-        print("\n== in process: the check approve, publish and deliver add (refold + rules, engine.rules.audit) ==")
+        print("\n== in process: the check approve, publish and deliver add (refold + rules, engine.audit.rules.audit) ==")
         for name, path in dbs.items():
             print(f"  {name:<26} median {statistics.median(release_check(path, incident)) * 1e3:9.2f} ms")
     finally:

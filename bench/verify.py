@@ -3,7 +3,7 @@
 Builds a database of N events (default 1,000,000) spread over incidents, with a
 realistic mix of event types and sizes, through the store's own append path
 (large transactions). Exports the events as JSON Lines, times ``sha256sum`` on
-that file and ``engine.integrity.verify`` on the database (best of --repeat
+that file and ``engine.audit.integrity.verify`` on the database (best of --repeat
 runs each, warm page cache for both) and prints both and the ratio, then the
 peak Python memory of one more verify run.
 Target: verify <= 4 x sha256sum.
@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.events import NewEvent, utc_now_iso  # noqa: E402
-from engine.integrity import verify  # noqa: E402
+from engine.audit.integrity import verify  # noqa: E402
+from engine.incidents.events import NewEvent, utc_now_iso  # noqa: E402
 from engine.store import open_store  # noqa: E402
 
 T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)

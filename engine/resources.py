@@ -46,7 +46,7 @@ SCHEMA_FILE = "playbook.schema.json"
 
 def shipped_summaries() -> list[dict]:
     """One entry per shipped playbook: name, id, title, version and what it is for."""
-    from .loader import load_playbook
+    from .format.loader import load_playbook
 
     out = []
     for name, path in shipped_playbooks().items():
@@ -66,7 +66,7 @@ def copy_shipped(name: str, dest: Path | None, *, force: bool = False) -> list[P
     import json
 
     from .errors import NotFound, StoreError, UsageError
-    from .playbook import json_schema
+    from .format.playbook import json_schema
 
     source = shipped_playbook(name)
     if source is None:

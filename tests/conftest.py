@@ -57,7 +57,7 @@ def store(db):
 
 @pytest.fixture
 def viral():
-    from engine.loader import load_playbook
+    from engine.format.loader import load_playbook
 
     return load_playbook(VIRAL)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import NotFound, StoreError
-from engine.events import NewEvent
+from engine.incidents.events import NewEvent
 from engine.store import open_store
 from engine.store.streams import ACCOUNTS
 

@@ -145,7 +145,7 @@ def test_a_playbook_requiring_signatures_refuses_an_asserted_approval(app, tmp_p
 def test_signed_approvals_verify_and_a_forged_signature_is_refused_by_the_rules(app, tmp_path):
     """verify replays each approval's signature through the same rule."""
     from engine.app import audit, releases
-    from engine.rules import audit as replay
+    from engine.audit.rules import audit as replay
 
     post = _started(app, tmp_path, signed=True)
     releases.approve(app, _person("bob"), INC, post, version=1)
@@ -193,7 +193,7 @@ def test_status_loads_only_what_it_needs(tmp_path, cli):
     code = ("import sys\nfrom cli import main\n"
             "try:\n    main(['status', sys.argv[1], '--db', sys.argv[2], '--as', 'alice'])\n"
             "except SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('jinja2', 'engine.report', 'engine.cli.posts', 'engine.cli.audit') "
+            "print(sorted(m for m in ('jinja2', 'engine.audit.report', 'engine.cli.posts', 'engine.cli.audit') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, INC, str(cli.db)], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)
@@ -222,7 +222,7 @@ def test_due_json_keeps_its_shape(cli):
 
 def test_render_and_edit_read_the_recorded_writing_plan_instead_of_parsing_the_playbook(app, tmp_path, monkeypatch):
     """Starting records what rendering needs; render and edit never parse the pinned YAML again."""
-    from engine import loader
+    from engine.format import loader
     from engine.app import releases
 
     post = _started(app, tmp_path)

@@ -160,7 +160,7 @@ def test_a_bad_recipient_list_renders_nothing(cli, store, letters, tmp_path):
 
 
 def test_the_privacy_breach_holding_statement_is_available_where_a_story_tends_to_break():
-    from engine.loader import load_playbook
+    from engine.format.loader import load_playbook
 
     pb = load_playbook(PLAYBOOKS / "privacy-breach.yaml").playbook
     for stage in ("contain", "assess", "notify_regulator", "notify_patients"):

@@ -72,7 +72,7 @@ def test_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(cli, t
 
 
 def test_csv_cells_starting_with_a_tab_or_carriage_return_are_neutralised_too():
-    from engine.report import csv_cell
+    from engine.audit.report import csv_cell
 
     assert [csv_cell(t) for t in ("\tx", "\rx", "x=1", "", "{\"a\":1}")] == ["'\tx", "'\rx", "x=1", "", "{\"a\":1}"]
 

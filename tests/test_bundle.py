@@ -16,12 +16,13 @@ from datetime import timedelta
 import pytest
 
 from conftest import T0, VIRAL
-from engine import posts, release, service
-from engine.bundle import verify_bundle, write_bundle
+from engine.audit.bundle import verify_bundle, write_bundle
+from engine.audit.integrity import checkpoint, load_or_create_key, public_key_pem, verify
+from engine.audit.report import export_events
 from engine.errors import IntegrityError, NotFound, StoreError
-from engine.events import canonical
-from engine.integrity import checkpoint, load_or_create_key, public_key_pem, verify
-from engine.report import export_events
+from engine.incidents import service
+from engine.incidents.events import canonical
+from engine.posts import versions as posts, release
 from engine.store import open_store
 
 AT = T0 + timedelta(hours=1)

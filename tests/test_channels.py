@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.channels import CHANNELS, Count, count, profile, subject_count
 from engine.errors import NotFound, UsageError
+from engine.posts.channels import CHANNELS, Count, count, profile, subject_count
 
 REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = REPO.parent / "shared" / "conformance" / "twitter-text-validate.yml"
@@ -206,21 +206,21 @@ def test_count_fits_and_prints_as_used_over_limit():
 
 
 def test_importing_channels_does_not_load_the_heavy_libraries():
-    code = "import sys, engine.channels; print(sorted({'twitter_text', 'regex'} & set(sys.modules)))"
+    code = "import sys, engine.posts.channels; print(sorted({'twitter_text', 'regex'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 # --- X: the fast counter gives twitter-text's own results --------------------
 #
-# engine.channels counts X posts without running twitter-text's parse_tweet (1 to 3 ms a
+# engine.posts.channels counts X posts without running twitter-text's parse_tweet (1 to 3 ms a
 # post); these tests hold it to parse_tweet's weightedLength and valid flag, and to
 # twitter-text's URL and emoji extractors, on generated posts.
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from engine import channels, xtext  # noqa: E402
+from engine.posts import channels, xtext  # noqa: E402
 
 
 def _tt():
@@ -229,7 +229,7 @@ def _tt():
 
 
 def _x_as_parse_tweet(text: str) -> tuple[int, str]:
-    """(used, detail) as engine.channels computed them with parse_tweet itself."""
+    """(used, detail) as engine.posts.channels computed them with parse_tweet itself."""
     twitter_text, v3 = _tt()
     from twitter_text.regexp.invalid_chars import invalid_chars
 
@@ -342,7 +342,7 @@ def test_x_count_edge_cases_match_parse_tweet(text):
 def test_x_fast_paths_are_in_use():
     """If a twitter-text upgrade changed its URL pattern, the counter quietly goes back to
     the full scan: exact, but 100 times slower. This says so: re-check the argument in
-    engine/xtext.py:_url_starts against the new pattern, then update the digest."""
+    engine/posts/xtext.py:_url_starts against the new pattern, then update the digest."""
     import hashlib
 
     from twitter_text.regexp.emoji import emoji
@@ -393,7 +393,7 @@ def _first_chars(compiled) -> set[int]:
 
 
 def test_every_top_level_domain_starts_with_a_letter_or_a_non_ascii_non_space():
-    """A step of the argument in engine/xtext.py:_url_starts: the character after the
+    """A step of the argument in engine/posts/xtext.py:_url_starts: the character after the
     dot that ends a domain name is an ASCII letter or a non-ASCII character other than a
     space (case-insensitive matching keeps it so: the case partners of ASCII letters are
     ASCII letters and the non-ASCII İ, ı, ſ and the Kelvin sign)."""
@@ -412,7 +412,7 @@ def test_every_top_level_domain_starts_with_a_letter_or_a_non_ascii_non_space():
 
 
 def test_twitter_texts_url_pattern_has_no_construct_that_depends_on_where_a_scan_starts():
-    """A step of the argument in engine/xtext.py:_Scanner: only forward look-ahead, and
+    """A step of the argument in engine/posts/xtext.py:_Scanner: only forward look-ahead, and
     ^ / $ as the only anchors, without MULTILINE."""
     from re import _constants as sre
     from re import _parser
@@ -460,7 +460,7 @@ def test_x_counter_weights_equal_get_character_weight_for_every_code_point():
 
 
 def test_bluesky_every_latin1_pair_is_two_clusters_but_cr_lf():
-    """The shortcut in engine/channels.py:_count_bluesky on the characters most posts are
+    """The shortcut in engine/posts/channels.py:_count_bluesky on the characters most posts are
     made of, every pair of them (the rules that look further, for emoji ZWJ sequences,
     regional indicators and Indic conjuncts, need characters outside Latin-1)."""
     import regex
@@ -473,7 +473,7 @@ def test_bluesky_every_latin1_pair_is_two_clusters_but_cr_lf():
 
 
 def _sms_reference(text: str) -> tuple[int, str]:
-    """engine.channels._count_sms as it was: one character at a time."""
+    """engine.posts.channels._count_sms as it was: one character at a time."""
     if not text:
         return 0, "empty"
     encoding, reason, widths = "GSM-7", "", []

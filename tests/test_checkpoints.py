@@ -38,7 +38,7 @@ def _stored(db) -> int:
 
 def _rewrite_history(db) -> None:
     """Change a note's task name and recompute every later hash (no key needed)."""
-    from engine.events import event_hash
+    from engine.incidents.events import event_hash
 
     con = _raw(db)
     (database_id,) = con.execute("SELECT database_id FROM meta").fetchone()
@@ -58,7 +58,7 @@ def _rewrite_history(db) -> None:
 
 
 def test_a_checkpoint_stored_with_the_attackers_own_key_is_refused(cli, incident, db, tmp_path):
-    from engine.integrity import checkpoint, load_or_create_key
+    from engine.audit.integrity import checkpoint, load_or_create_key
     from engine.store import open_store
 
     assert cli("verify").exit_code == 0
@@ -167,7 +167,7 @@ def test_a_time_outside_the_zone_range_is_shown_as_written(cli, incident):
 
 
 def test_out_of_memory_is_reported_with_its_code_and_changes_nothing(cli, incident, db, monkeypatch):
-    from engine import act
+    from engine.incidents import act
 
     def exhausted(*a, **k):
         raise MemoryError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import PlaybookInvalid
-from engine.loader import load_playbook_text
+from engine.format.loader import load_playbook_text
 
 from test_loader import VALID
 

@@ -171,7 +171,7 @@ def test_delivering_a_channel_with_no_destination_says_so(cli, store, approved_a
 def test_each_send_is_logged_before_it_is_made(cli, store, approved_ack, tmp_path, monkeypatch):
     """A crash while sending leaves the attempt in the log; the retry sends again (at least
     once) and the log shows both attempts."""
-    from engine import delivery
+    from engine.posts import delivery
 
     _destinations(tmp_path, monkeypatch, "json://127.0.0.1:9/hook")
     logged_before_send = []

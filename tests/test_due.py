@@ -243,7 +243,7 @@ def test_an_escalation_for_an_unknown_severity_is_located(cli, tmp_path):
     assert f"{path}:15:11: stages.respond.deadline.escalate.by_severity.urgent: unknown severity 'urgent'" in result.output
 
 
-# -- the cron path reads only what is due (engine.index) --------------------------------------
+# -- the cron path reads only what is due (engine.incidents.index) --------------------------------------
 
 
 def _reads(monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import VIRAL_START
-from engine import breaches
+from engine.clocks import breaches
 from test_clocks import breach_start
 from test_figures import LOOP, at, publish
 
@@ -92,8 +92,8 @@ def test_an_index_row_whose_clocks_cannot_be_read_is_read_in_full(incidents, cli
 def test_the_clock_fields_an_index_row_keeps_are_part_of_its_version():
     """A summary keeps each clock as a list of its fields in this order (and rebuilds it
     positionally): another field, or another order, is another shape of summary."""
-    from engine.deadlines import ClockStatus
-    from engine.index import KEPT, SUMMARY_VERSION
+    from engine.clocks.deadlines import ClockStatus
+    from engine.incidents.index import KEPT, SUMMARY_VERSION
 
     assert (SUMMARY_VERSION, list(ClockStatus._fields)) == (2, [
         "key", "label", "due_at", "met_at", "now", "escalate", "kind", "stage", "visit", "anchor", "anchor_at",

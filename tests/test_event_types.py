@@ -13,7 +13,7 @@ INC = "INC-20260314-001"
 
 
 def test_every_kind_of_event_the_engine_writes_is_registered():
-    from engine.event_types import EVENT_TYPES
+    from engine.incidents.event_types import EVENT_TYPES
 
     written = set()
     for path in (ROOT / "engine").rglob("*.py"):
@@ -27,8 +27,8 @@ def test_every_kind_of_event_the_engine_writes_is_registered():
 
 
 def test_folding_a_kind_of_event_nobody_registered_fails_loudly(viral, store, clock):
-    from engine import incident as inc
-    from engine import service
+    from engine.incidents import state as inc
+    from engine.incidents import service
 
     state = service.start(store, clock, "alice", viral, title="T", inputs={
         "complaint_url": "https://x.com/p/status/1", "complaint_channel": "x"},
@@ -46,7 +46,7 @@ def test_verify_names_an_event_of_an_unknown_kind(cli, db):
 
     store = open_store(db)
     try:
-        from engine.events import NewEvent
+        from engine.incidents.events import NewEvent
 
         with store.transaction(INC) as tx:
             state = tx.snapshot.state

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.events import (
+from engine.incidents.events import (
     Event,
     NewEvent,
     canonical,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.integrity import verify
+from engine.audit.integrity import verify
 from engine.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTH
 # Appends one event per transaction, forever, printing each seq once it is committed.
 APPEND_FOREVER = """
 import sys
-from engine.events import NewEvent
+from engine.incidents.events import NewEvent
 from engine.store import open_store
 
 store = open_store(sys.argv[1])
@@ -41,7 +41,7 @@ while True:
 # Appends `count` events, one per transaction, reading the state inside the lock.
 APPEND_COUNT = """
 import sys
-from engine.events import NewEvent
+from engine.incidents.events import NewEvent
 from engine.store import open_store
 
 path, incident, count, who = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -57,7 +57,7 @@ store.close()
 # up by then, so they all meet the new database at the same moment.
 TOGETHER = """
 import sys
-import engine.events, engine.store
+import engine.incidents.events, engine.store
 print("ready", flush=True)
 sys.stdin.readline()
 """ + APPEND_COUNT

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.channels import CHANNELS
-from engine.playbook import EmailText
-from engine.sandbox import environment
+from engine.format.playbook import EmailText
+from engine.posts.channels import CHANNELS
+from engine.posts.sandbox import environment
 
 from test_shipped_playbooks import SHIPPED, _load, sample_context
 

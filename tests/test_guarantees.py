@@ -75,10 +75,10 @@ def test_an_approval_from_before_a_reopen_does_not_allow_publishing_after_it(cli
     # reaching resolved takes the whole playbook; record a reopen the way the engine would
     import pytest
 
-    from engine import incident as inc
+    from engine.incidents import state as inc
     from engine.errors import Refused
-    from engine.events import NewEvent
-    from engine.release import publish
+    from engine.incidents.events import NewEvent
+    from engine.posts.release import publish
 
     state = store.snapshot(INC).state
     reopening = {"trigger": "reopen", "from": "acknowledge", "to": "acknowledge", "reason": ""}
@@ -91,9 +91,9 @@ def test_an_approval_from_before_a_reopen_does_not_allow_publishing_after_it(cli
 
 
 def test_returning_from_rumour_control_keeps_the_respond_checklist(store, clock):
-    from engine import incident as inc
-    from engine import service
-    from engine.loader import load_playbook
+    from engine.incidents import state as inc
+    from engine.incidents import service
+    from engine.format.loader import load_playbook
 
     pb = load_playbook(PLAYBOOKS / "medical-tourism.yaml")
     spec = pb.playbook
@@ -127,8 +127,8 @@ def test_an_escalation_moves_through_the_first_transition_whose_guards_hold(cli,
 
 def test_a_render_override_cannot_make_a_stranger_number_our_own_contact(cli, store, tmp_path):
     assert cli("start", *BREACH_START).exit_code == 0
-    from engine.posts import _drafted
-    from engine.service import writing_of
+    from engine.posts.versions import _drafted
+    from engine.incidents.service import writing_of
 
     writing = writing_of(store, INC)
     state = store.snapshot(INC).state
@@ -140,8 +140,8 @@ def test_a_render_override_cannot_make_a_stranger_number_our_own_contact(cli, st
 
 
 def test_a_terminal_stage_checklist_can_be_ticked_after_closing(cli, store, clock):
-    from engine import service
-    from engine.loader import load_playbook
+    from engine.incidents import service
+    from engine.format.loader import load_playbook
 
     pb = load_playbook(PLAYBOOKS / "public-health-cerc.yaml")
     state = service.start(store, clock, "ic", pb, title="t", inputs={
@@ -149,11 +149,11 @@ def test_a_terminal_stage_checklist_can_be_ticked_after_closing(cli, store, cloc
             "date": "2026-03-14", "integer": "3", "boolean": "true"}.get(v.type, v.values[0] if v.values else "x")
         for k, v in pb.playbook.inputs.items() if v.required},
         assign={r: "ic" for r, role in pb.playbook.roles.items() if role.required})
-    from engine.incident import apply
+    from engine.incidents.state import apply
     closed = apply(state, "StageChanged", "2026-03-14T12:00:00.000Z", "ic",
                    {"trigger": "x", "from": state["stage"], "to": "evaluation", "reason": ""})
     with store.transaction(state["id"]) as tx:
-        from engine.events import NewEvent
+        from engine.incidents.events import NewEvent
         tx.append([NewEvent("StageChanged", "2026-03-14T12:00:00.000Z", "ic",
                             {"trigger": "x", "from": state["stage"], "to": "evaluation", "reason": ""})], closed)
     clock.advance(timedelta(hours=4))

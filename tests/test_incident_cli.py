@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 
 from conftest import ROOT, VIRAL, VIRAL_START
-from engine import incident as inc
+from engine.incidents import state as inc
 from engine.store import open_store
 
 ID = "INC-20260314-001"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from engine.errors import PlaybookError, PlaybookInvalid, Refused
-from engine.render import render_text
+from engine.posts.render import render_text
 
 SECONDS = 2.0
 BYTES = 256 * 2**20

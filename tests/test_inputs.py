@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import UsageError
-from engine.inputs import MAX_VALUE, coerce, parse_pairs, resolve
+from engine.format.inputs import MAX_VALUE, coerce, parse_pairs, resolve
 
 
 def spec(kind: str, **extra) -> dict:

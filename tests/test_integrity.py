@@ -14,11 +14,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from engine.incident import PROJECTION_VERSION as V
-from engine import integrity
+from engine.audit import integrity
+from engine.audit.integrity import checkpoint, load_or_create_key, public_key_pem, verify
 from engine.errors import IntegrityError, StoreError
-from engine.events import NewEvent, event_hash
-from engine.integrity import checkpoint, load_or_create_key, public_key_pem, verify
+from engine.incidents.events import NewEvent, event_hash
+from engine.incidents.state import PROJECTION_VERSION as V
 from engine.store import open_store
 
 AT = "2026-11-22T11:{:02d}:00.000Z"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.leaks import appears, echoes
+from engine.posts.leaks import appears, echoes
 
 NAME = "Maria Garcia"
 

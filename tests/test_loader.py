@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.errors import Diagnostic, NotFound, PlaybookInvalid
-from engine.loader import MAX_BYTES, MAX_DEPTH, load_playbook, load_playbook_text
+from engine.format.loader import MAX_BYTES, MAX_DEPTH, load_playbook, load_playbook_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "bad_playbooks"
@@ -217,7 +217,7 @@ def test_deep_nesting_is_refused_without_crashing_the_process():
     code = textwrap.dedent("""\
         import resource, time
         from engine.errors import PlaybookInvalid
-        from engine.loader import load_playbook_text
+        from engine.format.loader import load_playbook_text
         for text in ("x: " + "[" * 100_000 + "]" * 100_000, "x: " + "{a: " * 20_000 + "1" + "}" * 20_000):
             started = time.perf_counter()
             try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine import incident as inc
 from engine.errors import NotFound, Refused
-from engine.machine import fire, machine_for
-from engine.plan import compile_plan
+from engine.format.plan import compile_plan
+from engine.incidents import state as inc
+from engine.incidents.machine import fire, machine_for
 
 
 @pytest.fixture
@@ -151,13 +151,13 @@ def test_replaying_a_log_never_fires_the_machine(plan, monkeypatch):
     """History is folded from the recorded StageChanged events, not fired again."""
     from types import SimpleNamespace as Ev
 
-    import engine.machine
+    import engine.incidents.machine
 
     def boom(*args, **kwargs):  # pragma: no cover - the test fails if it runs
         raise AssertionError("replay used the state machine")
 
-    monkeypatch.setattr(engine.machine, "fire", boom)
-    monkeypatch.setattr(engine.machine, "machine_for", boom)
+    monkeypatch.setattr(engine.incidents.machine, "fire", boom)
+    monkeypatch.setattr(engine.incidents.machine, "machine_for", boom)
     at = "2026-03-14T09:00:00.000Z"
     log = [
         Ev(type="IncidentStarted", at=at, actor="alice", data={

@@ -74,8 +74,8 @@ def test_a_users_own_partials_folder_adds_to_the_shipped_ones(tmp_path):
     from engine.app.config import Config
     from engine.app.context import App
     from engine.errors import Refused
-    from engine.render import render_text
-    from engine.sandbox import use_partials
+    from engine.posts.render import render_text
+    from engine.posts.sandbox import use_partials
 
     (tmp_path / "partials").mkdir()
     (tmp_path / "partials" / "ours.j2").write_text("{% macro sign() %}The Comms Team{% endmacro %}")

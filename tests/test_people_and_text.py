@@ -140,7 +140,7 @@ def test_a_note_with_an_escape_sequence_is_logged_as_typed_but_shown_escaped(dra
 def test_every_text_view_escapes_what_it_prints():
     from datetime import datetime, timezone
 
-    from engine import views
+    from engine.incidents import views
 
     hostile = "Plan\x1b[8m B\u202e"
     state = {"id": INC, "title": hostile, "drill": False, "status": "open", "stage": "s", "severity": "high",

@@ -1,4 +1,4 @@
-"""Who may do what (engine/policy.py), as one table a reader can check against the
+"""Who may do what (engine/incidents/policy.py), as one table a reader can check against the
 README's "Who may do what".
 
 Each row is an action and its outcome for five actors: a person holding no role in
@@ -137,8 +137,10 @@ def _count(db, action):
 
 def _engine_call(action: str, tmp_path):
     """How code calls each action (as the CLI does), for a given actor."""
-    from engine import drills, posts, release, service
-    from engine.loader import load_playbook
+    from engine.clocks import drills
+    from engine.posts import versions as posts, release
+    from engine.incidents import service
+    from engine.format.loader import load_playbook
 
     calls = {
         "start": lambda s, c, a: service.start(s, c, a, load_playbook(VIRAL), title="t", inputs={
@@ -188,9 +190,9 @@ def test_a_system_name_is_refused_by_the_engine_itself(cli, db, clock, tmp_path,
     ("record_due", "system:clock", True), ("record_due", "alice", False),
     ("escalate", "system:clock", True), ("escalate", "alice", False)])
 def test_the_engine_s_own_actions_take_only_system_names(cli, db, action, actor, allowed):
-    from engine import policy
+    from engine.incidents import policy
     from engine.errors import Refused
-    from engine.service import status
+    from engine.incidents.service import status
     from engine.store import open_store
 
     assert cli(*VIRAL_START).exit_code == 0

@@ -192,9 +192,9 @@ def test_a_public_template_using_a_confidential_input_is_refused_before_the_inci
 
 def test_the_render_time_guard_refuses_a_confidential_input_on_a_public_channel(store, clock, viral):
     """Even if a template slipped past the static check, the public context lacks the input."""
-    from engine import service
+    from engine.incidents import service
     from engine.errors import Refused
-    from engine.render import context, render_text
+    from engine.posts.render import context, render_text
 
     state = service.start(store, clock, "alice", viral, title="T",
                           inputs={"complaint_url": "https://x.com/p/status/1", "complaint_channel": "x",
@@ -212,8 +212,8 @@ def test_the_render_time_guard_refuses_a_confidential_input_on_a_public_channel(
 @pytest.fixture
 def leaky_partial(tmp_path, monkeypatch):
     """A shared partial that prints patient_name: the static check cannot see into it."""
-    from engine.render import _compiled
-    from engine.sandbox import environment
+    from engine.posts.render import _compiled
+    from engine.posts.sandbox import environment
 
     folder = tmp_path / "templates"
     (folder / "partials").mkdir(parents=True)
@@ -552,7 +552,7 @@ def test_a_post_is_published_once(acknowledging, db):
 
 
 def test_the_outbox_file_holds_exactly_what_was_approved(acknowledging, db, outbox):
-    from engine.posts import text_hash
+    from engine.posts.versions import text_hash
 
     cli = acknowledging
     _render_ack(cli)
@@ -712,7 +712,7 @@ def test_the_outbox_never_follows_a_link_planted_at_its_temporary_name(acknowled
 def test_publish_records_the_event_before_writing_the_file(acknowledging, db, outbox, monkeypatch):
     """A failure to write the outbox leaves a publication the log records (never a file the
     log does not), and `outbox rebuild` re-creates the file exactly from the log."""
-    from engine import release
+    from engine.posts import release
 
     cli = acknowledging
     _render_ack(cli)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import PlaybookInvalid
-from engine.loader import load_playbook_text
+from engine.format.loader import load_playbook_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "playbooks").glob("*.yaml"))

@@ -18,8 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from cli import main
-from engine.loader import load_playbook_text
-from engine.publictext import check_public_text
+from engine.format.loader import load_playbook_text
+from engine.format.publictext import check_public_text
 
 HERE = Path(__file__).resolve().parent
 CASES = yaml.safe_load((HERE / "publictext" / "cases.yaml").read_text(encoding="utf-8"))
@@ -195,8 +195,8 @@ def test_the_shipped_playbooks_pass_the_check_strictly():
 
 
 def test_the_shared_signature_and_privacy_notice_speak_every_language_the_shipped_playbooks_use():
-    from engine.loader import load_playbook
-    from engine.macrolang import falls_back
+    from engine.format.loader import load_playbook
+    from engine.format.macrolang import falls_back
 
     langs = {lang for path in PLAYBOOKS.glob("*.yaml")
              for t in load_playbook(path).playbook.templates.values()

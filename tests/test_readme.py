@@ -75,7 +75,7 @@ def test_the_ci_runs_the_readmes_test_command():
 
 
 def test_the_minimal_playbook_in_the_readme_is_valid(tmp_path):
-    from engine.loader import load_playbook
+    from engine.format.loader import load_playbook
 
     (example,) = [b for b in _blocks("yaml") if b.startswith("id: minimal")]
     path = tmp_path / "minimal.yaml"

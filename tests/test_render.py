@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from engine.channels import CHANNELS, count
 from engine.errors import Refused
-from engine.render import context, render_text, scan
-from engine.sandbox import MAX_OUTPUT
+from engine.posts.channels import CHANNELS, count
+from engine.posts.render import context, render_text, scan
+from engine.posts.sandbox import MAX_OUTPUT
 
 
 @pytest.fixture
 def state(store, clock, viral):
     """A started viral-complaint incident whose confidential patient_name is set."""
-    from engine import service
+    from engine.incidents import service
 
     return service.start(
         store, clock, "alice", viral, title="ER wait time complaint",
@@ -76,7 +76,7 @@ def test_the_shared_partials_can_be_imported():
 
 
 def test_a_template_is_compiled_once_and_reused():
-    from engine.render import _compiled
+    from engine.posts.render import _compiled
 
     source = "Cached {{ n }}"
     render_text(source, {"n": 1}, html=False, where="t")

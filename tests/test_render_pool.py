@@ -11,8 +11,8 @@ import time
 import pytest
 
 from engine.errors import Refused
-from engine.render import render_text
-from engine.render_pool import RenderPool
+from engine.posts.render import render_text
+from engine.posts.render_pool import RenderPool
 from test_injection import CONTEXT, PAYLOADS, _assert_nothing_leaks
 
 

@@ -13,10 +13,11 @@ from datetime import timedelta
 import pytest
 
 from conftest import T0, VIRAL
-from engine import posts, release, service
+from engine.audit.report import build_report, export_events, render_report
 from engine.errors import NotFound, UsageError
-from engine.events import NewEvent, canonical, utc_now_iso
-from engine.report import build_report, export_events, render_report
+from engine.incidents import service
+from engine.incidents.events import NewEvent, canonical, utc_now_iso
+from engine.posts import versions as posts, release
 
 M, H = 60, 3600
 XSS = "<script>alert(1)</script>"
@@ -222,7 +223,7 @@ def test_an_open_incident_runs_its_clocks_until_now(store, clock, viral):
 
 
 def test_breaches_and_escalations_in_the_log_are_counted(store, clock, viral):
-    from engine import breaches
+    from engine.clocks import breaches
 
     iid = started(store, clock, viral)
     at(clock, 2 * H)
@@ -234,7 +235,7 @@ def test_breaches_and_escalations_in_the_log_are_counted(store, clock, viral):
 
 
 def test_the_latest_checkpoint_covering_the_incident_is_included(store, clock, scripted, tmp_path):
-    from engine.integrity import checkpoint, load_or_create_key, public_key_pem
+    from engine.audit.integrity import checkpoint, load_or_create_key, public_key_pem
 
     key = load_or_create_key(tmp_path / "signing.key")
     checkpoint(store, key, "2026-03-14T18:00:00.000Z")
@@ -281,7 +282,7 @@ def test_untrusted_text_is_escaped(store, clock, scripted):
 
 
 def test_a_post_text_cannot_break_out_of_its_markdown_block(store, clock, scripted):
-    from engine.report import _fence
+    from engine.audit.report import _fence
 
     assert _fence("a ```` b") == "`````text\na ```` b\n`````"
 

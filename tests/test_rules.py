@@ -64,8 +64,8 @@ def _edit_projection(db, change) -> None:
 def _append_unchecked(db, clock, actor: str, type_: str, data: dict) -> None:
     """Append an event the way the store lets any writer, without the commands' rules
     (as a command that trusted an edited projection did), projection kept in step."""
-    from engine import incident as inc
-    from engine.events import NewEvent, utc_now_iso
+    from engine.incidents import state as inc
+    from engine.incidents.events import NewEvent, utc_now_iso
     from engine.store import open_store
 
     store = open_store(db)
@@ -172,7 +172,7 @@ def test_verify_reports_a_role_given_by_someone_who_does_not_manage_the_incident
 
 def test_a_lawful_history_passes_the_rules(cli, db, tmp_path, monkeypatch):
     """Approve with an identifier override, reject, edit, publish, deliver: nothing is reported."""
-    from engine.rules import audit
+    from engine.audit.rules import audit
     from engine.store import open_store
 
     dest = tmp_path / "destinations.yaml"

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import incident as inc
-from engine import service
 from engine.errors import NotFound, PlaybookError, Refused, UsageError
-from engine.loader import load_playbook
+from engine.format.loader import load_playbook
+from engine.incidents import state as inc
+from engine.incidents import service
 from engine.store import open_store
 
 from conftest import T0, VIRAL
@@ -399,7 +399,7 @@ def test_two_stores_on_one_database_see_each_others_events(db, clock, viral):
 
 def test_reopening_requires_the_work_again(store, clock, viral, tmp_path):
     """After a reopen, the stage's tasks are open again and older posts do not satisfy guards."""
-    from engine import incident as inc
+    from engine.incidents import state as inc
 
     state = service.start(store, clock, "alice", viral, title="t",
                           inputs={"complaint_url": "https://x.com/p/1", "complaint_channel": "x"},
@@ -421,7 +421,7 @@ def test_reopening_requires_the_work_again(store, clock, viral, tmp_path):
 
 
 def test_reentering_a_stage_reopens_its_checklist(store, clock, viral):
-    from engine import incident as inc
+    from engine.incidents import state as inc
 
     state = service.start(store, clock, "alice", viral, title="t",
                           inputs={"complaint_url": "https://x.com/p/1", "complaint_channel": "x"},

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.channels import CHANNELS, count, subject_count
-from engine.durations import parse_duration
-from engine.loader import load_playbook
-from engine.playbook import EmailText
-from engine.sandbox import environment
+from engine.format.durations import parse_duration
+from engine.format.loader import load_playbook
+from engine.format.playbook import EmailText
+from engine.posts.channels import CHANNELS, count, subject_count
+from engine.posts.sandbox import environment
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 SHIPPED = sorted(PLAYBOOKS.glob("*.yaml"))
@@ -232,7 +232,7 @@ def test_confidential_inputs_never_reach_a_public_channel(stem, tid, channel, la
 def test_public_posts_flag_no_identifier_but_our_own_contact_details(stem, tid, channel, lang, text):
     """The identifier scan finds nothing in a public post except the organisation's own
     helpline numbers and mailboxes, which approvers clear knowingly."""
-    from engine.render import scan
+    from engine.posts.render import scan
 
     pb = _load(stem)
     ctx = sample_context(pb, True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import Conflict, IntegrityError, NotFound, StoreError
-from engine.events import NewEvent, genesis
+from engine.incidents.events import NewEvent, genesis
 import os
 
 from engine.app.config import Config

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT, VIRAL_START, Cli
 from engine.errors import Conflict, NotFound, StoreError
-from engine.events import NewEvent
+from engine.incidents.events import NewEvent
 from engine.store import open_store
 
 AT = "2026-03-14T09:00:00.000Z"
@@ -179,7 +179,7 @@ WRITER = """
 import sys
 from engine.clock import SystemClock
 from engine.store import open_store
-from engine import service
+from engine.incidents import service
 store = open_store(sys.argv[1])
 for i in range(int(sys.argv[3])):
     service.note(store, SystemClock(), "alice", sys.argv[2], f"note {sys.argv[4]}-{i}")
@@ -334,7 +334,7 @@ def test_a_schema_1_database_is_refused_until_db_upgrade_adds_and_fills_the_inde
 RESILIENT_WRITER = """
 import sys, time
 from engine.errors import PlaybookError
-from engine.events import NewEvent
+from engine.incidents.events import NewEvent
 from engine.store import open_store
 
 store = open_store(sys.argv[1], busy_timeout=2)
@@ -358,7 +358,7 @@ def test_an_immediate_server_stop_during_writes_loses_no_acknowledged_event_and_
     import time
 
     from conftest import start_cluster
-    from engine.integrity import verify
+    from engine.audit.integrity import verify
 
     try:
         cluster = start_cluster()

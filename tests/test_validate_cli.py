@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from cli import main
-from engine.loader import load_playbook
+from engine.format.loader import load_playbook
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAYBOOKS = ROOT / "playbooks"

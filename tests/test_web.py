@@ -361,7 +361,7 @@ def test_starting_with_a_missing_required_input_names_it_and_starts_nothing(serv
 
 
 def _post(channel: str, text, hits=()) -> dict:
-    from engine.channels import count
+    from engine.posts.channels import count
 
     measured = count(channel, text["body"] if isinstance(text, dict) else text)
     return {"channel": channel, "version": 1, "text": text, "hits": list(hits), "leaks": [],

@@ -130,7 +130,7 @@ def test_a_malformed_signed_payload_is_a_problem_naming_what_is_wrong(hook, cloc
 
 
 def test_with_no_open_incident_for_the_playbook_the_message_is_refused_and_says_so(hook, clock):
-    from engine import service
+    from engine.incidents import service
 
     store = hook.store()
     service.task(store, clock, "alice", INCIDENT, "confirm_post")

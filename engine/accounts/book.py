@@ -18,7 +18,7 @@ from typing import Callable
 
 from engine.app.principal import Principal
 from engine.errors import NotFound, Refused, UsageError
-from engine.events import NewEvent, utc_now_iso
+from engine.incidents.events import NewEvent, utc_now_iso
 
 from . import log, passwords, tokens
 from .log import ACCOUNTS

@@ -1,7 +1,7 @@
 """The account log: every change to an account, as events of one reserved stream.
 
 The log is the store's stream :data:`ACCOUNTS`: the same append-only, hash-chained
-events as an incident's (:mod:`engine.events`), written under the same lock with its
+events as an incident's (:mod:`engine.incidents.events`), written under the same lock with its
 projection in the same transaction, kept out of incident listings, and checked by
 ``playbook verify`` (chain, heads in signed checkpoints, and a refold of the
 projection by :func:`replay`).
@@ -169,7 +169,7 @@ def replay(events: Iterable) -> dict:
 def disagreement(events: Iterable, stored: dict) -> str | None:
     """Why a stored account projection disagrees with the account log (for verify), or
     None. A projection of another version is not compared: it is refolded on use."""
-    from engine.events import canonical
+    from engine.incidents.events import canonical
 
     try:
         folded = replay(events)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from engine.app.principal import Principal
 from engine.errors import AuthenticationFailed, UsageError
-from engine.events import NewEvent, parse_iso, utc_now_iso
+from engine.incidents.events import NewEvent, parse_iso, utc_now_iso
 
 PREFIX = "pbs_"
 DEFAULT_LIFETIME = timedelta(hours=12)

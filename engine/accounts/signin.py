@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from engine.app.principal import Principal
 from engine.errors import AuthenticationFailed, UsageError
-from engine.events import NewEvent, utc_now_iso
+from engine.incidents.events import NewEvent, utc_now_iso
 
 from . import passwords, tokens
 from .log import ACCOUNTS

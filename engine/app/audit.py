@@ -26,7 +26,7 @@ class VerifyRequest:
 
 @dataclass(frozen=True)
 class Verified:
-    report: object  # engine.integrity.VerifyReport (ok)
+    report: object  # engine.audit.integrity.VerifyReport (ok)
     #: whether a new checkpoint may be signed now: every incident was verified and the
     #: database can be written by this user
     can_sign: bool
@@ -37,8 +37,8 @@ def verify(app: App, who: Principal, request: VerifyRequest) -> Verified:
     was modified, inserted, reordered or removed, or the checkpoints cannot be checked."""
     if app.remote is not None:
         return app.remote.verify(request)
-    from .. import integrity
-    from ..rules import audit
+    from ..audit import integrity
+    from ..audit.rules import audit
 
     with acting(who, "read"):
         store = app.store(read_only=True)
@@ -72,8 +72,8 @@ def sign_checkpoint(app: App, who: Principal) -> dict:
     """Sign a checkpoint of every incident now (after a full :func:`verify`)."""
     if app.remote is not None:
         return app.remote.sign_checkpoint()
-    from .. import integrity
-    from ..events import utc_now_iso
+    from ..audit import integrity
+    from ..incidents.events import utc_now_iso
 
     with acting(who, "read"):
         return integrity.checkpoint(app.store(), integrity.load_or_create_key(app.config.key),
@@ -82,7 +82,7 @@ def sign_checkpoint(app: App, who: Principal) -> dict:
 
 def verify_bundle(path: Path, public_key_pem: str | None = None):
     """Verify an auditor's bundle offline (no database); the report, ok or not."""
-    from ..bundle import verify_bundle as check
+    from ..audit.bundle import verify_bundle as check
 
     return check(path, public_key_pem=public_key_pem)
 
@@ -91,7 +91,7 @@ def public_key(app: App) -> str:
     """The PEM of the key that signs checkpoints (created on first use)."""
     if app.remote is not None:
         return app.remote.public_key()
-    from ..integrity import load_or_create_key, public_key_pem
+    from ..audit.integrity import load_or_create_key, public_key_pem
 
     return public_key_pem(load_or_create_key(app.config.key))
 
@@ -100,8 +100,8 @@ def report(app: App, who: Principal, incident: str, fmt: str) -> str:
     """The auditor's report as text (md, html or json)."""
     if app.remote is not None:
         return app.remote.report(incident, fmt)
-    from ..integrity import trusted_public_key
-    from ..report import build_report, render_report
+    from ..audit.integrity import trusted_public_key
+    from ..audit.report import build_report, render_report
 
     if fmt not in ("md", "html", "json"):
         raise UsageError(f"report format {fmt!r}: choose md, html or json")
@@ -115,7 +115,7 @@ def require_incident(app: App, who: Principal, incident: str) -> None:
     """NotFound unless the incident exists (checked before an output file is created)."""
     if app.remote is not None:
         return app.remote.require_incident(incident)
-    from ..service import status
+    from ..incidents.service import status
 
     with acting(who, "read"):
         status(app.store(read_only=True), incident)
@@ -125,7 +125,7 @@ def export(app: App, who: Principal, incident: str, fmt: str, out: IO[str]) -> i
     """Stream the incident's events to `out` as JSON Lines or CSV; the number written."""
     if app.remote is not None:
         return app.remote.export(incident, fmt, out)
-    from ..report import export_events
+    from ..audit.report import export_events
 
     if fmt not in ("jsonl", "csv"):
         raise UsageError(f"export format {fmt!r}: choose jsonl or csv")
@@ -138,8 +138,8 @@ def bundle(app: App, who: Principal, incident: str, path: Path) -> dict:
     key) to `path`; its manifest."""
     if app.remote is not None:
         return app.remote.bundle(incident, path)
-    from ..bundle import write_bundle
-    from ..integrity import load_or_create_key
+    from ..audit.bundle import write_bundle
+    from ..audit.integrity import load_or_create_key
 
     require_incident(app, who, incident)  # an unknown incident: refuse before a key is created
     with acting(who, "read"):

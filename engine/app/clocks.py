@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..policy import scope_of
+from ..incidents.policy import scope_of
 from .context import App, acting
 from .principal import Principal
 
 
 @dataclass(frozen=True)
 class Due:
-    items: list  # engine.breaches.DueItem, most urgent first
+    items: list  # engine.clocks.breaches.DueItem, most urgent first
     recorded: list[dict]  # deadlines newly recorded as missed
     notified: list[dict]  # notices sent (or failed) for escalations
     #: real incidents' overdue clocks (drills excluded)
@@ -32,7 +32,7 @@ def due(app: App, who: Principal, within_seconds: int = 0, *, record: bool = Tru
     the act scope to record, read to look)."""
     if app.remote is not None:
         return app.remote.due(within_seconds, record=record)
-    from .. import breaches
+    from ..clocks import breaches
     from .releases import destinations
 
     with acting(who, "act" if record else "read"):
@@ -51,10 +51,10 @@ def _due(app: App, within_seconds: int, record: bool, breaches, destinations) ->
 
 
 def advance_clock(app: App, who: Principal, incident: str, seconds: int) -> dict:
-    """Move a drill's simulated clock: {state, recorded, injects} (engine.drills)."""
+    """Move a drill's simulated clock: {state, recorded, injects} (engine.clocks.drills)."""
     if app.remote is not None:
         return app.remote.advance_clock(incident, seconds)
-    from ..drills import advance_clock as advance
+    from ..clocks.drills import advance_clock as advance
 
     with acting(who, scope_of("advance_clock")) as actor:
         return advance(app.store(), app.clock, actor, incident, seconds)
@@ -63,7 +63,7 @@ def advance_clock(app: App, who: Principal, incident: str, seconds: int) -> dict
 def drill_summary(app: App, who: Principal, incident: str) -> dict:
     if app.remote is not None:
         return app.remote.drill_summary(incident)
-    from ..drills import summary
+    from ..clocks.drills import summary
 
     with acting(who, "read"):
         return summary(app.store(read_only=True), incident, app.clock.now())

@@ -25,7 +25,7 @@ class App:
     ``writes=True`` with ``read_only``: mostly reads, may append (due, bundle)."""
 
     def __init__(self, config: Config, clock=None, *, shared_store=None, directory=None) -> None:
-        from .. import sandbox
+        from ..posts import sandbox
 
         if clock is None:
             from ..clock import SystemClock
@@ -94,7 +94,7 @@ def acting(who: Principal, scope: str) -> Iterator[str]:
     """Run a use case as `who`: refused if their token does not allow `scope`; every event
     they cause records how they were authenticated (``auth``, unless asserted). Yields
     the name the domain checks roles against."""
-    from ..act import authenticated_as
+    from ..incidents.act import authenticated_as
 
     if not who.allows(scope):
         raise Refused(f"this token's scope is {who.scope}; {scope!r} needs a token with that scope or more",

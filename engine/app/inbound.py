@@ -1,15 +1,15 @@
 """Use cases on inbound messages: record one, mark one handled, the inbox.
 
 The rules (what a message may hold, deduplication, response clocks) are in the domain,
-:mod:`engine.inbound`; who may act is :mod:`engine.policy`'s answer.
+:mod:`engine.incidents.inbound`; who may act is :mod:`engine.incidents.policy`'s answer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import inbound
-from ..policy import scope_of
+from ..incidents import inbound
+from ..incidents.policy import scope_of
 from .context import App, acting
 from .principal import Principal
 
@@ -40,8 +40,8 @@ def handle(app: App, who: Principal, incident: str, message: str, reason: str, n
 
 def inbox(app: App, who: Principal, incident: str | None = None, *, unanswered: bool = False) -> list[dict]:
     """Messages of one incident (or of every open one), the longest waiting first."""
-    from .. import service
-    from ..act import read_state
+    from ..incidents import service
+    from ..incidents.act import read_state
 
     with acting(who, "read"):
         store = app.store(read_only=True)

@@ -2,7 +2,7 @@
 
 Each takes the :class:`~engine.app.context.App` and the acting
 :class:`~engine.app.principal.Principal` and returns what an interface shows; the
-rules themselves are in the domain (:mod:`engine.service`, :mod:`engine.policy`).
+rules themselves are in the domain (:mod:`engine.incidents.service`, :mod:`engine.incidents.policy`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import service
-from ..policy import scope_of
+from ..incidents import service
+from ..incidents.policy import scope_of
 from .context import App, acting
 from .principal import Principal
 
@@ -34,18 +34,18 @@ class StartRequest:
 class Started:
     state: dict
     #: (field, confidential input) pairs: a confidential value typed where a public post
-    #: can show it (engine.leaks.echoes)
+    #: can show it (engine.posts.leaks.echoes)
     echoes: list[tuple[str, str]]
 
 
 def start(app: App, who: Principal, request: StartRequest) -> Started:
     if app.remote is not None:
         return app.remote.start(request)
-    from ..drills import load_scenario
-    from ..leaks import echoes
-    from ..loader import load_playbook
+    from ..clocks.drills import load_scenario
+    from ..posts.leaks import echoes
+    from ..format.loader import load_playbook
 
-    from ..drills import parse_scenario
+    from ..clocks.drills import parse_scenario
 
     app.check_people(request.assign.values())
     loaded = load_playbook(request.playbook)
@@ -89,10 +89,10 @@ def status(app: App, who: Principal, incident: str) -> dict:
 
 def listing(app: App, who: Principal, *, include_closed: bool = False, stage: str | None = None,
             playbook: str | None = None, full: bool = False) -> list:
-    """The incidents' listing rows (engine.index), or with `full` their whole states."""
+    """The incidents' listing rows (engine.incidents.index), or with `full` their whole states."""
     if app.remote is not None:
         return app.remote.listing(include_closed=include_closed, stage=stage, playbook=playbook, full=full)
-    from ..index import listed
+    from ..incidents.index import listed
 
     with acting(who, "read"):
         store = app.store(read_only=True)

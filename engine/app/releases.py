@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import posts, release
 from ..errors import DeliveryFailed
-from ..policy import scope_of
+from ..incidents.policy import scope_of
+from ..posts import versions as posts, release
 from .context import App, acting
 from .principal import Principal
 
@@ -62,7 +62,7 @@ def approve(app: App, who: Principal, incident: str, post: str, *, version: int,
             override: str | None = None) -> Approved:
     if app.remote is not None:
         return app.remote.approve(incident, post, version=version, role=role, override=override)
-    from ..incident import approval_missing
+    from ..incidents.state import approval_missing
 
     with acting(who, scope_of("approve")) as actor:
         result = posts.approve(app.store(), app.clock, actor, incident, post, role=role, version=version,
@@ -88,7 +88,7 @@ class Published:
 
 
 def destinations(app: App) -> dict[str, list[str]]:
-    from ..delivery import load_destinations
+    from ..posts.delivery import load_destinations
 
     return load_destinations(app.config.destinations)
 
@@ -135,7 +135,7 @@ def _route(app: App, store, incident: str, post: str):
     """Where a post goes: into the thread of the message it answers, when that came
     through a configured source that can reply (engine.app.inbound), else the
     configured destinations of its channel."""
-    from ..act import read_state
+    from ..incidents.act import read_state
     from .inbound import reply_route
 
     state = read_state(store, incident)

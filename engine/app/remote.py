@@ -199,7 +199,7 @@ class Remote:
         return self._state("POST", incident, "reopen", {"trigger": trigger, "reason": reason})
 
     def log(self, incident: str):
-        from ..events import Event
+        from ..incidents.events import Event
 
         return iter([Event(**e) for e in self.json("GET", self._incident(incident, "log"))])
 
@@ -269,7 +269,7 @@ class Remote:
     # -- audit -------------------------------------------------------------------------
 
     def verify(self, request):
-        from ..integrity import VerifyReport
+        from ..audit.integrity import VerifyReport
         from .audit import Verified
 
         if request.checkpoint is not None or request.public_key_pem is not None:
@@ -303,7 +303,7 @@ class Remote:
         import tempfile
         import zipfile
 
-        from ..bundle import MANIFEST
+        from ..audit.bundle import MANIFEST
 
         data = self.call("GET", self._incident(incident, "bundle")).content
         try:
@@ -331,9 +331,9 @@ def _due_item(item: dict):
     drill's simulated time for a drill)."""
     from datetime import timedelta
 
-    from ..breaches import DueItem
-    from ..deadlines import ClockStatus
-    from ..events import parse_iso
+    from ..clocks.breaches import DueItem
+    from ..clocks.deadlines import ClockStatus
+    from ..incidents.events import parse_iso
 
     due_at = parse_iso(item["due_at"])
     status = ClockStatus(

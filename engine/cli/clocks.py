@@ -138,7 +138,7 @@ def drill_summary(ctx, incident, db, as_json):
     against its target, and each inject beside what the team did next."""
     from engine.app import clocks
     from engine.app.principal import Principal
-    from engine.views import drill_text
+    from engine.incidents.views import drill_text
 
     result = clocks.drill_summary(app(ctx, db), Principal.asserted(""), incident)
     if as_json:

@@ -74,7 +74,7 @@ def who(handle, actor: str | None):
 
 
 def show_state(ctx: click.Context, state: dict, actor: str, as_json: bool) -> None:
-    from engine.views import status_json, status_text
+    from engine.incidents.views import status_json, status_text
 
     now = clock(ctx).now()
     if as_json:
@@ -85,7 +85,7 @@ def show_state(ctx: click.Context, state: dict, actor: str, as_json: bool) -> No
 
 def done(ctx, state: dict, message: str, as_json: bool, actor: str) -> None:
     if as_json:
-        from engine.views import status_json
+        from engine.incidents.views import status_json
 
         print_json(status_json(state, clock(ctx).now(), actor))
     else:
@@ -93,7 +93,7 @@ def done(ctx, state: dict, message: str, as_json: bool, actor: str) -> None:
 
 
 def seconds(text: str, option: str) -> int:
-    from engine.durations import parse_duration
+    from engine.format.durations import parse_duration
     from engine.errors import UsageError
 
     try:

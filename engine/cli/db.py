@@ -19,7 +19,7 @@ def db_upgrade(location: str | None) -> None:
     import os
 
     from engine.app.config import database_location
-    from engine.incident import rebuild_stale
+    from engine.incidents.state import rebuild_stale
     from engine.store import open_store
 
     store = open_store(database_location(os.environ, location), create=True, migrate=True)
@@ -46,8 +46,8 @@ def db_copy(source: str, target: str) -> None:
     For example: playbook db copy incidents.db postgresql://playbook@db.internal/playbook
     """
     from engine.errors import IntegrityError
-    from engine.incident import replay
-    from engine.integrity import verify
+    from engine.incidents.state import replay
+    from engine.audit.integrity import verify
     from engine.store import open_store
     from engine.store.copy import copy_database
 

@@ -77,8 +77,8 @@ def inbox(ctx, incident, unanswered, db, as_json):
 
     from engine.app import inbound as use
     from engine.app.principal import Principal
-    from engine.durations import format_duration
-    from engine.inbound import answer_text
+    from engine.format.durations import format_duration
+    from engine.incidents.inbound import answer_text
 
     rows = use.inbox(app(ctx, db), Principal.asserted(""), incident, unanswered=unanswered)
     if as_json:

@@ -27,7 +27,7 @@ def start_options(f):
 
 def start_request(playbook, title, severity, inputs, assign, **more):
     from engine.app.incidents import StartRequest
-    from engine.inputs import parse_pairs
+    from engine.format.inputs import parse_pairs
 
     return StartRequest(playbook=playbook, title=title, severity=severity, inputs=parse_pairs(inputs, "--set"),
                         assign=parse_pairs(assign, "--assign"), **more)
@@ -80,11 +80,11 @@ def status(ctx, incident, db, actor, as_json):
 
 
 def show_listing(ctx, handle, as_json: bool, **selection) -> None:
-    """The listing: from the incidents' summaries alone (engine.index); ``--json`` prints
+    """The listing: from the incidents' summaries alone (engine.incidents.index); ``--json`` prints
     each listed incident's whole status, so it reads their states."""
     from engine.app import incidents
     from engine.app.principal import Principal
-    from engine.views import status_json, summary_row
+    from engine.incidents.views import status_json, summary_row
 
     reader = Principal.asserted("")  # reading names nobody: the listing is the same for all
     now = clock(ctx).now()
@@ -192,8 +192,8 @@ def set_(ctx, incident, values, db, actor):
     depends on the severity follow it). Every bad value is reported; nothing is
     changed unless all are good."""
     from engine.app import incidents
-    from engine.inputs import parse_pairs
-    from engine.leaks import echoes
+    from engine.format.inputs import parse_pairs
+    from engine.posts.leaks import echoes
 
     handle = app(ctx, db)
     state = incidents.set_inputs(handle, who(handle, actor), incident, parse_pairs(values, "set"))
@@ -265,7 +265,7 @@ def log(ctx, incident, db, as_json):
     from engine.app import incidents
     from engine.app.principal import Principal
     from engine.safetext import for_terminal
-    from engine.views import event_line
+    from engine.incidents.views import event_line
 
     for e in incidents.log(app(ctx, db), Principal.asserted(""), incident):
         if as_json:

@@ -23,7 +23,7 @@ def validate(paths: tuple[str, ...], as_json: bool, strict: bool) -> None:
     the template's language) are warnings, which leave the exit code alone unless
     --strict is given.
     """
-    from engine.loader import validate_files
+    from engine.format.loader import validate_files
 
     results = validate_files(paths or ("playbooks",), strict=strict)
     if as_json:
@@ -46,7 +46,7 @@ def validate(paths: tuple[str, ...], as_json: bool, strict: bool) -> None:
 @click.command()
 def schema() -> None:
     """Print the playbook format's JSON Schema (for editor completion)."""
-    from engine.playbook import json_schema
+    from engine.format.playbook import json_schema
 
     print_json(json_schema())
 
@@ -55,8 +55,8 @@ def schema() -> None:
 @click.argument("playbook", type=click.Path())
 def graph(playbook: str) -> None:
     """Print the stage diagram as Mermaid (paste into any Markdown viewer)."""
-    from engine.describe import mermaid
-    from engine.loader import load_playbook
+    from engine.format.describe import mermaid
+    from engine.format.loader import load_playbook
 
     click.echo(mermaid(load_playbook(playbook).playbook), nl=False)
 
@@ -65,8 +65,8 @@ def graph(playbook: str) -> None:
 @click.argument("playbook", type=click.Path())
 def show(playbook: str) -> None:
     """Summarise a playbook's roles, inputs, stages, transitions and templates."""
-    from engine.describe import summary
-    from engine.loader import load_playbook
+    from engine.format.describe import summary
+    from engine.format.loader import load_playbook
 
     click.echo(summary(load_playbook(playbook).playbook), nl=False)
 

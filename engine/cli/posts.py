@@ -33,8 +33,8 @@ def render(ctx, incident, template, channels, langs, values, recipient, recipien
     An input the template uses but the incident has no value for can be given for
     this render only with --set NAME=VALUE (or for the incident with playbook set)."""
     from engine.app import releases
-    from engine.inputs import parse_pairs
-    from engine.views import post_block
+    from engine.format.inputs import parse_pairs
+    from engine.incidents.views import post_block
 
     overrides = parse_pairs(values, "--set")
     recipients = None
@@ -85,7 +85,7 @@ def drafts(ctx, incident, db, as_json):
     """List the incident's posts, their state and what each still needs."""
     from engine.app import releases
     from engine.app.principal import Principal
-    from engine.views import post_block
+    from engine.incidents.views import post_block
 
     found = releases.drafts(app(ctx, db), Principal.asserted(""), incident)
     if as_json:
@@ -109,7 +109,7 @@ def edit(ctx, incident, post, text, file, subject, db, actor):
     """Hand-edit POST: a new version, measured and scanned, that needs approval again."""
     from engine.app import releases
     from engine.errors import UsageError
-    from engine.views import post_block
+    from engine.incidents.views import post_block
 
     if (text is None) == (file is None):
         raise UsageError("give the new text with exactly one of --text or --file")

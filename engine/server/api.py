@@ -39,7 +39,7 @@ Full = Query(False, description="return the incident's whole state as {\"state\"
 
 
 def _status(request: Request, state: dict, who: Principal, full: bool = False) -> dict:
-    from engine.views import status_json
+    from engine.incidents.views import status_json
 
     if full:
         return {"state": state}
@@ -55,7 +55,7 @@ def playbooks(request: Request, who: Principal = Signed) -> list[dict]:
     from pathlib import Path
 
     from engine.app import incidents
-    from engine.loader import load_playbook
+    from engine.format.loader import load_playbook
 
     out = []
     for name, path in incidents.library(_app(request)).items():
@@ -254,7 +254,7 @@ def rebuild_outbox(request: Request, incident: str | None = Query(None, max_leng
 
 
 def _within(text: str) -> int:
-    from engine.durations import parse_duration
+    from engine.format.durations import parse_duration
     from engine.errors import UsageError
 
     if text in ("0", "0s"):

@@ -117,7 +117,7 @@ def sign_out(request: Request, response: Response, who: Principal = Signed) -> d
 
 @router.get("/me", summary="Who the request is authenticated as")
 def me(who: Principal = Signed) -> dict:
-    from engine.events import utc_now_iso
+    from engine.incidents.events import utc_now_iso
 
     return {"name": who.name, "auth": who.auth, "scope": who.scope,
             "authenticated_at": utc_now_iso(who.authenticated_at) if who.authenticated_at else None}

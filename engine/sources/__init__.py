@@ -108,7 +108,7 @@ def load_sources(path: Path | None) -> dict[str, Source]:
 def target_incident(store, source: Source) -> str:
     """The incident a source's messages go to: its incident, or its playbook's newest open one."""
     from ..errors import Refused
-    from ..index import listed
+    from ..incidents.index import listed
 
     if source.incident is not None:
         return source.incident

@@ -12,7 +12,7 @@ import html
 import re
 
 from ..errors import PlaybookError
-from ..events import utc_now_iso
+from ..incidents.events import utc_now_iso
 
 #: Largest feed read, in bytes.
 MAX_FEED = 5_000_000

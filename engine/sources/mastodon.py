@@ -47,7 +47,7 @@ def reply(url: str, token: str, text: str, in_reply_to: str, timeout: float) -> 
 class InThread:
     """Delivery of a reply into the thread of the Mastodon status it answers, through the
     source that received that status (its instance and token): the transport
-    :func:`engine.release.deliver` takes. Its one destination is ``reply://SOURCE/STATUS``."""
+    :func:`engine.posts.release.deliver` takes. Its one destination is ``reply://SOURCE/STATUS``."""
 
     def __init__(self, source, timeout: float = 10.0) -> None:
         self.source, self.timeout = source, timeout
@@ -60,7 +60,7 @@ class InThread:
         return f"mastodon reply to status {url.rsplit('/', 1)[-1]} on {self.source.url} (source {self.source.name})"
 
     def send(self, url: str, text):
-        from ..delivery import Attempt
+        from ..posts.delivery import Attempt
 
         body = text["body"] if isinstance(text, dict) else text
         try:

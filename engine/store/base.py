@@ -3,13 +3,13 @@
 A store keeps, per database:
 
 * the **events** of every incident: an append-only, hash-chained log
-  (``seq`` 1, 2, 3 ... per incident; see :mod:`engine.events`);
+  (``seq`` 1, 2, 3 ... per incident; see :mod:`engine.incidents.events`);
 * one **snapshot** per incident: the projection (state) the service folded
   from the events, with the seq and hash of the last event folded in. It is
   written in the same transaction as the events, so it never disagrees with
   the log unless someone edits the database behind the store's back (which
-  :func:`engine.integrity.verify` reports);
-* signed **checkpoints** (:mod:`engine.integrity`), append-only as well;
+  :func:`engine.audit.integrity.verify` reports);
+* signed **checkpoints** (:mod:`engine.audit.integrity`), append-only as well;
 * **streams** that are logs like an incident's but not incidents (:mod:`engine.store.streams`:
   the account log of :mod:`engine.accounts`): the same chain, snapshot and write lock, read
   by their id, and kept out of every incident listing (``incidents``, ``snapshots``,
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.errors import IntegrityError
-from engine.events import Event, NewEvent, canonical, genesis, hashed_text
+from engine.incidents.events import Event, NewEvent, canonical, genesis, hashed_text
 from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS, check_stream  # noqa: F401
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,

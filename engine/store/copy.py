@@ -10,7 +10,7 @@ destination has the same hashes and the same checkpoints verify there.
 from __future__ import annotations
 
 from engine.errors import Refused
-from engine.events import canonical
+from engine.incidents.events import canonical
 from engine.store.streams import STREAMS
 
 __all__ = ["copy_database"]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from engine.errors import StoreError
-from engine.events import Event, NewEvent, canonical
+from engine.incidents.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
                                loaded_head, row_event, summaries_of)
 from engine.store.streams import STREAMS, check_stream, failure_params

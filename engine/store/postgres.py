@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
-from engine.events import Event, NewEvent, canonical, utc_now_iso
+from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
                                conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
                                summaries_of)

@@ -17,9 +17,9 @@ REFRESH_S = 15
 
 def board_rows(app, who, now) -> list[dict]:
     """One row per open incident, from the same status the API answers."""
-    from engine import incident as inc
+    from engine.incidents import state as inc
     from engine.app import incidents
-    from engine.views import status_json
+    from engine.incidents.views import status_json
 
     rows = []
     for state in incidents.listing(app, who, full=True):

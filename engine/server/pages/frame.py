@@ -167,14 +167,14 @@ def ago(ts: str | None, now: datetime) -> str:
     """How long ago an ISO timestamp was, as people say it (``3h 05m``)."""
     if not ts:
         return "-"
-    from engine.durations import format_duration
-    from engine.events import parse_iso
+    from engine.format.durations import format_duration
+    from engine.incidents.events import parse_iso
 
     return format_duration(max(now - parse_iso(ts), timedelta(0)))
 
 
 def left(seconds: float) -> str:
-    from engine.durations import format_duration
+    from engine.format.durations import format_duration
 
     if seconds < 0:
         return "OVERDUE by " + format_duration(timedelta(seconds=-seconds))

@@ -12,9 +12,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 @router.get("/incidents/{incident}")
 def incident_page(incident: str, request: Request, done: str | None = None, who=Depends(viewer)):
-    from engine import incident as inc
+    from engine.incidents import state as inc
     from engine.app import incidents, releases
-    from engine.views import describe, status_json
+    from engine.incidents.views import describe, status_json
 
     from .preview import earlier_versions, preview
 
@@ -57,7 +57,7 @@ def assign(incident: str, request: Request, signed=Depends(poster)):
 @router.post("/incidents/{incident}/tasks")
 def tasks(incident: str, request: Request, signed=Depends(poster)):
     """The stage's checklist as sent: each task whose box changed is ticked or reopened."""
-    from engine import incident as inc
+    from engine.incidents import state as inc
     from engine.app import incidents
 
     who, form = signed

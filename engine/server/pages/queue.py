@@ -19,9 +19,9 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 def awaiting(app, who, now) -> list[dict]:
     """The drafts awaiting an approval `who` could give, oldest first."""
-    from engine import incident as inc
+    from engine.incidents import state as inc
     from engine.app import incidents
-    from engine.views import status_json
+    from engine.incidents.views import status_json
 
     from .preview import earlier_versions, preview
 
@@ -72,7 +72,7 @@ def queue(request: Request, done: str | None = None, who=Depends(viewer)):
 
 def _fresh(who, now) -> bool:
     """Whether the person signed in recently enough to sign without their password."""
-    from engine.posts import SIGNATURE_WINDOW_S
+    from engine.posts.versions import SIGNATURE_WINDOW_S
 
     return who.authenticated_at is not None and (now - who.authenticated_at).total_seconds() <= SIGNATURE_WINDOW_S
 

@@ -25,7 +25,7 @@ def _as_typed(kind: str, value: str) -> str:
 
 def _library(app) -> list[dict]:
     from engine.app import incidents
-    from engine.loader import load_playbook
+    from engine.format.loader import load_playbook
 
     out = []
     for name, path in incidents.library(app).items():

@@ -1,0 +1,185 @@
+"""Missed clocks: record each breach once and apply the playbook's escalation.
+
+``check`` runs from ``playbook due`` (cron, monitoring) or ``playbook watch``. Inside
+each incident's write transaction it compares the running clocks with ``now``;
+a clock that is overdue and not yet recorded for that due time gets one
+``DeadlineBreached`` event, so checking twice records one breach. The clock's
+escalation is then applied and logged: the roles to notify (and the people
+holding them) in ``EscalationApplied``, and a move to the escalation stage through
+the playbook's own transition (its guards still apply; only the role check is
+waived, because the playbook itself is acting).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import NamedTuple
+
+from ..incidents import state as inc
+from ..incidents import policy
+from ..incidents.events import NewEvent, utc_now_iso
+from ..incidents.index import SUMMARY_VERSION, running_clocks
+from .deadlines import ClockStatus, breach_key, clocks
+
+#: The actor recorded for what the clock does by itself.
+SYSTEM = "system:clock"
+
+
+class DueItem(NamedTuple):
+    incident: str
+    title: str
+    drill: bool
+    clock: ClockStatus
+    recorded: bool = False  # an overdue clock whose breach is in the log already
+
+    def to_json(self) -> dict:
+        return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json()}
+
+
+def due(store, now, within_seconds: int = 0, incident: str | None = None) -> list[DueItem]:
+    """Every open incident's (or one incident's) unmet clocks overdue or due within the window.
+
+    Only the incidents the index says are due by then (engine.incidents.index; and those it does
+    not know yet) are looked at, in one index range, and their clocks come from their
+    index rows: a projection is parsed only for an incident without a current row."""
+    from ..store.base import collector_paused
+
+    if incident is None:
+        # a second of margin: the index stores milliseconds; the clocks below decide
+        horizon = utc_now_iso(now + timedelta(seconds=within_seconds + 1))
+        rows = store.due_summaries(horizon)
+    else:
+        rows = [(incident, None)]
+    with collector_paused():  # thousands of clocks and items, no cycles among them
+        return sorted(_items(store, rows, now, within_seconds), key=lambda i: i.clock.due_at)
+
+
+def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
+    items = []
+    for iid, row in rows:
+        if row is not None and row.get("v") == SUMMARY_VERSION:
+            try:
+                found = [DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded)
+                         for c, recorded in running_clocks(row, now) if c.left.total_seconds() <= within_seconds]
+            except (LookupError, TypeError, ValueError):  # a damaged row (verify names it): read in full
+                found = None
+            if found is not None:
+                items.extend(found)
+                continue
+        snap = store.snapshot(iid)
+        if snap is None:
+            continue
+        state = inc.current_state(store, snap)
+        seen = state.get("breaches", {})
+        for c in clocks(state, inc.effective_now(state, now)):
+            if c.met_at is None and c.left.total_seconds() <= within_seconds:
+                items.append(DueItem(state["id"], state["title"], state["drill"], c,
+                                     c.overdue and breach_key(c) in seen))
+    return items
+
+
+def record(store, clock, items: list[DueItem]) -> list[dict]:
+    """Record breaches (once each) and apply escalations; return what was newly recorded."""
+    recorded: list[dict] = []
+    # an incident whose overdue clocks are all recorded already gets no write transaction;
+    # the others' transactions share commits (a first run after an outage can be thousands)
+    with store.grouped():
+        for incident in sorted({i.incident for i in items if i.clock.overdue and not i.recorded}):
+            _record_one(store, clock, incident, recorded)
+    return recorded
+
+
+def _record_one(store, clock, incident: str, recorded: list[dict]) -> None:
+    """Record one incident's new breaches and apply their escalations, in its own transaction."""
+    from ..incidents.act import act
+
+    def build(state):
+        policy.require(state, SYSTEM, "record_due")
+        now = inc.effective_now(state, clock.now())
+        at = utc_now_iso(now)
+        seen = state.get("breaches", {})
+        events = []
+        for c in clocks(state, now):
+            if not c.overdue or breach_key(c) in seen:
+                continue
+            events.append(NewEvent("DeadlineBreached", at, SYSTEM, {
+                "clock": c.key, "label": c.label, "key": breach_key(c),
+                "due_at": utc_now_iso(c.due_at), "detected_at": at,
+                "overdue_seconds": int(-c.left.total_seconds()),
+            }))
+            recorded.append({"incident": state["id"], "clock": c.key, "label": c.label})
+            if c.escalate:
+                events.extend(_escalate(state, c, at))
+        return events
+    act(store, incident, build)
+
+
+def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
+    policy.require(state, SYSTEM, "escalate")
+    esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
+    people = {role: state["roles"].get(role, []) for role in esc["notify"]}
+    events = [NewEvent("EscalationApplied", at, SYSTEM, {
+        "clock": c.key, "key": breach_key(c), "label": c.label, "notify": people, "move_to": esc["move_to"],
+    })]
+    target = esc["move_to"]
+    if target and target != state["stage"] and not inc.is_closed(state):
+        plan = state["plan"]
+        blocked = {}
+        for trigger, tr in plan["transitions"].items():  # the first open one, in playbook order
+            if tr["to"] == target and state["stage"] in tr["from"]:
+                # the playbook acts: no role check; the reasons go into the log, so no hints
+                unmet = inc.blockers(state, trigger, None, hints=False)
+                if not unmet:
+                    events.append(NewEvent("StageChanged", at, SYSTEM, {
+                        "trigger": trigger, "from": state["stage"], "to": target,
+                        "reason": f"escalation: {c.label} overdue"}))
+                    break
+                blocked[trigger] = unmet
+        else:
+            for trigger, unmet in blocked.items():
+                events.append(NewEvent("EscalationBlocked", at, SYSTEM,
+                                       {"clock": c.key, "trigger": trigger, "reasons": unmet}))
+    return events
+
+
+def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
+    """Send pending escalation notices through the configured destinations.
+
+    Destinations (the same file as for posts) ``escalation`` receive every notice,
+    ``escalation.ROLE`` the notices for that role. Each attempt is logged; a failed
+    one is tried again at the next check. Drills never notify anyone.
+    """
+    from ..posts.delivery import redact, send
+    from ..incidents.act import act
+
+    urls_for = lambda roles: list(dict.fromkeys(  # noqa: E731 - small and local
+        destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]))
+    report: list[dict] = []
+    # only incidents that have escalation notices (or that the index does not know yet)
+    for incident, row in store.summaries():
+        if row is not None and (row["drill"] or not row.get("notices")):
+            continue
+        snap = store.snapshot(incident)
+        if snap is None:
+            continue
+        state = inc.current_state(store, snap)
+        if state["drill"]:
+            continue
+        for key, pending in state.get("notifications", {}).items():
+            urls = [u for u in urls_for(pending["notify"]) if redact(u) not in pending["delivered_to"]]
+            if not urls:
+                continue
+            people = "; ".join(f"{r}: {', '.join(p) or 'nobody assigned'}" for r, p in pending["notify"].items())
+            message = (f"[{state['id']}] MISSED: {pending['label']}. Escalated to {people}. "
+                       f"Incident: {state['title']} (stage {state['stage']}).")
+            attempts = [send(u, {"subject": f"[{state['id']}] missed: {pending['label']}", "body": message})
+                        for u in urls]
+
+            def build(current, key=key, attempts=attempts):
+                at = utc_now_iso(inc.effective_now(current, clock.now()))
+                return [NewEvent("EscalationNotified", at, SYSTEM, {
+                    "key": key, "target": a.target, "ok": a.ok, "error": a.error}) for a in attempts]
+            act(store, state["id"], build)
+            report += [{"incident": state["id"], "label": pending["label"], "target": a.target,
+                        "ok": a.ok, "error": a.error} for a in attempts]
+    return report

@@ -1,0 +1,296 @@
+"""The incident's clocks: what is due, when, and how each one ended.
+
+One implementation for every reader: ``status`` and ``due`` show :func:`clocks`
+(the clocks of the current stage and the incident-wide targets), the report and
+``drill-summary`` show :func:`ledger` (every clock of every stage visit), and both
+come from the same rules below, applied to the same folded state. Nothing here
+reads the system time: ``now`` is given, so tests can pin the moment.
+
+A clock counts from an *anchor* (``from:``): the incident's start (targets), the
+stage entry (stage deadlines), or an input of type datetime such as
+``discovered_at`` (when an unset input is named, the default anchor is used and
+the label says so). Its allowance (``within:``) may depend on the incident's
+severity (``within: {critical: 30m, high: 60m}``): the severity in force when the
+clock is met or its window closes, else now; a severity the mapping does not name
+has no such clock.
+
+Outcomes: ``met_on_time``, ``met_late``, ``missed`` (its window closed unmet: the
+stage was left or the incident closed), ``open`` (still running; ``overdue``
+once its due time has passed).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from ..format.durations import format_duration
+from ..incidents.events import utc_now_iso
+
+OUTCOMES = ("met_on_time", "met_late", "missed", "open")
+WORDS = {"met_on_time": "met on time", "met_late": "met late", "missed": "missed", "open": "still open"}
+
+
+def parse_ts(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def iso_ms(dt: datetime) -> str:
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ClockStatus(NamedTuple):
+    """One clock as it stands at ``now``. Immutable; a named tuple rather than a frozen
+    dataclass because ``due`` makes tens of thousands (one-sixth of the cost to make)."""
+
+    key: str  # stable id, e.g. "target:first_public_post", "stage:acknowledge:deadline"
+    label: str
+    due_at: datetime
+    met_at: str | None
+    now: datetime
+    escalate: dict | None = None
+    kind: str = "target"  # target | stage | updates | message
+    stage: str | None = None
+    visit: int | None = None  # which visit of that stage (1 = the first time it was entered)
+    anchor: str = "the incident's start"
+    anchor_at: str | None = None
+    closed_at: str | None = None  # the window closed unmet at this time
+    every_seconds: int | None = None
+    late_updates: int = 0
+    gap_seconds: float | None = None  # a cadence's longest gap between public posts so far
+    result: str | None = None  # a cadence's outcome, decided from its gaps
+
+    @property
+    def outcome(self) -> str:
+        if self.result is not None:
+            return self.result
+        if self.met_at is not None:
+            return "met_on_time" if parse_ts(self.met_at) <= self.due_at else "met_late"
+        return "missed" if self.closed_at is not None else "open"
+
+    @property
+    def overdue(self) -> bool:
+        return self.outcome == "open" and self.now > self.due_at
+
+    @property
+    def left(self) -> timedelta:
+        return self.due_at - self.now
+
+    @property
+    def longest_gap_seconds(self) -> int | float | None:
+        """A cadence's longest gap, the one still running (until its window closed, or now)
+        included; computed here so that a clock depends on ``now`` only through ``now``."""
+        if self.kind != "updates":
+            return None
+        final = ((parse_ts(self.closed_at) if self.closed_at else self.now) - parse_ts(self.anchor_at)).total_seconds()
+        longest = final if self.gap_seconds is None else max(self.gap_seconds, final)
+        return int(longest) if longest == int(longest) else round(longest, 3)
+
+    @property
+    def late_seconds(self) -> int:
+        """How late: met late by, missed by (until its window closed), or overdue by now."""
+        end = self.met_at or self.closed_at
+        moment = parse_ts(end) if end else self.now
+        return max(int((moment - self.due_at).total_seconds()), 0)
+
+    def describe(self) -> str:
+        if self.result is not None:
+            return (f"{WORDS[self.result]}: {self.late_updates} late update(s), longest gap "
+                    f"{format_duration(timedelta(seconds=self.longest_gap_seconds or 0))}")
+        due, outcome = iso_ms(self.due_at), self.outcome
+        if outcome == "met_on_time":
+            return f"met on time at {self.met_at} (due {due})"
+        if outcome == "met_late":
+            late = format_duration(timedelta(seconds=self.late_seconds))
+            return f"met late at {self.met_at}, {late} late (due {due})"
+        if outcome == "missed":
+            return f"missed (due {due}; window closed at {self.closed_at})"
+        if self.now > self.due_at:  # overdue: late by now - due_at (late_seconds, without its rounding trip)
+            return f"OVERDUE by {format_duration(self.now - self.due_at)} (due {due})"
+        return f"due {due}, {format_duration(self.left)} left"
+
+    def to_json(self) -> dict:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "kind": self.kind,
+            "stage": self.stage,
+            "visit": self.visit,
+            "from": self.anchor,
+            "from_at": self.anchor_at,
+            "due_at": iso_ms(self.due_at),
+            "met_at": self.met_at,
+            "closed_at": self.closed_at,
+            "outcome": self.outcome,
+            "overdue": self.overdue,
+            "late_seconds": self.late_seconds,
+            "seconds_left": int(self.left.total_seconds()),
+            **({"every_seconds": self.every_seconds, "late_updates": self.late_updates,
+                "longest_gap_seconds": self.longest_gap_seconds} if self.kind == "updates" else {}),
+        }
+
+
+def breach_key(clock: ClockStatus) -> str:
+    """The key a missed clock's breach is recorded under: once per clock and due time."""
+    return f"{clock.key}@{utc_now_iso(clock.due_at)}"
+
+
+# -- what the state says happened ---------------------------------------------------
+
+
+def visits(state: dict) -> list[dict]:
+    """Every stage visit: stage, entered_at, left_at, first_public_at."""
+    found = state.get("visits")
+    if found:
+        return found
+    return [{"stage": state["stage"], "entered_at": state["stage_entered_at"], "left_at": None,
+             "first_public_at": state["public_posts"].get("last_in_stage_at")}]
+
+
+def public_times(state: dict) -> list[str]:
+    """When each public publication happened, oldest first."""
+    return sorted(p["at"] for post in state["posts"].values() if post["public"] for p in post["published"])
+
+
+def severity_at(state: dict, moment: str | None) -> str:
+    """The severity in force at `moment` (None: now)."""
+    history = state.get("severity_history")
+    if moment is None or not history:
+        return state["severity"]
+    level = history[0]["severity"]
+    for h in history:
+        if h["at"] <= moment:
+            level = h["severity"]
+    return level
+
+
+def allowance(spec: dict, severity: str) -> int | None:
+    """Seconds a clock allows at this severity; None: no such clock at this severity."""
+    by = spec.get("by_severity")
+    if by:
+        return by.get(severity)
+    return spec["seconds"]
+
+
+def _anchor(state: dict, spec: dict, default_at: str, default_label: str) -> tuple[str, str]:
+    name = spec.get("from")
+    if name is None or name == "entry":
+        return default_at, default_label
+    if name == "start":
+        return state["started_at"], "the incident's start"
+    value = state["inputs"].get(name)
+    if value in (None, ""):
+        return default_at, f"{default_label}; {name} not set"
+    return str(value), name
+
+
+def _clock(state, spec, now, *, key, label, anchor_at, anchor, met, closed, **kw) -> ClockStatus | None:
+    seconds = allowance(spec, severity_at(state, met or closed))
+    if seconds is None:
+        return None
+    due = parse_ts(anchor_at) + timedelta(seconds=seconds)
+    return ClockStatus(key, label, due, met, now, spec.get("escalate"), anchor=anchor, anchor_at=anchor_at,
+                       closed_at=None if met else closed, **kw)
+
+
+def _until(state: dict, until) -> tuple[str | None, str]:
+    """When a target's condition was first met, and its wording."""
+    if until in (None, "first_public_post"):
+        return state["public_posts"]["first_at"], "first public post"
+    if "published" in until:
+        t = until["published"]
+        times = [p["at"] for post in state["posts"].values() if post["template"] == t for p in post["published"]]
+        return (min(times) if times else None), f"{t} published"
+    stage = until["reached"]
+    entered = [v["entered_at"] for v in visits(state) if v["stage"] == stage]
+    return (entered[0] if entered else None), f"stage {stage} reached"
+
+
+def _targets(state: dict, now: datetime) -> list[ClockStatus]:
+    out = []
+    closed = state.get("closed_at")
+    for name, spec in state["plan"]["targets"].items():
+        if spec is None:
+            continue
+        met, what = _until(state, spec.get("until"))
+        anchor_at, anchor = _anchor(state, spec, state["started_at"], "the incident's start")
+        label = spec.get("title") or what
+        c = _clock(state, spec, now, key=f"target:{name}", label=label, anchor_at=anchor_at,
+                   anchor=anchor, met=met, closed=closed)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, pubs: list[str]) -> list[ClockStatus]:
+    plan = state["plan"]
+    sid = visit["stage"]
+    stage = plan["stages"][sid]
+    if stage["terminal"]:
+        return []
+    out = []
+    end = visit["left_at"] or state.get("closed_at")
+    deadline = stage["deadline"]
+    if deadline is not None:
+        anchor_at, anchor = _anchor(state, deadline, visit["entered_at"], f"entering {sid}")
+        if deadline["until"] == "first_public_post":
+            label, met = f"first public post in stage {sid}", visit["first_public_at"]
+        else:
+            label, met = f"leave stage {sid}", visit["left_at"]
+        c = _clock(state, deadline, now, key=f"stage:{sid}:deadline", label=label, anchor_at=anchor_at,
+                   anchor=anchor, met=met, closed=end, kind="stage", stage=sid, visit=count)
+        if c is not None:
+            out.append(c)
+    updates = stage["updates"]
+    if updates is not None:
+        entered = visit["entered_at"]
+        before = [t for t in pubs if t < entered]
+        start = before[-1] if before else entered
+        during = [t for t in pubs if entered <= t and (end is None or t <= end)]
+        marks = [start, *during]
+        gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(marks, marks[1:])]
+        final = (parse_ts(end) if end else now) - parse_ts(marks[-1])
+        every = updates["seconds"]
+        late = sum(1 for g in gaps if g > every)
+        since = "the last public update" if len(marks) > 1 or before else f"entering {sid}"
+        result = None
+        if end is not None:
+            result = "missed" if final.total_seconds() > every else ("met_late" if late else "met_on_time")
+        out.append(ClockStatus(
+            f"stage:{sid}:update", f"next public update (every {format_duration(timedelta(seconds=every))})",
+            parse_ts(marks[-1]) + timedelta(seconds=every), None, now, updates["escalate"], kind="updates",
+            stage=sid, visit=count, anchor=since, anchor_at=marks[-1],
+            closed_at=end if end else None, every_seconds=every, late_updates=late,
+            gap_seconds=max(gaps) if gaps else None, result=result))
+    return out
+
+
+def ledger(state: dict, now: datetime) -> list[ClockStatus]:
+    """Every clock of the incident so far: the targets, then each stage visit's clocks."""
+    out = _targets(state, now)
+    pubs = public_times(state)
+    seen: dict[str, int] = {}
+    for n, visit in enumerate(visits(state)):
+        seen[visit["stage"]] = seen.get(visit["stage"], 0) + 1
+        out.extend(_stage_clocks(state, now, n, visit, seen[visit["stage"]], pubs))
+    return out + _message_clocks(state, now)
+
+
+def clocks(state: dict, now: datetime) -> list[ClockStatus]:
+    """The clocks running for an incident now (targets and the current stage's); none once closed."""
+    if state["status"] == "closed":
+        return []
+    out = _targets(state, now)
+    history = visits(state)
+    count = sum(1 for v in history if v["stage"] == history[-1]["stage"])
+    return (out + _stage_clocks(state, now, len(history) - 1, history[-1], count, public_times(state))
+            + _message_clocks(state, now))
+
+
+def _message_clocks(state: dict, now: datetime) -> list[ClockStatus]:
+    """Each inbound message's response clock (engine.incidents.inbound); none without messages."""
+    if not state.get("inbound"):
+        return []
+    from ..incidents.inbound import message_clocks
+
+    return message_clocks(state, now)

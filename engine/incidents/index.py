@@ -1,0 +1,123 @@
+"""The incident index: a small summary of each incident, kept by the store beside it.
+
+Every write passes :func:`summary` of the new state to the store, which keeps it in
+the same transaction as the events (``incident_index``: status and next due time in
+indexed columns, the rest as a small JSON text) without ever reading the state. So
+``due`` and ``watch`` read only the rows of the incidents whose next clock has come
+(and in full only those written before the index existed), and ``list`` reads only
+the summaries.
+
+``next_due_at`` is in real time: a drill's clocks run ahead by its ``sim_offset``,
+which changes only by an event (``ClockAdvanced``), so its simulated due time minus
+the offset stays exact until the next write, which recomputes it.
+
+The running clocks themselves are kept too (``clocks``: every field of each unmet
+clock but the moment it is asked at, and whether its breach is recorded): a clock's
+fields do not depend on that moment (see engine.clocks.deadlines), so ``due`` rebuilds the
+clocks of an overdue incident from its row, exactly as the state would give them,
+without parsing the state. They are kept as one JSON text inside the summary, parsed
+only by ``due``: a listing reads every summary and needs none of them (``due``, the
+real-time due times, gives its overdue count).
+
+A change to what :func:`summary` computes (or to the clocks or fields it reads) bumps
+``SUMMARY_VERSION``: rows of another version are never used (their incidents are
+read in full, and ``playbook db upgrade`` or the incident's next write replaces
+them). A change to what ``next_due_at`` means must also come with a store migration
+that empties the index, because the store selects rows by it whatever their version.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from ..clocks.deadlines import ClockStatus, breach_key, clocks, iso_ms, parse_ts
+from .events import canonical
+
+#: The shape of a summary; see the module docstring before changing it.
+#: 2: the running clocks (``clocks``, a JSON text).
+SUMMARY_VERSION = 2
+#: The fields of a clock a summary keeps, in this order (a list per clock, after whether
+#: its breach is recorded): all but the moment asked at, and the escalation (applied
+#: from the state, never from the index). A list, not a mapping, because ``due`` parses
+#: thousands of them; so a change to ClockStatus's fields changes the summary's shape.
+KEPT = tuple(name for name in ClockStatus._fields if name not in ("now", "escalate"))
+
+
+def summary(state: dict) -> dict:
+    """The index row of an incident: what a listing shows and when its clocks fall due.
+
+    Due times of the running clocks do not depend on the moment they are asked at (only
+    whether one is overdue does), so they are computed once per write."""
+    offset = timedelta(seconds=state.get("sim_offset", 0))
+    running = [c for c in clocks(state, parse_ts(state["started_at"])) if c.met_at is None]
+    due = sorted(iso_ms(c.due_at - offset) for c in running)
+    seen = state.get("breaches", {})
+    return {
+        "v": SUMMARY_VERSION,
+        "id": state["id"],
+        "title": state["title"],
+        "drill": state["drill"],
+        "status": state["status"],
+        "stage": state["stage"],
+        "stage_entered_at": state["stage_entered_at"],
+        "started_at": state["started_at"],
+        "playbook": state["plan"]["id"],
+        "sim_offset": state.get("sim_offset", 0),
+        "due": due,
+        "next_due_at": due[0] if due else None,
+        "notices": bool(state.get("notifications")),
+        "clocks": _text([_kept(c, breach_key(c) in seen) for c in running]),
+    }
+
+
+def _text(value) -> str:
+    return canonical(value).decode("utf-8")
+
+
+def _kept(c: ClockStatus, recorded: bool) -> list:
+    # due_at in full (microseconds, offset), so that it round-trips exactly
+    return [recorded, *(c.due_at.isoformat() if name == "due_at" else getattr(c, name) for name in KEPT)]
+
+
+def running_clocks(row: dict, now: datetime) -> list[tuple[ClockStatus, bool]]:
+    """(clock, breach recorded) of each running clock of a current summary, at ``now``
+    (real time; a drill's clocks at its simulated time): equal to the unmet clocks
+    engine.clocks.deadlines.clocks gives for the state at that moment, but for the escalation,
+    which is left out."""
+    moment = now + timedelta(seconds=row["sim_offset"])
+    # positional (fast): key, label, due_at, met_at, now, escalate, then the rest of KEPT
+    return [(ClockStatus(key, label, datetime.fromisoformat(due), met, moment, None, *rest), recorded)
+            for recorded, key, label, due, met, *rest in json.loads(row["clocks"])]
+
+
+def overdue(row: dict, now: datetime) -> int:
+    """How many of the incident's running clocks are overdue at ``now`` (real time)."""
+    return sum(1 for d in row["due"] if now > parse_ts(d))
+
+
+def rows(store) -> list[dict]:
+    """Every incident's summary, in creation order: from the index, or computed from the
+    incident's state where it has no index row yet (or one of another shape)."""
+    from .state import current_state
+
+    out = []
+    for incident, row in store.summaries():
+        if row is None or row.get("v") != SUMMARY_VERSION:
+            snap = store.snapshot(incident)
+            if snap is None:
+                continue
+            row = summary(current_state(store, snap))
+        out.append(row)
+    return out
+
+
+def listed(store, *, include_closed: bool = False, stage: str | None = None,
+           playbook: str | None = None) -> list[dict]:
+    """The summaries ``list`` shows, oldest first (the same selection as
+    :func:`engine.incidents.service.list_incidents`)."""
+    out = [r for r in rows(store)
+           if (include_closed or r["status"] != "closed")
+           and (stage is None or r["stage"] == stage)
+           and (playbook is None or r["playbook"] == playbook)]
+    return sorted(out, key=lambda r: r["started_at"])

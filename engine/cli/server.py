@@ -13,10 +13,12 @@ from .common import db_option
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
 @db_option
 def serve(host, port, db):
-    """Serve the API to people who sign in (accounts: playbook user add; tokens: playbook token create).
+    """Serve the web app and the API to people who sign in (accounts: playbook user add; tokens:
+    playbook token create).
 
-    Every request is authenticated: a personal API token (Authorization: Bearer ...) or a browser
-    session after signing in. The OpenAPI document is at /openapi.json."""
+    The web app is at /, the API under /api/v1 (its OpenAPI document at /openapi.json). Every
+    request is authenticated: a personal API token (Authorization: Bearer ...) or a browser session
+    after signing in."""
     import os
 
     from engine.app.config import Config

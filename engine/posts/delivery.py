@@ -33,10 +33,10 @@ class Attempt:
 
 def load_destinations(path: Path) -> dict[str, list[str]]:
     """channel -> apprise URLs; {} when the file does not exist."""
+    if not path.exists():  # the usual case for `due`: no YAML parser to load
+        return {}
     import yaml
 
-    if not path.exists():
-        return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:

@@ -332,3 +332,24 @@ def test_sso_redirects_only_to_this_server(tmp_path, clock, oidc_idp):
 
 def test_without_sso_settings_the_sso_routes_say_so(server):
     _problem(server.client.get("/auth/sso", follow_redirects=False), 404, 4)
+
+
+def test_export_and_bundle_are_sent_from_files_that_do_not_outlive_the_request(server, tmp_path, monkeypatch):
+    import tempfile
+    import zipfile
+    from io import BytesIO
+
+    server.running_incident()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    exported = server.call("GET", f"/incidents/{INC}/export", "dave", scope="read")
+    assert exported.status_code == 200
+    lines = exported.text.splitlines()
+    assert len(lines) == int(exported.headers["x-event-count"]) == len(server.events())
+    assert json.loads(lines[0])["type"] == "IncidentStarted"
+    bundled = server.call("GET", f"/incidents/{INC}/bundle", "dave", scope="read")
+    assert bundled.status_code == 200
+    assert "events.jsonl" in " ".join(zipfile.ZipFile(BytesIO(bundled.content)).namelist())
+    assert bundled.headers["content-disposition"].endswith(f'filename="{INC}.bundle.zip"')
+    assert list(spool.iterdir()) == []

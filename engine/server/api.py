@@ -334,32 +334,48 @@ def report(incident: str, request: Request, format: b.Format = "json", who: Prin
             response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}})
 def export(incident: str, request: Request, format: b.ExportFormat = "jsonl", who: Principal = Signed):
-    import io
+    import tempfile
 
     from engine.app import audit
 
     app = _app(request)
     audit.require_incident(app, who, incident)
-    out = io.StringIO()
+    # spooled to disk past 1 MB, then sent in chunks: memory stays flat however long the log
+    out = tempfile.SpooledTemporaryFile(max_size=2**20, mode="w+", encoding="utf-8", newline="")
     count = audit.export(app, who, incident, format, out)
+    out.seek(0)
+
+    def chunks():
+        with out:
+            while block := out.read(2**16):
+                yield block
+
     media = "application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8"
-    return StreamingResponse(iter([out.getvalue()]), media_type=media, headers={"X-Event-Count": str(count)})
+    return StreamingResponse(chunks(), media_type=media, headers={"X-Event-Count": str(count)})
 
 
 @router.get("/incidents/{incident}/bundle", tags=["audit"], summary="The auditor's bundle (a zip file)",
             response_class=Response, responses={200: {"content": {"application/zip": {}}}})
 def bundle(incident: str, request: Request, who: Principal = Signed) -> Response:
+    import shutil
     import tempfile
     from pathlib import Path
 
+    from fastapi.responses import FileResponse
+    from starlette.background import BackgroundTask
+
     from engine.app import audit
 
-    with tempfile.TemporaryDirectory() as folder:
+    folder = tempfile.mkdtemp(prefix="playbook-bundle-")
+    try:
         path = Path(folder) / f"{incident}.zip"
         audit.bundle(_app(request), who, incident, path)
-        data = path.read_bytes()
-    return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{incident}.bundle.zip"'})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    # sent from the file, then the file removed: a long incident's bundle is not held in memory
+    return FileResponse(path, media_type="application/zip", filename=f"{incident}.bundle.zip",
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
 
 
 @router.get("/key", tags=["audit"], summary="The public key that signs checkpoints", response_class=PlainTextResponse)

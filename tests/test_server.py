@@ -353,3 +353,23 @@ def test_export_and_bundle_are_sent_from_files_that_do_not_outlive_the_request(s
     assert "events.jsonl" in " ".join(zipfile.ZipFile(BytesIO(bundled.content)).namelist())
     assert bundled.headers["content-disposition"].endswith(f'filename="{INC}.bundle.zip"')
     assert list(spool.iterdir()) == []
+
+
+@pytest.mark.parametrize("content,code,says", [
+    (None, 4, "PLAYBOOK_OIDC: no such file"),
+    ("issuer: [unclosed", 2, "is not a readable YAML file"),
+    ("- just\n- a list\n", 2, "must be a mapping of settings"),
+    ("client_id: playbook\n", 2, "oidc.issuer: is required"),
+])
+def test_serve_refuses_bad_single_sign_on_settings_before_listening(tmp_path, content, code, says):
+    from click.testing import CliRunner
+
+    from cli import main
+
+    settings = tmp_path / "oidc.yaml"
+    if content is not None:
+        settings.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "incidents.db"), "--port", "0"],
+                                env={"PLAYBOOK_OIDC": str(settings)})
+    assert result.exit_code == code, result.output
+    assert says in result.output and "Traceback" not in result.output

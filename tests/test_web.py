@@ -461,3 +461,22 @@ def test_a_confidential_value_typed_into_the_title_is_warned_about_without_showi
     assert r.status_code == 200
     notice = re.search(r'<p class="notice" role="status">(.*?)</p>', r.text).group(1)
     assert "confidential input patient_name also appears in title" in notice and "Jane Roe" not in notice
+
+
+def test_the_queue_page_and_the_api_list_the_same_drafts_with_the_same_waits(drafted, clock):
+    """Both read releases.awaiting: same drafts, same order, same waited time and blocked clock."""
+    drafted.call("POST", f"/incidents/{INC}/edit", "carol", json={"post": "public_ack/x/es", "text": "Lo sentimos."})
+    clock.advance(timedelta(minutes=12))
+    r = drafted.call("GET", "/queue", "bob", scope="read")
+    assert r.status_code == 200, r.text
+    listed = r.json()
+    assert [(i["post"], i["version"]) for i in listed] == [("public_ack/x/en", 1), ("public_ack/x/es", 2)]
+    assert all(i["waited_s"] == 12 * 60 and i["roles"] == ["spokesperson"] for i in listed)
+    assert listed[0]["blocks"]["label"] and listed[0]["missing"] == ["approval by spokesperson"]
+    client, _ = browser(drafted, "bob")
+    page = client.get("/queue").text
+    shown = re.findall(r'<label for="pick-[^"]+">([^<]+) v(\d+)</label>', page)
+    assert shown == [(i["post"], str(i["version"])) for i in listed]
+    assert page.count("Waiting for 12m") == 2 and f"Blocks <strong" in page and listed[0]["blocks"]["label"] in page
+    assert drafted.call("GET", "/queue", "carol").json() == []  # carol wrote them
+    assert drafted.call("GET", "/queue", "dave").json() == []  # dave holds no role

@@ -151,3 +151,42 @@ def rebuild_outbox(app: App, who: Principal, incident: str | None = None) -> lis
         return app.remote.rebuild_outbox(incident)
     with acting(who, "read"):
         return release.rebuild_outbox(app.store(read_only=True), app.config.outbox, incident)
+
+
+def awaiting(app: App, who: Principal) -> list[dict]:
+    """The drafts awaiting an approval `who` can give now and did not write, oldest first.
+
+    Each: incident, title, drill, post (its id), version, template, channel, lang,
+    drafted_at, waited_s (on the incident's own clock: a drill's simulated one), roles
+    (the still-wanted roles `who` holds), missing (what the version still needs), blocks
+    (the open clock due soonest, or None) and draft (the post as the log holds it). Which
+    approval is finally allowed is decided when it is given (:func:`approve`)."""
+    if app.remote is not None:
+        return app.remote.json("GET", "/queue")
+    from ..clocks.deadlines import clocks
+    from ..incidents import service, state as inc
+    from ..incidents.events import parse_iso
+
+    with acting(who, "read"):
+        states = service.list_incidents(app.store(read_only=True))
+    now = app.clock.now()
+    items = []
+    for state in states:
+        mine = inc.roles_of(state, who.name)
+        if not mine:
+            continue
+        own_now = inc.effective_now(state, now)
+        running = sorted((c for c in clocks(state, now) if c.outcome == "open"), key=lambda c: c.due_at)
+        blocks = running[0].to_json() if running else None
+        for pid, post in state["posts"].items():
+            roles = [r for r in inc.approval_wanted(post) if r in mine]
+            if (post["status"] != "draft" or not roles or who.name in post.get("writers", [post["author"]])
+                    or any(a["by"] == who.name for a in post["approvals"])):
+                continue
+            items.append({
+                "incident": state["id"], "title": state["title"], "drill": state["drill"], "post": pid,
+                "version": post["version"], "template": post["template"], "channel": post["channel"],
+                "lang": post["lang"], "drafted_at": post["drafted_at"],
+                "waited_s": max(0, int((own_now - parse_iso(post["drafted_at"])).total_seconds())),
+                "roles": roles, "missing": inc.approval_missing(post), "blocks": blocks, "draft": post})
+    return sorted(items, key=lambda i: (i["drafted_at"], i["incident"], i["post"]))

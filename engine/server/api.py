@@ -389,3 +389,10 @@ def key(request: Request, who: Principal = Signed) -> str:
 def healthz(request: Request) -> dict:
     request.app.state.stores.get().schema_version()
     return {"ok": True}
+
+
+@router.get("/queue", tags=["posts"], summary="The drafts awaiting an approval I can give, oldest first")
+def queue(request: Request, who: Principal = Signed) -> list[dict]:
+    from engine.app import releases
+
+    return releases.awaiting(_app(request), who)

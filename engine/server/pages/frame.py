@@ -40,6 +40,7 @@ def templates():
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["ago"] = ago
     env.filters["left"] = left
+    env.filters["duration"] = duration
     env.globals["quote"] = lambda s: quote(str(s), safe="")
     return env
 
@@ -171,6 +172,13 @@ def ago(ts: str | None, now: datetime) -> str:
     from engine.incidents.events import parse_iso
 
     return format_duration(max(now - parse_iso(ts), timedelta(0)))
+
+
+def duration(seconds: float) -> str:
+    """A number of seconds as people say it (``3h 05m``)."""
+    from engine.format.durations import format_duration
+
+    return format_duration(timedelta(seconds=max(seconds, 0)))
 
 
 def left(seconds: float) -> str:

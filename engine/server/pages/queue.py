@@ -1,9 +1,10 @@
 """My approval queue: every draft awaiting an approval I can give, oldest first; approve
 several versions in one step (each its own signed approval) or reject one with a reason.
 
-Which drafts are listed is read from the incidents' states (the roles the post still
-needs that I hold, and not a post I wrote); whether an approval is allowed is decided by
-the engine when it is given (:func:`engine.app.releases.approve`), never here.
+Which drafts are listed is the application layer's answer
+(:func:`engine.app.releases.awaiting`, also ``GET /api/v1/queue``); whether an approval
+is allowed is decided by the engine when it is given (:func:`engine.app.releases.approve`),
+never here.
 """
 
 from __future__ import annotations
@@ -18,36 +19,19 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
 def awaiting(app, who, now) -> list[dict]:
-    """The drafts awaiting an approval `who` could give, oldest first."""
-    from engine.incidents import state as inc
-    from engine.app import incidents
-    from engine.incidents.views import status_json
+    """The drafts awaiting an approval `who` could give, oldest first
+    (:func:`engine.app.releases.awaiting`), each with its preview and form key."""
+    from engine.app import incidents, releases
 
     from .preview import earlier_versions, preview
 
-    items = []
-    for state in incidents.listing(app, who, full=True):
-        mine = inc.roles_of(state, who.name)
-        posts = [(pid, p) for pid, p in state["posts"].items() if p["status"] == "draft"
-                 and who.name not in p.get("writers", [p["author"]])
-                 and not any(a["by"] == who.name for a in p["approvals"])
-                 and [r for r in inc.approval_wanted(p) if r in mine]]
-        if not posts:
-            continue
-        status = status_json(state, now, who.name)
-        running = sorted((c for c in status["clocks"] if c["outcome"] == "open"), key=lambda c: c["due_at"])
-        events = list(incidents.log(app, who, state["id"]))
-        for pid, post in posts:
-            items.append({
-                "incident": state["id"], "title": state["title"], "drill": state["drill"],
-                "id": pid, "post": post, "missing": inc.approval_missing(post),
-                "roles": [r for r in inc.approval_wanted(post) if r in mine],
-                "blocks": running[0] if running else None,
-                "preview": preview(post, earlier_versions(events, pid)),
-                "key": f"{state['id']}|{pid}|{post['version']}",
-                "now": inc.effective_now(state, now),  # a drill's own (simulated) time
-            })
-    return sorted(items, key=lambda i: (i["post"]["drafted_at"], i["incident"], i["id"]))
+    items, logs = [], {}
+    for it in releases.awaiting(app, who):
+        if it["incident"] not in logs:
+            logs[it["incident"]] = list(incidents.log(app, who, it["incident"]))
+        items.append({**it, "preview": preview(it["draft"], earlier_versions(logs[it["incident"]], it["post"])),
+                      "key": f"{it['incident']}|{it['post']}|{it['version']}"})
+    return items
 
 
 def messages(items: list[dict]) -> list[dict]:
@@ -56,7 +40,7 @@ def messages(items: list[dict]) -> list[dict]:
     the exact versions shown."""
     groups: dict[tuple[str, str], dict] = {}
     for it in items:
-        key = (it["incident"], it["post"]["template"])
+        key = (it["incident"], it["template"])
         group = groups.setdefault(key, {"incident": key[0], "template": key[1], "keys": []})
         group["keys"].append(it["key"])
     return [g for g in groups.values() if len(g["keys"]) > 1]

@@ -168,3 +168,33 @@ def test_the_command_groups_load_no_password_library_until_a_password_is_hashed(
                           text=True, timeout=60, env={"PATH": "", "PLAYBOOK_DB": str(db), "HOME": str(db.parent)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "ARGON2=False"
+
+
+def test_grant_admin_and_revoke_admin_are_recorded_and_shown(run, db):
+    """The first administrator is made on the server host, by whoever holds the database."""
+    add(run)
+    result = run("user", "grant-admin", "carol")
+    assert result.exit_code == 0 and result.stdout == "carol is now an administrator\n"
+    assert run("user", "grant-admin", "carol").exit_code == 0  # already one: nothing more recorded
+    assert run("user", "list").stdout.split()[:3] == ["carol", "active,", "admin"]
+    assert json.loads(run("user", "list", "--json").stdout)[0]["admin"] is True
+    assert run("user", "revoke-admin", "carol", "--as", "dana").stdout == "carol is no longer an administrator\n"
+    assert json.loads(run("user", "list", "--json").stdout)[0]["admin"] is False
+    assert log(db) == [("UserAdded", "root", "asserted"), ("AdminGranted", "root", "asserted"),
+                       ("AdminRevoked", "dana", "asserted")]
+
+
+@pytest.mark.parametrize("command", ["grant-admin", "revoke-admin"])
+def test_grant_or_revoke_admin_of_an_unknown_account_is_exit_4_and_records_nothing(run, db, command):
+    add(run)
+    result = run("user", command, "dave")
+    assert result.exit_code == 4 and "no account 'dave'" in result.stderr
+    assert [t for t, _, _ in log(db)] == ["UserAdded"]
+
+
+def test_a_disabled_account_cannot_be_made_an_administrator(run, db):
+    add(run)
+    run("user", "disable", "carol")
+    result = run("user", "grant-admin", "carol")
+    assert result.exit_code == 5 and "account 'carol' is disabled: enable it" in result.stderr
+    assert [t for t, _, _ in log(db)] == ["UserAdded", "UserDisabled"]

@@ -112,6 +112,21 @@ class Accounts:
         user = self.state()["users"].get(name)
         return user is not None and not user["disabled"]
 
+    def is_admin(self, name: str) -> bool:
+        """Whether the account exists, is enabled and was made an administrator."""
+        user = self.state()["users"].get(name)
+        return user is not None and not user["disabled"] and bool(user.get("admin"))
+
+    def trail(self, name: str) -> list[dict]:
+        """What the account log says about the account ``name``, oldest first: every
+        change to it, its tokens and its sessions, and every change it made (no hash or
+        secret shown). NotFound for an account the log never created."""
+        from .trail import trail
+
+        if name not in self.state()["users"]:
+            raise NotFound(f"no account {name!r} (see: playbook user list)")
+        return trail(self.store.events(ACCOUNTS), name)
+
     def tokens(self, now: datetime, owner: str | None = None) -> list[dict]:
         """Every token (of ``owner``, if given), oldest first, without its hash: id, owner,
         label, scope, created, expiry, status (active, expired, revoked), last used."""
@@ -182,6 +197,25 @@ class Accounts:
             if user["disabled"] == disabled and (disabled or not locked):
                 return []  # already so: nothing to record
             return [_event("UserDisabled" if disabled else "UserEnabled", now, by, name=name)]
+
+        return _public_user(self.change(build)["users"][name], now)
+
+    def grant_admin(self, by: Principal, name: str, now: datetime) -> dict:
+        """Make ``name`` an administrator (Refused for a disabled account; granting twice
+        records once)."""
+        def build(state):
+            user = _existing(state, name)
+            if user["disabled"]:
+                raise Refused(f"account {name!r} is disabled: enable it before making it an administrator")
+            return [] if user.get("admin") else [_event("AdminGranted", now, by, name=name)]
+
+        return _public_user(self.change(build)["users"][name], now)
+
+    def revoke_admin(self, by: Principal, name: str, now: datetime) -> dict:
+        """``name`` is no longer an administrator (revoking twice records once)."""
+        def build(state):
+            user = _existing(state, name)
+            return [_event("AdminRevoked", now, by, name=name)] if user.get("admin") else []
 
         return _public_user(self.change(build)["users"][name], now)
 

@@ -54,6 +54,7 @@ def _say(ctx: click.Context, text: str, *, err: bool = False) -> None:
 
 def _user_line(u: dict) -> str:
     state = "disabled" if u["disabled"] else f"locked until {u['locked_until']}" if u["locked"] else "active"
+    state += ", admin" if u.get("admin") else ""
     return f"{u['name']:<20} {state:<36} {u['display_name']}" + (f" <{u['email']}>" if u["email"] else "")
 
 
@@ -134,6 +135,38 @@ def user_disable(ctx, name, db, actor, as_json):
 def user_enable(ctx, name, db, actor, as_json):
     """Enable the account NAME again (this also lifts a lockout)."""
     _toggle(ctx, name, db, actor, as_json, disable=False)
+
+
+def _admin_change(ctx, name, db, actor, as_json, *, grant: bool):
+    accounts, now, handle = _accounts(ctx, db)
+    by = who(handle, actor)
+    changed = (accounts.grant_admin if grant else accounts.revoke_admin)(by, name, now)
+    if as_json:
+        return print_json(changed)
+    _say(ctx, f"{changed['name']} is {'now' if grant else 'no longer'} an administrator")
+
+
+@user.command(name="grant-admin")
+@click.argument("name")
+@db_option
+@as_option
+@json_option
+@click.pass_context
+def user_grant_admin(ctx, name, db, actor, as_json):
+    """Make NAME an administrator: on the web app (/admin) and the API (/api/v1/admin) they
+    may add, disable and enable accounts, reset passwords and revoke tokens."""
+    _admin_change(ctx, name, db, actor, as_json, grant=True)
+
+
+@user.command(name="revoke-admin")
+@click.argument("name")
+@db_option
+@as_option
+@json_option
+@click.pass_context
+def user_revoke_admin(ctx, name, db, actor, as_json):
+    """NAME is no longer an administrator."""
+    _admin_change(ctx, name, db, actor, as_json, grant=False)
 
 
 @user.command(name="passwd")

@@ -18,6 +18,8 @@ No event holds a password or a token's secret; nothing stored anywhere does.
   an incident's export or bundle.
 * ``TokenCreated`` carries the **SHA-256 of the token's secret**: the secret is 256
   random bits, so its hash cannot be guessed back, and a lookup needs nothing slower.
+* ``AdminGranted`` and ``AdminRevoked`` make an account an administrator of the
+  accounts (users and tokens, on the web and ``/api/v1/admin``) or no longer one.
 * ``AccountLocked`` records a lockout (too many failed sign-ins). The failures
   themselves are counted in a small table outside the log (engine.store:
   ``count_failure``), since every guess would otherwise grow the log.
@@ -36,7 +38,7 @@ from engine.store.streams import ACCOUNTS
 __all__ = ["ACCOUNTS", "EVENTS", "PROJECTION_VERSION", "apply", "disagreement", "empty", "replay"]
 
 #: The shape of the projection this code folds; bump it when :func:`apply` changes.
-PROJECTION_VERSION = 1
+PROJECTION_VERSION = 2  # 2: users carry "admin" (AdminGranted, AdminRevoked)
 
 
 def empty() -> dict:
@@ -48,7 +50,7 @@ def _user_added(s: dict, at: str, actor: str, d: dict) -> None:
     s["users"][d["name"]] = {
         "name": d["name"], "display_name": d["display_name"], "email": d.get("email"),
         "created_at": at, "created_by": actor, "disabled": False, "password_hash": d["password_hash"],
-        "password_changed_at": at, "locked_until": None,
+        "password_changed_at": at, "locked_until": None, "admin": False,
     }
 
 
@@ -66,6 +68,12 @@ def _user_enabled(s: dict, at: str, actor: str, d: dict) -> None:
     user = s["users"][d["name"]]
     user["disabled"] = False
     user["locked_until"] = None  # enabling is also how an administrator lifts a lockout
+
+
+def _admin(granted: bool):
+    def fold(s: dict, at: str, actor: str, d: dict) -> None:
+        s["users"][d["name"]]["admin"] = granted
+    return fold
 
 
 def _password_reset(s: dict, at: str, actor: str, d: dict) -> None:
@@ -123,6 +131,9 @@ EVENTS: dict[str, EventType] = {
                            "an account was created"),
     "UserDisabled": EventType(("name", "auth"), _user_disabled, "an account was disabled"),
     "UserEnabled": EventType(("name", "auth"), _user_enabled, "an account was enabled (and any lockout lifted)"),
+    "AdminGranted": EventType(("name", "auth"), _admin(True),
+                              "an account was made an administrator (it may manage accounts and tokens)"),
+    "AdminRevoked": EventType(("name", "auth"), _admin(False), "an account is no longer an administrator"),
     "PasswordReset": EventType(("name", "password_hash", "auth"), _password_reset, "a password was set anew"),
     "PasswordRehashed": EventType(("name", "password_hash", "auth"), _password_rehashed,
                                   "a password's hash was renewed with the current parameters at sign-in"),

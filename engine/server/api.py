@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from engine.app.principal import Principal
 
-from . import bodies as b
+from . import admin_api, bodies as b
 from .auth import Signed, accounts
 from .errors import COMMON, documented
 
@@ -396,3 +396,6 @@ def queue(request: Request, who: Principal = Signed) -> list[dict]:
     from engine.app import releases
 
     return releases.awaiting(_app(request), who)
+
+
+router.include_router(admin_api.router)  # /api/v1/admin/...: the administrators' use cases

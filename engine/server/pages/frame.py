@@ -47,12 +47,13 @@ def templates():
 
 def app_of(request: Request):
     """The application layer's handle for this request (as the JSON API builds it)."""
-    from engine.accounts.book import Accounts
     from engine.app.context import App
 
+    from ..auth import accounts
+
     state = request.app.state
-    store = state.stores.get()
-    return App(state.config, state.clock, shared_store=store, directory=Accounts(store))
+    book = accounts(request)  # with the server's password hasher and lockout policy
+    return App(state.config, state.clock, shared_store=book.store, directory=book)
 
 
 def now_of(request: Request) -> datetime:
@@ -70,10 +71,12 @@ def csrf_of(request: Request) -> str:
 
 def page(request: Request, template: str, status: int = 200, who: Principal | None = None, **context) -> HTMLResponse:
     """The page `template` rendered for `who` (None: nobody signed in)."""
+    from engine.app.admin import is_admin
+
     context.setdefault("done", None)
     html = templates().get_template(template).render(
         who=who, csrf=csrf_of(request) if who else "", sso=request.app.state.oidc is not None,
-        path=request.url.path, **context)
+        path=request.url.path, admin=bool(who) and is_admin(app_of(request), who), **context)
     return HTMLResponse(html, status_code=status)
 
 

@@ -480,3 +480,123 @@ def test_the_queue_page_and_the_api_list_the_same_drafts_with_the_same_waits(dra
     assert page.count("Waiting for 12m") == 2 and f"Blocks <strong" in page and listed[0]["blocks"]["label"] in page
     assert drafted.call("GET", "/queue", "carol").json() == []  # carol wrote them
     assert drafted.call("GET", "/queue", "dave").json() == []  # dave holds no role
+
+
+# -- notifications with a link -----------------------------------------------------------
+
+
+def _destinations(server, public_url: str | None = "https://playbook.example.org/", **keys) -> None:
+    """Destinations beside the server's database; its configuration with a public address."""
+    from dataclasses import replace
+
+    from engine.app.config import public_url as checked
+
+    lines = [f'"{k.replace("__", ".")}": ["{v}"]' for k, v in keys.items()]
+    (server.tmp / "destinations.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    server.app.state.config = replace(server.config, public_url=checked(public_url))
+
+
+def test_a_new_draft_tells_its_approvers_with_a_link_to_it_in_the_queue(server):
+    from test_delivery import Hook
+
+    server.running_incident()
+    with Hook() as everyone, Hook() as spokes, Hook() as legal:
+        _destinations(server, approval=everyone.url, approval__spokesperson=spokes.url,
+                      approval__compliance=legal.url)
+        r = server.call("POST", f"/incidents/{INC}/render", "carol",
+                        json={"template": "public_ack", "channels": ["x"], "langs": ["en", "es"]})
+        assert r.status_code == 200, r.text
+    assert legal.received == []  # public_ack waits for the spokesperson only
+    assert len(everyone.received) == 1 and len(spokes.received) == 1
+    notice = spokes.received[0]
+    assert notice["title"] == f"[{INC}] approval needed: public_ack"
+    body = notice["message"]
+    assert f"carol rendered public_ack for incident {INC} (stage acknowledge)" in body
+    assert "approval by spokesperson (bob)" in body
+    link = f"https://playbook.example.org/queue#q-{INC}-public_ack-x-en-1"
+    assert f"- public_ack/x/en v1 (x, en): {link}" in body and "public_ack/x/es v1 (x, es)" in body
+    assert "ER wait time" not in body  # no title (it may hold a confidential value)
+    assert all(p["text"][:40] not in body for p in r.json())  # nor the text of the drafts
+    client, _ = browser(server, "bob")
+    assert f'id="q-{INC}-public_ack-x-en-1"' in client.get("/queue").text  # where the link leads
+    logged = [e for e in server.events() if e.type == "ApprovalNotified"]
+    assert [(e.actor, e.data["ok"], e.data["roles"], e.data["drill"]) for e in logged] == [
+        ("carol", True, ["spokesperson"], False)] * 2
+    assert logged[0].data["posts"] == [{"post": "public_ack/x/en", "version": 1}, {"post": "public_ack/x/es", "version": 1}]
+    assert logged[0].data["auth"] == "token" and "127.0.0.1" in logged[0].data["target"]
+
+
+def test_an_edit_tells_the_approvers_again_and_without_a_public_address_says_there_is_no_link(drafted):
+    from test_delivery import Hook
+
+    with Hook() as spokes:
+        _destinations(drafted, None, approval__spokesperson=spokes.url)
+        r = drafted.call("POST", f"/incidents/{INC}/edit", "carol", json={"post": "public_ack/x/en", "text": "Sorry."})
+        assert r.status_code == 200, r.text
+    body = spokes.received[0]["message"]
+    assert "carol edited public_ack" in body and "- public_ack/x/en v2 (x, en)\n" in body
+    assert "No link: the server's public address is not configured (PLAYBOOK_PUBLIC_URL)" in body
+    assert "http" not in body
+
+
+def test_a_failed_notice_is_logged_and_the_draft_stands(server):
+    from test_delivery import Hook
+
+    server.running_incident()
+    with Hook(status=500) as broken:
+        _destinations(server, approval=broken.url)
+        r = server.call("POST", f"/incidents/{INC}/render", "carol",
+                        json={"template": "public_ack", "channels": ["x"], "langs": ["en"]})
+    assert r.status_code == 200 and r.json()[0]["status"] == "draft"
+    logged = [e.data for e in server.events() if e.type == "ApprovalNotified"]
+    assert len(logged) == 1 and logged[0]["ok"] is False and logged[0]["error"]
+
+
+def test_a_drills_notice_is_marked_as_a_drill(server):
+    from test_delivery import Hook
+
+    server.add_people()
+    body = {"playbook": "viral-complaint", "title": "Exercise",
+            "inputs": {"complaint_url": "https://x.com/patient/status/1", "complaint_channel": "x"},
+            "assign": {"incident_lead": "alice", "spokesperson": "bob", "compliance": "cora",
+                       "patient_relations": "petra", "social_media": "carol"}}
+    drill = server.call("POST", "/drills", "alice", json=body).json()["id"]
+    server.call("POST", f"/incidents/{drill}/tasks/confirm_post", "alice", json={"done": True})
+    server.call("POST", f"/incidents/{drill}/advance", "alice", json={"trigger": "acknowledge"})
+    with Hook() as spokes:
+        _destinations(server, approval__spokesperson=spokes.url)
+        r = server.call("POST", f"/incidents/{drill}/render", "carol",
+                        json={"template": "public_ack", "channels": ["x"], "langs": ["en"]})
+        assert r.status_code == 200, r.text
+    [notice] = spokes.received
+    assert notice["title"].startswith("[DRILL] ") and notice["message"].startswith("THIS IS A DRILL")
+    assert [e.data["drill"] for e in server.events(drill) if e.type == "ApprovalNotified"] == [True]
+
+
+def test_a_broken_destinations_file_is_named_before_anything_is_drafted(server):
+    server.running_incident()
+    (server.tmp / "destinations.yaml").write_text("approval: [unclosed\n", encoding="utf-8")
+    before = len(server.events())
+    r = server.call("POST", f"/incidents/{INC}/render", "carol", json={"template": "public_ack"})
+    assert r.status_code == 400 and "destinations.yaml" in r.json()["detail"]
+    assert len(server.events()) == before
+
+
+@pytest.mark.parametrize("given,expected", [
+    (None, None), ("", None), ("https://playbook.example.org/", "https://playbook.example.org"),
+    ("http://127.0.0.1:8080/crisis", "http://127.0.0.1:8080/crisis")])
+def test_the_public_address_is_read_from_playbook_public_url(tmp_path, given, expected):
+    from engine.app.config import Config
+
+    env = {} if given is None else {"PLAYBOOK_PUBLIC_URL": given}
+    assert Config.resolve(env, db=str(tmp_path / "x.db")).public_url == expected
+
+
+@pytest.mark.parametrize("bad", ["playbook.example.org", "ftp://host", "https://host/?a=1", "https://", "https://h/#x"])
+def test_a_public_url_that_is_not_an_address_is_refused_naming_the_variable(tmp_path, bad):
+    from engine.app.config import Config
+    from engine.errors import UsageError
+
+    with pytest.raises(UsageError, match="PLAYBOOK_PUBLIC_URL: .* is not the server's address") as e:
+        Config.resolve({"PLAYBOOK_PUBLIC_URL": bad}, db=str(tmp_path / "x.db"))
+    assert e.value.exit_code == 2

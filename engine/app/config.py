@@ -24,6 +24,9 @@ variables); everything below takes it, or the paths in it, as arguments.
                               server (default: the shipped playbooks)
 ``PLAYBOOK_OIDC``             the team server's single sign-on settings (a YAML file:
                               issuer, client_id, client_secret, redirect_uri, ...)
+``PLAYBOOK_PUBLIC_URL``       the team server's address as people open it
+                              (``https://playbook.example.org``): the base of the
+                              links in notifications; unset, they have no link
 ``PLAYBOOK_ACTOR``            who is acting on the local command line
 ``PLAYBOOK_ACTOR_FINAL``      ``1``: that identity is final (a wrapper signs people in)
 ``PLAYBOOK_SERVER``           the command line as a client: the team server's URL
@@ -127,6 +130,25 @@ def _folder_of(location: str | Path, environ: Mapping[str, str]) -> Path:
     return data_home(environ) / "crisis-playbook"
 
 
+def public_url(text: str | None) -> str | None:
+    """``PLAYBOOK_PUBLIC_URL`` checked: an http(s) address without a query, its
+    trailing slash dropped; None when unset or empty."""
+    from urllib.parse import urlsplit
+
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or any(c.isspace() for c in text):
+        raise UsageError(f"PLAYBOOK_PUBLIC_URL: {text[:200]!r} is not the server's address "
+                         "(expected https://HOST or https://HOST/PATH, without ? or #)")
+    return text.rstrip("/")
+
+
 def _path(text: str | os.PathLike | None) -> Path | None:
     return Path(text).expanduser() if text else None
 
@@ -153,6 +175,8 @@ class Config:
     token: str | None = field(default=None, repr=False)
     #: the account the token belongs to, as saved at login (None: ask the server)
     server_name: str | None = None
+    #: the team server's public address, the base of links sent to people (None: no links)
+    public_url: str | None = None
 
     @property
     def sqlite_file(self) -> Path | None:
@@ -187,4 +211,5 @@ class Config:
             actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
             sources=_path(env.get("PLAYBOOK_SOURCES")) or beside / SOURCES_FILE,
             server=server, token=token, server_name=server_name,
+            public_url=public_url(env.get("PLAYBOOK_PUBLIC_URL")),
         )

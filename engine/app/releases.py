@@ -2,6 +2,10 @@
 
 Publishing composes publication and delivery: a published post of a real incident is
 sent to its channel's configured destinations; a drill's never is.
+
+Rendering and editing tell the approvers: when new versions wait for approvals, the
+destinations ``approval`` and ``approval.ROLE`` (for each role whose approval they
+wait for) receive one notice each (:func:`tell_approvers`).
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ def render(app: App, who: Principal, request: RenderRequest) -> list[dict]:
     if app.remote is not None:
         return app.remote.render(request)
     with acting(who, scope_of("render")) as actor:
-        return posts.render(app.store(), app.clock, actor, request.incident, request.template,
-                            channels=request.channels, langs=request.langs, overrides=dict(request.overrides),
-                            recipients=request.recipients, reply_to=request.reply_to)
+        targets = destinations(app)  # read first: a broken file is reported before anything is written
+        drafted = posts.render(app.store(), app.clock, actor, request.incident, request.template,
+                               channels=request.channels, langs=request.langs, overrides=dict(request.overrides),
+                               recipients=request.recipients, reply_to=request.reply_to)
+        tell_approvers(app, actor, request.incident, drafted, targets, "rendered")
+    return drafted
 
 
 def drafts(app: App, who: Principal, incident: str) -> list[dict]:
@@ -48,7 +55,10 @@ def edit(app: App, who: Principal, incident: str, post: str, *, text: str, subje
     if app.remote is not None:
         return app.remote.edit(incident, post, text=text, subject=subject)
     with acting(who, scope_of("edit")) as actor:
-        return posts.edit(app.store(), app.clock, actor, incident, post, text=text, subject=subject)
+        targets = destinations(app)
+        edited = posts.edit(app.store(), app.clock, actor, incident, post, text=text, subject=subject)
+        tell_approvers(app, actor, incident, [edited], targets, "edited")
+    return edited
 
 
 @dataclass(frozen=True)
@@ -190,3 +200,83 @@ def awaiting(app: App, who: Principal) -> list[dict]:
                 "waited_s": max(0, int((own_now - parse_iso(post["drafted_at"])).total_seconds())),
                 "roles": roles, "missing": inc.approval_missing(post), "blocks": blocks, "draft": post})
     return sorted(items, key=lambda i: (i["drafted_at"], i["incident"], i["post"]))
+
+
+#: The destinations that receive every approval notice, and those of one role (``approval.ROLE``).
+APPROVAL_KEY = "approval"
+
+
+def tell_approvers(app: App, actor: str, incident: str, drafted: list[dict], targets: dict[str, list[str]],
+                   verb: str) -> list[dict]:
+    """Tell the holders of the roles whose approval the new versions `drafted` wait for,
+    through the destinations ``approval`` and ``approval.ROLE``: one notice per
+    destination, naming the incident, the versions (template, channel, language), who
+    `verb` them and, when the server's public address is configured, a link to each
+    in the queue. Never the text, an input or the title (which may hold a confidential
+    value). A drill's notice says it is a drill. Each attempt is logged
+    (``ApprovalNotified``); a failed one is not retried. Returns the attempts."""
+    from ..incidents import state as inc
+
+    if not any(k == APPROVAL_KEY or k.startswith(APPROVAL_KEY + ".") for k in targets):
+        return []  # the usual case: no approval destinations, nothing to load
+    waiting = [p for p in drafted if p["status"] == "draft" and inc.approval_wanted(p)]
+    by_url: dict[str, dict] = {}
+    for p in waiting:
+        for role in inc.approval_wanted(p):
+            for url in targets.get(APPROVAL_KEY, []) + targets.get(f"{APPROVAL_KEY}.{role}", []):
+                entry = by_url.setdefault(url, {"posts": [], "roles": []})
+                if p["id"] not in [q["id"] for q in entry["posts"]]:
+                    entry["posts"].append(p)
+                if role not in entry["roles"]:
+                    entry["roles"].append(role)
+    if not by_url:
+        return []
+    return _notify(app, actor, incident, by_url, verb)
+
+
+def _notify(app: App, actor: str, incident: str, by_url: dict[str, dict], verb: str) -> list[dict]:
+    from ..incidents.act import act, event_time, read_state
+    from ..incidents.events import NewEvent
+    from ..posts.delivery import send
+
+    store = app.store()
+    state = read_state(store, incident)
+    sent = [(entry, send(url, approval_notice(state, actor, entry["posts"], entry["roles"], verb,
+                                              app.config.public_url)))
+            for url, entry in by_url.items()]
+
+    def build(current):
+        at = event_time(app.clock, current)
+        return [NewEvent("ApprovalNotified", at, actor, {
+            "posts": [{"post": p["id"], "version": p["version"]} for p in entry["posts"]], "roles": entry["roles"],
+            "target": a.target, "ok": a.ok, "error": a.error, "drill": current["drill"],
+            "linked": app.config.public_url is not None}) for entry, a in sent]
+
+    act(store, incident, build)
+    return [{"target": a.target, "ok": a.ok, "error": a.error} for _, a in sent]
+
+
+def queue_link(public_url: str, incident: str, post: str, version: int) -> str:
+    """The address of one version in the approval queue (its card's anchor)."""
+    from urllib.parse import quote
+
+    anchor = f"{incident}|{post}|{version}".replace("|", "-").replace("/", "-")
+    return f"{public_url}/queue#q-{quote(anchor, safe='')}"
+
+
+def approval_notice(state: dict, actor: str, drafted: list[dict], roles: list[str], verb: str,
+                    public_url: str | None) -> dict:
+    """The notice's subject and body (see :func:`tell_approvers` for what it holds)."""
+    drill = "[DRILL] " if state["drill"] else ""
+    templates = ", ".join(dict.fromkeys(p["template"] for p in drafted))
+    who = "; ".join(f"{r} ({', '.join(state['roles'].get(r, [])) or 'nobody assigned'})" for r in roles)
+    lines = ["THIS IS A DRILL: an exercise, not a real incident."] if state["drill"] else []
+    lines.append(f"{actor} {verb} {templates} for incident {state['id']} (stage {state['stage']}); "
+                 f"it waits for approval by {who}.")
+    for p in drafted:
+        link = f": {queue_link(public_url, state['id'], p['id'], p['version'])}" if public_url else ""
+        lines.append(f"- {p['id']} v{p['version']} ({p['channel']}, {p['lang']}){link}")
+    lines.append("Approve or reject it in your queue on the team server." if public_url else
+                 "No link: the server's public address is not configured (PLAYBOOK_PUBLIC_URL); "
+                 "open My queue on the team server.")
+    return {"subject": f"{drill}[{state['id']}] approval needed: {templates}", "body": "\n".join(lines)}

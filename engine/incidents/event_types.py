@@ -277,6 +277,10 @@ def _kinds() -> dict[str, EventType]:
           "a delivery succeeded"),
         T("DeliveryFailed", ("post", "version"), _delivered(False),
           lambda d: f"delivery of {_post(d)} to {d['target']} FAILED: {d['error']}", "a delivery failed"),
+        T("ApprovalNotified", ("posts", "roles", "target", "ok"), _nothing,
+          lambda d: (f"approval request for {', '.join(_post(p) for p in d['posts'])} sent to {d['target']}"
+                     if d["ok"] else f"approval request to {d['target']} FAILED: {d.get('error')}"),
+          "the approvers of new versions were told through a destination (or it failed)"),
         T("ClockAdvanced", ("seconds", "simulated_now"), _clock_advanced, _clock_moved,
           "a drill's simulated clock moved forward"),
         T("InjectDelivered", ("index", "message"), _inject_delivered,

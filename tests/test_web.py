@@ -600,3 +600,24 @@ def test_a_public_url_that_is_not_an_address_is_refused_naming_the_variable(tmp_
     with pytest.raises(UsageError, match="PLAYBOOK_PUBLIC_URL: .* is not the server's address") as e:
         Config.resolve({"PLAYBOOK_PUBLIC_URL": bad}, db=str(tmp_path / "x.db"))
     assert e.value.exit_code == 2
+
+
+def test_the_report_inside_the_app_is_styled_by_a_served_style_sheet_under_the_same_content_policy(drafted):
+    from cli import main
+    from click.testing import CliRunner
+
+    client, _ = browser(drafted, "alice")
+    r = client.get(f"/incidents/{INC}/report")
+    assert r.status_code == 200 and "<style" not in r.text
+    assert '<link rel="stylesheet" href="/report.css">' in r.text
+    policy = r.headers["content-security-policy"]
+    assert "style-src 'self';" in policy and "unsafe-inline" not in policy and "sha256-" not in policy
+    css = client.get("/report.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert css.headers["content-security-policy"] == policy
+    standalone = CliRunner().invoke(main, ["report", INC, "--format", "html"], obj={"clock": drafted.clock},
+                                    env={"PLAYBOOK_DB": str(drafted.db), "PLAYBOOK_ACTOR": "alice"})
+    assert standalone.exit_code == 0, standalone.output
+    inline = re.search(r"<style>(.*?)</style>", standalone.output, re.S).group(1)  # still self-contained
+    assert inline.strip() == css.text.strip() and "color-scheme: light" in css.text
+    assert "<link" not in standalone.output

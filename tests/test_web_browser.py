@@ -185,3 +185,45 @@ def test_a_whole_incident_runs_through_the_browser_alone(live, chromium, shots):
         ("bob", "public_ack/x/en", "password"), ("bob", "public_ack/x/es", "password")]
     assert all(e.data["signature"]["sha256"] == e.data["sha256"] for e in approvals)
     assert [e.actor for e in events if e.type == "PostPublished"] == ["carol"]
+
+
+
+def test_an_administrator_manages_accounts_in_the_browser_and_the_admin_pages_are_accessible(live, chromium):
+    from engine.accounts import ACCOUNTS
+    from engine.app.principal import Principal
+
+    live.accounts().grant_admin(Principal.asserted("root"), "alice", live.clock.now())
+    admin = signed_in(chromium, live, "alice")
+    admin.get_by_role("link", name="Admin").click()
+    admin.wait_for_url("**/admin")
+    no_serious_violations(admin)
+    admin.get_by_label("Account name").fill("erin")
+    admin.get_by_label("Password (at least 12 characters)").fill("a brand new passphrase")
+    admin.get_by_label("The same password again").fill("a brand new passphrase")
+    admin.get_by_role("button", name="Add the account").click()
+    assert "added account erin" in admin.locator(".notice").inner_text()
+    admin.get_by_role("button", name="Disable erin").click()
+    assert "disabled account erin" in admin.locator(".notice").inner_text()
+    admin.goto("/admin/users/erin")
+    assert "account erin disabled" in admin.locator("main").inner_text()
+    no_serious_violations(admin)
+    admin.goto("/admin/tokens")
+    admin.get_by_label("What it is for").fill("laptop CLI")
+    admin.get_by_role("button", name="Issue the token").click()
+    assert admin.get_by_label("Token", exact=True).input_value().startswith("pbk_")
+    no_serious_violations(admin)
+    changes = [(e.type, e.actor) for e in live.accounts().store.events(ACCOUNTS)
+               if e.type in ("UserAdded", "UserDisabled", "TokenCreated")]
+    assert changes[-3:] == [("UserAdded", "alice"), ("UserDisabled", "alice"), ("TokenCreated", "alice")]
+
+
+def test_the_report_inside_the_app_is_styled_without_breaking_the_content_policy(live, chromium):
+    from server_support import INC, VIRAL_BODY
+
+    assert live.call("POST", "/incidents", "alice", json=VIRAL_BODY).status_code == 201
+    page = signed_in(chromium, live, "alice")
+    blocked = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"/incidents/{INC}/report")
+    assert page.evaluate("getComputedStyle(document.body).color") == "rgb(27, 27, 27)"  # the report's own rule
+    assert blocked == []

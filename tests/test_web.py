@@ -524,6 +524,10 @@ def test_a_new_draft_tells_its_approvers_with_a_link_to_it_in_the_queue(server):
         ("carol", True, ["spokesperson"], False)] * 2
     assert logged[0].data["posts"] == [{"post": "public_ack/x/en", "version": 1}, {"post": "public_ack/x/es", "version": 1}]
     assert logged[0].data["auth"] == "token" and "127.0.0.1" in logged[0].data["target"]
+    assert server.call("POST", "/verify", "alice", json={"incident": INC}).json()["ok"] is True
+    assert server.call("GET", f"/incidents/{INC}/report", "alice").status_code == 200
+    assert "approval request for public_ack/x/en v1, public_ack/x/es v1 sent to json://" in \
+        client.get(f"/incidents/{INC}").text
 
 
 def test_an_edit_tells_the_approvers_again_and_without_a_public_address_says_there_is_no_link(drafted):

@@ -625,3 +625,26 @@ def test_the_report_inside_the_app_is_styled_by_a_served_style_sheet_under_the_s
     inline = re.search(r"<style>(.*?)</style>", standalone.output, re.S).group(1)  # still self-contained
     assert inline.strip() == css.text.strip() and "color-scheme: light" in css.text
     assert "<link" not in standalone.output
+
+
+def test_a_command_line_client_gets_the_same_queue_from_the_server(drafted):
+    """releases.awaiting through a remote App asks GET /api/v1/queue of the real server."""
+    from dataclasses import replace
+
+    from test_remote_cli import Uvicorn
+
+    from engine.app import releases
+    from engine.app.context import App
+    from engine.app.principal import Principal
+
+    served = Uvicorn(drafted.app)
+    try:
+        client = App(replace(drafted.config, server=served.url, token=drafted.token("bob", "read")), drafted.clock)
+        try:
+            remote = releases.awaiting(client, Principal("bob", method="token"))
+        finally:
+            client.close()
+    finally:
+        served.stop()
+    assert [(i["post"], i["version"]) for i in remote] == [("public_ack/x/en", 1), ("public_ack/x/es", 1)]
+    assert remote == drafted.call("GET", "/queue", "bob").json()

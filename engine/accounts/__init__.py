@@ -2,8 +2,9 @@
 the tamper-evident account log.
 
 * :mod:`engine.accounts.book`: :class:`Accounts`, the accounts of one database (add,
-  disable, enable, reset a password, issue and revoke tokens, list; ``exists`` and
-  ``active`` for role assignments) and signing in;
+  disable, enable, reset a password, make an administrator or no longer one, issue and
+  revoke tokens, list; ``exists`` and ``active`` for role assignments) and signing in;
+* :mod:`engine.accounts.trail`: one account's trail in the account log;
 * :mod:`engine.accounts.signin`: password and token authentication, lockout;
 * :mod:`engine.accounts.oidc` (and ``oidc_token``): single sign-on with OpenID Connect;
 * :mod:`engine.accounts.passwords`: the password policy and Argon2id hashing;

@@ -178,3 +178,9 @@ def test_the_admin_api_needs_an_administrator_and_a_token_of_scope_admin(server)
     server.accounts().revoke_admin(Principal.asserted("root"), "alice", server.clock.now())
     assert server.call("GET", "/admin/users", "alice", scope="admin").status_code == 403  # at once
     assert [t for t, *_ in account_log(server)][-3:] == ["UserAdded", "TokenCreated", "AdminRevoked"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_an_admin_page_sends_someone_not_signed_in_to_sign_in_and_back(server, path):
+    r = server.client.get(path, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/signin?then=" + path

@@ -411,3 +411,17 @@ def test_several_processes_failing_at_once_lock_the_account_once(location, clock
         assert log_types(after) == ["UserAdded", "AccountLocked"]
         with pytest.raises(AuthenticationFailed):
             Accounts(after, hasher=cheap()).authenticate_password("carol", PASSWORD, clock.now())
+
+
+def test_only_an_administrator_may_administer_accounts_and_never_the_engine():
+    """The one decision the admin pages and API ask (engine.incidents.policy.require_admin)."""
+    from engine.errors import Refused
+    from engine.incidents.policy import require_admin, scope_of
+
+    assert require_admin("carol", admin=True) is None
+    with pytest.raises(Refused, match="carol is not an administrator") as refused:
+        require_admin("carol", admin=False)
+    assert refused.value.exit_code == 5 and "playbook user grant-admin carol" in refused.value.reasons[0]
+    with pytest.raises(Refused, match="'system:clock' cannot administer accounts"):
+        require_admin("system:clock", admin=True)
+    assert scope_of("accounts") == "admin"

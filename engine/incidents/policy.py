@@ -98,14 +98,15 @@ def scope_of(action: str) -> str:
     return SCOPE_OF[action]
 
 
-def require_admin(actor: str, *, admin: bool, local: bool = False) -> None:
-    """Refused unless `actor` may administer accounts and tokens (the ``accounts``
-    action, token scope ``admin``): an enabled account made an administrator
-    (``AdminGranted`` in the account log), or the server host's own command line
-    (`local`: whoever may write the database file is its administrator)."""
+def require_admin(actor: str, *, admin: bool) -> None:
+    """Refused unless `actor` may administer accounts and tokens on the server (the
+    ``accounts`` action, token scope ``admin``): `admin`, an enabled account made an
+    administrator (``AdminGranted`` in the account log). The server host's own command
+    line (``playbook user``, ``playbook token``) does not ask: whoever may write the
+    database file is its administrator."""
     if is_engine(actor):
         raise Refused(f"{actor!r} cannot administer accounts: names starting with 'system:' are the engine's")
-    if not (admin or local):
+    if not admin:
         raise Refused(f"{actor} is not an administrator: only administrators manage accounts and tokens",
                       ["an administrator can make you one; on the server host: playbook user grant-admin "
                        + actor])

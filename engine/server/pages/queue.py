@@ -18,7 +18,7 @@ from .frame import PageRoute, app_of, back, field, fields, now_of, page, poster,
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 
-def awaiting(app, who, now) -> list[dict]:
+def awaiting(app, who) -> list[dict]:
     """The drafts awaiting an approval `who` could give, oldest first
     (:func:`engine.app.releases.awaiting`), each with its preview and form key."""
     from engine.app import incidents, releases
@@ -49,7 +49,7 @@ def messages(items: list[dict]) -> list[dict]:
 @router.get("/queue")
 def queue(request: Request, done: str | None = None, who=Depends(viewer)):
     now = now_of(request)
-    items = awaiting(app_of(request), who, now)
+    items = awaiting(app_of(request), who)
     return page(request, "queue.html.j2", who=who, items=items, groups=messages(items), now=now,
                 done=done, fresh=_fresh(who, now))
 

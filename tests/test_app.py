@@ -217,7 +217,7 @@ def test_due_json_keeps_its_shape(cli):
 
     assert cli(*VIRAL_START).exit_code == 0
     result = cli("due", "--json", "--no-record")
-    assert set(json.loads(result.output)) == {"items", "recorded", "notified"}
+    assert set(json.loads(result.output)) == {"items", "recorded", "notified", "climbed"}
 
 
 def test_render_and_edit_read_the_recorded_writing_plan_instead_of_parsing_the_playbook(app, tmp_path, monkeypatch):

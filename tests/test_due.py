@@ -71,10 +71,13 @@ def test_the_escalation_notifies_the_roles_and_names_their_holders(cli, clock, s
     escalations = [e.data for e in store.events(INCIDENT) if e.type == "EscalationApplied"]
     assert {"clock": "target:first_public_post", "move_to": None, "label": "first public post",
             "key": "target:first_public_post@2026-03-14T10:00:00.000Z",
-            "notify": {"incident_lead": ["alice"], "spokesperson": ["bob"]}} in escalations
+            "notify": {"incident_lead": ["alice"], "spokesperson": ["bob"]},
+            # no destinations file: said loudly (tests/test_ladder.py has the delivered case)
+            "undelivered": ["no destination for incident_lead", "no destination for spokesperson"]} in escalations
     log = cli("log", INCIDENT).stdout
     assert "MISSED first public post" in log
-    assert "escalated: notify incident_lead (alice), spokesperson (bob)" in log
+    assert ("escalation NOT DELIVERED: no destination for incident_lead; no destination for spokesperson "
+            "(notify incident_lead (alice), spokesperson (bob))") in log
 
 
 def test_an_escalation_moves_the_incident_through_the_playbooks_transition(cli, clock, store, tmp_path):
@@ -273,7 +276,8 @@ def test_due_at_steady_state_reads_no_state_and_writes_nothing(cli, clock, monke
     seen = _reads(monkeypatch)
     again = cli("due")
     assert again.exit_code == 9 and again.stdout == first.stdout.replace(
-        "recorded: INC-20260314-001 missed leave stage triage\n", "")
+        "recorded: INC-20260314-001 missed leave stage triage\n"
+        "!! not delivered: INC-20260314-001 leave stage triage: no destination for incident_lead\n", "")
     assert seen == {"states": [], "writes": []}
 
 

@@ -22,8 +22,11 @@ inbound:
 def playbook(tmp_path):
     """The viral-complaint playbook with response clocks for inbound messages."""
     path = tmp_path / "listening.yaml"
-    path.write_text(VIRAL.read_text(encoding="utf-8").replace("\ntargets:", "\n" + LISTENING + "targets:", 1),
-                    encoding="utf-8")
+    text = VIRAL.read_text(encoding="utf-8")
+    shipped = text.find("\ninbound:")  # the shipped escalation ladder gives way to this one
+    if shipped != -1:
+        text = text[:shipped] + text[text.index("\ninitial:", shipped):]
+    path.write_text(text.replace("\ntargets:", "\n" + LISTENING + "targets:", 1), encoding="utf-8")
     return path
 
 
@@ -206,10 +209,14 @@ def test_the_response_clock_follows_the_source(cli, playbook):
     assert clocks["message:M2"] == "2026-03-14T10:00:00.000Z"  # default: 60m
 
 
-def test_without_respond_within_a_message_has_no_clock(cli, store):
+def test_without_respond_within_a_message_has_no_clock(cli, store, tmp_path):
     from conftest import VIRAL_START
 
-    cli(*VIRAL_START)
+    text = VIRAL.read_text(encoding="utf-8")
+    shipped = text.find("\ninbound:")  # the shipped playbook's response clocks left out
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(text[:shipped] + text[text.index("\ninitial:", shipped):], encoding="utf-8")
+    cli(*[str(bare) if a == str(VIRAL) else a for a in VIRAL_START])
     _add(cli, INCIDENT, "--posted-at", "2026-03-14T07:00:00Z")
     assert not [c for c in json.loads(cli("status", INCIDENT, "--json").stdout)["clocks"]
                 if c["kind"] == "message"]

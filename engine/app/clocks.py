@@ -6,7 +6,7 @@ does not count towards :attr:`Due.overdue`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..incidents.policy import scope_of
 from .context import App, acting
@@ -20,9 +20,12 @@ class Due:
     notified: list[dict]  # notices sent (or failed) for escalations
     #: real incidents' overdue clocks (drills excluded)
     overdue: int
+    #: escalation ladder steps newly reached: incident, label, step, of, round, notify, undelivered
+    climbed: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"items": [i.to_json() for i in self.items], "recorded": self.recorded, "notified": self.notified}
+        return {"items": [i.to_json() for i in self.items], "recorded": self.recorded, "notified": self.notified,
+                "climbed": self.climbed}
 
 
 def due(app: App, who: Principal, within_seconds: int = 0, *, record: bool = True) -> Due:
@@ -43,11 +46,54 @@ def _due(app: App, within_seconds: int, record: bool, breaches, destinations) ->
     store = app.store(read_only=True, writes=record)
     now = app.clock.now()
     items = breaches.due(store, now, within_seconds)
-    recorded = breaches.record(store, app.clock, items) if record else []
-    targets = destinations(app) if record else {}
+    climbed: list[dict] = []
+    targets = {}
+    if record:
+        targets = destinations(app)
+        recorded = breaches.record(store, app.clock, items, routes(app, targets), climbed)
+    else:
+        recorded = []
     notices = breaches.notify(store, app.clock, targets) if targets else []
     overdue = sum(1 for i in items if i.clock.overdue and not i.drill)
-    return Due(items, recorded, notices, overdue)
+    return Due(items, recorded, notices, overdue, climbed)
+
+
+def routes(app: App, targets: dict):
+    """Who escalation notices can reach: the destinations, and the on-call roster (read
+    only when a ladder may need it: its file exists)."""
+    from ..clocks.ladder import Routes
+    from ..clocks.roster import load_roster
+
+    return Routes(targets, load_roster(app.config.roster) if app.config.roster is not None else None)
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    state: dict
+    #: the escalations acknowledged: clock, label, step (the last step reached, 0-based)
+    acknowledged: list[dict]
+
+    def to_json(self) -> dict:
+        return {"acknowledged": self.acknowledged}
+
+
+def acknowledge(app: App, who: Principal, incident: str, clock: str | None = None, note: str = "") -> Acknowledged:
+    """Stop the incident's climbing escalation ladders (or the one of `clock`): a member of
+    the incident, or someone a step paged, says they have it (engine.clocks.ladder)."""
+    if app.remote is not None:
+        return app.remote.acknowledge(incident, clock, note)
+    from ..clocks.ladder import ack_events
+    from ..incidents import state as inc
+    from ..incidents.act import act, event_time
+
+    made: list = []
+    with acting(who, scope_of("acknowledge")) as actor:
+        def build(state):
+            made[:] = ack_events(state, actor, clock, note, inc.effective_now(state, app.clock.now()),
+                                 event_time(app.clock, state))
+            return made
+        state = act(app.store(), incident, build)
+    return Acknowledged(state, [{k: e.data[k] for k in ("clock", "label", "step")} for e in made])
 
 
 def advance_clock(app: App, who: Principal, incident: str, seconds: int) -> dict:

@@ -14,6 +14,9 @@ variables); everything below takes it, or the paths in it, as arguments.
 ``PLAYBOOK_OUTBOX``           the outbox folder; default ``outbox`` beside the database
 ``PLAYBOOK_DESTINATIONS``     delivery destinations; default ``destinations.yaml``
                               beside the database
+``PLAYBOOK_ROSTER``           the on-call roster (who holds head_of_comms this week,
+                              with their destination); default ``roster.yaml`` beside
+                              the database
 ``PLAYBOOK_SOURCES``          where inbound messages come from (webhooks, feeds,
                               Mastodon; with their secrets); default ``sources.yaml``
                               beside the database
@@ -57,6 +60,7 @@ from ..store import MEMORY, SQLITE_SCHEME, is_server_url, local_folder, sqlite_p
 KEY_FILE = "signing.key"
 DESTINATIONS_FILE = "destinations.yaml"
 SOURCES_FILE = "sources.yaml"
+ROSTER_FILE = "roster.yaml"
 OUTBOX_FOLDER = "outbox"
 CLIENT_FILE = "client.json"
 
@@ -169,6 +173,7 @@ class Config:
     actor: str | None = None
     actor_final: bool = False
     sources: Path | None = None  # inbound sources (engine.sources); None: none configured
+    roster: Path | None = None  # the on-call roster (engine.clocks.roster); None: none
     #: the team server this command line is a client of (None: the local database)
     server: str | None = None
     #: the personal API token sent to it (never shown: left out of the repr)
@@ -210,6 +215,7 @@ class Config:
             actor=env.get("PLAYBOOK_ACTOR"),
             actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
             sources=_path(env.get("PLAYBOOK_SOURCES")) or beside / SOURCES_FILE,
+            roster=_path(env.get("PLAYBOOK_ROSTER")) or beside / ROSTER_FILE,
             server=server, token=token, server_name=server_name,
             public_url=public_url(env.get("PLAYBOOK_PUBLIC_URL")),
         )

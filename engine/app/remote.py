@@ -256,7 +256,15 @@ class Remote:
         from .clocks import Due
 
         got = self.json("POST" if record else "GET", "/due", params={"within": f"{within_seconds}s"})
-        return Due([_due_item(i) for i in got["items"]], got["recorded"], got["notified"], got["overdue"])
+        return Due([_due_item(i) for i in got["items"]], got["recorded"], got["notified"], got["overdue"],
+                   got.get("climbed", []))
+
+    def acknowledge(self, incident: str, clock: str | None, note: str):
+        from .clocks import Acknowledged
+
+        got = self.json("POST", self._incident(incident, "ack"), body={"clock": clock, "note": note},
+                        params={"full": "true"})
+        return Acknowledged(got["status"]["state"], got["acknowledged"])
 
     def advance_clock(self, incident: str, seconds: int) -> dict:
         got = self.json("POST", self._incident(incident, "advance-clock"), body={"duration": f"{seconds}s"},

@@ -24,6 +24,15 @@ def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
                                         f"{i.clock.describe()}" for i in items)))
     for r in ([] if as_json else result.recorded):
         click.echo(f"recorded: {r['incident']} missed {r['label']}")
+        for why in r.get("undelivered", []):
+            click.echo(f"!! not delivered: {r['incident']} {r['label']}: {why}")
+    for c in ([] if as_json else result.climbed):
+        step = f"step {c['step'] + 1} of {c['of']}" + (f" (repeat {c['round']})" if c["round"] else "")
+        who = "; ".join(f"{r} ({', '.join(p) or 'nobody'})" for r, p in c["notify"].items())
+        click.echo(local(ctx, f"escalated: {c['incident']} {'DRILL ' if c['drill'] else ''}{c['label']}: {step}, "
+                              f"notify {who}"))
+        for why in c["undelivered"]:
+            click.echo(local(ctx, f"!! not delivered: {c['incident']} {c['label']} {step}: {why}"))
     for n in ([] if as_json else result.notified):
         click.echo(f"notified: {n['incident']} {n['label']} -> {n['target']}" if n["ok"] else
                    f"!! notice for {n['incident']} {n['label']} to {n['target']} FAILED (retried next check): {n['error']}")
@@ -144,3 +153,28 @@ def drill_summary(ctx, incident, db, as_json):
     if as_json:
         return print_json(result)
     click.echo(local(ctx, drill_text(result)), nl=False)
+
+
+@click.command()
+@click.argument("incident")
+@click.argument("clock", required=False)
+@click.option("--note", default="", help="What you are doing about it (logged).")
+@db_option
+@as_option
+@json_option
+@click.pass_context
+def ack(ctx, incident, clock, note, db, actor, as_json):
+    """Acknowledge INCIDENT's climbing escalation: its ladder stops paging.
+
+    CLOCK (a clock's key as `due --json` shows it, such as target:first_public_post, or a
+    message id such as M3) picks one escalation; without it, every climbing one. A member of
+    the incident may acknowledge, and so may anyone a step of the ladder paged."""
+    from engine.app import clocks
+
+    handle = app(ctx, db)
+    result = clocks.acknowledge(handle, who(handle, actor), incident, clock, note)
+    if as_json:
+        return print_json(result.to_json())
+    for a in result.acknowledged:
+        step = "" if a["step"] is None else f" (after step {a['step'] + 1})"
+        click.echo(local(ctx, f"Acknowledged: {incident} {a['label']}{step}; its escalation stops climbing."))

@@ -20,6 +20,7 @@ from ..incidents import policy
 from ..incidents.events import NewEvent, utc_now_iso
 from ..incidents.index import SUMMARY_VERSION, running_clocks
 from .deadlines import ClockStatus, breach_key, clocks
+from .ladder import Routes, unacknowledged
 
 #: The actor recorded for what the clock does by itself.
 SYSTEM = "system:clock"
@@ -31,6 +32,7 @@ class DueItem(NamedTuple):
     drill: bool
     clock: ClockStatus
     recorded: bool = False  # an overdue clock whose breach is in the log already
+    ladder: bool = False  # the incident has an escalation ladder not acknowledged yet
 
     def to_json(self) -> dict:
         return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json()}
@@ -59,7 +61,8 @@ def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
     for iid, row in rows:
         if row is not None and row.get("v") == SUMMARY_VERSION:
             try:
-                found = [DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded)
+                climbing = bool(row.get("ladders"))  # a row written before ladders existed: none
+                found = [DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded, climbing)
                          for c, recorded in running_clocks(row, now) if c.left.total_seconds() <= within_seconds]
             except (LookupError, TypeError, ValueError):  # a damaged row (verify names it): read in full
                 found = None
@@ -71,34 +74,43 @@ def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
             continue
         state = inc.current_state(store, snap)
         seen = state.get("breaches", {})
+        climbing = unacknowledged(state)
         for c in clocks(state, inc.effective_now(state, now)):
             if c.met_at is None and c.left.total_seconds() <= within_seconds:
                 items.append(DueItem(state["id"], state["title"], state["drill"], c,
-                                     c.overdue and breach_key(c) in seen))
+                                     c.overdue and breach_key(c) in seen, climbing))
     return items
 
 
-def record(store, clock, items: list[DueItem]) -> list[dict]:
-    """Record breaches (once each) and apply escalations; return what was newly recorded."""
+def record(store, clock, items: list[DueItem], routes: Routes | None = None,
+           climbed: list[dict] | None = None) -> list[dict]:
+    """Record breaches (once each), apply escalations and climb escalation ladders (see
+    engine.clocks.ladder; `routes`: the destinations and roster that say who is reachable,
+    None in a drill); return what was newly recorded, and add the ladder steps reached to
+    `climbed`."""
     recorded: list[dict] = []
-    # an incident whose overdue clocks are all recorded already gets no write transaction;
-    # the others' transactions share commits (a first run after an outage can be thousands)
+    climbed = [] if climbed is None else climbed
+    # an incident whose overdue clocks are all recorded already (and whose ladders are not
+    # climbing) gets no write transaction; the others' transactions share commits (a first
+    # run after an outage can be thousands)
     with store.grouped():
-        for incident in sorted({i.incident for i in items if i.clock.overdue and not i.recorded}):
-            _record_one(store, clock, incident, recorded)
+        for incident in sorted({i.incident for i in items if i.clock.overdue and (not i.recorded or i.ladder)}):
+            _record_one(store, clock, incident, recorded, routes, climbed)
     return recorded
 
 
-def _record_one(store, clock, incident: str, recorded: list[dict]) -> None:
-    """Record one incident's new breaches and apply their escalations, in its own transaction."""
+def _record_one(store, clock, incident: str, recorded: list[dict], routes, climbed: list[dict]) -> None:
+    """Record one incident's new breaches, apply their escalations and climb its ladders, in
+    its own transaction."""
     from ..incidents.act import act
+    from .ladder import climb_events
 
     def build(state):
         policy.require(state, SYSTEM, "record_due")
         now = inc.effective_now(state, clock.now())
         at = utc_now_iso(now)
         seen = state.get("breaches", {})
-        events = []
+        events, started, found = [], {}, []
         for c in clocks(state, now):
             if not c.overdue or breach_key(c) in seen:
                 continue
@@ -107,20 +119,39 @@ def _record_one(store, clock, incident: str, recorded: list[dict]) -> None:
                 "due_at": utc_now_iso(c.due_at), "detected_at": at,
                 "overdue_seconds": int(-c.left.total_seconds()),
             }))
-            recorded.append({"incident": state["id"], "clock": c.key, "label": c.label})
+            found.append({"incident": state["id"], "clock": c.key, "label": c.label})
             if c.escalate:
-                events.extend(_escalate(state, c, at))
-        return events
+                escalation = _escalate(state, c, at, routes, started, now)
+                if escalation[0].data.get("undelivered"):
+                    found[-1]["undelivered"] = escalation[0].data["undelivered"]
+                events.extend(escalation)
+        steps = climb_events(state, now, at, routes, events)
+        # a retried transaction builds again: what it reports is the last build's
+        recorded[:] = [r for r in recorded if r["incident"] != state["id"]] + found
+        climbed[:] = [r for r in climbed if r["incident"] != state["id"]] + [
+            {"incident": state["id"], "drill": state["drill"], **{k: e.data[k] for k in (
+                "clock", "label", "step", "of", "round", "notify", "undelivered")}} for e in steps]
+        return events + steps
     act(store, incident, build)
 
 
-def _escalate(state: dict, c: ClockStatus, at: str) -> list[NewEvent]:
+def _escalate(state: dict, c: ClockStatus, at: str, routes=None, started=None, now=None) -> list[NewEvent]:
+    from .ladder import ladder_data
+
     policy.require(state, SYSTEM, "escalate")
     esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
     people = {role: state["roles"].get(role, []) for role in esc["notify"]}
-    events = [NewEvent("EscalationApplied", at, SYSTEM, {
-        "clock": c.key, "key": breach_key(c), "label": c.label, "notify": people, "move_to": esc["move_to"],
-    })]
+    data = {"clock": c.key, "key": breach_key(c), "label": c.label, "notify": people, "move_to": esc["move_to"]}
+    if esc.get("ladder"):
+        data["ladder"] = ladder_data(state, c, esc, {} if started is None else started, now or c.now)
+    elif routes is not None and not state["drill"]:
+        # said loudly instead of "escalated: notify ..." when no notice can go anywhere
+        dest = routes.destinations
+        undelivered = [f"no destination for {role}" for role in esc["notify"]
+                       if not (dest.get(f"escalation.{role}") or dest.get("escalation"))]
+        if undelivered:
+            data["undelivered"] = undelivered
+    events = [NewEvent("EscalationApplied", at, SYSTEM, data)]
     target = esc["move_to"]
     if target and target != state["stage"] and not inc.is_closed(state):
         plan = state["plan"]
@@ -152,8 +183,9 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
     from ..posts.delivery import redact, send
     from ..incidents.act import act
 
-    urls_for = lambda roles: list(dict.fromkeys(  # noqa: E731 - small and local
-        destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]))
+    urls_for = lambda roles, keys=(): list(dict.fromkeys(  # noqa: E731 - small and local
+        destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]
+        + [u for k in keys for u in destinations.get(k, [])]))
     report: list[dict] = []
     # only incidents that have escalation notices (or that the index does not know yet)
     for incident, row in store.summaries():
@@ -166,11 +198,14 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
         if state["drill"]:
             continue
         for key, pending in state.get("notifications", {}).items():
-            urls = [u for u in urls_for(pending["notify"]) if redact(u) not in pending["delivered_to"]]
+            urls = [u for u in urls_for(pending["notify"], pending.get("targets", ()))
+                    if redact(u) not in pending["delivered_to"]]
             if not urls:
                 continue
             people = "; ".join(f"{r}: {', '.join(p) or 'nobody assigned'}" for r, p in pending["notify"].items())
-            message = (f"[{state['id']}] MISSED: {pending['label']}. Escalated to {people}. "
+            step = f" Escalation {pending['step']}: acknowledge with playbook ack {state['id']}." \
+                if pending.get("step") else ""
+            message = (f"[{state['id']}] MISSED: {pending['label']}. Escalated to {people}.{step} "
                        f"Incident: {state['title']} (stage {state['stage']}).")
             attempts = [send(u, {"subject": f"[{state['id']}] missed: {pending['label']}", "body": message})
                         for u in urls]

@@ -119,6 +119,8 @@ def _escalation(pb: Playbook, smap: SourceMap, loc: Loc, esc: Escalation,
     for i, role in enumerate(esc.notify):
         if role not in pb.roles:
             yield _ref(smap, loc + ("notify", i), "role", role, pb.roles)
+    if esc.ladder:
+        yield from _ladder(pb, smap, loc + ("ladder",), esc.ladder)
     target = esc.move_to
     if target is None:
         return
@@ -130,6 +132,29 @@ def _escalation(pb: Playbook, smap: SourceMap, loc: Loc, esc: Escalation,
         yield smap.diagnostic(loc + ("move_to",), f"escalation moves to {target!r} but no "
                               f"transition leads from {from_stage!r} to {target!r}; add one so "
                               "the move is a real, logged transition")
+
+
+def _ladder(pb: Playbook, smap: SourceMap, loc: Loc, ladder) -> Iterator[Diagnostic]:
+    """Steps in ascending order of after:, repeat: only on the last, roles the playbook's own
+    or on-call roles of the roster (a name close to a playbook role is taken for a typo)."""
+    import difflib
+
+    previous = None
+    for i, step in enumerate(ladder):
+        after = step.after_seconds
+        if previous is not None and after <= previous[1]:
+            yield smap.diagnostic(loc + (i, "after"), f"after: {step.after} is not later than the step "
+                                  f"before ({previous[0]}); list the steps in ascending order of after:")
+        previous = (step.after, after)
+        if step.repeat is not None and i != len(ladder) - 1:
+            yield smap.diagnostic(loc + (i, "repeat"), "repeat: only on the last step of a ladder "
+                                  "(it repeats until someone acknowledges)")
+        for n, role in enumerate(step.notify):
+            close = difflib.get_close_matches(role, list(pb.roles), n=1, cutoff=0.8)
+            if role not in pb.roles and close:
+                yield smap.diagnostic(loc + (i, "notify", n), f"unknown role {role!r}: did you mean "
+                                      f"{close[0]!r}? (a name that is not a role of this playbook is an "
+                                      "on-call role, found in the roster)")
 
 
 def _graph(pb: Playbook, smap: SourceMap) -> Iterator[Diagnostic]:

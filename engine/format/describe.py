@@ -26,6 +26,10 @@ def within_text(within) -> str:
 def escalation_text(esc) -> str:
     """``escalate: notify a, b, move to s; if critical: notify ...``"""
     def step(s) -> str:
+        if s.ladder:
+            rungs = ", then ".join(f"after {r.after} notify {', '.join(r.notify)}"
+                                   + (f" (every {r.repeat} until acknowledged)" if r.repeat else "") for r in s.ladder)
+            return f"ladder: {rungs}" + (f", move to {s.move_to}" if s.move_to else "")
         return f"notify {', '.join(s.notify) or 'nobody'}" + (f", move to {s.move_to}" if s.move_to else "")
 
     return "escalate: " + "; ".join([step(esc), *(f"if {level}: {step(s)}" for level, s in esc.by_severity.items())])

@@ -13,13 +13,20 @@ from typing import Any
 from .durations import parse_duration
 
 
+def _step(esc) -> dict:
+    out = {"notify": list(esc.notify), "move_to": esc.move_to}
+    if esc.ladder:  # only then, so that the plans of older playbooks keep their shape
+        out["ladder"] = [{"after": s.after_seconds, "notify": list(s.notify),
+                          "repeat": _seconds(s.repeat) if s.repeat else None} for s in esc.ladder]
+    return out
+
+
 def _escalation(esc) -> dict | None:
     if esc is None:
         return None
-    out = {"notify": list(esc.notify), "move_to": esc.move_to}
+    out = _step(esc)
     if esc.by_severity:
-        out["by_severity"] = {level: {"notify": list(step.notify), "move_to": step.move_to}
-                              for level, step in esc.by_severity.items()}
+        out["by_severity"] = {level: _step(step) for level, step in esc.by_severity.items()}
     return out
 
 

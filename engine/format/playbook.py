@@ -143,11 +143,56 @@ class Input(_Model):
         return value
 
 
+#: Shortest repeat of an escalation ladder's last step: anything tighter pages people
+#: faster than they can answer.
+MIN_REPEAT = timedelta(minutes=5)
+
+
+def _check_after(value: str) -> str:
+    if not (isinstance(value, str) and value.strip() in ("0", "0s", "0m", "0h")):
+        parse_duration(value)  # 0m is the moment of the breach; anything else a real duration
+    return value
+
+
+class LadderStep(_Model):
+    """One rung of an escalation ladder: whom to notify, how long after the breach."""
+
+    after: Annotated[str, AfterValidator(_check_after)] = Field(
+        description="time since the clock was missed (its due time): 0m, 15m, 1h", examples=["0m", "15m"])
+    notify: list[Id] = Field(min_length=1, description="roles to notify: the incident's own roles (the people "
+                             "holding them), or on-call roles found in the roster outside the playbook")
+    repeat: Duration | None = Field(None, description="on the last step only: notify again this often "
+                                    "until someone acknowledges (playbook ack)")
+
+    @property
+    def after_seconds(self) -> int:
+        return 0 if self.after.strip() in ("0", "0s", "0m", "0h") else int(parse_duration(self.after).total_seconds())
+
+    @field_validator("repeat")
+    @classmethod
+    def _not_too_often(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) < MIN_REPEAT:
+            raise ValueError(f"a ladder that repeats more often than every 5m is not workable: {value!r}")
+        return value
+
+
 class EscalationStep(_Model):
-    """Whom to notify and where to move when a clock is missed."""
+    """Whom to notify and where to move when a clock is missed: once (``notify``), or up
+    a ladder of steps that climbs and repeats until someone acknowledges (``ladder``)."""
 
     notify: list[Id] = Field(default_factory=list, description="roles to notify")
     move_to: Id | None = Field(None, description="stage to move the incident to, if any")
+    ladder: list[LadderStep] | None = Field(
+        None, min_length=1, description="steps with delays, climbed while nobody acknowledges: "
+        "[{after: 0m, notify: [incident_lead]}, {after: 15m, notify: [head_of_comms]}, "
+        "{after: 30m, notify: [executive_on_call], repeat: 30m}]")
+
+    @model_validator(mode="after")
+    def _notify_or_ladder(self) -> "EscalationStep":
+        if self.ladder is not None and self.notify:
+            raise ValueError("give either notify: (once) or ladder: (steps), not both; "
+                             "put these roles in the ladder's first step (after: 0m)")
+        return self
 
 
 class Escalation(EscalationStep):

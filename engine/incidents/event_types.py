@@ -103,6 +103,10 @@ def _escalation_applied(s, at, actor, d):
     if d.get("notify"):
         s.setdefault("notifications", {})[d["key"]] = {
             "label": d["label"], "notify": d["notify"], "delivered_to": []}
+    if d.get("ladder"):
+        from ..clocks.ladder import fold_ladder
+
+        fold_ladder(s.setdefault("ladders", {}), d)
 
 
 def _escalation_notified(s, at, actor, d):
@@ -230,8 +234,25 @@ def _message(fold_or_describe: str):
 
 
 def _escalated(d: dict) -> str:
+    move = f"; move to {d['move_to']}" if d.get("move_to") else ""
+    ladder = d.get("ladder")
+    if ladder:
+        if ladder.get("joined"):
+            return f"escalated: joins the escalation ladder already climbing for {ladder['key'].split('@')[0]}" + move
+        return f"escalated: an escalation ladder of {len(ladder['steps'])} step(s) starts" + move
     who = ", ".join(f"{r} ({', '.join(ps) or 'nobody assigned'})" for r, ps in d["notify"].items()) or "nobody"
-    return f"escalated: notify {who}" + (f"; move to {d['move_to']}" if d.get("move_to") else "")
+    if d.get("undelivered"):  # loud: nobody will hear of it
+        return f"escalation NOT DELIVERED: {'; '.join(d['undelivered'])} (notify {who})" + move
+    return f"escalated: notify {who}" + move
+
+
+def _ladder(fold_or_describe: str):
+    """Escalation ladders' folds and wording live with them (engine.clocks.ladder)."""
+    def call(*args):
+        from ..clocks import ladder
+
+        return getattr(ladder, fold_or_describe)(*args)
+    return call
 
 
 def _clock_moved(d: dict) -> str:
@@ -296,6 +317,11 @@ def _kinds() -> dict[str, EventType]:
         T("EscalationBlocked", ("trigger", "reasons"), _nothing,
           lambda d: f"escalation move {d['trigger']} blocked: {'; '.join(d['reasons'])}",
           "an escalation could not move the incident"),
+        T("EscalationStepReached", ("key", "step", "round", "notify", "undelivered"), _ladder("fold_step"),
+          _ladder("describe_step"), "an escalation ladder reached a step (or repeated its last), "
+          "with whom it notifies and whom it cannot reach"),
+        T("EscalationAcknowledged", ("key",), _ladder("fold_ack"), _ladder("describe_ack"),
+          "someone acknowledged an escalation: its ladder stops climbing"),
         T("MessageReceived", ("message", "source", "text", "posted_at"), _message("fold_received"),
           _message("describe_received"), "an inbound message (mention, review, call) was recorded"),
         T("MessageHandled", ("message", "reason"), _message("fold_handled"), _message("describe_handled"),

@@ -32,6 +32,7 @@ import json
 from datetime import datetime, timedelta
 
 from ..clocks.deadlines import ClockStatus, breach_key, clocks, iso_ms, parse_ts
+from ..clocks.ladder import unacknowledged
 from .events import canonical
 
 #: The shape of a summary; see the module docstring before changing it.
@@ -67,6 +68,8 @@ def summary(state: dict) -> dict:
         "due": due,
         "next_due_at": due[0] if due else None,
         "notices": bool(state.get("notifications")),
+        # only when true, so that every row written before ladders existed stays current
+        **({"ladders": True} if unacknowledged(state) else {}),
         "clocks": _text([_kept(c, breach_key(c) in seen) for c in running]),
     }
 

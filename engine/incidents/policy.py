@@ -79,6 +79,8 @@ ACTIONS: dict[str, Rule] = {
     "receive": Rule(MEMBER, REFUSED, "record inbound messages"),
     "listen": Rule(ENGINE, ALLOWED, "record messages from its sources"),
     "handle": Rule(MEMBER, REFUSED, "mark messages handled"),
+    # also whoever a ladder's step paged, from outside the incident (engine.clocks.ladder)
+    "acknowledge": Rule(MEMBER, REFUSED, "acknowledge escalations"),
 }
 
 

@@ -69,7 +69,14 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         **({"inbound": {"messages": len(state["inbound"]),
                         "waiting": sum(1 for m in state["inbound"].values() if m["status"] == "waiting")}}
            if state.get("inbound") else {}),
+        **({"ladders": _ladders_json(state, now)} if state.get("ladders") else {}),
     }
+
+
+def _ladders_json(state: dict, now: datetime) -> list[dict]:
+    from ..clocks.ladder import ladders_json
+
+    return ladders_json(state, now)
 
 
 #: How many waiting messages' response clocks ``status`` lists (the inbox lists them all).
@@ -107,6 +114,11 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
     if state.get("breaches"):
         out.append(f"\nMissed deadlines recorded: {len(state['breaches'])} "
                    f"(escalations applied: {state.get('escalations', 0)})")
+    if state.get("ladders"):
+        from ..clocks.ladder import status_lines
+
+        out.append("\nEscalation ladders:")
+        out.extend(status_lines(state, now))
     if running:
         out.append("\nClocks:")
         for c in running:

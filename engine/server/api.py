@@ -291,6 +291,16 @@ def advance_clock(incident: str, body: b.ClockBody, request: Request, full: bool
             "injects": result["injects"]}
 
 
+@router.post("/incidents/{incident}/ack", tags=["clocks"],
+             summary="Acknowledge a climbing escalation: its ladder stops paging")
+def acknowledge(incident: str, body: b.AckBody, request: Request, full: bool = Full,
+                who: Principal = Signed) -> dict:
+    from engine.app import clocks
+
+    result = clocks.acknowledge(_app(request), who, incident, body.clock, body.note)
+    return {**result.to_json(), "status": _status(request, result.state, who, full)}
+
+
 @router.get("/incidents/{incident}/drill-summary", tags=["drills"], summary="A drill's debrief")
 def drill_summary(incident: str, request: Request, who: Principal = Signed) -> dict:
     from engine.app import clocks

@@ -92,6 +92,12 @@ class PostBody(Body):
     post: Name
 
 
+class AckBody(Body):
+    clock: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="the clock whose escalation to acknowledge (e.g. message:M3); default: every climbing one")
+    note: Short = ""
+
+
 class ClockBody(Body):
     duration: Annotated[str, Field(max_length=40)] = Field(description="e.g. 45m")
 

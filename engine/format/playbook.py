@@ -187,12 +187,13 @@ class EscalationStep(_Model):
         "[{after: 0m, notify: [incident_lead]}, {after: 15m, notify: [head_of_comms]}, "
         "{after: 30m, notify: [executive_on_call], repeat: 30m}]")
 
-    @model_validator(mode="after")
-    def _notify_or_ladder(self) -> "EscalationStep":
-        if self.ladder is not None and self.notify:
+    @field_validator("ladder")
+    @classmethod
+    def _notify_or_ladder(cls, value: list | None, info: ValidationInfo) -> list | None:
+        if value is not None and info.data.get("notify"):
             raise ValueError("give either notify: (once) or ladder: (steps), not both; "
-                             "put these roles in the ladder's first step (after: 0m)")
-        return self
+                             "put notify:'s roles in the ladder's first step (after: 0m)")
+        return value
 
 
 class Escalation(EscalationStep):

@@ -124,6 +124,7 @@ class _Fold:
         self.public: list[dict] = []  # published public posts: post, version, at
         self.breaches: list[dict] = []
         self.escalations: list[dict] = []
+        self.ladder: list[dict] = []  # escalation ladder steps reached and acknowledgements
         self.closed_at: str | None = None
         self.last_at: str | None = None
         self.state: dict | None = None  # the same fold status reads, for the same clocks
@@ -167,6 +168,10 @@ class _Fold:
         elif type_ == "EscalationApplied":
             self.escalations.append({"seq": seq, "at": at, "clock": d.get("clock"),
                                      "notify": d.get("notify"), "move_to": d.get("move_to")})
+        elif type_ in ("EscalationStepReached", "EscalationAcknowledged"):
+            self.ladder.append({"seq": seq, "at": at, "actor": actor, "type": type_, "clock": d.get("clock"),
+                                "step": d.get("step"), "round": d.get("round"), "notify": d.get("notify"),
+                                "undelivered": d.get("undelivered", []), "what": describe(type_, d)})
 
     def _enter(self, stage: str, at: str, trigger: str | None) -> None:
         spec = self.head["data"]["plan"]["stages"][stage]
@@ -295,6 +300,7 @@ def _metrics(f: _Fold, plan: dict, started: str, as_of: str) -> dict:
         "recipients": inc.recipients(f.state),
         "breaches": {"count": len(f.breaches), "items": f.breaches},
         "escalations": {"count": len(f.escalations), "items": f.escalations},
+        **({"escalation_ladder": f.ladder} if f.ladder else {}),
         **_inbound(f.state, as_of),
     }
 

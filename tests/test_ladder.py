@@ -409,3 +409,20 @@ def test_the_api_acknowledges_and_refuses_like_the_command_line(tmp_path, clock)
         assert len(acks) == 1 and acks[0].data.get("auth")
     finally:
         server.client.close()
+
+
+def test_once_a_ladder_stops_due_at_steady_state_reads_no_state_and_writes_nothing(cli, clock, monkeypatch):
+    """The index row says whether a ladder may still climb: an answered message's does not."""
+    from test_due import _reads
+
+    cli(*VIRAL_START)
+    _message(cli)
+    _at(clock, 50)
+    cli("due")
+    cli("inbound", "handle", INCIDENT, "M1", "--reason", "private")
+    _at(clock, 70)
+    first = cli("due")
+    seen = _reads(monkeypatch)
+    again = cli("due")
+    assert again.exit_code == first.exit_code == 9 and "escalated:" not in again.stdout
+    assert seen == {"states": [], "writes": []}

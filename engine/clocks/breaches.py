@@ -74,8 +74,9 @@ def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
             continue
         state = inc.current_state(store, snap)
         seen = state.get("breaches", {})
-        climbing = unacknowledged(state)
-        for c in clocks(state, inc.effective_now(state, now)):
+        running = clocks(state, inc.effective_now(state, now))
+        climbing = unacknowledged(state, running)
+        for c in running:
             if c.met_at is None and c.left.total_seconds() <= within_seconds:
                 items.append(DueItem(state["id"], state["title"], state["drill"], c,
                                      c.overdue and breach_key(c) in seen, climbing))

@@ -157,10 +157,15 @@ def reach(state: dict, roles: list[str], now: datetime, routes: Routes | None) -
     return notify, list(dict.fromkeys(targets)), ([] if state["drill"] else why)
 
 
-def unacknowledged(state: dict) -> bool:
-    """Whether the incident has a ladder nobody acknowledged (kept in its index row, so that
-    ``due`` climbs only those incidents' ladders)."""
-    return any(lad["acked"] is None for lad in (state.get("ladders") or {}).values())
+def unacknowledged(state: dict, running: list) -> bool:
+    """Whether a ladder of the incident nobody acknowledged has a missed clock among the
+    `running` (unmet) ones: kept in the incident's index row, so that ``due`` climbs only
+    those incidents' ladders. A clock's breach key does not depend on the moment asked at."""
+    ladders = state.get("ladders")
+    if not ladders:
+        return False
+    keys = {breach_key(c) for c in running if c.met_at is None and c.closed_at is None}
+    return any(lad["acked"] is None and keys & set(lad["breaches"]) for lad in ladders.values())
 
 
 # -- acknowledging ------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def summary(state: dict) -> dict:
         "next_due_at": due[0] if due else None,
         "notices": bool(state.get("notifications")),
         # only when true, so that every row written before ladders existed stays current
-        **({"ladders": True} if unacknowledged(state) else {}),
+        **({"ladders": True} if unacknowledged(state, running) else {}),
         "clocks": _text([_kept(c, breach_key(c) in seen) for c in running]),
     }
 

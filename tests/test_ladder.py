@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from conftest import T0, VIRAL, VIRAL_START
+from test_remote_cli import team  # noqa: F401 - the fixture
 
 INCIDENT = "INC-20260314-001"
 SHIPPED = """\
@@ -426,3 +427,28 @@ def test_once_a_ladder_stops_due_at_steady_state_reads_no_state_and_writes_nothi
     again = cli("due")
     assert again.exit_code == first.exit_code == 9 and "escalated:" not in again.stdout
     assert seen == {"states": [], "writes": []}
+
+
+def test_playbook_ack_works_as_a_client_of_the_team_server(team):
+    """`ack` on a command line that is a client of the team server acknowledges there."""
+    from server_support import INC, VIRAL_BODY
+    from test_remote_cli import run
+
+    from engine.app import inbound
+    from engine.app.context import App
+    from engine.app.principal import Principal
+
+    team.add_people("cora", "petra")
+    assert team.call("POST", "/incidents", "alice", json=VIRAL_BODY).status_code == 201
+    inbound.receive(App(team.config, team.clock), Principal.asserted("alice"), INC,
+                    {"source": "x", "text": "Still waiting", "posted_at": "2026-03-14T08:30:00Z"})
+    _at(team.clock, 61)
+    assert team.call("POST", "/due", "alice").status_code == 200
+    env = {"PLAYBOOK_SERVER": team.url, "PLAYBOOK_TOKEN": team.token("alice")}
+    result = run(["ack", INC, "M1", "--note", "on it"], env=env, clock=team.clock)
+    assert result.exit_code == 0, result.output
+    assert "Acknowledged: INC-20260314-001 reply to M1 (x) (after step 3)" in result.stdout
+    (ack,) = [e for e in team.events() if e.type == "EscalationAcknowledged"]
+    assert ack.actor == "alice" and ack.data["note"] == "on it"
+    again = run(["ack", INC], env=env, clock=team.clock)
+    assert again.exit_code == 5 and "nothing to acknowledge" in again.stderr

@@ -7,7 +7,10 @@ a clock that is overdue and not yet recorded for that due time gets one
 escalation is then applied and logged: the roles to notify (and the people
 holding them) in ``EscalationApplied``, and a move to the escalation stage through
 the playbook's own transition (its guards still apply; only the role check is
-waived, because the playbook itself is acting).
+waived, because the playbook itself is acting). A notice that no destination can
+carry is recorded as not delivered (``undelivered``), so that nobody reads it as sent.
+An escalation with a ladder starts it instead, and the same transaction climbs the
+incident's ladders (engine.clocks.ladder).
 """
 
 from __future__ import annotations

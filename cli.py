@@ -29,7 +29,7 @@ COMMANDS = {
     "close": "incidents:close", "reopen": "incidents:reopen", "log": "incidents:log",
     "due": "clocks:due", "watch": "clocks:watch", "drill": "clocks:drill",
     "advance-clock": "clocks:advance_clock", "drill-summary": "clocks:drill_summary",
-    "ack": "clocks:ack",
+    "ack": "clocks:ack", "roster": "clocks:roster",
     "db": "db:db", "verify": "audit:verify", "report": "audit:report", "export": "audit:export",
     "bundle": "audit:bundle", "key": "audit:key",
     "render": "posts:render", "drafts": "posts:drafts", "edit": "posts:edit", "approve": "posts:approve",

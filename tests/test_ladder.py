@@ -452,3 +452,23 @@ def test_playbook_ack_works_as_a_client_of_the_team_server(team):
     assert ack.actor == "alice" and ack.data["note"] == "on it"
     again = run(["ack", INC], env=env, clock=team.clock)
     assert again.exit_code == 5 and "nothing to acknowledge" in again.stderr
+
+
+def test_playbook_roster_shows_who_is_on_call_and_whether_they_can_be_reached(cli, tmp_path):
+    assert cli("roster").stdout.startswith("No on-call roster (expected at ")
+    (tmp_path / "roster.yaml").write_text(ROSTER, encoding="utf-8")
+    (tmp_path / "destinations.yaml").write_text("pager.dana: ['json://127.0.0.1:9/dana']\n"
+                                                "pager.eli: ['json://127.0.0.1:9/eli']\n", encoding="utf-8")
+    now = cli("roster")
+    assert now.exit_code == 10
+    assert "   head_of_comms          dana (week until 2026-03-16T00:00:00.000Z)\n" in now.stdout
+    assert "executive_on_call      morgan (standing)   !! not reachable: pager.morgan is not in the destinations " \
+           "file" in now.stdout
+    later = json.loads(cli("roster", "--at", "2026-03-14T13:00:00Z", "--json").stdout)
+    assert [(r["role"], r["person"], r["reachable"]) for r in later] == [
+        ("executive_on_call", "morgan", False), ("head_of_comms", "eli", True)]
+    (tmp_path / "roster.yaml").write_text("head_of_comms:\n  - {person: dana, week: 2026-W01}\n", encoding="utf-8")
+    nobody = cli("roster")
+    assert nobody.exit_code == 10 and "!! head_of_comms          nobody on call" in nobody.stdout
+    bad = cli("roster", "--at", "tomorrow")
+    assert bad.exit_code == 2 and "--at: 'tomorrow' is not a time with its zone" in bad.stderr

@@ -113,3 +113,35 @@ def drill_summary(app: App, who: Principal, incident: str) -> dict:
 
     with acting(who, "read"):
         return summary(app.store(read_only=True), incident, app.clock.now())
+
+
+def on_call(app: App, who: Principal, at=None) -> list[dict]:
+    """Who holds each on-call role of the roster at `at` (default now), and whether a
+    destination reaches them: role, person, destination, reachable, shift (range, week,
+    standing), until. A role nobody holds then is listed with person None."""
+    from ..errors import UsageError
+
+    if app.remote is not None:
+        raise UsageError("the on-call roster is kept beside the team server's database; "
+                         "run playbook roster on the server")
+    from ..clocks.roster import load_roster
+    from ..incidents.events import utc_now_iso
+    from .releases import destinations
+
+    with acting(who, "read"):
+        roster = load_roster(app.config.roster) if app.config.roster is not None else None
+        if roster is None or not roster.shifts:
+            return []
+        targets = destinations(app)
+        moment = at or app.clock.now()
+        rows = []
+        for role in roster.roles:
+            shifts = roster.holders(role, moment)
+            rows.extend({"role": role, "person": s.person, "destination": s.destination,
+                         "reachable": bool((s.destination and targets.get(s.destination))
+                                           or targets.get(f"escalation.{role}")),
+                         "shift": s.kind, "until": utc_now_iso(s.end) if s.end else None} for s in shifts)
+            if not shifts:
+                rows.append({"role": role, "person": None, "destination": None, "reachable": False,
+                             "shift": None, "until": None})
+        return rows

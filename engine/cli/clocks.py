@@ -178,3 +178,47 @@ def ack(ctx, incident, clock, note, db, actor, as_json):
     for a in result.acknowledged:
         step = "" if a["step"] is None else f" (after step {a['step'] + 1})"
         click.echo(local(ctx, f"Acknowledged: {incident} {a['label']}{step}; its escalation stops climbing."))
+
+
+@click.command()
+@click.option("--at", "moment", metavar="TIME", help="Who is on call at this UTC time (default: now), "
+              "e.g. 2026-03-14T22:00:00Z.")
+@db_option
+@json_option
+@click.pass_context
+def roster(ctx, moment, db, as_json):
+    """Who holds each on-call role now (from the roster file), and whether a destination
+    reaches them: the people an escalation ladder pages from outside the incident.
+
+    Exits 0 when everyone listed is reachable, 10 when someone is not (or nobody holds a
+    role), so a check before a crisis can run it."""
+    from engine.app import clocks
+    from engine.app.principal import Principal
+    from engine.errors import DeliveryFailed, UsageError
+    from engine.incidents.events import parse_iso
+
+    at = None
+    if moment:
+        try:
+            at = parse_iso(moment)
+        except (ValueError, OverflowError):
+            at = None
+        if at is None or at.tzinfo is None:
+            raise UsageError(f"--at: {moment!r} is not a time with its zone, such as 2026-03-14T22:00:00Z")
+    handle = app(ctx, db)
+    rows = clocks.on_call(handle, Principal.asserted(""), at)
+    if as_json:
+        print_json(rows)
+    elif not rows:
+        click.echo(f"No on-call roster (expected at {handle.config.roster}).")
+    for r in ([] if as_json else rows):
+        if r["person"] is None:
+            click.echo(f"!! {r['role']:<22} nobody on call")
+            continue
+        until = f" until {r['until']}" if r["until"] else ""
+        reach = "" if r["reachable"] else "   !! not reachable: " + (
+            f"{r['destination']} is not in the destinations file" if r["destination"] else "no destination")
+        click.echo(local(ctx, f"   {r['role']:<22} {r['person']} ({r['shift']}{until}){reach}"))
+    unreachable = [r for r in rows if not r["reachable"]]
+    if unreachable:
+        raise DeliveryFailed(f"{len(unreachable)} on-call role(s) or person(s) cannot be reached")

@@ -472,3 +472,23 @@ def test_playbook_roster_shows_who_is_on_call_and_whether_they_can_be_reached(cl
     assert nobody.exit_code == 10 and "!! head_of_comms          nobody on call" in nobody.stdout
     bad = cli("roster", "--at", "tomorrow")
     assert bad.exit_code == 2 and "--at: 'tomorrow' is not a time with its zone" in bad.stderr
+
+
+def test_a_failed_page_is_retried_until_someone_acknowledges(cli, clock, store, tmp_path):
+    from test_delivery import Hook
+
+    (tmp_path / "roster.yaml").write_text(ROSTER, encoding="utf-8")
+    with Hook(status=500) as pager:
+        (tmp_path / "destinations.yaml").write_text(f"pager.morgan: ['{pager.url}']\n", encoding="utf-8")
+        cli(*VIRAL_START)
+        _message(cli)
+        _at(clock, 61)
+        failed = cli("due")
+        assert "!! notice for INC-20260314-001 reply to M1 (x from @patient) to json://127.0.0.1" in failed.stdout
+        _at(clock, 62)
+        cli("due")
+        assert len(pager.received) == 2  # tried again at the next check
+        assert cli("ack", INCIDENT).exit_code == 0
+        _at(clock, 63)
+        cli("due")
+        assert len(pager.received) == 2

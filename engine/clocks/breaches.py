@@ -202,6 +202,8 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
         if state["drill"]:
             continue
         for key, pending in state.get("notifications", {}).items():
+            if pending.get("ladder") and state["ladders"][pending["ladder"]]["acked"]:
+                continue  # someone has it: a failed page is not sent again
             urls = [u for u in urls_for(pending["notify"], pending.get("targets", ()))
                     if redact(u) not in pending["delivered_to"]]
             if not urls:

@@ -232,6 +232,7 @@ def fold_step(s: dict, at: str, actor: str, d: dict) -> None:
     if any(d["notify"].values()) or d["targets"]:
         s.setdefault("notifications", {})[f"{d['key']}#{d['step']}.{d['round']}"] = {
             "label": d["label"], "notify": d["notify"], "delivered_to": [], "targets": list(d["targets"]),
+            "ladder": d["key"],  # once it is acknowledged, a notice not sent yet is not retried
             "step": f"step {d['step'] + 1} of {d['of']}" + (f", repeat {d['round']}" if d["round"] else "")}
 
 

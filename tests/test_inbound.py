@@ -18,15 +18,21 @@ inbound:
 """
 
 
+def listening_text() -> str:
+    """The viral-complaint playbook's text with LISTENING as its inbound: block (in place
+    of the shipped one and its escalation ladder)."""
+    text = VIRAL.read_text(encoding="utf-8")
+    shipped = text.find("\ninbound:")
+    if shipped != -1:
+        text = text[:shipped] + text[text.index("\ninitial:", shipped):]
+    return text.replace("\ntargets:", "\n" + LISTENING + "targets:", 1)
+
+
 @pytest.fixture
 def playbook(tmp_path):
     """The viral-complaint playbook with response clocks for inbound messages."""
     path = tmp_path / "listening.yaml"
-    text = VIRAL.read_text(encoding="utf-8")
-    shipped = text.find("\ninbound:")  # the shipped escalation ladder gives way to this one
-    if shipped != -1:
-        text = text[:shipped] + text[text.index("\ninitial:", shipped):]
-    path.write_text(text.replace("\ntargets:", "\n" + LISTENING + "targets:", 1), encoding="utf-8")
+    path.write_text(listening_text(), encoding="utf-8")
     return path
 
 

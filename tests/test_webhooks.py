@@ -9,8 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from test_inbound import INCIDENT, LISTENING
-from conftest import VIRAL
+from test_inbound import INCIDENT, listening_text
 
 SECRET = "a-webhook-secret-of-some-length"
 SOURCES = f"""\
@@ -35,7 +34,7 @@ def hook(tmp_path, clock):
 
     (tmp_path / "sources.yaml").write_text(SOURCES, encoding="utf-8")
     playbook = tmp_path / "viral-complaint.yaml"
-    playbook.write_text(VIRAL.read_text(encoding="utf-8").replace("\ntargets:", "\n" + LISTENING + "targets:", 1))
+    playbook.write_text(listening_text())
     config = Config.resolve({"PLAYBOOK_OUTBOX": str(tmp_path / "outbox")}, db=str(tmp_path / "incidents.db"))
     app = App(config, clock)
     incidents.start(app, Principal.asserted("alice"), incidents.StartRequest(

@@ -1,12 +1,14 @@
-"""Use cases on inbound messages: record one, mark one handled, the inbox.
+"""Use cases on inbound messages: record one, mark one handled, the inbox, and listen.
 
 The rules (what a message may hold, deduplication, response clocks) are in the domain,
 :mod:`engine.incidents.inbound`; who may act is :mod:`engine.incidents.policy`'s answer.
+A message for a playbook with no open incident is kept and counted by the playbook's
+monitors (:mod:`engine.incidents.monitors`), which may open one or page someone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..incidents import inbound
 from ..incidents.policy import scope_of
@@ -16,20 +18,61 @@ from .principal import Principal
 
 @dataclass(frozen=True)
 class Received:
-    state: dict
-    message: str  # its id in the incident: M1, M2, ...
+    state: dict | None  # the incident it was recorded on; None: kept in the listening log
+    message: str  # its id in the incident (M1, M2, ...) or in the listening log (L1, ...)
     new: bool  # False: its source delivered it before, and nothing was recorded
+    #: kept (no incident of the playbook open): the monitors it matches, and what fired
+    monitors: list[str] = field(default_factory=list)
+    fired: dict | None = None
+    opened: str | None = None  # the incident a monitor opened with it
+    pages: list[dict] = field(default_factory=list)  # who was notified that a monitor fired
+    note: str | None = None
+
+    @property
+    def incident(self) -> str | None:
+        return None if self.state is None else self.state["id"]
 
     def to_json(self) -> dict:
+        if self.state is None:
+            return {"incident": None, "message": self.message, "new": self.new, "kept": True,
+                    "monitors": self.monitors, "fired": self.fired, "pages": self.pages, "note": self.note}
         return {"incident": self.state["id"], "message": self.message, "new": self.new,
+                **({"opened_by": self.fired["monitor"]} if self.opened else {}),
                 **self.state["inbound"][self.message]}
 
 
 def receive(app: App, who: Principal, incident: str, message: dict) -> Received:
-    """Record `message` (source, text, source_id, kind, author, lang, url, posted_at)."""
+    """Record `message` (source, text, source_id, kind, author, lang, url, posted_at, reach)."""
     with acting(who, scope_of("receive")) as actor:
         state, mid, new = inbound.receive(app.store(), app.clock, actor, incident, dict(message))
     return Received(state, mid, new)
+
+
+def receive_for(app: App, who: Principal, playbook: str, message: dict) -> Received:
+    """Record `message` for the library playbook `playbook` (no incident named): on its
+    newest open incident (as `who`, who must hold a role there), else kept for its
+    monitors with the name of who reported it, as a source feeding it would be."""
+    from ..errors import NotFound
+    from ..incidents.index import listed
+
+    loaded, specs = watched(app, playbook)
+    if loaded is None:
+        raise NotFound(f"--playbook: no playbook {playbook!r} in the library "
+                       f"(there are: {', '.join(_library(app)) or 'none'})")
+    rows = listed(app.store(), playbook=loaded.playbook.id)
+    if rows:
+        return receive(app, who, rows[-1]["id"], message)
+    with acting(who, scope_of("receive")) as actor:
+        checked = inbound.check_message(dict(message), app.clock.now())
+        checked["reported_by"] = actor
+        return _keep(app, loaded, specs, loaded.playbook.id, checked,
+                     lambda incident: receive(app, who, incident, message))
+
+
+def _library(app: App) -> dict:
+    from .incidents import library
+
+    return library(app)
 
 
 def handle(app: App, who: Principal, incident: str, message: str, reason: str, note: str = "") -> dict:
@@ -66,14 +109,115 @@ def sources(app: App) -> dict:
 
 
 def ingest(app: App, source, raw: dict) -> Received:
-    """Record a message a configured source delivered, on the incident it feeds."""
-    from ..sources import target_incident
+    """Record a message a configured source delivered, on the incident it feeds: its
+    incident, or its playbook's newest open one; with none open, kept in the listening
+    log for the playbook's monitors (which may open one: then it is recorded there)."""
+    from ..incidents import monitors
+    from ..incidents.index import listed
 
     store = app.store()
-    incident = target_incident(store, source)
-    state, mid, new = inbound.receive(store, app.clock, LISTENER, incident, {**raw, "source": source.channel},
-                                      via=source.name)
+    raw = {**raw, "source": source.channel}
+    via = source.name
+    if source.incident is not None:
+        return _on(app, source.incident, raw, via)
+    loaded, specs = watched(app, source.playbook)
+    playbook = loaded.playbook.id if loaded is not None else source.playbook
+    rows = listed(store, playbook=playbook)
+    if rows:
+        got = _on(app, rows[-1]["id"], raw, via)
+        kept = monitors.claim(store, app.clock, playbook, got.incident)  # kept before it was opened by hand
+        if kept:
+            state, _ = monitors.attach(store, app.clock, got.incident, kept)
+            got = Received(state, got.message, got.new)
+        return got
+    message = inbound.check_message(raw, app.clock.now())
+    if via is not None:
+        message["via"] = via
+    return _keep(app, loaded, specs, playbook, message, lambda incident: _on(app, incident, raw, via))
+
+
+def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record) -> Received:
+    """Keep a checked message for `playbook`'s monitors, and do what one that fires does;
+    `record(incident)` records it on an incident a monitor opened since we looked."""
+    from ..incidents import monitors
+
+    held = monitors.hold(app.store(), app.clock, playbook, specs, message)
+    if held.attach_to is not None:
+        return record(held.attach_to)
+    note = None if loaded is not None else f"no playbook {playbook!r} in the library: no monitor watches it"
+    if held.fired is None:
+        return Received(None, held.message, held.new, held.monitors, note=note)
+    return _fired(app, loaded, specs[held.fired["monitor"]], held)
+
+
+def _on(app: App, incident: str, raw: dict, via: str | None) -> Received:
+    """Record a source's message on `incident`, as the listener."""
+    state, mid, new = inbound.receive(app.store(), app.clock, LISTENER, incident, raw, via=via)
     return Received(state, mid, new)
+
+
+def _fired(app: App, loaded, spec: dict, held) -> Received:
+    """Carry out what a monitor's firing does: open its incident and move the kept
+    messages into it, or page; notify the roles it names either way."""
+    from ..incidents import monitors
+
+    store, fired = app.store(), held.fired
+    pages = []
+    if spec["action"] == "open":
+        first = monitors.read(store)["messages"][fired["messages"][0]]
+        state = monitors.open_incident(store, app.clock, loaded, spec, fired, first, region=app.config.region)
+        kept = monitors.claim(store, app.clock, loaded.playbook.id, state["id"], since=fired["origin_at"])
+        state, ids = monitors.attach(store, app.clock, state["id"], kept)
+        pages = _page(app, loaded, spec, fired) if spec["notify"] else []
+        return Received(state, ids.get(held.message, held.message), True, held.monitors, fired, state["id"], pages)
+    pages = _page(app, loaded, spec, fired)
+    return Received(None, held.message, True, held.monitors, fired, None, pages)
+
+
+def _page(app: App, loaded, spec: dict, fired: dict) -> list[dict]:
+    """Notify the monitor's roles (destinations ``escalation`` and ``escalation.ROLE``);
+    every attempt is logged, and so is finding no destination at all."""
+    from ..incidents import monitors
+    from ..posts.delivery import load_destinations
+
+    destinations = load_destinations(app.config.destinations)
+    urls = list(dict.fromkeys(destinations.get("escalation", []) + [
+        u for role in spec["notify"] for u in destinations.get(f"escalation.{role}", [])]))
+    if urls:
+        from ..posts.delivery import send
+
+        text = monitors.page_text(loaded.playbook, spec, fired)
+        attempts = [vars(send(u, text)) for u in urls]
+    else:
+        wanted = ", ".join(["escalation"] + [f"escalation.{r}" for r in spec["notify"]])
+        attempts = [{"target": "", "ok": False,
+                     "error": f"NOBODY WAS PAGED: no destination configured ({wanted} in {app.config.destinations.name})"}]
+    monitors.record_pages(app.store(), app.clock, loaded.playbook.id, spec["name"], attempts)
+    return attempts
+
+
+#: Loaded library playbooks and their compiled monitors, by file (and its size and time).
+_WATCHED: dict = {}
+
+
+def watched(app: App, name: str):
+    """(the loaded library playbook `name`, its compiled monitors), or (None, {}) when the
+    library has no such playbook. Loaded once per version of the file."""
+    from ..format.loader import load_playbook
+    from ..format.monitors import compiled
+    from .incidents import library
+
+    path = library(app).get(name)
+    if path is None:
+        return None, {}
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _WATCHED:
+        loaded = load_playbook(path)
+        if len(_WATCHED) > 32:
+            _WATCHED.clear()
+        _WATCHED[key] = (loaded, compiled(loaded.playbook.monitors))
+    return _WATCHED[key]
 
 
 def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
@@ -102,7 +246,12 @@ def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
                         raise
                     row["refused"].append(f"{raw.get('source_id')}: {e.message.splitlines()[0]}")
                     continue
-                row["incident"] = got.state["id"]
+                if got.incident is not None:
+                    row["incident"] = got.incident
+                else:
+                    row["kept"] = row.get("kept", 0) + int(got.new)
+                if got.opened:
+                    row.setdefault("opened", []).append(got.opened)
                 row["new"] += int(got.new)
         except PlaybookError as e:
             row["error"] = e.message

@@ -66,7 +66,7 @@ from engine.errors import IntegrityError, PlaybookError, StoreError
 from engine.incidents.events import Event, canonical, genesis, parse_iso, utc_now_iso
 from engine.incidents.state import is_current
 from engine.store import Store
-from engine.store.streams import STREAMS
+from engine.store.streams import LISTENING, STREAMS
 
 KEY_FILE = "signing.key"
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
@@ -422,7 +422,10 @@ def _snapshot_or_stream(store: Store, name: str):
 
 
 def _check_stream(store: Store, name: str, state: dict, problems: ProblemList) -> None:
-    from engine.accounts.log import disagreement
+    if name == LISTENING:
+        from engine.incidents.monitors import disagreement
+    else:
+        from engine.accounts.log import disagreement
 
     found = disagreement(store.events(name), state)
     if found:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, Iterable
 
-from ..format.monitors import words
 from ..store.streams import LISTENING
 from .events import NewEvent, parse_iso, utc_now_iso
 
@@ -62,6 +61,8 @@ def matches(spec: dict, message: dict) -> bool:
     its author's reach, and any keyword as whole words, case and accents ignored."""
     if spec["sources"] and message["source"] not in spec["sources"]:
         return False
+    from ..format.monitors import words  # here: status and the views need none of the format
+
     reach = message.get("reach")
     if spec["min_reach"] is not None and (reach is None or reach < spec["min_reach"]):
         return False
@@ -312,6 +313,27 @@ def open_incident(store, clock, loaded, spec: dict, fired: dict, first: dict, *,
     title = spec["title"] or f"{loaded.playbook.name}: monitor {spec['name']}"
     return service.start(store, clock, SYSTEM, loaded, title=title[:200], severity=spec["severity"],
                          inputs=values, region=region, origin=origin)
+
+
+def detection(state: dict) -> dict | None:
+    """How an incident a monitor opened was detected: the monitor, how many messages, when
+    the first was posted, and the time to detect (opened - first posted); None otherwise."""
+    origin = state.get("origin")
+    if not origin:
+        return None
+    seconds = (parse_iso(state["started_at"]) - parse_iso(origin["origin_at"])).total_seconds()
+    return {**origin, "opened_at": state["started_at"], "time_to_detect_seconds": max(int(seconds), 0)}
+
+
+def detection_text(state: dict) -> str | None:
+    found = detection(state)
+    if found is None:
+        return None
+    from ..format.durations import format_duration
+
+    return (f"Opened:   by monitor {found['monitor']} from {found['messages']} matching message(s), the first "
+            f"posted {found['origin_at']}; time to detect "
+            f"{format_duration(timedelta(seconds=found['time_to_detect_seconds']))}")
 
 
 def page_text(playbook, spec: dict, fired: dict) -> dict:

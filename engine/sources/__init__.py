@@ -8,7 +8,8 @@ log: ``$PLAYBOOK_SOURCES``, else ``sources.yaml`` beside the database::
       kind: webhook
       secret: 8f1c...             # HMAC-SHA256 key, at least 16 characters
       channel: x                  # what its messages are recorded as (default: the name)
-      playbook: viral-complaint   # feed that playbook's newest open incident
+      playbook: viral-complaint   # feed that playbook's newest open incident (none open:
+                                  # kept for the playbook's monitors, which may open one)
     reviews:
       kind: feed                  # RSS or Atom, polled by `playbook listen`
       url: https://reviews.example.org/hospital.atom
@@ -104,16 +105,3 @@ def load_sources(path: Path | None) -> dict[str, Source]:
                                          f"{len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems)))
     return out
 
-
-def target_incident(store, source: Source) -> str:
-    """The incident a source's messages go to: its incident, or its playbook's newest open one."""
-    from ..errors import Refused
-    from ..incidents.index import listed
-
-    if source.incident is not None:
-        return source.incident
-    rows = listed(store, playbook=source.playbook)
-    if not rows:
-        raise Refused(f"source {source.name}: no open incident of playbook {source.playbook} to record "
-                      "the message on", [f"start one: playbook start {source.playbook}.yaml ..."])
-    return rows[-1]["id"]

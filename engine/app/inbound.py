@@ -61,7 +61,7 @@ def receive_for(app: App, who: Principal, playbook: str, message: dict) -> Recei
                        f"(there are: {', '.join(_library(app)) or 'none'})")
     rows = listed(app.store(), playbook=loaded.playbook.id)
     if rows:
-        return receive(app, who, rows[-1]["id"], message)
+        return _joined(app, loaded.playbook.id, receive(app, who, rows[-1]["id"], message))
     with acting(who, scope_of("receive")) as actor:
         checked = inbound.check_message(dict(message), app.clock.now())
         checked["reported_by"] = actor
@@ -124,12 +124,7 @@ def ingest(app: App, source, raw: dict) -> Received:
     playbook = loaded.playbook.id if loaded is not None else source.playbook
     rows = listed(store, playbook=playbook)
     if rows:
-        got = _on(app, rows[-1]["id"], raw, via)
-        kept = monitors.claim(store, app.clock, playbook, got.incident)  # kept before it was opened by hand
-        if kept:
-            state, _ = monitors.attach(store, app.clock, got.incident, kept)
-            got = Received(state, got.message, got.new)
-        return got
+        return _joined(app, playbook, _on(app, rows[-1]["id"], raw, via))
     message = inbound.check_message(raw, app.clock.now())
     if via is not None:
         message["via"] = via
@@ -148,6 +143,18 @@ def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record) -
     if held.fired is None:
         return Received(None, held.message, held.new, held.monitors, note=note)
     return _fired(app, loaded, specs[held.fired["monitor"]], held)
+
+
+def _joined(app: App, playbook: str, got: Received) -> Received:
+    """`got`, after moving into its incident the messages of `playbook` that matched a
+    monitor and were kept before that incident was opened (by hand, after a page)."""
+    from ..incidents import monitors
+
+    kept = monitors.claim(app.store(), app.clock, playbook, got.incident)
+    if not kept:
+        return got
+    state, _ = monitors.attach(app.store(), app.clock, got.incident, kept)
+    return Received(state, got.message, got.new)
 
 
 def _on(app: App, incident: str, raw: dict, via: str | None) -> Received:

@@ -39,6 +39,9 @@ SYSTEM = "system:monitor"
 #: How long a firing may wait for its incident before another message takes it over.
 LEASE = timedelta(minutes=2)
 PROJECTION_VERSION = 1
+#: How long a kept message stays in the projection (the log keeps it for ever; its
+#: source id is remembered for ever, so it is never kept twice): longer than any spike.
+KEPT_FOR = timedelta(days=8)
 #: The message fields moved from the stream into the incident.
 FIELDS = ("source", "source_id", "kind", "author", "text", "lang", "url", "posted_at", "reach", "via",
           "reported_by")
@@ -46,7 +49,7 @@ FIELDS = ("source", "source_id", "kind", "author", "text", "lang", "url", "poste
 
 def empty() -> dict:
     return {"v": PROJECTION_VERSION, "kind": "listening", "messages": {}, "keys": {}, "openings": {},
-            "events": 0}
+            "count": 0, "events": 0}
 
 
 def key_of(playbook: str, source: str, source_id: str | None) -> str | None:
@@ -86,6 +89,10 @@ def spike(state: dict, playbook: str, spec: dict) -> list[str]:
 
 
 def _held(s: dict, at: str, actor: str, d: dict) -> None:
+    horizon = utc_now_iso(parse_iso(at) - KEPT_FOR)
+    for old in [mid for mid, m in s["messages"].items() if m["received_at"] < horizon]:
+        del s["messages"][old]
+    s["count"] = s.get("count", 0) + 1
     s["messages"][d["message"]] = {**{k: d.get(k) for k in FIELDS}, "playbook": d["playbook"],
                                    "monitors": list(d["monitors"]), "received_at": at, "attached": None}
     key = key_of(d["playbook"], d["source"], d.get("source_id"))
@@ -101,7 +108,7 @@ def _fired(s: dict, at: str, actor: str, d: dict) -> None:
 
 def _attached(s: dict, at: str, actor: str, d: dict) -> None:
     for mid in d["messages"]:
-        s["messages"][mid]["attached"] = d["incident"]
+        s["messages"][mid] = {**s["messages"][mid], "attached": d["incident"]}
     opening = s["openings"].get(d["playbook"])
     if opening is not None and opening["action"] == "open" and opening["incident"] is None:
         opening["incident"] = d["incident"]
@@ -222,9 +229,9 @@ def hold(store, clock, playbook: str, specs: dict[str, dict], message: dict) -> 
         key = key_of(playbook, message["source"], message.get("source_id"))
         if key is not None and key in state["keys"]:
             mid = state["keys"][key]
-            return Held(mid, False, monitors=state["messages"][mid]["monitors"])
+            return Held(mid, False, monitors=state["messages"].get(mid, {}).get("monitors", []))
         matched = [name for name, spec in specs.items() if matches(spec, message)]
-        mid = f"L{len(state['messages']) + 1}"
+        mid = f"L{state['count'] + 1}"
         events = [NewEvent("MessageHeld", at, SYSTEM, {"message": mid, "playbook": playbook, "monitors": matched,
                                                        **message})]
         state = apply(state, events[0].type, at, SYSTEM, events[0].data)
@@ -246,17 +253,25 @@ def hold(store, clock, playbook: str, specs: dict[str, dict], message: dict) -> 
 def claim(store, clock, playbook: str, incident: str, since: str | None = None) -> list[dict]:
     """Mark the kept messages of `playbook` that matched a monitor (posted at or after
     `since`) as moved into `incident`, and return them (oldest first) for :func:`attach`."""
+    def waiting(state: dict) -> list[tuple[str, str]]:
+        return sorted((m["posted_at"], mid) for mid, m in state["messages"].items()
+                      if m["playbook"] == playbook and m["attached"] is None and m["monitors"]
+                      and (since is None or m["posted_at"] >= since))
+
+    def pending(state: dict) -> bool:
+        opening = state["openings"].get(playbook)
+        return opening is not None and opening["action"] == "open" and opening["incident"] is None
+
+    seen = read(store)  # most messages find nothing to move: no write lock for them
+    if not waiting(seen) and not pending(seen):
+        return []
     at = utc_now_iso(clock.now())
     with store.transaction(LISTENING, stream=True) as tx:
         if tx.snapshot is None:
             return []
         state = _current(store, tx.snapshot)
-        ids = sorted((m["posted_at"], mid) for mid, m in state["messages"].items()
-                     if m["playbook"] == playbook and m["attached"] is None and m["monitors"]
-                     and (since is None or m["posted_at"] >= since))
-        opening = state["openings"].get(playbook)
-        pending = opening is not None and opening["action"] == "open" and opening["incident"] is None
-        if not ids and not pending:
+        ids = waiting(state)
+        if not ids and not pending(state):
             return []
         data = {"playbook": playbook, "incident": incident, "messages": [mid for _, mid in ids]}
         state = apply(state, "MessagesAttached", at, SYSTEM, data)

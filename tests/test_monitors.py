@@ -302,3 +302,37 @@ def test_an_edited_listening_log_fails_verify(cli, store, db, library):
     result = cli("verify")
     assert result.exit_code != 0
     assert "the listening log: the stored messages and firings differ" in result.output
+
+
+def test_a_firing_whose_opener_died_is_taken_over_after_the_lease(cli, store, clock, library):
+    """The firing is logged before the incident is opened; if the opener dies in between,
+    a message arriving after the lease opens the incident instead of waiting for ever."""
+    from engine.format.loader import load_playbook
+    from engine.format.monitors import compiled
+    from engine.incidents import monitors
+    from engine.incidents.inbound import check_message
+
+    specs = compiled(load_playbook(library()).playbook.monitors)
+    for n in (1, 2, 3):  # as an opener would, up to the firing, then nothing
+        raw = {"source": "x", "source_id": str(n), "text": "rude", "posted_at": f"2026-03-14T08:5{n}:00Z"}
+        held = monitors.hold(store, clock, "spiky", specs, check_message(raw, clock.now()))
+    assert held.fired is not None and store.incidents() == []
+    assert "Kept L4" in _add(cli, "rude", 0, 4).stdout  # within the lease: the opener may still be at work
+    clock.advance(monitors.LEASE)
+    taken = _add(cli, "rude", 0, 5)
+    assert f"Monitor complaints opened {INCIDENT} from 5 matching message(s)." in taken.stdout, taken.output
+    assert [e.type for e in store.events("LISTENING")].count("MonitorFired") == 2
+    assert len([e for e in store.events(INCIDENT) if e.type == "MessageReceived"]) == 5
+    assert cli("verify").exit_code == 0
+
+
+def test_the_listening_log_forgets_old_messages_but_never_keeps_one_twice(cli, store, clock, library):
+    from engine.incidents import monitors
+
+    assert _add(cli, "hello", 0, 1).exit_code == 0
+    clock.advance(monitors.KEPT_FOR + timedelta(minutes=1))
+    assert _add(cli, "hello again", 0, 2).exit_code == 0
+    assert list(_listening(store)["messages"]) == ["L2"]
+    assert "already kept as L1" in _add(cli, "hello", 0, 1).stdout
+    assert [e.data["message"] for e in store.events("LISTENING") if e.type == "MessageHeld"] == ["L1", "L2"]
+    assert cli("verify").exit_code == 0

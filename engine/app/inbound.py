@@ -38,7 +38,7 @@ class Received:
                     "monitors": self.monitors, "fired": self.fired, "pages": self.pages, "note": self.note}
         return {"incident": self.state["id"], "message": self.message, "new": self.new,
                 **({"opened_by": self.fired["monitor"]} if self.opened else {}),
-                **self.state["inbound"][self.message]}
+                **self.state["inbound"].get(self.message, {})}
 
 
 def receive(app: App, who: Principal, incident: str, message: dict) -> Received:
@@ -124,6 +124,9 @@ def ingest(app: App, source, raw: dict) -> Received:
     playbook = loaded.playbook.id if loaded is not None else source.playbook
     rows = listed(store, playbook=playbook)
     if rows:
+        again = monitors.kept(store, playbook, source.channel, raw.get("source_id"))
+        if again is not None:  # kept before the incident opened, delivered again: moved, not recorded twice
+            return _joined(app, playbook, Received(None, again, False), also=again, incident=rows[-1]["id"])
         return _joined(app, playbook, _on(app, rows[-1]["id"], raw, via))
     message = inbound.check_message(raw, app.clock.now())
     if via is not None:
@@ -145,16 +148,25 @@ def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record) -
     return _fired(app, loaded, specs[held.fired["monitor"]], held)
 
 
-def _joined(app: App, playbook: str, got: Received) -> Received:
+def _joined(app: App, playbook: str, got: Received, *, also: str | None = None,
+            incident: str | None = None) -> Received:
     """`got`, after moving into its incident the messages of `playbook` that matched a
-    monitor and were kept before that incident was opened (by hand, after a page)."""
+    monitor and were kept before that incident was opened (by hand, after a page), and
+    the kept message `also` (delivered again: its id in the incident is then returned)."""
     from ..incidents import monitors
 
-    kept = monitors.claim(app.store(), app.clock, playbook, got.incident)
+    incident = incident or got.incident
+    kept = monitors.claim(app.store(), app.clock, playbook, incident, also=also)
     if not kept:
-        return got
-    state, _ = monitors.attach(app.store(), app.clock, got.incident, kept)
-    return Received(state, got.message, got.new)
+        return got if got.state is not None else Received(_state(app, incident), got.message, got.new)
+    state, ids = monitors.attach(app.store(), app.clock, incident, kept)
+    return Received(state, ids.get(also) if also else got.message, got.new)
+
+
+def _state(app: App, incident: str) -> dict:
+    from ..incidents.act import read_state
+
+    return read_state(app.store(), incident)
 
 
 def _on(app: App, incident: str, raw: dict, via: str | None) -> Received:
@@ -173,10 +185,12 @@ def _fired(app: App, loaded, spec: dict, held) -> Received:
     if spec["action"] == "open":
         first = monitors.read(store)["messages"][fired["messages"][0]]
         state = monitors.open_incident(store, app.clock, loaded, spec, fired, first, region=app.config.region)
-        kept = monitors.claim(store, app.clock, loaded.playbook.id, state["id"], since=fired["origin_at"])
+        kept = monitors.claim(store, app.clock, loaded.playbook.id, state["id"], fired=True)
         state, ids = monitors.attach(store, app.clock, state["id"], kept)
         pages = _page(app, loaded, spec, fired) if spec["notify"] else []
-        return Received(state, ids.get(held.message, held.message), True, held.monitors, fired, state["id"], pages)
+        mine = monitors.read(store)["messages"].get(held.message) or {}
+        mid = ids.get(held.message) or inbound.known(state, mine.get("source"), mine.get("source_id")) or held.message
+        return Received(state, mid, True, held.monitors, fired, state["id"], pages)
     pages = _page(app, loaded, spec, fired)
     return Received(None, held.message, True, held.monitors, fired, None, pages)
 

@@ -98,6 +98,9 @@ def _held(s: dict, at: str, actor: str, d: dict) -> None:
     key = key_of(d["playbook"], d["source"], d.get("source_id"))
     if key is not None:
         s["keys"][key] = d["message"]
+    opening = s["openings"].get(d["playbook"])
+    if d["monitors"] and opening is not None and opening["action"] == "open" and opening["incident"] is None:
+        opening["messages"].append(d["message"])  # kept while its incident is being opened: goes with it
 
 
 def _fired(s: dict, at: str, actor: str, d: dict) -> None:
@@ -250,17 +253,29 @@ def hold(store, clock, playbook: str, specs: dict[str, dict], message: dict) -> 
     return Held(mid, True, fired=fired, monitors=matched)
 
 
-def claim(store, clock, playbook: str, incident: str, since: str | None = None) -> list[dict]:
-    """Mark the kept messages of `playbook` that matched a monitor (posted at or after
-    `since`) as moved into `incident`, and return them (oldest first) for :func:`attach`."""
-    def waiting(state: dict) -> list[tuple[str, str]]:
-        return sorted((m["posted_at"], mid) for mid, m in state["messages"].items()
-                      if m["playbook"] == playbook and m["attached"] is None and m["monitors"]
-                      and (since is None or m["posted_at"] >= since))
+def kept(store, playbook: str, source: str, source_id: str | None) -> str | None:
+    """The id of the message of `playbook` the listening log kept from that source and
+    not moved into an incident yet, if any."""
+    state = read(store)
+    mid = state["keys"].get(key_of(playbook, source, source_id) or "")
+    m = state["messages"].get(mid or "")
+    return mid if m is not None and m["attached"] is None else None
 
+
+def claim(store, clock, playbook: str, incident: str, *, fired: bool = False, also: str | None = None) -> list[dict]:
+    """Mark kept messages of `playbook` as moved into `incident` and return them (oldest
+    first) for :func:`attach`: with `fired`, those of the firing being opened (its spike,
+    and those kept while it was being opened); else every one that matched a monitor;
+    and the kept message `also` in any case."""
     def pending(state: dict) -> bool:
         opening = state["openings"].get(playbook)
         return opening is not None and opening["action"] == "open" and opening["incident"] is None
+
+    def waiting(state: dict) -> list[tuple[str, str]]:
+        firing = set(state["openings"][playbook]["messages"]) if fired and pending(state) else set()
+        return sorted((m["posted_at"], mid) for mid, m in state["messages"].items()
+                      if m["playbook"] == playbook and m["attached"] is None
+                      and ((mid in firing) if fired else bool(m["monitors"]) or mid == also))
 
     seen = read(store)  # most messages find nothing to move: no write lock for them
     if not waiting(seen) and not pending(seen):

@@ -336,3 +336,19 @@ def test_the_listening_log_forgets_old_messages_but_never_keeps_one_twice(cli, s
     assert "already kept as L1" in _add(cli, "hello", 0, 1).stdout
     assert [e.data["message"] for e in store.events("LISTENING") if e.type == "MessageHeld"] == ["L1", "L2"]
     assert cli("verify").exit_code == 0
+
+
+def test_the_readmes_monitor_is_a_valid_block_of_the_shipped_playbook(tmp_path):
+    import re
+
+    from conftest import ROOT, VIRAL
+    from engine.format.loader import load_playbook
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if b.startswith("monitors:")]
+    text = VIRAL.read_text(encoding="utf-8")
+    start, end = text.index("\nmonitors:\n"), text.index("\ntargets:")
+    path = tmp_path / "viral-complaint.yaml"
+    path.write_text(text[:start + 1] + block + text[end:], encoding="utf-8")
+    loaded = load_playbook(path)
+    assert loaded.playbook.monitors["complaint_spike"].spike.count == 3

@@ -248,7 +248,8 @@ def test_keywords_match_whole_words_ignoring_case_and_accents(text, matches):
     ("keywords: [rude]\n    severity: urgent", "monitors.m.severity", "unknown severity 'urgent'"),
     ("keywords: [rude]\n    notify: [boss]", "monitors.m.notify[0]", "unknown role 'boss'"),
     ("keywords: [rude]\n    inputs: {nothere: url}", "monitors.m.inputs.nothere", "unknown input 'nothere'"),
-    ("keywords: [rude]\n    inputs: {post_url: posted_at}", "monitors.m.inputs.post_url", "posted_at goes into a datetime"),
+    ("keywords: [rude]\n    inputs: {post_url: posted_at}", "monitors.m.inputs.post_url",
+     "posted_at goes into a datetime"),
     ("keywords: [rude]\n    inputs: {post_url: colour}", "monitors.m.inputs.post_url", "input should be"),
 ])
 def test_a_bad_monitor_is_reported_with_its_file_line_and_field(cli, tmp_path, block, where, message):
@@ -352,3 +353,15 @@ def test_the_readmes_monitor_is_a_valid_block_of_the_shipped_playbook(tmp_path):
     path.write_text(text[:start + 1] + block + text[end:], encoding="utf-8")
     loaded = load_playbook(path)
     assert loaded.playbook.monitors["complaint_spike"].spike.count == 3
+
+
+def test_inbox_kept_lists_the_messages_waiting_for_a_monitor(cli, store, library):
+    assert cli("inbox", "--kept").stdout.strip() == "No messages kept."
+    _add(cli, "so rude", 20, 1, "--author", "@pat")
+    _add(cli, "hello", 10, 2)
+    shown = cli("inbox", "--kept")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("L2 ") and "matches no monitor" in lines[0]
+    assert lines[2].startswith("L1 ") and "@pat" in lines[2] and "matches complaints" in lines[2]
+    assert [r["id"] for r in json.loads(cli("inbox", "--kept", "--json").stdout)] == ["L2", "L1"]

@@ -97,6 +97,17 @@ def inbox(app: App, who: Principal, incident: str | None = None, *, unanswered: 
             + sorted(done, key=lambda r: (r["posted_at"], r["incident"], r["message"])))
 
 
+def kept(app: App, who: Principal) -> list[dict]:
+    """The messages the listening log keeps for the playbooks' monitors and has not moved
+    into an incident, newest first (engine.incidents.monitors)."""
+    from ..incidents import monitors
+
+    with acting(who, "read"):
+        state = monitors.read(app.store(read_only=True))
+    rows = [{"id": mid, **m} for mid, m in state["messages"].items() if m["attached"] is None]
+    return sorted(rows, key=lambda r: (r["posted_at"], r["id"]), reverse=True)
+
+
 #: Who records what a configured source delivers (the engine, not a person).
 LISTENER = "system:listen"
 
@@ -212,7 +223,8 @@ def _page(app: App, loaded, spec: dict, fired: dict) -> list[dict]:
     else:
         wanted = ", ".join(["escalation"] + [f"escalation.{r}" for r in spec["notify"]])
         attempts = [{"target": "", "ok": False,
-                     "error": f"NOBODY WAS PAGED: no destination configured ({wanted} in {app.config.destinations.name})"}]
+                     "error": f"NOBODY WAS PAGED: no destination configured ({wanted} in "
+                              f"{app.config.destinations.name})"}]
     monitors.record_pages(app.store(), app.clock, loaded.playbook.id, spec["name"], attempts)
     return attempts
 

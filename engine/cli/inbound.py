@@ -108,10 +108,12 @@ def handle_(ctx, incident, message, reason, note, db, actor, as_json):
 @click.command()
 @click.argument("incident", required=False)
 @click.option("--unanswered", is_flag=True, help="Only the messages still waiting for an answer.")
+@click.option("--kept", is_flag=True, help="Instead: the messages kept for the playbooks' monitors (no incident "
+              "of their playbook open), newest first.")
 @db_option
 @json_option
 @click.pass_context
-def inbox(ctx, incident, unanswered, db, as_json):
+def inbox(ctx, incident, unanswered, kept, db, as_json):
     """Inbound messages of INCIDENT (or of every open incident), the longest waiting first."""
     from datetime import timedelta
 
@@ -120,6 +122,20 @@ def inbox(ctx, incident, unanswered, db, as_json):
     from engine.format.durations import format_duration
     from engine.incidents.inbound import answer_text
 
+    if kept:
+        rows = use.kept(app(ctx, db), Principal.asserted(""))
+        if as_json:
+            return print_json(rows)
+        if not rows:
+            return click.echo("No messages kept.")
+        for r in rows:
+            matched = ", ".join(r["monitors"]) or "no monitor"
+            who_ = r["author"] or "(unknown)"
+            click.echo(local(ctx, f"{r['id']:<6} {r['playbook']:<20} {r['source']:<10} {who_:<20} "
+                                  f"posted {r['posted_at']}  matches {matched}"))
+            text = " ".join(r["text"].split())
+            click.echo(local(ctx, "      " + (text if len(text) <= 100 else text[:99] + "\u2026")))
+        return None
     rows = use.inbox(app(ctx, db), Principal.asserted(""), incident, unanswered=unanswered)
     if as_json:
         return print_json(rows)

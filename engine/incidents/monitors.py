@@ -373,7 +373,7 @@ def page_text(playbook, spec: dict, fired: dict) -> dict:
     body = (f"Monitor {spec['name']} of playbook {playbook.id} {verb}: {n} matching message(s), "
             f"the first posted {fired['origin_at']}. "
             + ("See: playbook list." if spec["action"] == "open" else
-               f"To open an incident: playbook start {playbook.id}.yaml ... (see: playbook inbox)"))
+               f"To open an incident: playbook start {playbook.id}.yaml ... (the messages: playbook inbox --kept)"))
     return {"subject": f"[{playbook.id}] monitor {spec['name']}: {n} message(s)", "body": body}
 
 

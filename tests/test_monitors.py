@@ -365,3 +365,32 @@ def test_inbox_kept_lists_the_messages_waiting_for_a_monitor(cli, store, library
     assert lines[0].startswith("L2 ") and "matches no monitor" in lines[0]
     assert lines[2].startswith("L1 ") and "@pat" in lines[2] and "matches complaints" in lines[2]
     assert [r["id"] for r in json.loads(cli("inbox", "--kept", "--json").stdout)] == ["L2", "L1"]
+
+
+def test_a_drill_spike_opens_a_drill_apart_from_real_messages_and_pages_nobody(cli, store, library, tmp_path):
+    library(SPIKY.replace("action: open", "action: open\n    notify: [lead]"))
+    (tmp_path / "destinations.yaml").write_text("escalation: ['json://127.0.0.1:9/never']\n", encoding="utf-8")
+    assert "Kept L1 for spiky" in _add(cli, "rude", 5, 1).stdout  # a real one: not counted by the drill
+    for n in (2, 3):
+        assert "Kept" in _add(cli, "rude", 5 - n, n, "--drill").stdout
+    opened = _add(cli, "rude", 0, 4, "--drill")
+    assert opened.exit_code == 0, opened.output
+    assert "Monitor complaints opened DRILL-20260314-001 from 3 matching message(s)." in opened.stdout
+    assert "!! a drill pages nobody" in opened.stdout
+    assert store.incidents() == ["DRILL-20260314-001"]
+    assert _listening(store)["messages"]["L1"]["attached"] is None
+    assert "Kept L5 for spiky" in _add(cli, "rude", 0, 5).stdout  # a real message never joins a drill
+    refused = cli("inbound", "add", INCIDENT, "--drill", "--source", "x", "--text", "rude")
+    assert refused.exit_code == 2 and "--drill goes with --playbook NAME" in refused.stderr
+    assert cli("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("r:\n  kind: feed\n  url: https://f.example\n  playbook: p\n  drill: yes please\n", "r.drill: true or false"),
+    ("r:\n  kind: feed\n  url: https://f.example\n  incident: X\n  drill: true\n", "r.drill: a drill source feeds"),
+])
+def test_a_bad_drill_setting_in_the_sources_file_is_refused(cli, tmp_path, text, message):
+    (tmp_path / "sources.yaml").write_text(text, encoding="utf-8")
+    result = cli("listen", "--count", "1", "--db", str(tmp_path / "incidents.db"))
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr

@@ -48,10 +48,11 @@ def receive(app: App, who: Principal, incident: str, message: dict) -> Received:
     return Received(state, mid, new)
 
 
-def receive_for(app: App, who: Principal, playbook: str, message: dict) -> Received:
+def receive_for(app: App, who: Principal, playbook: str, message: dict, *, drill: bool = False) -> Received:
     """Record `message` for the library playbook `playbook` (no incident named): on its
     newest open incident (as `who`, who must hold a role there), else kept for its
-    monitors with the name of who reported it, as a source feeding it would be."""
+    monitors with the name of who reported it, as a source feeding it would be. With
+    `drill`: its open drill, else kept on its drill track (a DRILL incident opens)."""
     from ..errors import NotFound
     from ..incidents.index import listed
 
@@ -59,14 +60,17 @@ def receive_for(app: App, who: Principal, playbook: str, message: dict) -> Recei
     if loaded is None:
         raise NotFound(f"--playbook: no playbook {playbook!r} in the library "
                        f"(there are: {', '.join(_library(app)) or 'none'})")
-    rows = listed(app.store(), playbook=loaded.playbook.id)
+    from ..incidents.monitors import track
+
+    line = track(loaded.playbook.id, drill)
+    rows = [r for r in listed(app.store(), playbook=loaded.playbook.id) if r["drill"] == drill]
     if rows:
-        return _joined(app, loaded.playbook.id, receive(app, who, rows[-1]["id"], message))
+        return _joined(app, line, receive(app, who, rows[-1]["id"], message))
     with acting(who, scope_of("receive")) as actor:
         checked = inbound.check_message(dict(message), app.clock.now())
         checked["reported_by"] = actor
-        return _keep(app, loaded, specs, loaded.playbook.id, checked,
-                     lambda incident: receive(app, who, incident, message))
+        return _keep(app, loaded, specs, line, checked, lambda incident: receive(app, who, incident, message),
+                     drill=drill)
 
 
 def _library(app: App) -> dict:
@@ -132,8 +136,10 @@ def ingest(app: App, source, raw: dict) -> Received:
     if source.incident is not None:
         return _on(app, source.incident, raw, via)
     loaded, specs = watched(app, source.playbook)
-    playbook = loaded.playbook.id if loaded is not None else source.playbook
-    rows = listed(store, playbook=playbook)
+    playbook = monitors.track(loaded.playbook.id if loaded is not None else source.playbook, source.drill)
+    # a real message never joins a drill, nor a drill's a real incident
+    rows = [r for r in listed(store, playbook=loaded.playbook.id if loaded else source.playbook)
+            if r["drill"] == source.drill]
     if rows:
         again = monitors.kept(store, playbook, source.channel, raw.get("source_id"))
         if again is not None:  # kept before the incident opened, delivered again: moved, not recorded twice
@@ -142,10 +148,11 @@ def ingest(app: App, source, raw: dict) -> Received:
     message = inbound.check_message(raw, app.clock.now())
     if via is not None:
         message["via"] = via
-    return _keep(app, loaded, specs, playbook, message, lambda incident: _on(app, incident, raw, via))
+    return _keep(app, loaded, specs, playbook, message, lambda incident: _on(app, incident, raw, via),
+                 drill=source.drill)
 
 
-def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record) -> Received:
+def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record, *, drill: bool = False) -> Received:
     """Keep a checked message for `playbook`'s monitors, and do what one that fires does;
     `record(incident)` records it on an incident a monitor opened since we looked."""
     from ..incidents import monitors
@@ -156,7 +163,7 @@ def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record) -
     note = None if loaded is not None else f"no playbook {playbook!r} in the library: no monitor watches it"
     if held.fired is None:
         return Received(None, held.message, held.new, held.monitors, note=note)
-    return _fired(app, loaded, specs[held.fired["monitor"]], held)
+    return _fired(app, loaded, specs[held.fired["monitor"]], held, playbook, drill)
 
 
 def _joined(app: App, playbook: str, got: Received, *, also: str | None = None,
@@ -186,7 +193,7 @@ def _on(app: App, incident: str, raw: dict, via: str | None) -> Received:
     return Received(state, mid, new)
 
 
-def _fired(app: App, loaded, spec: dict, held) -> Received:
+def _fired(app: App, loaded, spec: dict, held, playbook: str, drill: bool) -> Received:
     """Carry out what a monitor's firing does: open its incident and move the kept
     messages into it, or page; notify the roles it names either way."""
     from ..incidents import monitors
@@ -195,23 +202,28 @@ def _fired(app: App, loaded, spec: dict, held) -> Received:
     pages = []
     if spec["action"] == "open":
         first = monitors.read(store)["messages"][fired["messages"][0]]
-        state = monitors.open_incident(store, app.clock, loaded, spec, fired, first, region=app.config.region)
-        kept = monitors.claim(store, app.clock, loaded.playbook.id, state["id"], fired=True)
+        state = monitors.open_incident(store, app.clock, loaded, spec, fired, first, region=app.config.region,
+                                       drill=drill)
+        kept = monitors.claim(store, app.clock, playbook, state["id"], fired=True)
         state, ids = monitors.attach(store, app.clock, state["id"], kept)
-        pages = _page(app, loaded, spec, fired) if spec["notify"] else []
+        pages = _page(app, loaded, spec, fired, playbook, drill) if spec["notify"] else []
         mine = monitors.read(store)["messages"].get(held.message) or {}
         mid = ids.get(held.message) or inbound.known(state, mine.get("source"), mine.get("source_id")) or held.message
         return Received(state, mid, True, held.monitors, fired, state["id"], pages)
-    pages = _page(app, loaded, spec, fired)
+    pages = _page(app, loaded, spec, fired, playbook, drill)
     return Received(None, held.message, True, held.monitors, fired, None, pages)
 
 
-def _page(app: App, loaded, spec: dict, fired: dict) -> list[dict]:
+def _page(app: App, loaded, spec: dict, fired: dict, playbook: str, drill: bool) -> list[dict]:
     """Notify the monitor's roles (destinations ``escalation`` and ``escalation.ROLE``);
-    every attempt is logged, and so is finding no destination at all."""
+    every attempt is logged, and so is finding no destination at all. A drill pages nobody."""
     from ..incidents import monitors
     from ..posts.delivery import load_destinations
 
+    if drill:
+        attempts = [{"target": "", "ok": False, "error": "a drill pages nobody"}]
+        monitors.record_pages(app.store(), app.clock, playbook, spec["name"], attempts)
+        return attempts
     destinations = load_destinations(app.config.destinations)
     urls = list(dict.fromkeys(destinations.get("escalation", []) + [
         u for role in spec["notify"] for u in destinations.get(f"escalation.{role}", [])]))
@@ -225,7 +237,7 @@ def _page(app: App, loaded, spec: dict, fired: dict) -> list[dict]:
         attempts = [{"target": "", "ok": False,
                      "error": f"NOBODY WAS PAGED: no destination configured ({wanted} in "
                               f"{app.config.destinations.name})"}]
-    monitors.record_pages(app.store(), app.clock, loaded.playbook.id, spec["name"], attempts)
+    monitors.record_pages(app.store(), app.clock, playbook, spec["name"], attempts)
     return attempts
 
 

@@ -16,6 +16,8 @@ def inbound() -> None:
 @click.argument("incident", required=False)
 @click.option("--playbook", "playbook", metavar="NAME", help="Instead of INCIDENT: the library playbook it is "
               "about; recorded on its open incident, else kept for its monitors (which may open one).")
+@click.option("--drill", is_flag=True, help="With --playbook: for a drill of it (its monitors open a DRILL "
+              "incident and page nobody).")
 @click.option("--source", required=True, help="Where it came from: phone, email, x, mastodon, reviews, ...")
 @click.option("--text", required=True, help="What the message says (as received).")
 @click.option("--author", help="Who sent it: a handle or a reference (it is kept in the log).")
@@ -31,7 +33,7 @@ def inbound() -> None:
 @as_option
 @json_option
 @click.pass_context
-def add(ctx, incident, playbook, source, text, author, posted_at, source_id, url, lang, reach, kind, db, actor,
+def add(ctx, incident, playbook, drill, source, text, author, posted_at, source_id, url, lang, reach, kind, db, actor,
         as_json):
     """Record a message someone saw by hand (a phone call, a screenshot) on INCIDENT,
     or with --playbook NAME on that playbook's open incident (else kept for its monitors)."""
@@ -41,18 +43,20 @@ def add(ctx, incident, playbook, source, text, author, posted_at, source_id, url
     if (incident is None) == (playbook is None):
         raise UsageError("give INCIDENT or --playbook NAME (the playbook the message is about), not both"
                          if incident else "give INCIDENT, or --playbook NAME when no incident is named")
+    if drill and playbook is None:
+        raise UsageError("--drill goes with --playbook NAME (a message for INCIDENT goes to that incident)")
     handle = app(ctx, db)
     raw = {"source": source, "text": text, "author": author, "posted_at": posted_at, "source_id": source_id,
            "url": url, "lang": lang, "kind": kind, **({"reach": reach} if reach is not None else {})}
     if playbook is not None:
-        got = use.receive_for(handle, who(handle, actor), playbook, raw)
+        got = use.receive_for(handle, who(handle, actor), playbook, raw, drill=drill)
         incident = got.incident
     else:
         got = use.receive(handle, who(handle, actor), incident, raw)
     if as_json:
         return print_json(got.to_json())
     if got.state is None:
-        return click.echo(local(ctx, kept_text(got, playbook)))
+        return click.echo(local(ctx, kept_text(got, f"a drill of {playbook}" if drill else playbook)))
     if got.opened:
         click.echo(local(ctx, f"Monitor {got.fired['monitor']} opened {got.opened} from "
                               f"{len(got.fired['messages'])} matching message(s)."))

@@ -17,6 +17,9 @@ stream records ``MonitorFired``, and then, outside the stream's lock:
 * ``page``: the roles the monitor names are notified through the destinations file
   (``MonitorPaged``, one per attempt, or one saying that nobody could be reached).
 
+Drills (a drill source, ``inbound add --drill``) are kept on the playbook's drill
+:func:`track`, open DRILL incidents and page nobody.
+
 Firing once: the decision is taken under the stream's write lock, so of two messages
 arriving at once only one fires; one that arrives while the incident is being opened
 is kept and moved with the others, and one that arrives after is sent to that
@@ -50,6 +53,12 @@ FIELDS = ("source", "source_id", "kind", "author", "text", "lang", "url", "poste
 def empty() -> dict:
     return {"v": PROJECTION_VERSION, "kind": "listening", "messages": {}, "keys": {}, "openings": {},
             "count": 0, "events": 0}
+
+
+def track(playbook: str, drill: bool = False) -> str:
+    """What the listening log groups messages by: the playbook's id, or for drills its
+    drill track (``drill:ID``, which no playbook id can be), counted and opened apart."""
+    return f"drill:{playbook}" if drill else playbook
 
 
 def key_of(playbook: str, source: str, source_id: str | None) -> str | None:
@@ -319,7 +328,8 @@ def attach(store, clock, incident: str, messages: list[dict]) -> tuple[dict, dic
     return act(store, incident, build), ids
 
 
-def open_incident(store, clock, loaded, spec: dict, fired: dict, first: dict, *, region: str | None = None) -> dict:
+def open_incident(store, clock, loaded, spec: dict, fired: dict, first: dict, *, region: str | None = None,
+                  drill: bool = False) -> dict:
     """Start the incident a monitor's firing opens, as the engine; its inputs copied from
     the first message where they fit (those that do not are named in its origin)."""
     from ..errors import UsageError
@@ -342,7 +352,7 @@ def open_incident(store, clock, loaded, spec: dict, fired: dict, first: dict, *,
               "fired_at": fired["fired_at"], **({"inputs_skipped": skipped} if skipped else {})}
     title = spec["title"] or f"{loaded.playbook.name}: monitor {spec['name']}"
     return service.start(store, clock, SYSTEM, loaded, title=title[:200], severity=spec["severity"],
-                         inputs=values, region=region, origin=origin)
+                         inputs=values, region=region, origin=origin, drill=drill)
 
 
 def detection(state: dict) -> dict | None:

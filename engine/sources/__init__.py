@@ -18,6 +18,11 @@ log: ``$PLAYBOOK_SOURCES``, else ``sources.yaml`` beside the database::
       kind: mastodon              # mentions of the account, polled
       url: https://mastodon.example.org
       token: ...
+    rehearsal:
+      kind: webhook               # drill: true feeds drills of its playbook only (its
+      secret: 3a9d...             # monitors open DRILL incidents and page nobody)
+      playbook: viral-complaint
+      drill: true
 
 No file means no sources. :func:`load_sources` checks the whole file and names every
 problem by source and field.
@@ -46,6 +51,7 @@ class Source:
     url: str | None = None
     secret: str | None = None  # webhook
     token: str | None = None  # mastodon
+    drill: bool = False  # its messages feed drills of its playbook (and its monitors open drills)
 
     def __repr__(self) -> str:  # never show a secret in a traceback or a log line
         return f"Source({self.name!r}, {self.kind!r})"
@@ -75,7 +81,7 @@ def load_sources(path: Path | None) -> dict[str, Source]:
         if not isinstance(spec, dict):
             problems.append(f"{at}: must be a mapping (kind: webhook, ...)")
             continue
-        unknown = sorted(set(spec) - {"kind", "channel", "incident", "playbook", "url", "secret", "token"})
+        unknown = sorted(set(spec) - {"kind", "channel", "incident", "playbook", "url", "secret", "token", "drill"})
         if unknown:
             problems.append(f"{at}: unknown setting(s) {', '.join(map(str, unknown))}")
         kind = spec.get("kind")
@@ -85,6 +91,11 @@ def load_sources(path: Path | None) -> dict[str, Source]:
         for k, v in text.items():
             if v is not None and not isinstance(v, str):
                 problems.append(f"{at}.{k}: must be text")
+        drill = spec.get("drill", False)
+        if not isinstance(drill, bool):
+            problems.append(f"{at}.drill: true or false, not {drill!r}")
+        elif drill and text["playbook"] is None:
+            problems.append(f"{at}.drill: a drill source feeds a playbook (playbook: NAME), not an incident")
         if problems:
             continue
         if (text["incident"] is None) == (text["playbook"] is None):
@@ -99,7 +110,7 @@ def load_sources(path: Path | None) -> dict[str, Source]:
         if kind == "mastodon" and not text["token"]:
             problems.append(f"{at}.token: a mastodon source needs an access token")
         out[name] = Source(name, kind, channel, text["incident"], text["playbook"], text["url"],
-                           text["secret"], text["token"])
+                           text["secret"], text["token"], drill)
     if problems:
         raise UsageError(f"{where}: " + (problems[0] if len(problems) == 1 else
                                          f"{len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems)))

@@ -22,7 +22,9 @@ log = logging.getLogger("engine.server.webhooks")
 
 
 @router.post("/{source}", tags=["inbound"], summary="Receive an inbound message from a configured source",
-             status_code=201, responses={200: {"description": "already received (not recorded again)"}})
+             status_code=201, responses={200: {"description": "already received (not recorded again)"},
+                                         202: {"description": "kept for the playbook's monitors: no incident of it "
+                                               "is open (\"incident\": null)"}})
 async def receive(source: str, request: Request):
     from starlette.concurrency import run_in_threadpool
 

@@ -77,7 +77,15 @@ def test_a_bad_reach_in_a_webhook_payload_is_a_problem_naming_the_field(bridge, 
     assert bridge.store().stream("LISTENING") is None
 
 
-def test_messages_arriving_at_the_same_moment_open_exactly_one_incident(tmp_path, clock):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """The database the listeners share: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "incidents.db")
+    return request.getfixturevalue("pg_url")
+
+
+def test_messages_arriving_at_the_same_moment_open_exactly_one_incident(tmp_path, clock, location):
     """Six processes' worth of listeners (each its own store on the same database) post
     matching messages at once: one incident opens, and every message ends in it."""
     from engine.app import inbound
@@ -92,8 +100,8 @@ def test_messages_arriving_at_the_same_moment_open_exactly_one_incident(tmp_path
     _sources(tmp_path, f"bridge:\n  kind: webhook\n  secret: {SECRET}\n  channel: x\n  playbook: spiky\n")
     env = {"PLAYBOOK_LIBRARY": str(folder), "PLAYBOOK_SOURCES": str(tmp_path / "sources.yaml"),
            "PLAYBOOK_DESTINATIONS": str(tmp_path / "destinations.yaml")}
-    open_store(tmp_path / "incidents.db").close()  # the schema, once
-    apps = [App(Config.resolve(env, db=str(tmp_path / "incidents.db")), clock) for _ in range(6)]
+    open_store(location).close()  # the schema, once
+    apps = [App(Config.resolve(env, db=location), clock) for _ in range(6)]
     start, results, errors = threading.Barrier(len(apps)), [], []
 
     def send(n, app):
@@ -112,7 +120,7 @@ def test_messages_arriving_at_the_same_moment_open_exactly_one_incident(tmp_path
     for app in apps:
         app.close()
     assert errors == []
-    store = open_store(tmp_path / "incidents.db")
+    store = open_store(location)
     try:
         assert store.incidents() == [INCIDENT]
         assert sum(1 for r in results if r.opened) == 1

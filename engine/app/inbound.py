@@ -55,13 +55,12 @@ def receive_for(app: App, who: Principal, playbook: str, message: dict, *, drill
     `drill`: its open drill, else kept on its drill track (a DRILL incident opens)."""
     from ..errors import NotFound
     from ..incidents.index import listed
+    from ..incidents.monitors import track
 
     loaded, specs = watched(app, playbook)
     if loaded is None:
         raise NotFound(f"--playbook: no playbook {playbook!r} in the library "
                        f"(there are: {', '.join(_library(app)) or 'none'})")
-    from ..incidents.monitors import track
-
     line = track(loaded.playbook.id, drill)
     rows = [r for r in listed(app.store(), playbook=loaded.playbook.id) if r["drill"] == drill]
     if rows:

@@ -5,7 +5,9 @@ message was posted, or pages someone to confirm; later messages join the inciden
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -394,3 +396,40 @@ def test_a_bad_drill_setting_in_the_sources_file_is_refused(cli, tmp_path, text,
     result = cli("listen", "--count", "1", "--db", str(tmp_path / "incidents.db"))
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+def test_a_page_the_destination_refuses_is_logged_as_failed(cli, store, library, tmp_path):
+    from test_delivery import Hook
+
+    library(SPIKY.replace("action: open", "action: page\n    notify: [lead]"))
+    with Hook(status=500) as hook:
+        (tmp_path / "destinations.yaml").write_text(f"escalation: ['{hook.url}']\n", encoding="utf-8")
+        for n in (1, 2, 3):
+            paged = _add(cli, "rude", 10 - n, n)
+    assert paged.exit_code == 0, paged.output
+    assert "!! json://127.0.0.1" in paged.stdout
+    [page] = [e.data for e in store.events("LISTENING") if e.type == "MonitorPaged"]
+    assert page["ok"] is False and page["error"]
+
+
+def test_a_source_whose_library_playbook_is_broken_is_reported_and_polled_again(cli, store, tmp_path, monkeypatch):
+    from test_listen import StandIn, _sources
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "spiky.yaml").write_text(SPIKY.replace("keywords: [waited hours, rude, négligence]", "keywords: [a.*]"),
+                                       encoding="utf-8")
+    monkeypatch.setenv("PLAYBOOK_LIBRARY", str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _sources(tmp_path, f"reviews:\n  kind: feed\n  url: http://127.0.0.1:{server.server_address[1]}/feed.atom\n"
+                           "  playbook: spiky\n")
+        result = cli("listen", "--count", "1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 0, result.output
+    assert "!! reviews: " in result.stdout and "monitors.complaints.keywords[0]" in result.stdout
+    assert "(polled again next time)" in result.stdout
+    assert store.stream("LISTENING") is None

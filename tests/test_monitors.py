@@ -106,7 +106,12 @@ def test_a_spike_opens_one_incident_whose_clocks_start_at_the_first_message(cli,
     assert started.actor == "system:monitor" and started.data["inputs"] == {"post_url": "https://x.com/p/status/1"}
     assert "by monitor complaints (3 matching message(s), the first posted 2026-03-14T08:35:00.000Z)" \
         in cli("log", INCIDENT).stdout
-    assert "Time to detect (first message posted to incident opened): 25m" in cli("report", INCIDENT).stdout
+    report = cli("report", INCIDENT).stdout
+    assert "Time to detect (first message posted to incident opened): 25m" in report
+    assert ("| Opened by | monitor complaints: 3 matching message(s), the first posted 2026-03-14T08:35:00.000Z; "
+            "time to detect 25m |") in report
+    html = cli("report", INCIDENT, "--format", "html").stdout
+    assert "<dt>Opened by</dt><dd>monitor complaints: 3 matching message(s)" in html
     kept = _listening(store)["messages"]
     assert kept["L2"]["attached"] is None and kept["L1"]["attached"] == INCIDENT
     assert cli("verify").exit_code == 0

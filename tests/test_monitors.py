@@ -438,3 +438,18 @@ def test_a_source_whose_library_playbook_is_broken_is_reported_and_polled_again(
     assert "!! reviews: " in result.stdout and "monitors.complaints.keywords[0]" in result.stdout
     assert "(polled again next time)" in result.stdout
     assert store.stream("LISTENING") is None
+
+
+def test_a_page_reaches_whoever_holds_the_role_on_the_on_call_roster(cli, store, library, tmp_path, monkeypatch):
+    from test_delivery import Hook
+
+    library(SPIKY.replace("action: open", "action: page\n    notify: [lead]"))
+    (tmp_path / "roster.yaml").write_text("lead:\n  - person: dana\n    destination: pager.dana\n", encoding="utf-8")
+    monkeypatch.setenv("PLAYBOOK_ROSTER", str(tmp_path / "roster.yaml"))
+    with Hook() as hook:
+        (tmp_path / "destinations.yaml").write_text(f"pager.dana: ['{hook.url}']\n", encoding="utf-8")
+        for n in (1, 2, 3):
+            paged = _add(cli, "rude", 10 - n, n)
+    assert paged.exit_code == 0, paged.output
+    assert "paged json://127.0.0.1" in paged.stdout
+    assert len(hook.received) == 1 and "asks you to confirm" in hook.received[0]["message"]

@@ -214,8 +214,9 @@ def _fired(app: App, loaded, spec: dict, held, playbook: str, drill: bool) -> Re
 
 
 def _page(app: App, loaded, spec: dict, fired: dict, playbook: str, drill: bool) -> list[dict]:
-    """Notify the monitor's roles (destinations ``escalation`` and ``escalation.ROLE``);
-    every attempt is logged, and so is finding no destination at all. A drill pages nobody."""
+    """Notify the monitor's roles (destinations ``escalation`` and ``escalation.ROLE``, and
+    whoever holds the role on the on-call roster now, at their destination); every
+    attempt is logged, and so is finding no destination at all. A drill pages nobody."""
     from ..incidents import monitors
     from ..posts.delivery import load_destinations
 
@@ -224,15 +225,23 @@ def _page(app: App, loaded, spec: dict, fired: dict, playbook: str, drill: bool)
         monitors.record_pages(app.store(), app.clock, playbook, spec["name"], attempts)
         return attempts
     destinations = load_destinations(app.config.destinations)
+    on_call = []
+    if app.config.roster is not None and app.config.roster.exists():
+        from ..clocks.roster import load_roster
+
+        roster = load_roster(app.config.roster)
+        on_call = [s.destination for role in spec["notify"] for s in roster.holders(role, app.clock.now())
+                   if s.destination]
     urls = list(dict.fromkeys(destinations.get("escalation", []) + [
-        u for role in spec["notify"] for u in destinations.get(f"escalation.{role}", [])]))
+        u for role in spec["notify"] for u in destinations.get(f"escalation.{role}", [])] + [
+        u for key in on_call for u in destinations.get(key, [])]))
     if urls:
         from ..posts.delivery import send
 
         text = monitors.page_text(loaded.playbook, spec, fired)
         attempts = [vars(send(u, text)) for u in urls]
     else:
-        wanted = ", ".join(["escalation"] + [f"escalation.{r}" for r in spec["notify"]])
+        wanted = ", ".join(["escalation"] + [f"escalation.{r}" for r in spec["notify"]] + on_call)
         attempts = [{"target": "", "ok": False,
                      "error": f"NOBODY WAS PAGED: no destination configured ({wanted} in "
                               f"{app.config.destinations.name})"}]

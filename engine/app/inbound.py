@@ -77,11 +77,11 @@ def ingest(app: App, source, raw: dict) -> Received:
 
 
 def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
-    """Poll every feed and Mastodon source once and record what is new; one row per
+    """Poll every feed, Mastodon and Bluesky source once and record what is new; one row per
     source: {source, incident, new, seen, error}. A source that fails is reported
     and polled again next time; the others go on."""
     from ..errors import PlaybookError
-    from ..sources import feed, mastodon
+    from ..sources import poll
 
     report = []
     for source in sources(app).values():
@@ -89,10 +89,7 @@ def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
             continue
         row = {"source": source.name, "incident": None, "new": 0, "seen": 0, "refused": [], "error": None}
         try:
-            if source.kind == "feed":
-                found = feed.entries(feed.fetch(source.url, timeout), source.url)
-            else:
-                found = mastodon.mentions(source.url, source.token, timeout)
+            found = poll(source, timeout)
             for raw in found:
                 row["seen"] += 1
                 try:
@@ -111,17 +108,34 @@ def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
 
 
 def reply_route(app: App, state: dict, post_id: str):
-    """(destinations, transport) for a post that answers a message received through a
-    configured Mastodon source: the reply goes into that message's thread, not to the
-    channel's destinations. None for any other post (delivered as usual)."""
-    from ..sources.mastodon import InThread
-
+    """(destinations, transport) for a post that answers a message, sent in that
+    message's thread: through the configured Mastodon or Bluesky source that received
+    it, or, for a message from X, to the X bridge (the channel's json:// or jsons://
+    destinations) with the message's id as ``in_reply_to_tweet_id`` in the payload.
+    None for any other post (delivered as usual)."""
     post = state["posts"].get(post_id) or {}
     message = state.get("inbound", {}).get(post.get("reply_to") or "")
     if not message or not message.get("source_id"):
         return None
+    channel = post.get("channel")
+    if channel == "x" and message.get("source") == "x":
+        from ..posts.bridge import XBridge
+        from .releases import destinations
+
+        bridge = XBridge(message["source_id"])
+        return {"x": bridge.targets(destinations(app).get("x", []))}, bridge
     source = sources(app).get(message.get("via") or "")
-    if source is None or source.kind != "mastodon" or post.get("channel") != "mastodon":
+    if source is None or source.kind != channel:
         return None
-    thread = InThread(source)
-    return {post["channel"]: [thread.url(message["source_id"])]}, thread
+    if channel == "mastodon":
+        from ..sources.mastodon import InThread
+
+        thread = InThread(source)
+    elif channel == "bluesky":
+        from ..sources.bluesky import InThread
+
+        thread = InThread(source, app.clock)
+    else:
+        return None
+    return {channel: [thread.url(message["source_id"])]}, thread
+

@@ -83,10 +83,12 @@ def load_sources(path: Path | None) -> dict[str, Source]:
         if not isinstance(spec, dict):
             problems.append(f"{at}: must be a mapping (kind: webhook, ...)")
             continue
-        unknown = sorted(set(spec) - {"kind", *SETTINGS})
+        kind = spec.get("kind")
+        # a Bluesky account's sign-in is no setting of any other kind of source
+        unknown = sorted(set(spec) - {"kind", *SETTINGS} | (set(spec) & {"handle", "password"} if kind != "bluesky"
+                                                             else set()), key=str)
         if unknown:
             problems.append(f"{at}: unknown setting(s) {', '.join(map(str, unknown))}")
-        kind = spec.get("kind")
         if kind not in KINDS:
             problems.append(f"{at}.kind: {kind!r} is not one of {', '.join(KINDS)}")
         text = {k: spec.get(k) for k in SETTINGS}

@@ -54,6 +54,33 @@ def inbox(app: App, who: Principal, incident: str | None = None, *, unanswered: 
             + sorted(done, key=lambda r: (r["posted_at"], r["incident"], r["message"])))
 
 
+#: Why a message needs no reply, as the domain words it (for forms and help).
+REASONS = inbound.REASONS
+
+
+def may(who: Principal, state: dict, action: str) -> bool:
+    """Whether `who` may `action` (``handle``, ``render``, ...) on the incident in `state`
+    now: what the use case would answer, asked before a form is offered."""
+    from ..errors import Refused
+    from ..incidents import policy
+
+    if not who.allows(scope_of(action)):
+        return False
+    try:
+        policy.require(state, who.name, action)
+    except Refused:
+        return False
+    return True
+
+
+def waiting(state: dict, now) -> dict:
+    """An incident's unanswered messages in figures: how many, how many past their
+    target, and the longest wait so far (seconds; None when none waits)."""
+    rows = inbound.inbox_rows(state, now, unanswered=True)
+    return {"unanswered": len(rows), "overdue": sum(1 for r in rows if r["overdue"]),
+            "oldest_wait_seconds": max((r["waiting_seconds"] for r in rows), default=None)}
+
+
 #: Who records what a configured source delivers (the engine, not a person).
 LISTENER = "system:listen"
 

@@ -81,6 +81,28 @@ def waiting(state: dict, now) -> dict:
             "oldest_wait_seconds": max((r["waiting_seconds"] for r in rows), default=None)}
 
 
+def response_time(app: App, who: Principal) -> dict:
+    """The live response-time figure (engine.incidents.response_time) for someone signed in."""
+    with acting(who, "read"):
+        return _live(app)
+
+
+def public_response_time(app: App) -> dict:
+    """The same figure for anyone, where the configuration publishes it; else NotFound."""
+    from ..errors import NotFound
+
+    if not app.config.public_response_time:
+        raise NotFound("the response time is not published here (PLAYBOOK_PUBLIC_RESPONSE_TIME is off)")
+    return _live(app)
+
+
+def _live(app: App) -> dict:
+    from ..incidents import service
+    from ..incidents.response_time import live
+
+    return live(service.list_incidents(app.store(read_only=True), include_closed=True), app.clock.now())
+
+
 #: Who records what a configured source delivers (the engine, not a person).
 LISTENER = "system:listen"
 

@@ -212,7 +212,9 @@ def test_a_source_that_failed_is_polled_again_and_then_recorded(db, clock, cli, 
     ("b:\n  kind: bluesky\n  url: https://bsky.social\n  password: p\n  incident: X\n",
      "b.handle: a bluesky source needs the account's handle"),
     ("b:\n  kind: bluesky\n  url: https://bsky.social\n  handle: h\n  incident: X\n",
-     "b.password: a bluesky source needs the account's password"),
+     "b.password: a bluesky source needs an app password of the account"),
+    ("b:\n  kind: feed\n  url: https://f.example\n  handle: h\n  password: p\n  incident: X\n",
+     "b: unknown setting(s) handle, password"),
     ("b:\n  kind: bluesky\n  handle: h\n  password: p\n  incident: X\n", "b.url: a bluesky source needs an http(s) url"),
 ])
 def test_a_bluesky_source_without_its_settings_is_refused(cli, tmp_path, text, message):

@@ -84,9 +84,10 @@ def load_sources(path: Path | None) -> dict[str, Source]:
             problems.append(f"{at}: must be a mapping (kind: webhook, ...)")
             continue
         kind = spec.get("kind")
-        # a Bluesky account's sign-in is no setting of any other kind of source
-        unknown = sorted(set(spec) - {"kind", *SETTINGS} | (set(spec) & {"handle", "password"} if kind != "bluesky"
-                                                             else set()), key=str)
+        unknown = set(spec) - {"kind", *SETTINGS}
+        if kind != "bluesky":  # a Bluesky account's sign-in is no setting of any other kind
+            unknown |= set(spec) & {"handle", "password"}
+        unknown = sorted(unknown, key=str)
         if unknown:
             problems.append(f"{at}: unknown setting(s) {', '.join(map(str, unknown))}")
         if kind not in KINDS:
@@ -108,10 +109,10 @@ def load_sources(path: Path | None) -> dict[str, Source]:
             problems.append(f"{at}.url: a {kind} source needs an http(s) url")
         if kind == "mastodon" and not text["token"]:
             problems.append(f"{at}.token: a mastodon source needs an access token")
-        for k in ("handle", "password"):
-            if kind == "bluesky" and not text[k]:
-                problems.append(f"{at}.{k}: a bluesky source needs the account's {k} (an app password)"
-                                if k == "password" else f"{at}.handle: a bluesky source needs the account's handle")
+        if kind == "bluesky" and not text["handle"]:
+            problems.append(f"{at}.handle: a bluesky source needs the account's handle")
+        if kind == "bluesky" and not text["password"]:
+            problems.append(f"{at}.password: a bluesky source needs an app password of the account")
         out[name] = Source(name, kind, channel, text["incident"], text["playbook"], text["url"],
                            text["secret"], text["token"], text["handle"], text["password"])
     if problems:

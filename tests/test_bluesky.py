@@ -91,6 +91,10 @@ class PDS(BaseHTTPRequestHandler):
             return self._send(502, {"error": "UpstreamFailure", "message": "try again"}) or True
         if prefix == "/garbage" and method.endswith("listNotifications"):
             return self._send(200, {"notifications": [{"uri": 17, "author": "nobody"}]}) or True
+        if prefix == "/odd" and method.endswith("listNotifications"):
+            odd = _notification("at://did:plc:odd/app.bsky.feed.post/3kodd", "bafyodd", "odd.bsky.social", "mention",
+                                {"text": "bell \x07 and \u202eoverride", "createdAt": "last Tuesday"})
+            return self._send(200, {"notifications": [odd, NOTIFICATIONS[2]]}) or True
         if prefix == "/html":
             return self._send(200, "<html>a captive portal</html>", "text/html") or True
         return False
@@ -206,6 +210,20 @@ def test_a_source_that_failed_is_polled_again_and_then_recorded(db, clock, cli, 
     assert not [e for e in store.events(INCIDENT) if e.type == "MessageReceived"]
     [second] = inbound.listen_once(app, timeout=2)
     assert (second["error"], second["new"]) == (None, 2)
+
+
+def test_a_post_the_checks_refuse_is_reported_and_the_others_are_recorded(db, clock, cli, store, tmp_path, pds,
+                                                                          playbook):  # noqa: F811
+    from engine.app import inbound
+
+    _start(cli, playbook)
+    _sources(tmp_path, _bluesky("odd", pds + "/odd"))
+    [row] = inbound.listen_once(_app(db, clock, tmp_path), timeout=2)
+    assert (row["error"], row["seen"], row["new"]) == (None, 2, 1)
+    [refused] = row["refused"]
+    assert refused.startswith("at://did:plc:odd/app.bsky.feed.post/3kodd: ") and "posted_at" in refused
+    [m] = [e.data for e in store.events(INCIDENT) if e.type == "MessageReceived"]
+    assert m["source_id"] == MENTION_URI
 
 
 @pytest.mark.parametrize("text, message", [

@@ -58,10 +58,11 @@ RECORDS = {MENTION_URI: {"uri": MENTION_URI, "cid": "bafymention", "value": NOTI
 
 class PDS(BaseHTTPRequestHandler):
     """A Bluesky PDS on 127.0.0.1; a path prefix picks a failure: /slow, /garbage, /html,
-    /flaky (fails its first poll only)."""
+    /flaky (fails its first poll only), /odd (a post the checks refuse)."""
 
     created: list = []
     flaky: list = []
+    sessions: list = []
 
     def log_message(self, *args):  # quiet
         pass
@@ -107,6 +108,7 @@ class PDS(BaseHTTPRequestHandler):
         if method == "com.atproto.server.createSession":
             if (body.get("identifier"), body.get("password")) != (HANDLE, PASSWORD):
                 return self._send(401, {"error": "AuthenticationRequired", "message": "Invalid identifier or password"})
+            PDS.sessions.append(prefix)
             return self._send(200, {"accessJwt": ACCESS, "refreshJwt": ACCESS, "handle": HANDLE, "did": DID})
         if self.headers.get("Authorization") != f"Bearer {ACCESS}":
             return self._send(401, {"error": "AuthenticationRequired"})
@@ -135,6 +137,7 @@ class PDS(BaseHTTPRequestHandler):
 def pds():
     PDS.created.clear()
     PDS.flaky.clear()
+    PDS.sessions.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), PDS)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -166,6 +169,7 @@ def test_mentions_and_replies_are_recorded_once_from_when_they_were_posted(cli, 
     assert first.exit_code == 0, first.output
     assert f"bluesky: 2 new of 2 on {INCIDENT}" in first.stdout  # the like is not a message
     assert "bluesky: 0 new of 2" in cli("listen", "--count", "1").stdout
+    assert PDS.sessions == [""]  # signed in once: the session is kept between polls
     got = [e.data for e in store.events(INCIDENT) if e.type == "MessageReceived"]
     assert [(m["source_id"], m["kind"], m["author"], m["posted_at"]) for m in got] == [
         (MENTION_URI, "mention", "@patient.bsky.social", "2026-03-14T08:45:00.000Z"),
@@ -210,6 +214,7 @@ def test_a_source_that_failed_is_polled_again_and_then_recorded(db, clock, cli, 
     assert not [e for e in store.events(INCIDENT) if e.type == "MessageReceived"]
     [second] = inbound.listen_once(app, timeout=2)
     assert (second["error"], second["new"]) == (None, 2)
+    assert PDS.sessions == ["/flaky", "/flaky"]  # the failure dropped the session: signed in again
 
 
 def test_a_post_the_checks_refuse_is_reported_and_the_others_are_recorded(db, clock, cli, store, tmp_path, pds,

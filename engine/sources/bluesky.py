@@ -10,10 +10,13 @@ root and the answered post (URI and CID, read back with ``com.atproto.repo.getRe
 Anything that goes wrong (no answer in time, a refused password, an answer that is not
 what the protocol says) raises :class:`~engine.sources.feed.SourceFailed`, which the
 listener reports and polls again next time. The password never appears in a message.
+A session is kept between polls and replies (a PDS limits how often an account signs
+in) and dropped when a call fails.
 """
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import quote, unquote
 
 from .feed import SourceFailed
@@ -23,14 +26,45 @@ REASONS = {"mention": "mention", "reply": "reply"}
 POST = "app.bsky.feed.post"
 
 
+#: Signed-in clients by (url, handle, password digest, timeout). A PDS limits how often an
+#: account may sign in (bsky.social: 300 times a day), far less than a listener polls, so
+#: a session is kept and refreshed by atproto; it is dropped when a call fails.
+_CLIENTS: dict[tuple, object] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _key(url: str, handle: str, password: str, timeout: float) -> tuple:
+    import hashlib
+
+    return url, handle, hashlib.sha256(password.encode()).hexdigest(), timeout
+
+
 def _client(url: str, handle: str, password: str, timeout: float):
-    """A signed-in atproto client of `url`, or SourceFailed."""
+    """A signed-in atproto client of `url` (kept from an earlier call), or SourceFailed."""
     from atproto import Client
     from atproto_client.request import Request
 
-    client = Client(base_url=url, request=Request(timeout=timeout))
-    _call(url, "sign-in", lambda: client.login(handle, password, fetch_bsky_profile=False))
+    key = _key(url, handle, password, timeout)
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+    if client is None:
+        client = Client(base_url=url, request=Request(timeout=timeout))
+        _call(url, "sign-in", lambda: client.login(handle, password, fetch_bsky_profile=False))
+        with _CLIENTS_LOCK:
+            _CLIENTS[key] = client
     return client
+
+
+def _signed_in(url: str, handle: str, password: str, timeout: float, work):
+    """`work(client)` with a signed-in client; a failure drops the session (the next
+    call signs in again)."""
+    client = _client(url, handle, password, timeout)
+    try:
+        return work(client)
+    except SourceFailed:
+        with _CLIENTS_LOCK:
+            _CLIENTS.pop(_key(url, handle, password, timeout), None)
+        raise
 
 
 def _call(url: str, what: str, call):
@@ -54,11 +88,13 @@ def mentions(url: str, handle: str, password: str, timeout: float, limit: int = 
     """The account's latest mentions and replies as message fields (oldest first)."""
     from ..safetext import for_terminal
 
-    client = _client(url, handle, password, timeout)
-    found = _call(url, "listNotifications",
-                  lambda: client.app.bsky.notification.list_notifications(params={"limit": limit}))
+    def listed(client):
+        found = _call(url, "listNotifications",
+                      lambda: client.app.bsky.notification.list_notifications(params={"limit": limit}))
+        return _call(url, "listNotifications", lambda: list(found.notifications))
+
     out = []
-    for n in _call(url, "listNotifications", lambda: list(found.notifications)):
+    for n in _signed_in(url, handle, password, timeout, listed):
         kind = REASONS.get(n.reason)
         record = n.record
         text = getattr(record, "text", None)
@@ -90,19 +126,22 @@ def reply(url: str, handle: str, password: str, text: str, parent_uri: str, at: 
     parts = parent_uri.removeprefix("at://").split("/")
     if not parent_uri.startswith("at://") or len(parts) != 3 or parts[1] != POST:
         raise SourceFailed(f"{url}: {parent_uri!r} is not the AT URI of a post")
-    client = _client(url, handle, password, timeout)
-    parent = _call(url, "getRecord", lambda: client.com.atproto.repo.get_record(
-        params={"repo": parts[0], "collection": POST, "rkey": parts[2]}))
 
-    def build():
-        thread = getattr(parent.value, "reply", None)
-        root = _strong_ref(thread.root) if thread is not None else _strong_ref(parent)
-        return {"$type": POST, "text": text, "createdAt": at, "reply": {"root": root, "parent": _strong_ref(parent)}}
+    def post(client):
+        parent = _call(url, "getRecord", lambda: client.com.atproto.repo.get_record(
+            params={"repo": parts[0], "collection": POST, "rkey": parts[2]}))
 
-    record = _call(url, "getRecord", build)
-    created = _call(url, "createRecord", lambda: client.com.atproto.repo.create_record(
-        models.ComAtprotoRepoCreateRecord.Data(repo=handle, collection=POST, record=record)))
-    return str(created.uri)
+        def build():
+            thread = getattr(parent.value, "reply", None)
+            root = _strong_ref(thread.root) if thread is not None else _strong_ref(parent)
+            return {"$type": POST, "text": text, "createdAt": at,
+                    "reply": {"root": root, "parent": _strong_ref(parent)}}
+
+        record = _call(url, "getRecord", build)
+        return _call(url, "createRecord", lambda: client.com.atproto.repo.create_record(
+            models.ComAtprotoRepoCreateRecord.Data(repo=handle, collection=POST, record=record)))
+
+    return str(_signed_in(url, handle, password, timeout, post).uri)
 
 
 class InThread:

@@ -95,7 +95,8 @@ class PDS(BaseHTTPRequestHandler):
         if prefix == "/odd" and method.endswith("listNotifications"):
             odd = _notification("at://did:plc:odd/app.bsky.feed.post/3kodd", "bafyodd", "odd.bsky.social", "mention",
                                 {"text": "bell \x07 and \u202eoverride", "createdAt": "last Tuesday"})
-            return self._send(200, {"notifications": [odd, NOTIFICATIONS[2]]}) or True
+            odd_lang = {**NOTIFICATIONS[2], "record": {**NOTIFICATIONS[2]["record"], "langs": ["English!"]}}
+            return self._send(200, {"notifications": [odd, odd_lang]}) or True
         if prefix == "/html":
             return self._send(200, "<html>a captive portal</html>", "text/html") or True
         return False
@@ -228,7 +229,7 @@ def test_a_post_the_checks_refuse_is_reported_and_the_others_are_recorded(db, cl
     [refused] = row["refused"]
     assert refused.startswith("at://did:plc:odd/app.bsky.feed.post/3kodd: ") and "posted_at" in refused
     [m] = [e.data for e in store.events(INCIDENT) if e.type == "MessageReceived"]
-    assert m["source_id"] == MENTION_URI
+    assert (m["source_id"], m["lang"]) == (MENTION_URI, None)  # a language that is no tag is left out
 
 
 @pytest.mark.parametrize("text, message", [

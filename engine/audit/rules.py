@@ -126,9 +126,9 @@ def _check(state: dict, e, attempts: set, why: list[str]) -> None:
 
 _CHECKED = frozenset({"RoleAssigned", "RoleUnassigned", "PostApproved", "PostPublished", "DeliveryAttempted",
                       "PostDelivered", "DeliveryFailed", "MessageReceived", "MessageHandled", "PostDrafted"})
-#: What a ``MessageReceived`` holds besides the checked message: its id, the source it
-#: came through, how its recorder was authenticated.
-_NOT_CHECKED = frozenset({"message", "via", "auth"})
+#: The fields of a ``MessageReceived`` that the message checks cover (the others: its
+#: id, checked below; the source it came through and how its recorder was authenticated).
+_MESSAGE_FIELDS = ("source", "source_id", "kind", "author", "text", "lang", "url", "posted_at")
 
 
 def _received(state: dict, e, why: list[str]) -> None:
@@ -138,7 +138,7 @@ def _received(state: dict, e, why: list[str]) -> None:
 
     d = e.data
     try:
-        checked = inbound.check_message({k: v for k, v in d.items() if k not in _NOT_CHECKED}, parse_iso(e.at))
+        checked = inbound.check_message({k: d.get(k) for k in _MESSAGE_FIELDS}, parse_iso(e.at))
     except UsageError as err:  # every problem, not the command's "nothing was recorded"
         lines = [ln.strip()[2:] for ln in err.message.splitlines() if ln.strip().startswith("- ")]
         why.append("the message checks refuse it: " + "; ".join(lines or [err.message]))

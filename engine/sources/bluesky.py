@@ -86,6 +86,7 @@ def _call(url: str, what: str, call):
 
 def mentions(url: str, handle: str, password: str, timeout: float, limit: int = 50) -> list[dict]:
     """The account's latest mentions and replies as message fields (oldest first)."""
+    from ..incidents.inbound import LANG  # a language the checks would refuse is left out, not the post
     from ..safetext import for_terminal
 
     def listed(client):
@@ -108,7 +109,7 @@ def mentions(url: str, handle: str, password: str, timeout: float, limit: int = 
             "author": f"@{author}" if author else None,
             "text": for_terminal(text).strip()[:5000] or "(no text)",  # control characters shown, never obeyed
             "kind": kind,
-            "lang": langs[0] if langs and isinstance(langs[0], str) else None,
+            "lang": langs[0] if langs and isinstance(langs[0], str) and LANG.match(langs[0]) else None,
             "url": f"https://bsky.app/profile/{quote(author, safe='')}/post/{quote(rkey, safe='')}" if author else None,
             "posted_at": getattr(record, "created_at", None),
         })

@@ -12,9 +12,8 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from conftest import VIRAL  # noqa: E402
 from server_support import INC, Server, library_with  # noqa: E402
-from test_inbound import LISTENING  # noqa: E402
+from test_inbound import listening_text  # noqa: E402
 from test_web import browser  # noqa: E402
 
 HOSTILE = "<script>alert('inbox')</script><img src=x onerror=alert(1)> you \"ignored\" me & my mother"
@@ -27,8 +26,7 @@ MESSAGES = [  # (posted at, author, text): at 09:00, waited 90m, 15m and 40m of 
 
 @pytest.fixture
 def server(tmp_path, clock):
-    text = VIRAL.read_text(encoding="utf-8").replace("\ntargets:", "\n" + LISTENING + "targets:", 1)
-    s = Server(tmp_path, clock, library=library_with(tmp_path, "viral-complaint", text))
+    s = Server(tmp_path, clock, library=library_with(tmp_path, "viral-complaint", listening_text()))
     s.running_incident()
     from engine.app import inbound
     from engine.app.context import App

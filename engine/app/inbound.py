@@ -111,6 +111,55 @@ def kept(app: App, who: Principal) -> list[dict]:
     return sorted(rows, key=lambda r: (r["posted_at"], r["id"]), reverse=True)
 
 
+#: Why a message needs no reply, as the domain words it (for forms and help).
+REASONS = inbound.REASONS
+
+
+def may(who: Principal, state: dict, action: str) -> bool:
+    """Whether `who` may `action` (``handle``, ``render``, ...) on the incident in `state`
+    now: what the use case would answer, asked before a form is offered."""
+    from ..errors import Refused
+    from ..incidents import policy
+
+    if not who.allows(scope_of(action)):
+        return False
+    try:
+        policy.require(state, who.name, action)
+    except Refused:
+        return False
+    return True
+
+
+def waiting(state: dict, now) -> dict:
+    """An incident's unanswered messages in figures: how many, how many past their
+    target, and the longest wait so far (seconds; None when none waits)."""
+    rows = inbound.inbox_rows(state, now, unanswered=True)
+    return {"unanswered": len(rows), "overdue": sum(1 for r in rows if r["overdue"]),
+            "oldest_wait_seconds": max((r["waiting_seconds"] for r in rows), default=None)}
+
+
+def response_time(app: App, who: Principal) -> dict:
+    """The live response-time figure (engine.incidents.response_time) for someone signed in."""
+    with acting(who, "read"):
+        return _live(app)
+
+
+def public_response_time(app: App) -> dict:
+    """The same figure for anyone, where the configuration publishes it; else NotFound."""
+    from ..errors import NotFound
+
+    if not app.config.public_response_time:
+        raise NotFound("the response time is not published here (PLAYBOOK_PUBLIC_RESPONSE_TIME is off)")
+    return _live(app)
+
+
+def _live(app: App) -> dict:
+    from ..incidents import service
+    from ..incidents.response_time import live
+
+    return live(service.list_incidents(app.store(read_only=True), include_closed=True), app.clock.now())
+
+
 #: Who records what a configured source delivers (the engine, not a person).
 LISTENER = "system:listen"
 
@@ -274,11 +323,11 @@ def watched(app: App, name: str):
 
 
 def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
-    """Poll every feed and Mastodon source once and record what is new; one row per
+    """Poll every feed, Mastodon and Bluesky source once and record what is new; one row per
     source: {source, incident, new, seen, error}. A source that fails is reported
     and polled again next time; the others go on."""
     from ..errors import PlaybookError
-    from ..sources import feed, mastodon
+    from ..sources import poll
 
     report = []
     for source in sources(app).values():
@@ -286,10 +335,7 @@ def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
             continue
         row = {"source": source.name, "incident": None, "new": 0, "seen": 0, "refused": [], "error": None}
         try:
-            if source.kind == "feed":
-                found = feed.entries(feed.fetch(source.url, timeout), source.url)
-            else:
-                found = mastodon.mentions(source.url, source.token, timeout)
+            found = poll(source, timeout)
             for raw in found:
                 row["seen"] += 1
                 try:
@@ -313,17 +359,34 @@ def listen_once(app: App, *, timeout: float = 10.0) -> list[dict]:
 
 
 def reply_route(app: App, state: dict, post_id: str):
-    """(destinations, transport) for a post that answers a message received through a
-    configured Mastodon source: the reply goes into that message's thread, not to the
-    channel's destinations. None for any other post (delivered as usual)."""
-    from ..sources.mastodon import InThread
-
+    """(destinations, transport) for a post that answers a message, sent in that
+    message's thread: through the configured Mastodon or Bluesky source that received
+    it, or, for a message from X, to the X bridge (the channel's json:// or jsons://
+    destinations) with the message's id as ``in_reply_to_tweet_id`` in the payload.
+    None for any other post (delivered as usual)."""
     post = state["posts"].get(post_id) or {}
     message = state.get("inbound", {}).get(post.get("reply_to") or "")
     if not message or not message.get("source_id"):
         return None
+    channel = post.get("channel")
+    if channel == "x" and message.get("source") == "x":
+        from ..posts.bridge import XBridge
+        from .releases import destinations
+
+        bridge = XBridge(message["source_id"])
+        return {"x": bridge.targets(destinations(app).get("x", []))}, bridge
     source = sources(app).get(message.get("via") or "")
-    if source is None or source.kind != "mastodon" or post.get("channel") != "mastodon":
+    if source is None or source.kind != channel:
         return None
-    thread = InThread(source)
-    return {post["channel"]: [thread.url(message["source_id"])]}, thread
+    if channel == "mastodon":
+        from ..sources.mastodon import InThread
+
+        thread = InThread(source)
+    elif channel == "bluesky":
+        from ..sources.bluesky import InThread
+
+        thread = InThread(source, app.clock)
+    else:
+        return None
+    return {channel: [thread.url(message["source_id"])]}, thread
+

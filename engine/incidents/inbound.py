@@ -275,7 +275,7 @@ def inbox_rows(state: dict, now: datetime, *, unanswered: bool = False) -> list[
         due = parse_iso(m["posted_at"]) + timedelta(seconds=seconds) if seconds is not None else None
         rows.append({"incident": state["id"], "drill": state["drill"], "message": mid, **m,
                      "waiting_seconds": waiting_seconds(m, now),
-                     "due_at": utc_now_iso(due) if due else None,
+                     "due_at": utc_now_iso(due) if due else None, "target_seconds": seconds,
                      "overdue": bool(due and m["status"] == "waiting" and now > due)})
     return rows
 

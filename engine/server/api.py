@@ -281,6 +281,14 @@ def check_due(request: Request, within: str = Query("0s", max_length=40), who: P
     return {**result.to_json(), "overdue": result.overdue}
 
 
+@router.get("/response-time", tags=["clocks"],
+            summary="The live response time: median time to first reply over the last hour, share within target")
+def response_time(request: Request, who: Principal = Signed) -> dict:
+    from engine.app import inbound
+
+    return inbound.response_time(_app(request), who)
+
+
 @router.post("/incidents/{incident}/advance-clock", tags=["drills"], summary="Move a drill's clock forward")
 def advance_clock(incident: str, body: b.ClockBody, request: Request, full: bool = Full,
                   who: Principal = Signed) -> dict:

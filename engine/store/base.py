@@ -136,9 +136,11 @@ class Store(Protocol):
         None where the incident has no index row. Reads the index only."""
         ...
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         """(id, summary) of every incident in creation order; None where the incident has
-        no index row yet. Reads the index only, never a projection."""
+        no index row yet. Reads the index only, never a projection. ``clocks=False``
+        leaves out the summaries' ``clocks`` where the index keeps them apart (schema 4
+        on): what a listing reads."""
         ...
 
     def count_incidents(self, prefix: str) -> int:
@@ -170,6 +172,13 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[dict]:
         """Every stored checkpoint, oldest first."""
+        ...
+
+    def projection_digests(self) -> dict[str, str]:
+        """Incident (or stream) id -> :func:`projection_digest` of everything stored as its
+        projection (the state text and the index row's texts), for every snapshot, streamed
+        (flat memory). A signed checkpoint keeps these for the incidents a verify refolded,
+        so a later verify refolds only those whose head or projection changed since."""
         ...
 
     def count_failure(self, name: str, at: str, window_start: str) -> int:
@@ -263,6 +272,14 @@ class SqlReads:
     def checkpoints(self) -> list[dict]:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
 
+    def projection_digests(self) -> dict[str, str]:
+        version = self.schema_version()
+        parts = "s.state, " + ("i.summary, " if version >= 2 else "NULL, ") + (
+            "i.clocks" if version >= CLOCKS_COLUMN else "NULL")
+        join = " LEFT JOIN incident_index i ON i.incident = s.incident" if version >= 2 else ""
+        return {inc: projection_digest(*texts) for inc, *texts in
+                self._stream(f"SELECT s.incident, {parts} FROM snapshots s{join}", ())}
+
 
 def snapshot_of(row: tuple) -> Snapshot:
     """A Snapshot from a stored (incident, seq, head, state text) row."""
@@ -273,11 +290,34 @@ def snapshot_of(row: tuple) -> Snapshot:
         raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
 
 
-def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
-    """(status, next_due_at, canonical text) of a summary, as the index stores it; None
-    for no summary. The store reads these two keys only, and checks them: ``status`` is
+#: The first schema whose index keeps a summary's ``clocks`` text in a column of its own
+#: (migration 004), so that a listing parses only the small rest of each summary.
+CLOCKS_COLUMN = 4
+
+
+def projection_digest(state: str, summary: str | None = None, clocks: str | None = None) -> str:
+    """SHA-256 (hex) of an incident's stored projection texts: the state, then the index
+    row's summary and clocks texts (each absent, or its UTF-8 length and bytes), so that no
+    two different stored projections share a digest."""
+    import hashlib  # here: reads that do not digest never load OpenSSL
+
+    h = hashlib.sha256()
+    for part in (state, summary, clocks):
+        if part is None:
+            h.update(b"-")
+        else:
+            data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else bytes(part)
+            h.update(b"%d:" % len(data) + data)
+    return h.hexdigest()
+
+
+def index_row(summary: dict | None) -> tuple[str, str | None, str, str | None] | None:
+    """(status, next_due_at, canonical text, clocks) of a summary, as the index stores it;
+    None for no summary. The summary's ``clocks`` text (what only ``due`` parses) is kept
+    apart from the canonical text of the rest (see :func:`joined` for a schema without
+    its column). The store reads these keys only, and checks them: ``status`` is
     ``open`` or ``closed``, ``next_due_at`` a UTC time like ``2026-03-14T10:00:00.000Z``
-    (text order is time order) or None."""
+    (text order is time order) or None, ``clocks`` a text or absent."""
     if summary is None:
         return None
     if not isinstance(summary, dict):
@@ -288,7 +328,32 @@ def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
     if due is not None and not (isinstance(due, str) and _UTC.fullmatch(due)):
         raise ValueError(f"a summary's next_due_at is a UTC time like 2026-03-14T10:00:00.000Z "
                          f"or None, not {due!r}")
-    return status, due, canonical(summary).decode("utf-8")
+    clocks = summary.get("clocks")
+    if clocks is not None and not isinstance(clocks, str):
+        raise ValueError(f"a summary's clocks are a JSON text, not {type(clocks).__name__}")
+    rest = {k: v for k, v in summary.items() if k != "clocks"} if clocks is not None else summary
+    return status, due, canonical(rest).decode("utf-8"), clocks
+
+
+def joined(indexed: tuple) -> str:
+    """The whole summary's canonical text of an :func:`index_row`, clocks included (what a
+    schema before :data:`CLOCKS_COLUMN` stores)."""
+    _, _, text, clocks = indexed
+    return text if clocks is None else canonical(dict(json.loads(text), clocks=clocks)).decode("utf-8")
+
+
+def split_summary(text: str) -> tuple[str, str] | None:
+    """(text without clocks, clocks) of a stored whole summary that holds a clocks text
+    (written before :data:`CLOCKS_COLUMN`), else None (also for a damaged one, which is
+    left as it is for verify to name)."""
+    try:
+        row = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(row, dict) or not isinstance(row.get("clocks"), str):
+        return None
+    clocks = row.pop("clocks")
+    return canonical(row).decode("utf-8"), clocks
 
 
 def check_moment(moment: str) -> str:
@@ -323,10 +388,32 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def summaries_of(pairs: list[tuple[str, str | None]]) -> list[tuple[str, dict | None]]:
-    """(id, parsed summary) of stored (id, summary text or None) pairs. The texts are
-    parsed as one JSON array (one call instead of one per incident); should that not give
-    one object per text, each is parsed alone, so a damaged one is named."""
+def move_clocks(rows, update) -> int:
+    """For each stored (incident, whole summary text) row that holds its clocks (written
+    before :data:`CLOCKS_COLUMN`), ``update((text without clocks, clocks, incident))``:
+    what upgrading to that schema does, in the upgrade's transaction. How many moved."""
+    moved = 0
+    for incident, text in rows:
+        split = split_summary(text)
+        if split is not None:
+            update((*split, incident))
+            moved += 1
+    return moved
+
+
+def summaries_of(pairs: list[tuple], clocks: bool = True) -> list[tuple[str, dict | None]]:
+    """(id, parsed summary) of stored (id, summary text or None[, clocks text or None])
+    rows. The texts are parsed as one JSON array (one call instead of one per incident);
+    should that not give one object per text, each is parsed alone, so a damaged one is
+    named. A clocks text kept in its own column is put back as the summary's ``clocks``
+    (unless ``clocks`` is false: a listing, which never reads them)."""
+    if pairs and len(pairs[0]) == 3:
+        found = summaries_of([(i, t) for i, t, _ in pairs])
+        if clocks:
+            for (_, row), (_, _, c) in zip(found, pairs):
+                if c is not None and row is not None:
+                    row["clocks"] = c
+        return found
     texts = [t for _, t in pairs if t is not None]
     try:
         with collector_paused():

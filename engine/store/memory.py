@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, row_event, summaries_of)
+                               loaded_head, projection_digest, row_event, summaries_of)
 from engine.store.streams import STREAMS, check_stream, failure_params
 
 WHERE = "memory:"
@@ -136,7 +136,7 @@ class MemoryStore(Closing):
             self._index[incident] = indexed
 
     def due_before(self, moment: str) -> list[str]:
-        return [i for i, _ in self._due(moment)]
+        return [i for i, *_ in self._due(moment)]
 
     def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
         return summaries_of(self._due(moment))
@@ -144,14 +144,19 @@ class MemoryStore(Closing):
     def _due(self, moment: str) -> list[tuple[str, str | None]]:
         check_moment(moment)
         with self._locked():
-            return [(i, self._index[i][2] if i in self._index else None) for i in self._incidents()
+            return [(i, *self._index[i][2:]) if i in self._index else (i, None, None) for i in self._incidents()
                     if i not in self._index or (self._index[i][0] == "open" and self._index[i][1] is not None
                                                 and self._index[i][1] <= moment)]
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         with self._locked():
-            rows = [(i, self._index[i][2] if i in self._index else None) for i in self._incidents()]
-        return summaries_of(rows)
+            rows = [(i, *self._index[i][2:]) if i in self._index else (i, None, None) for i in self._incidents()]
+        return summaries_of(rows, clocks)
+
+    def projection_digests(self) -> dict[str, str]:
+        with self._locked():
+            return {i: projection_digest(row[2], *(self._index[i][2:] if i in self._index else (None, None)))
+                    for i, row in self._snapshots.items()}
 
     def upgrade(self) -> list[int]:
         return []

@@ -315,7 +315,8 @@ def drill_summary(incident: str, request: Request, who: Principal = Signed) -> d
 def verify(body: b.VerifyBody, request: Request, who: Principal = Signed) -> dict:
     from engine.app import audit
 
-    verified = audit.verify(_app(request), who, audit.VerifyRequest(incident=body.incident, fast=body.fast))
+    verified = audit.verify(_app(request), who, audit.VerifyRequest(incident=body.incident, fast=body.fast,
+                                                                         full=body.full))
     return verified.report.to_json()
 
 
@@ -325,8 +326,7 @@ def checkpoint(request: Request, who: Principal = Signed) -> dict:
     from engine.app import audit
 
     app = _app(request)
-    audit.verify(app, who, audit.VerifyRequest())
-    return audit.sign_checkpoint(app, who)
+    return audit.sign_checkpoint(app, who, audit.verify(app, who, audit.VerifyRequest()))
 
 
 @router.get("/incidents/{incident}/report", tags=["audit"], summary="The auditor's report",

@@ -312,7 +312,7 @@ def test_a_schema_1_database_is_refused_until_db_upgrade_adds_and_fills_the_inde
         conn.execute("ALTER TABLE schema_migrations DISABLE TRIGGER migrations_no_update")
         conn.execute("DELETE FROM schema_migrations WHERE version >= 2")
         conn.execute("ALTER TABLE schema_migrations ENABLE TRIGGER migrations_no_update")
-    with pytest.raises(StoreError, match="has schema 1, this version of the tool needs 3: run playbook db upgrade"):
+    with pytest.raises(StoreError, match="has schema 1, this version of the tool needs 4: run playbook db upgrade"):
         open_store(pg_url)
     result = cli("db", "upgrade", "--db", pg_url)
     assert result.exit_code == 0 and "applied migration(s) 2, 3, 4; schema is now 4" in result.output, result.output

@@ -291,23 +291,34 @@ def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str,
     ends: dict[str, tuple[int, str]] = {}
     count = 0
     cur = None
-    incq = ""
+    mid = ""
+    # the quoted actors and the text's tail per type, which repeat from event to event
+    actors: dict = {}
+    tails: dict = {}
     expect, last_hash, want, next_want = 1, "", [], -1
     for inc, seq, typ, at, actor, data, prev, h in rows:
         if inc != cur:
             if cur is not None:
                 ends[cur] = (expect - 1, last_hash)
-            cur, incq = inc, quote(inc)
+            cur = inc
+            try:
+                mid = f',"db":{dbq},"incident":{quote(inc)},"prev":"'
+            except TypeError:
+                mid = None
             expect, last_hash = 1, genesis(db, inc)
             want = list(wanted.get(inc, ()))
             next_want = want[0][0] if want else -1
         count += 1
         try:
-            text = (
-                f'{{"actor":{quote(actor)},"at":{quote(at)},"data":{data},"db":{dbq},'
-                f'"incident":{incq},"prev":"{prev}","seq":{seq},"type":{quote(typ)}}}'
-            )
-            good = sha(text.encode("utf-8")).hexdigest() == h
+            qa = actors.get(actor)
+            if qa is None:
+                qa = actors[actor] = quote(actor)
+            tail = tails.get(typ)
+            if tail is None:
+                tail = tails[typ] = f',"type":{quote(typ)}}}'
+            # exactly events.hashed_text(): keys in order, the data's canonical text as stored
+            text = f'{{"actor":{qa},"at":{quote(at)},"data":{data}{mid}{prev}","seq":{seq}{tail}'
+            good = mid is not None and sha(text.encode("utf-8")).hexdigest() == h
         except (TypeError, UnicodeEncodeError):
             good = False
         if not good:

@@ -123,3 +123,19 @@ def test_postgres_upgrade_from_schema_3_moves_the_clocks_out(pg_url):
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT summary, clocks FROM incident_index").fetchone() == (
             '{"id":"INC-1","next_due_at":null,"status":"open","v":2}', "[[false]]")
+
+
+@pytest.mark.parametrize("offset_us", [-1000, -1, 0, 1, 500, 999, 1000, 86_400_000_000])
+def test_a_listing_counts_overdue_clocks_as_their_times_say(offset_us):
+    """`list` compares the index's due texts instead of parsing them: the same count as
+    comparing the times, at the millisecond and below it, whatever zone `now` is in."""
+    from datetime import datetime, timedelta, timezone
+
+    from engine.clocks.deadlines import parse_ts
+    from engine.incidents.index import overdue
+
+    due = ["2026-03-14T09:15:00.000Z", "2026-03-14T09:15:00.001Z", "2026-03-14T10:00:00.000Z"]
+    for now in (parse_ts(due[0]) + timedelta(microseconds=offset_us),
+                (parse_ts(due[0]) + timedelta(microseconds=offset_us)).astimezone(timezone(timedelta(hours=-5)))):
+        assert overdue({"due": due}, now) == sum(1 for d in due if now > parse_ts(d))
+    assert overdue({"due": []}, datetime(2026, 3, 14, tzinfo=timezone.utc)) == 0

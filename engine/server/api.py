@@ -205,10 +205,8 @@ def approve(incident: str, body: b.ApproveBody, request: Request, who: Principal
     from engine.app import releases
 
     if body.password is not None:  # signing again in the same step (a session older than 5 minutes)
-        from dataclasses import replace
-
         again = accounts(request).authenticate_password(who.name, body.password, _now(request))
-        who = replace(again, scope=who.scope)
+        who = again.replace(scope=who.scope)
     result = releases.approve(_app(request), who, incident, body.post, version=body.version, role=body.role,
                               override=body.override_identifiers)
     return {**result.post, "missing": result.missing}

@@ -33,6 +33,14 @@ inserting a stored one breaks their chain; a folder of copies kept outside the
 database (``checkpoint_dir``) shows the deletion of the latest ones too, and
 :func:`checkpoint` refuses to continue a chain another key signed.
 
+Incremental refolds
+-------------------
+The hash chain is always checked in full. The refold and rules replay (``audit``)
+are skipped for an incident whose head and stored projection are exactly what a
+trusted checkpoint says a verify refolded without a problem; see
+:mod:`engine.audit.checkpoints` for the claim and why it is sound. ``full`` refolds
+every incident, and one incident verified alone is always refolded.
+
 What it does **not** guarantee
 ------------------------------
 * It does not prevent anything: the triggers stop accidents and casual

@@ -139,13 +139,27 @@ def test_a_bundle_keeps_what_the_checkpoint_before_it_vouched_for(two, tmp_path)
 
 
 def test_a_checkpoint_made_with_other_rules_vouches_for_nothing(two, monkeypatch):
-    """After an upgrade of the tool the rules may have changed: everything is refolded."""
+    """After an upgrade of the tool (its source is another) the rules may have changed:
+    everything is refolded."""
     from engine.audit import checkpoints
 
     _verify(two)
-    monkeypatch.setattr(checkpoints, "REFOLD", "another-release/projection-2/summary-2")
+    monkeypatch.setattr(checkpoints, "refold", lambda: "0" * 64)
     again = _verify(two)
     assert (again["refolded"], again["unchanged"]) == (2, 0)
+
+
+def test_the_checkpoint_printed_and_written_is_one_json_object_per_line_of_heads(two, tmp_path):
+    from engine.audit.checkpoints import checkpoint_text
+
+    printed = two("verify").stdout
+    cp = json.loads(printed[printed.index("{"):])
+    assert set(cp["heads"]) == {ONE, TWO} and cp["signature"]
+    assert printed.endswith(checkpoint_text(cp))
+    assert f'    "{ONE}": {{"seq": ' in printed
+    assert two("verify", "-o", str(tmp_path / "cp.json")).exit_code == 0
+    written = (tmp_path / "cp.json").read_text(encoding="utf-8")
+    assert json.loads(written)["counter"] == cp["counter"] + 1 and written == checkpoint_text(json.loads(written))
 
 
 def test_one_incident_is_always_refolded(two):
@@ -175,10 +189,10 @@ def test_a_checkpoint_vouches_only_for_what_a_verify_refolded(store, viral, cloc
     assert {i: h["projection"] for i, h in cp["heads"].items()} == digests
     assert "verified" not in report.to_json()
 
-    # a claim that does not match what is stored now is not signed
-    stale = {i: (seq, head, "0" * 64) for i, (seq, head, _) in report.verified.items()}
-    cp = checkpoint(store, key, "2026-03-14T09:02:00.000Z", verified=stale)
-    assert all("projection" in h for h in cp["heads"].values())  # carried from the one before, which matches
+    # a claim about another head is not signed; the one before is carried while the head stays
+    other = {i: (seq - 1, "f" * 64, "0" * 64) for i, (seq, head, _) in report.verified.items()}
+    cp = checkpoint(store, key, "2026-03-14T09:02:00.000Z", verified=other)
+    assert {i: h["projection"] for i, h in cp["heads"].items()} == digests
     report = verify(store, public_key_pem=public_key_pem(key), audit=audit)
     assert report.ok and (report.refolded, report.unchanged) == (0, 1)
 

@@ -61,3 +61,14 @@ def test_a_summary_whose_clocks_are_not_text_is_refused_before_anything_is_writt
     with pytest.raises(ValueError, match="clocks are a JSON text"):
         _append(backend, "INC-1", {"n": 1}, dict(SUMMARY, clocks=[]))
     assert backend.snapshot("INC-1") is None
+
+
+def test_log_ends_are_each_log_s_last_event_without_parsing_it(backend):
+    assert backend.log_ends() == {}
+    _append(backend, "INC-1", {"n": 1})
+    _append(backend, "INC-2", {"n": 1})
+    with backend.transaction("INC-1") as tx:
+        (event,) = tx.append([NewEvent("NoteAdded", AT, "alice", {"text": "y"})], {"n": 2})
+    ends = backend.log_ends()
+    assert ends["INC-1"] == (2, event.hash) == (backend.snapshot("INC-1").seq, backend.snapshot("INC-1").head)
+    assert ends["INC-2"] == (1, backend.snapshot("INC-2").head) and set(ends) == {"INC-1", "INC-2"}

@@ -9,8 +9,8 @@ replayed through the rules without a problem. A later verify still recomputes ev
 event's hash and link, but refolds only the incidents whose head or projection differs
 from every trusted checkpoint's claim: for an unchanged one, the same log (same head
 hash) and the same projection bytes (same digest) give the same result, as long as the
-fold and the rules are the same (:data:`REFOLD` names them; a checkpoint of another
-REFOLD claims nothing).
+fold and the rules are the same (:func:`refold` names them; a checkpoint made by other
+code claims nothing).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import base64
 import hashlib
 import json
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from engine.audit.keys import public_key_pem
@@ -30,23 +31,36 @@ from engine.store.streams import STREAMS
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
 
 
-def _refold_identity() -> str:
-    """What a verify's refold and rules replay were: this tool's release and the versions
-    of the projection and of the index summary. A claim made by another is not reused."""
-    from engine.incidents.index import SUMMARY_VERSION
-    from engine.incidents.state import PROJECTION_VERSION
+@lru_cache(maxsize=1)
+def refold() -> str:
+    """Names the fold and the rules a checkpoint's projection claims were made with: the
+    SHA-256 of this tool's own source (every module of the engine package, by path), so
+    that any other version of the code, a development build included, trusts none of
+    them and refolds everything once."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b"?"
+        h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0" + b"%d:" % len(data) + data)
+    return h.hexdigest()
 
-    try:
-        from importlib.metadata import version
 
-        release = version("crisis-playbook")
-    except Exception:  # noqa: BLE001 - not installed (run from a checkout): no release to name
-        release = "unreleased"
-    return f"{release}/projection-{PROJECTION_VERSION}/summary-{SUMMARY_VERSION}"
-
-
-#: Names the fold and the rules that a checkpoint's projection claims were made with.
-REFOLD = _refold_identity()
+def checkpoint_text(cp: dict) -> str:
+    """A checkpoint as the command line writes it: valid JSON, one key per line and one
+    line per incident's head (tens of thousands of them are written at C speed: the
+    indenting encoder is pure Python)."""
+    lines = []
+    for key, value in cp.items():
+        if key == "heads" and isinstance(value, dict) and value:
+            inner = ",\n".join(f"    {json.dumps(i, ensure_ascii=False)}: {json.dumps(h, ensure_ascii=False)}"
+                                for i, h in value.items())
+            lines.append(f"  {json.dumps(key)}: {{\n{inner}\n  }}")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def checkpoint_hash(cp: dict) -> str:
@@ -70,11 +84,12 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
     with ``key`` (signing would bless a history someone else vouched for).
 
     A head also carries its incident's ``projection`` digest (see
-    :meth:`engine.store.base.Store.projection_digests`) where that exact head and
-    projection were refolded and replayed through the rules without a problem: by the
-    verify that gives ``verified`` (incident -> (seq, head, digest) it checked), or by an
-    earlier checkpoint this key signed with the same :data:`REFOLD` (carried forward
-    while neither changes). A later verify refolds only the incidents not covered so.
+    :meth:`engine.store.base.Store.projection_digests`) where the log up to that exact
+    head was refolded into the projection of that digest and replayed through the rules
+    without a problem: by the verify that gives ``verified`` (incident -> (seq, head,
+    digest) it checked), or by an earlier checkpoint this key signed with the same
+    :func:`refold` (carried forward while the head stays). A later verify refolds only
+    the incidents whose head and stored projection no claim covers.
     """
     if not isinstance(at, str) or utc_now_iso(parse_iso(at)) != at:
         raise ValueError(f"checkpoint time {at!r} is not in the form YYYY-MM-DDTHH:MM:SS.mmmZ")
@@ -82,10 +97,9 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
     pem = public_key_pem(key)
     with store.reading():
         stored = store.checkpoints()
-        digests = store.projection_digests()
+        ends = store.log_ends()
         for incident, seq, head in heads_with_streams(store):  # never the states: flat memory
-            tail = [(e.seq, e.hash) for e in store.events(incident, after=max(seq - 1, 0))]
-            if tail != [(seq, head)]:
+            if ends.get(incident) != (seq, head):
                 raise IntegrityError(
                     f"cannot sign a checkpoint: incident {incident}'s snapshot does not "
                     "match its log; run verify"
@@ -95,11 +109,17 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
     if last is not None and check_checkpoint(last, store.database_id, pem, "the last stored checkpoint")[0]:
         raise IntegrityError("cannot sign a checkpoint: the last stored checkpoint is not signed by this "
                              "signing key; run verify")
+    # A claim says that the log up to a head, refolded, gives the projection of that digest
+    # and passes the rules: true for good once made, whatever is stored later. So it is
+    # signed again wherever the incident's head is still that head.
     earlier = claims_of(last) if last is not None else {}
     for incident, head in heads.items():
-        now = (head["seq"], head["hash"], digests.get(incident))
-        if now[2] is not None and ((verified or {}).get(incident) == now or now in earlier.get(incident, ())):
-            head["projection"] = now[2]
+        at_head = (head["seq"], head["hash"])
+        claim = (verified or {}).get(incident)
+        if claim is None or tuple(claim[:2]) != at_head:
+            claim = next((c for c in earlier.get(incident, ()) if c[:2] == at_head), None)
+        if claim is not None and isinstance(claim[2], str):
+            head["projection"] = claim[2]
     counter = (last.get("counter", len(stored)) if last is not None else 0) + 1
     body = {
         "version": CHECKPOINT_VERSION,
@@ -109,7 +129,7 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
         "previous": checkpoint_hash(last) if last is not None else None,
         "heads": heads,
         "public_key": pem,
-        "refold": REFOLD,
+        "refold": refold(),
     }
     cp = {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode("ascii")}
     store.add_checkpoint(cp)
@@ -129,9 +149,9 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
 
 def claims_of(cp: dict) -> dict[str, set[tuple[int, str, str]]]:
     """Incident -> {(seq, head, projection digest)} a (trusted) checkpoint says were refolded
-    and replayed through the rules without a problem, by the same :data:`REFOLD` as this
-    code's; nothing for a checkpoint of another (or no) REFOLD."""
-    if cp.get("refold") != REFOLD:
+    and replayed through the rules without a problem, by the same code as this
+    (:func:`refold`); nothing for a checkpoint made by other code."""
+    if cp.get("refold") != refold():
         return {}
     return {inc: {(h["seq"], h["hash"], h["projection"])} for inc, h in cp["heads"].items()
             if isinstance(h.get("projection"), str)}

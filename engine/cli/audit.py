@@ -97,6 +97,7 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
     a new checkpoint (-o FILE to save it). With --bundle FILE, verify an auditor's bundle offline instead.
     Exits 7 if anything was modified, inserted, reordered or removed."""
     from engine.app import audit
+    from engine.audit.checkpoints import checkpoint_text
     from engine.errors import IntegrityError, UsageError
 
     pem = read_public_key(public_key_file)
@@ -149,8 +150,7 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
         if out is not None:
             with os.fdopen(out[0], "w", encoding="utf-8") as f:
                 out = (None, out[1])
-                json.dump(cp, f, indent=2)
-                f.write("\n")
+                f.write(checkpoint_text(cp))
             os.replace(out[1], output)
             out = None
     finally:
@@ -166,7 +166,7 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
     click.echo(f"New checkpoint {'written to ' + output if output else 'follows'} "
                "(keep a copy: verify --checkpoint FILE later detects truncation).")
     if not output:
-        click.echo(json.dumps(cp, indent=2))
+        click.echo(checkpoint_text(cp), nl=False)
 
 
 @click.command()

@@ -114,6 +114,12 @@ class Store(Protocol):
         """The events of ``incident`` with seq > ``after``, streamed in seq order."""
         ...
 
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        """Id -> (seq, hash) of the last event in the log of every incident and stream that
+        has a snapshot and events: one statement, an index lookup per incident, nothing
+        parsed (what a checkpoint compares each snapshot's head with)."""
+        ...
+
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         """Stored events in raw form (data as canonical text), streamed ordered by
         incident then seq; all incidents when ``incident`` is None. For verification
@@ -262,6 +268,11 @@ class SqlReads:
         sql = self._q(f"SELECT {COLUMNS} FROM events WHERE incident = ? AND seq > ? ORDER BY seq")
         for row in self._stream(sql, (incident, after)):
             yield row_event(row)
+
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        return {inc: (seq, h) for inc, seq, h in self._fetch(
+            "SELECT s.incident, e.seq, e.hash FROM snapshots s JOIN events e ON e.incident = s.incident "
+            "AND e.seq = (SELECT max(seq) FROM events WHERE incident = s.incident)")}
 
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         if incident is None:

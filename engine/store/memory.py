@@ -246,6 +246,10 @@ class MemoryStore(Closing):
         for row in self._iter_rows(incident, after):
             yield row_event(row)
 
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        with self._locked():
+            return {i: (log[-1][1], log[-1][7]) for i, log in self._rows.items() if log and i in self._snapshots}
+
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         if incident is not None:
             yield from self._iter_rows(incident, 0)

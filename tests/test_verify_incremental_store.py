@@ -7,7 +7,7 @@ import pytest
 
 from engine.incidents.events import NewEvent
 from engine.store import open_store
-from engine.store.base import projection_digest
+from engine.store.projection import projection_digest
 
 AT = "2026-03-14T09:00:00.000Z"
 SUMMARY = {"v": 2, "id": "INC-1", "status": "open", "next_due_at": "2026-03-14T09:30:00.000Z", "title": "T", "clocks": "[]"}

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, projection_digest, row_event, summaries_of)
+                               loaded_head, row_event, summaries_of)
+from engine.store.projection import projection_digest
 from engine.store.streams import STREAMS, check_stream, failure_params
 
 WHERE = "memory:"

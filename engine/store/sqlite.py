@@ -31,9 +31,10 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (CLOCKS_COLUMN, COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows,
-                               check_moment, conflict_message, in_order, index_row, joined, loaded_head, move_clocks,
-                               row_event, snapshot_of, summaries_of)
+from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
+                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
+                               summaries_of)
+from engine.store.projection import CLOCKS_COLUMN, joined, move_clocks
 from engine.store.streams import (ACCOUNT_TABLES, CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED,
                                   check_stream, failure_params, no_account_tables)
 from engine.store.migrations import latest_version, migrations

@@ -487,11 +487,13 @@ def test_the_queue_page_and_the_api_list_the_same_drafts_with_the_same_waits(dra
 
 def _destinations(server, public_url: str | None = "https://playbook.example.org/", **keys) -> None:
     """Destinations beside the server's database; its configuration with a public address."""
+    from dataclasses import replace
+
     from engine.app.config import public_url as checked
 
     lines = [f'"{k.replace("__", ".")}": ["{v}"]' for k, v in keys.items()]
     (server.tmp / "destinations.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    server.app.state.config = server.config.replace(public_url=checked(public_url))
+    server.app.state.config = replace(server.config, public_url=checked(public_url))
 
 
 def test_a_new_draft_tells_its_approvers_with_a_link_to_it_in_the_queue(server):
@@ -627,6 +629,8 @@ def test_the_report_inside_the_app_is_styled_by_a_served_style_sheet_under_the_s
 
 def test_a_command_line_client_gets_the_same_queue_from_the_server(drafted):
     """releases.awaiting through a remote App asks GET /api/v1/queue of the real server."""
+    from dataclasses import replace
+
     from test_remote_cli import Uvicorn
 
     from engine.app import releases
@@ -635,7 +639,7 @@ def test_a_command_line_client_gets_the_same_queue_from_the_server(drafted):
 
     served = Uvicorn(drafted.app)
     try:
-        client = App(drafted.config.replace(server=served.url, token=drafted.token("bob", "read")), drafted.clock)
+        client = App(replace(drafted.config, server=served.url, token=drafted.token("bob", "read")), drafted.clock)
         try:
             remote = releases.awaiting(client, Principal("bob", method="token"))
         finally:

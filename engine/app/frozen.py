@@ -1,8 +1,8 @@
 """Immutable records for the types every command builds at start-up.
 
 A frozen dataclass is made by generated code when its module is imported (about a
-millisecond apiece), which ``playbook status`` paid for every type on its path. These
-few are plain classes with ``__slots__`` instead: the same immutability, equality,
+millisecond apiece), which ``playbook status`` paid for every type on its path. The
+principal is a plain class with ``__slots__`` instead: the same immutability, equality,
 hash and repr, and :meth:`Frozen.replace` for ``dataclasses.replace``.
 """
 

@@ -37,7 +37,7 @@ def test_schema_1_is_exactly_what_migration_001_creates(db):
     _as_schema_1(db)
     created = sorted(sql for _, _, sql in _schema(db) if sql)
     assert created == sorted(statements(dict(migrations("sqlite"))[1]))
-    assert SCHEMA_VERSION == 3
+    assert SCHEMA_VERSION == 4
 
 
 def test_an_old_database_opens_unchanged_works_and_db_upgrade_indexes_it(cli, clock, db):
@@ -59,7 +59,7 @@ def test_an_old_database_opens_unchanged_works_and_db_upgrade_indexes_it(cli, cl
 
     result = cli("db", "upgrade", "--db", str(db))
     assert result.exit_code == 0, result.output
-    assert "applied migration(s) 2, 3; schema is now 3" in result.output
+    assert "applied migration(s) 2, 3, 4; schema is now 4" in result.output
     store = open_store(db)
     try:
         assert [(i, s is not None) for i, s in store.summaries()] == [
@@ -68,7 +68,7 @@ def test_an_old_database_opens_unchanged_works_and_db_upgrade_indexes_it(cli, cl
     finally:
         store.close()
     assert cli("list").stdout == listing
-    assert "schema 3 is current" in cli("db", "upgrade", "--db", str(db)).output
+    assert "schema 4 is current" in cli("db", "upgrade", "--db", str(db)).output
     assert cli("verify").exit_code == 0
 
 
@@ -103,7 +103,7 @@ def test_the_0_1_database_opens_at_schema_1_and_db_upgrade_indexes_it(tmp_path, 
 
     result = cli("db", "upgrade", "--db", str(db))
     assert result.exit_code == 0, result.output
-    assert "applied migration(s) 2, 3; schema is now 3" in result.output
+    assert "applied migration(s) 2, 3, 4; schema is now 4" in result.output
     assert "rebuilt 2 incident projection(s) from the log" in result.output
     store = open_store(db)
     try:

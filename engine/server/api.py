@@ -205,10 +205,8 @@ def approve(incident: str, body: b.ApproveBody, request: Request, who: Principal
     from engine.app import releases
 
     if body.password is not None:  # signing again in the same step (a session older than 5 minutes)
-        from dataclasses import replace
-
         again = accounts(request).authenticate_password(who.name, body.password, _now(request))
-        who = replace(again, scope=who.scope)
+        who = again.replace(scope=who.scope)
     result = releases.approve(_app(request), who, incident, body.post, version=body.version, role=body.role,
                               override=body.override_identifiers)
     return {**result.post, "missing": result.missing}
@@ -323,7 +321,8 @@ def drill_summary(incident: str, request: Request, who: Principal = Signed) -> d
 def verify(body: b.VerifyBody, request: Request, who: Principal = Signed) -> dict:
     from engine.app import audit
 
-    verified = audit.verify(_app(request), who, audit.VerifyRequest(incident=body.incident, fast=body.fast))
+    verified = audit.verify(_app(request), who, audit.VerifyRequest(incident=body.incident, fast=body.fast,
+                                                                         full=body.full))
     return verified.report.to_json()
 
 
@@ -333,8 +332,7 @@ def checkpoint(request: Request, who: Principal = Signed) -> dict:
     from engine.app import audit
 
     app = _app(request)
-    audit.verify(app, who, audit.VerifyRequest())
-    return audit.sign_checkpoint(app, who)
+    return audit.sign_checkpoint(app, who, audit.verify(app, who, audit.VerifyRequest()))
 
 
 @router.get("/incidents/{incident}/report", tags=["audit"], summary="The auditor's report",

@@ -34,6 +34,7 @@ from typing import Protocol
 
 from engine.errors import IntegrityError
 from engine.incidents.events import Event, NewEvent, canonical, genesis, hashed_text
+from engine.store.projection import CLOCKS_COLUMN, projection_digest
 from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS, check_stream  # noqa: F401
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
@@ -114,6 +115,12 @@ class Store(Protocol):
         """The events of ``incident`` with seq > ``after``, streamed in seq order."""
         ...
 
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        """Id -> (seq, hash) of the last event in the log of every incident and stream that
+        has a snapshot and events: one statement, an index lookup per incident, nothing
+        parsed (what a checkpoint compares each snapshot's head with)."""
+        ...
+
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         """Stored events in raw form (data as canonical text), streamed ordered by
         incident then seq; all incidents when ``incident`` is None. For verification
@@ -136,9 +143,11 @@ class Store(Protocol):
         None where the incident has no index row. Reads the index only."""
         ...
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         """(id, summary) of every incident in creation order; None where the incident has
-        no index row yet. Reads the index only, never a projection."""
+        no index row yet. Reads the index only, never a projection. ``clocks=False``
+        leaves out the summaries' ``clocks`` where the index keeps them apart (schema 4
+        on): what a listing reads."""
         ...
 
     def count_incidents(self, prefix: str) -> int:
@@ -170,6 +179,13 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[dict]:
         """Every stored checkpoint, oldest first."""
+        ...
+
+    def projection_digests(self) -> dict[str, str]:
+        """Incident (or stream) id -> :func:`projection_digest` of everything stored as its
+        projection (the state text and the index row's texts), for every snapshot, streamed
+        (flat memory). A signed checkpoint keeps these for the incidents a verify refolded,
+        so a later verify refolds only those whose head or projection changed since."""
         ...
 
     def count_failure(self, name: str, at: str, window_start: str) -> int:
@@ -254,6 +270,11 @@ class SqlReads:
         for row in self._stream(sql, (incident, after)):
             yield row_event(row)
 
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        return {inc: (seq, h) for inc, seq, h in self._fetch(
+            "SELECT s.incident, e.seq, e.hash FROM snapshots s JOIN events e ON e.incident = s.incident "
+            "AND e.seq = (SELECT max(seq) FROM events WHERE incident = s.incident)")}
+
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         if incident is None:
             return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
@@ -262,6 +283,14 @@ class SqlReads:
 
     def checkpoints(self) -> list[dict]:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
+
+    def projection_digests(self) -> dict[str, str]:
+        version = self.schema_version()
+        parts = "s.state, " + ("i.summary, " if version >= 2 else "NULL, ") + (
+            "i.clocks" if version >= CLOCKS_COLUMN else "NULL")
+        join = " LEFT JOIN incident_index i ON i.incident = s.incident" if version >= 2 else ""
+        return {inc: projection_digest(*texts) for inc, *texts in
+                self._stream(f"SELECT s.incident, {parts} FROM snapshots s{join}", ())}
 
 
 def snapshot_of(row: tuple) -> Snapshot:
@@ -273,11 +302,13 @@ def snapshot_of(row: tuple) -> Snapshot:
         raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
 
 
-def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
-    """(status, next_due_at, canonical text) of a summary, as the index stores it; None
-    for no summary. The store reads these two keys only, and checks them: ``status`` is
+def index_row(summary: dict | None) -> tuple[str, str | None, str, str | None] | None:
+    """(status, next_due_at, canonical text, clocks) of a summary, as the index stores it;
+    None for no summary. The summary's ``clocks`` text (what only ``due`` parses) is kept
+    apart from the canonical text of the rest (see :func:`joined` for a schema without
+    its column). The store reads these keys only, and checks them: ``status`` is
     ``open`` or ``closed``, ``next_due_at`` a UTC time like ``2026-03-14T10:00:00.000Z``
-    (text order is time order) or None."""
+    (text order is time order) or None, ``clocks`` a text or absent."""
     if summary is None:
         return None
     if not isinstance(summary, dict):
@@ -288,7 +319,11 @@ def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
     if due is not None and not (isinstance(due, str) and _UTC.fullmatch(due)):
         raise ValueError(f"a summary's next_due_at is a UTC time like 2026-03-14T10:00:00.000Z "
                          f"or None, not {due!r}")
-    return status, due, canonical(summary).decode("utf-8")
+    clocks = summary.get("clocks")
+    if clocks is not None and not isinstance(clocks, str):
+        raise ValueError(f"a summary's clocks are a JSON text, not {type(clocks).__name__}")
+    rest = {k: v for k, v in summary.items() if k != "clocks"} if clocks is not None else summary
+    return status, due, canonical(rest).decode("utf-8"), clocks
 
 
 def check_moment(moment: str) -> str:
@@ -323,10 +358,19 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def summaries_of(pairs: list[tuple[str, str | None]]) -> list[tuple[str, dict | None]]:
-    """(id, parsed summary) of stored (id, summary text or None) pairs. The texts are
-    parsed as one JSON array (one call instead of one per incident); should that not give
-    one object per text, each is parsed alone, so a damaged one is named."""
+def summaries_of(pairs: list[tuple], clocks: bool = True) -> list[tuple[str, dict | None]]:
+    """(id, parsed summary) of stored (id, summary text or None[, clocks text or None])
+    rows. The texts are parsed as one JSON array (one call instead of one per incident);
+    should that not give one object per text, each is parsed alone, so a damaged one is
+    named. A clocks text kept in its own column is put back as the summary's ``clocks``
+    (unless ``clocks`` is false: a listing, which never reads them)."""
+    if pairs and len(pairs[0]) == 3:
+        found = summaries_of([(i, t) for i, t, _ in pairs])
+        if clocks:
+            for (_, row), (_, _, c) in zip(found, pairs):
+                if c is not None and row is not None:
+                    row["clocks"] = c
+        return found
     texts = [t for _, t in pairs if t is not None]
     try:
         with collector_paused():

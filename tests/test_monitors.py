@@ -65,6 +65,16 @@ def library(tmp_path, monkeypatch):
     return write
 
 
+def test_the_first_stages_deadline_of_an_opened_incident_also_counts_from_the_first_message(cli, library):
+    library(SPIKY.replace("    templates: [answer]\n", "    templates: [answer]\n    deadline: 45m\n", 1))
+    for n, (text, ago) in enumerate([("I waited hours", 25), ("so rude", 15), ("rude again", 1)], 1):
+        assert _add(cli, text, ago, n).exit_code == 0
+    state = json.loads(cli("status", INCIDENT, "--json").stdout)
+    stage = next(c for c in state["clocks"] if c["key"] == "stage:open:deadline")
+    assert (stage["from"], stage["from_at"]) == ("the first message", "2026-03-14T08:35:00.000Z")
+    assert stage["due_at"] == "2026-03-14T09:20:00.000Z"
+
+
 def _add(cli, text, minutes_ago, n, *more, source="x"):
     posted = (cli.clock.now() - timedelta(minutes=minutes_ago)).isoformat()
     return cli("inbound", "add", "--playbook", "spiky", "--source", source, "--text", text, "--posted-at", posted,

@@ -242,7 +242,12 @@ def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, p
     end = visit["left_at"] or state.get("closed_at")
     deadline = stage["deadline"]
     if deadline is not None:
-        anchor_at, anchor = _anchor(state, deadline, visit["entered_at"], f"entering {sid}")
+        entry_at, entry = visit["entered_at"], f"entering {sid}"
+        if n == 0 and state.get("origin"):
+            # opened by a monitor: the first stage began when the first message was posted,
+            # so its deadline counts the time to detect against the team, like the targets
+            entry_at, entry = start_anchor(state)
+        anchor_at, anchor = _anchor(state, deadline, entry_at, entry)
         if deadline["until"] == "first_public_post":
             label, met = f"first public post in stage {sid}", visit["first_public_at"]
         else:

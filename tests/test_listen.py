@@ -182,7 +182,7 @@ def test_a_bad_sources_file_is_refused_naming_the_source_and_field(cli, tmp_path
 def test_listen_without_polled_sources_says_where_it_looked(cli, tmp_path):
     result = cli("listen", "--count", "1", "--db", str(tmp_path / "incidents.db"))
     assert result.exit_code == 4
-    assert "no feed or mastodon source in" in result.stderr and "sources.yaml" in result.stderr
+    assert "no feed, mastodon or bluesky source in" in result.stderr and "sources.yaml" in result.stderr
 
 
 REPLYING = """\

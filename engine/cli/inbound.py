@@ -167,7 +167,7 @@ def inbox(ctx, incident, unanswered, kept, db, as_json):
 @json_option
 @click.pass_context
 def listen(ctx, interval, count, timeout, db, as_json):
-    """Poll the configured feeds and Mastodon accounts, recording new messages.
+    """Poll the configured feeds, Mastodon and Bluesky accounts, recording new messages.
 
     Sources are configured in $PLAYBOOK_SOURCES (else sources.yaml beside the
     database), never in playbooks. A source that fails is reported and polled again
@@ -183,7 +183,7 @@ def listen(ctx, interval, count, timeout, db, as_json):
     handle, n = app(ctx, db), 0
     polled = [s for s in use.sources(handle).values() if s.kind != "webhook"]
     if not polled:
-        raise NotFound(f"no feed or mastodon source in {handle.config.sources} (see: playbook listen --help)")
+        raise NotFound(f"no feed, mastodon or bluesky source in {handle.config.sources} (see: playbook listen --help)")
     while count is None or n < count:
         n += 1
         rows = use.listen_once(handle, timeout=max(wait, 1))

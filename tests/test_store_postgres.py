@@ -94,7 +94,7 @@ def test_reopening_keeps_the_database_id_and_an_empty_database_is_not_created_on
     append(store, "INC-1", ev(1))
     store.close()
     again = open_store(pg_url, create=False)
-    assert again.database_id == database_id and again.schema_version() == 3
+    assert again.database_id == database_id and again.schema_version() == 4
     again.close()
     import uuid
 
@@ -296,9 +296,9 @@ def test_db_copy_from_a_missing_source_is_not_found(tmp_path, clock, pg_url):
 def test_db_upgrade_creates_the_schema_and_then_has_nothing_to_do(pg_url, clock):
     cli = Cli(pg_url, clock)
     first = cli("db", "upgrade", "--db", pg_url)
-    assert first.exit_code == 0 and "applied migration(s) 1, 2, 3; schema is now 3" in first.output
+    assert first.exit_code == 0 and "applied migration(s) 1, 2, 3, 4; schema is now 4" in first.output
     again = cli("db", "upgrade", "--db", pg_url)
-    assert again.exit_code == 0 and "schema 3 is current" in again.output
+    assert again.exit_code == 0 and "schema 4 is current" in again.output
     assert "every incident projection is current" in again.output
 
 
@@ -315,7 +315,7 @@ def test_a_schema_1_database_is_refused_until_db_upgrade_adds_and_fills_the_inde
     with pytest.raises(StoreError, match="has schema 1, this version of the tool needs 3: run playbook db upgrade"):
         open_store(pg_url)
     result = cli("db", "upgrade", "--db", pg_url)
-    assert result.exit_code == 0 and "applied migration(s) 2, 3; schema is now 3" in result.output, result.output
+    assert result.exit_code == 0 and "applied migration(s) 2, 3, 4; schema is now 4" in result.output, result.output
     store = open_store(pg_url)
     try:
         (incident, summary), = store.summaries()

@@ -8,7 +8,10 @@ A store keeps, per database:
   from the events, with the seq and hash of the last event folded in. It is
   written in the same transaction as the events, so it never disagrees with
   the log unless someone edits the database behind the store's back (which
-  :func:`engine.audit.integrity.verify` reports);
+  :func:`engine.audit.integrity.verify` reports). From schema 4 its plan (most of a
+  new incident's state, never changed by a fold) is kept apart, once per incident
+  (``projection_parts``), and written only when it changes: see :func:`stored_parts`;
+  every read puts it back, so callers always see the whole state;
 * signed **checkpoints** (:mod:`engine.audit.integrity`), append-only as well;
 * **streams** that are logs like an incident's but not incidents (:mod:`engine.store.streams`:
   the account log of :mod:`engine.accounts`): the same chain, snapshot and write lock, read
@@ -29,7 +32,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.errors import IntegrityError
@@ -49,6 +52,8 @@ class Snapshot:
     seq: int  # last event seq folded into state
     head: str  # hash of that event
     state: dict  # the projection (JSON) the service computed; the store does not interpret it
+    #: the stored text of the plan kept apart (see :func:`stored_parts`), None when there is none
+    plan_text: str | None = field(default=None, repr=False, compare=False)
 
 
 class Transaction(Protocol):
@@ -102,6 +107,12 @@ class Store(Protocol):
 
     def snapshots(self) -> list[Snapshot]:
         """Every incident's projection, in creation order."""
+        ...
+
+    def projection_digests(self) -> dict[str, str]:
+        """Incident id -> SHA-256 of its stored projection over every part of it (the
+        snapshot row and the plan kept apart: :func:`projection_digest`), the streams left
+        out; no state is parsed."""
         ...
 
     def heads(self) -> list[tuple[str, int, str]]:
@@ -226,10 +237,28 @@ class SqlReads:
     def _q(self, sql: str) -> str:
         return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
 
+    def _parts(self) -> bool:
+        """Whether this database keeps parts of projections apart (``projection_parts``)."""
+        return True
+
+    def _snapshot_sql(self, where: str) -> str:
+        """SELECT of (incident, seq, head, state, plan text) rows of ``snapshots`` (alias s)
+        matching ``where``: one statement, so state and plan come from one read."""
+        if not self._parts():
+            return f"SELECT incident, seq, head, state, NULL FROM snapshots s WHERE {where}"
+        return self._q("SELECT s.incident, s.seq, s.head, s.state, p.body FROM snapshots s "
+                       "LEFT JOIN projection_parts p ON p.incident = s.incident AND p.part = 'plan' "
+                       f"AND p.key = '' WHERE {where}")
+
     def _snapshot(self, incident: str) -> Snapshot | None:
-        rows = self._fetch(self._q("SELECT incident, seq, head, state FROM snapshots WHERE incident = ?"),
-                           (incident,))
+        rows = self._fetch(self._snapshot_sql(self._q("s.incident = ?")), (incident,))
         return snapshot_of(rows[0]) if rows else None
+
+    def projection_digests(self) -> dict[str, str]:
+        """Incident id -> :func:`projection_digest` of its stored projection (every part of
+        it), the streams left out; read without parsing any state."""
+        sql = self._snapshot_sql(S_NOT_A_STREAM)
+        return {row[0]: projection_digest(row[3], row[4]) for row in self._stream(sql, ())}
 
     def snapshot(self, incident: str) -> Snapshot | None:
         return None if incident in STREAMS else self._snapshot(incident)
@@ -265,12 +294,90 @@ class SqlReads:
 
 
 def snapshot_of(row: tuple) -> Snapshot:
-    """A Snapshot from a stored (incident, seq, head, state text) row."""
-    incident, seq, head, state = row
+    """A Snapshot from a stored (incident, seq, head, state text[, plan text]) row: the plan
+    kept apart (see :func:`stored_parts`) is put back in its place."""
+    incident, seq, head, text, *rest = row
+    plan_text = rest[0] if rest else None
     try:
-        return Snapshot(incident, seq, head, json.loads(state))
+        state = json.loads(text)
     except (TypeError, ValueError):
         raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
+    if type(state) is dict and state.get(PLAN) == PLAN_REF:
+        if plan_text is None:
+            raise IntegrityError(f"incident {incident}: its stored plan is missing (deleted?); run verify")
+        state[PLAN] = plan_of(incident, plan_text)
+    else:
+        plan_text = None  # stored whole (before the parts, or a stream): nothing kept apart
+    return Snapshot(incident, seq, head, state, plan_text)
+
+
+S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s
+#: The part of a state kept apart from the snapshot row (``projection_parts``), and what
+#: the stored state holds in its place.
+PLAN = "plan"
+PLAN_REF = {"$part": PLAN}
+_PLANS: dict[str, dict] = {}  # plan text -> parsed plan, shared by the states read (see plan_of)
+
+
+def plan_of(incident: str, text: str) -> dict:
+    """The parsed plan of a stored plan text. Incidents of one playbook version store the
+    same text, so it is parsed once per process and the parsed plan shared, as every copy
+    of a state already shares its plan (a fold never changes it; nothing may)."""
+    plan = _PLANS.get(text)
+    if plan is None:
+        try:
+            plan = json.loads(text)
+        except (TypeError, ValueError):
+            plan = None
+        if type(plan) is not dict:
+            raise IntegrityError(f"incident {incident}: its stored plan is not valid JSON (modified?)") from None
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        _PLANS[text] = plan
+    return plan
+
+
+def stored_parts(snapshot: Snapshot | None, state: dict, parts: bool = True) -> tuple[str, str | None]:
+    """(state text for the snapshot row, plan text to write or None) for storing ``state``.
+
+    With ``parts`` (a schema with ``projection_parts``) a state's plan is kept apart: the
+    row holds PLAN_REF in its place, and the plan is written only when it is not the one
+    read in this transaction (the same object, which every fold shares, or the same text).
+    So an event re-encodes and re-checks the small rest of the state, not the plan.
+    ``snapshot`` is what the transaction read (None for a new incident, or to write all)."""
+    plan = state.get(PLAN) if type(state) is dict else None
+    if not parts or type(plan) is not dict:
+        return canonical(state).decode("utf-8"), None
+    core = {k: (PLAN_REF if k == PLAN else v) for k, v in state.items()}
+    core_text = canonical(core).decode("utf-8")
+    if snapshot is not None and snapshot.plan_text is not None:
+        if snapshot.state.get(PLAN) is plan:
+            return core_text, None
+        text = canonical(plan).decode("utf-8")
+        return core_text, None if text == snapshot.plan_text else text
+    return core_text, canonical(plan).decode("utf-8")
+
+
+def loaded_parts(incident: str, state_text: str, parts: bool = True) -> tuple[str, str | None]:
+    """:func:`stored_parts` of a whole state's text (``db copy``), checked to be JSON."""
+    try:
+        state = json.loads(state_text)
+    except (TypeError, ValueError):
+        raise IntegrityError(f"incident {incident}: the state to load is not valid JSON") from None
+    if type(state) is dict and state.get(PLAN) == PLAN_REF:
+        raise IntegrityError(f"incident {incident}: the state to load lacks its plan")
+    return stored_parts(None, state, parts)
+
+
+def projection_digest(state_text: str, plan_text: str | None) -> str:
+    """SHA-256 of an incident's stored projection, over every part of it: the snapshot
+    row's state text and the plan kept apart (if any)."""
+    import hashlib
+
+    h = hashlib.sha256(state_text.encode("utf-8"))
+    if plan_text is not None:
+        h.update(b"\x00plan\x00" + plan_text.encode("utf-8"))
+    return h.hexdigest()
 
 
 def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, row_event, summaries_of)
+                               loaded_head, loaded_parts, projection_digest, row_event, snapshot_of, stored_parts,
+                               summaries_of)
 from engine.store.streams import STREAMS, check_stream, failure_params
 
 WHERE = "memory:"
@@ -40,16 +41,15 @@ class MemoryTransaction:
         log = store._rows.get(self.incident, [])
         last = (log[-1][1], log[-1][7]) if log else None
         rows = chain_rows(store.database_id, self.incident, self.snapshot, last, list(events))
-        state_text = canonical(state).decode("utf-8")
         self._index = index_row(summary)
-        self._pending = (rows, state_text)
+        self._pending = (rows, *stored_parts(self.snapshot, state))
         return [row_event(r) for r in rows]
 
     def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         self._index = index_row(summary)
-        self._rewritten = canonical(state).decode("utf-8")
+        self._rewritten = stored_parts(None, state)
 
     def _commit(self) -> None:
         store = self._store
@@ -58,13 +58,15 @@ class MemoryTransaction:
             store._set_index(self.incident, getattr(self, "_index", None))
         if rewritten is not None and self._pending is None:
             seq, head, _, at = store._snapshots[self.incident]
-            store._snapshots[self.incident] = (seq, head, rewritten, at)
+            store._snapshots[self.incident] = (seq, head, rewritten[0], at)
+            store._set_plan(self.incident, rewritten[1])
         if self._pending is None:
             return
-        rows, state_text = self._pending
+        rows, state_text, plan_text = self._pending
         store._rows.setdefault(self.incident, []).extend(rows)
         last = rows[-1]
         store._snapshots[self.incident] = (last[1], last[7], state_text, last[3])
+        store._set_plan(self.incident, plan_text)
 
 
 class MemoryStore(Closing):
@@ -77,6 +79,7 @@ class MemoryStore(Closing):
         self._rows: dict[str, list[Row]] = {}  # insertion order = creation order
         self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
         self._checkpoints: list[str] = []
+        self._plans: dict[str, str] = {}  # incident -> its plan kept apart (projection_parts)
         self._index: dict[str, tuple[str, str | None, str]] = {}  # status, next_due_at, summary text
         self._failures: dict[str, tuple[int, str, str]] = {}  # name -> failures, first_at, last_at
         self._uses: dict[str, str] = {}  # token id -> last used at
@@ -135,6 +138,14 @@ class MemoryStore(Closing):
         else:
             self._index[incident] = indexed
 
+    def _set_plan(self, incident: str, text: str | None) -> None:
+        if text is not None:
+            self._plans[incident] = text
+
+    def projection_digests(self) -> dict[str, str]:
+        with self._locked():
+            return {i: projection_digest(self._snapshots[i][2], self._plans.get(i)) for i in self._incidents()}
+
     def due_before(self, moment: str) -> list[str]:
         return [i for i, _ in self._due(moment)]
 
@@ -158,6 +169,7 @@ class MemoryStore(Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
+        state_text, plan_text = loaded_parts(incident, state_text)
         rows = [tuple(r) for r in rows]
         with self._locked(self.busy_timeout):
             if incident in self._rows or incident in self._snapshots:
@@ -170,6 +182,7 @@ class MemoryStore(Closing):
             seq, head = loaded_head(incident, len(rows), rows[-1] if rows else None)
             self._rows[incident] = rows
             self._snapshots[incident] = (seq, head, state_text, rows[-1][3])
+            self._set_plan(incident, plan_text)
             self._set_index(incident, indexed)
         return len(rows)
 
@@ -208,7 +221,7 @@ class MemoryStore(Closing):
         row = self._snapshots.get(incident)
         if row is None:
             return None
-        return Snapshot(incident, row[0], row[1], json.loads(row[2]))
+        return snapshot_of((incident, row[0], row[1], row[2], self._plans.get(incident)))
 
     def snapshot(self, incident: str) -> Snapshot | None:
         if incident in STREAMS:

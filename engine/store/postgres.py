@@ -31,9 +31,9 @@ from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summaries_of)
+from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
+                               check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
+                               row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.streams import (CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, check_stream,
                                   failure_params)
 from engine.store.migrations import APPLICATION, latest_version, migrations
@@ -50,6 +50,8 @@ UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at
     ON CONFLICT (incident) DO UPDATE SET
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
 DELETE_INDEX = "DELETE FROM incident_index WHERE incident = %s"
+UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (%s, 'plan', '', %s)
+    ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
 #: Advisory-lock namespace of incident writers ("CrBb"), the other key is hashtext(id).
 LOCK_SPACE = 0x43724262
 BATCH = 512
@@ -82,13 +84,14 @@ class PostgresTransaction:
             raise RuntimeError("append may be called once per transaction")
         store, incident = self._store, self.incident
         rows = chain_rows(store.database_id, incident, self.snapshot, self._last, list(events))
-        state_text = canonical(state).decode("utf-8")
+        state_text, plan_text = stored_parts(self.snapshot, state)
         indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident), self._conn.pipeline():  # one round trip
             for row in rows:
                 self._conn.execute(INSERT_EVENT, row)
             self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+            _write_plan(self._conn, incident, plan_text)
             _write_index(self._conn, incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
@@ -97,9 +100,10 @@ class PostgresTransaction:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         indexed = index_row(summary)
+        state_text, plan_text = stored_parts(None, state)
         with self._store._guard(self.incident):
-            self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s",
-                               (canonical(state).decode("utf-8"), self.incident))
+            self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s", (state_text, self.incident))
+            _write_plan(self._conn, self.incident, plan_text)
             _write_index(self._conn, self.incident, indexed)
 
 
@@ -314,8 +318,7 @@ class PostgresStore(SqlReads, Closing):
             # a new snapshot per statement, so after the lock is held) the projection and
             # the log's head as they are now.
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
-            return (conn.execute("SELECT incident, seq, head, state FROM snapshots WHERE incident = %s",
-                                 (incident,)),
+            return (conn.execute(self._snapshot_sql("s.incident = %s"), (incident,)),
                     conn.execute("SELECT seq, hash FROM events WHERE incident = %s ORDER BY seq DESC LIMIT 1",
                                  (incident,)))
 
@@ -332,6 +335,7 @@ class PostgresStore(SqlReads, Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
+        state_text, plan_text = loaded_parts(incident, state_text)
         with self._bound(write=True) as (conn, _):
             with self._guard(incident):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
@@ -344,6 +348,7 @@ class PostgresStore(SqlReads, Closing):
                         count, last = count + 1, row
                 seq, head = loaded_head(incident, count, last)
                 conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+                _write_plan(conn, incident, plan_text)
                 _write_index(conn, incident, indexed)
         return count
 
@@ -388,8 +393,7 @@ class PostgresStore(SqlReads, Closing):
 
     def snapshots(self) -> list[Snapshot]:
         with self._conn() as conn, self._guard():
-            rows = conn.execute(f"SELECT incident, seq, head, state FROM snapshots WHERE {NOT_A_STREAM} "
-                                "ORDER BY ord").fetchall()
+            rows = conn.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.ord")).fetchall()
         return [snapshot_of(r) for r in rows]
 
     def heads(self) -> list[tuple[str, int, str]]:
@@ -461,6 +465,12 @@ class PostgresStore(SqlReads, Closing):
                 pool.close(timeout=1)
             except Exception:  # noqa: BLE001 - closing a pool to a dead server must not fail
                 pass
+
+
+def _write_plan(conn, incident: str, text: str | None) -> None:
+    """The incident's plan kept apart, when engine.store.base.stored_parts says it changed."""
+    if text is not None:
+        conn.execute(UPSERT_PART, (incident, text))
 
 
 def _write_index(conn, incident: str, indexed: tuple | None) -> None:

@@ -31,12 +31,12 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summaries_of)
+from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
+                               check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
+                               row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.streams import (ACCOUNT_TABLES, CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED,
                                   check_stream, failure_params, no_account_tables)
-from engine.store.migrations import latest_version, migrations
+from engine.store.migrations import latest_version, migrations, number_of
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
 #: The newest schema this code reads and writes (PRAGMA user_version); the schema
@@ -44,6 +44,8 @@ APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
 SCHEMA_VERSION = latest_version("sqlite")
 #: The first schema with the incident index (summaries for listings and the cron path).
 INDEXED = 2
+#: The first schema that keeps parts of projections apart (the plan, in projection_parts).
+PARTS = number_of("sqlite", "projection_parts")
 SQLITE_HEADER = b"SQLite format 3\x00"
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
 
@@ -57,6 +59,8 @@ UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at
     VALUES (?, (SELECT rowid FROM snapshots WHERE incident = ?), ?, ?, ?)
     ON CONFLICT (incident) DO UPDATE SET
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
+UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (?, 'plan', '', ?)
+    ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
 BATCH = 512
 
 
@@ -80,12 +84,13 @@ class SqliteTransaction:
                 (incident,),
             ).fetchone()
         rows = chain_rows(store.database_id, incident, self.snapshot, last, list(events))
-        state_text = canonical(state).decode("utf-8")
+        state_text, plan_text = stored_parts(self.snapshot, state, store._parts())
         indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident):
             store._conn.executemany(INSERT_EVENT, rows)
             store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+            store._write_plan(incident, plan_text)
             store._write_index(incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
@@ -94,9 +99,11 @@ class SqliteTransaction:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         indexed = index_row(summary)
+        state_text, plan_text = stored_parts(None, state, self._store._parts())
         with self._store._guard(self.incident):
             self._store._conn.execute("UPDATE snapshots SET state = ? WHERE incident = ?",
-                                      (canonical(state).decode("utf-8"), self.incident))
+                                      (state_text, self.incident))
+            self._store._write_plan(self.incident, plan_text)
             self._store._write_index(self.incident, indexed)
 
 
@@ -356,6 +363,15 @@ class SqliteStore(SqlReads, Closing):
         self.version = max(self.version, SCHEMA_VERSION) if applied else self.version
         return applied
 
+    def _parts(self) -> bool:
+        return self.version >= PARTS
+
+    def _write_plan(self, incident: str, text: str | None) -> None:
+        """The incident's plan kept apart (inside the caller's transaction and guard), when
+        :func:`engine.store.base.stored_parts` says it changed."""
+        if text is not None:
+            self._c.execute(UPSERT_PART, (incident, text))
+
     @property
     def indexed(self) -> bool:
         """Whether this database keeps the incident index (schema 2 on)."""
@@ -459,6 +475,7 @@ class SqliteStore(SqlReads, Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
+        state_text, plan_text = loaded_parts(incident, state_text, self._parts())
         self._begin()
         try:
             with self._guard(incident):
@@ -470,6 +487,7 @@ class SqliteStore(SqlReads, Closing):
                     count, last = count + len(batch), batch[-1]
                 seq, head = loaded_head(incident, count, last)
                 self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+                self._write_plan(incident, plan_text)
                 self._write_index(incident, indexed)
         except BaseException:
             self._end(False)
@@ -529,9 +547,7 @@ class SqliteStore(SqlReads, Closing):
 
     def snapshots(self) -> list[Snapshot]:
         with self._guard():
-            rows = self._c.execute(
-                f"SELECT incident, seq, head, state FROM snapshots WHERE {NOT_A_STREAM} ORDER BY rowid"
-            ).fetchall()
+            rows = self._c.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.rowid")).fetchall()
         return [snapshot_of(r) for r in rows]
 
     def heads(self) -> list[tuple[str, int, str]]:

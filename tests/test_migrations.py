@@ -25,11 +25,15 @@ def _as_schema_1(db) -> None:
     """The database as the code before migration 002 left it (schema 1 is migration 001,
     unchanged: checked below), with the same incidents."""
     raw = sqlite3.connect(db)
-    plans = dict(raw.execute("SELECT incident, body FROM projection_parts WHERE part = 'plan'"))
+    parts: dict = {}
+    for incident, part, key, body in raw.execute("SELECT incident, part, key, body FROM projection_parts"):
+        parts.setdefault(incident, {}).setdefault(part, {})[key] = json.loads(body)
     for incident, text in raw.execute("SELECT incident, state FROM snapshots").fetchall():
         state = json.loads(text)
-        if incident in plans:  # the plan back inside the state, as schema 1 stored it
-            state["plan"] = json.loads(plans[incident])
+        for name, value in state.items():  # every part back inside the state, as schema 1 stored it
+            if isinstance(value, dict) and "$part" in value:
+                rows = parts.get(incident, {}).get(name, {})
+                state[name] = rows[""] if name == "plan" else {k: rows[k] for k in value["keys"]}
         raw.execute("UPDATE snapshots SET state = ? WHERE incident = ?", (json.dumps(state), incident))
     raw.execute("DROP TABLE projection_parts")  # migration 004's
     raw.execute("DROP TABLE incident_index")

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -250,15 +251,54 @@ class SqlReads:
                        "LEFT JOIN projection_parts p ON p.incident = s.incident AND p.part = 'plan' "
                        f"AND p.key = '' WHERE {where}")
 
+    def _consistent(self) -> AbstractContextManager[None]:
+        """A block whose reads see one state of the database (the open transaction, or a
+        read view opened for it)."""
+        raise NotImplementedError
+
     def _snapshot(self, incident: str) -> Snapshot | None:
-        rows = self._fetch(self._snapshot_sql(self._q("s.incident = ?")), (incident,))
-        return snapshot_of(rows[0]) if rows else None
+        """The incident's projection read whole (plain JSON)."""
+        with self._consistent():
+            rows = self._fetch(self._snapshot_sql(self._q("s.incident = ?")), (incident,))
+            if not rows:
+                return None
+            found: dict[str, dict[str, str]] = {}
+            if self._parts() and has_parts(rows[0][3]):
+                for part, key, body in self._fetch(self._q(
+                        "SELECT part, key, body FROM projection_parts WHERE incident = ? AND part <> 'plan'"),
+                        (incident,)):
+                    found.setdefault(part, {})[key] = body
+        return snapshot_of(rows[0], found)
+
+    def _tx_snapshot(self, row: tuple | None, is_open: Callable[[], bool]) -> Snapshot | None:
+        """The projection a write transaction read (``row``, from :meth:`_snapshot_sql`), its
+        parts stored per entry read on demand while ``is_open()``."""
+        if row is None:
+            return None
+        incident = row[0]
+
+        def fetch(part: str, keys: list[str]) -> dict[str, str]:
+            if not is_open():
+                raise RuntimeError(f"incident {incident}: its {part} were read in a write transaction "
+                                   "that is over; read the incident again (store.snapshot) to see them")
+            out: dict[str, str] = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                out.update(self._fetch(self._q(
+                    "SELECT key, body FROM projection_parts WHERE incident = ? AND part = ? AND key IN ("
+                    + ", ".join("?" * len(chunk)) + ")"), (incident, part, *chunk)))
+            return out
+
+        return snapshot_of(row, fetch)
 
     def projection_digests(self) -> dict[str, str]:
         """Incident id -> :func:`projection_digest` of its stored projection (every part of
         it), the streams left out; read without parsing any state."""
-        sql = self._snapshot_sql(S_NOT_A_STREAM)
-        return {row[0]: projection_digest(row[3], row[4]) for row in self._stream(sql, ())}
+        sql = self._q("SELECT part, key, body FROM projection_parts WHERE incident = ?")
+        with self._consistent():
+            cores = self._fetch(f"SELECT incident, state FROM snapshots WHERE {NOT_A_STREAM}")
+            return {incident: projection_digest(text, self._fetch(sql, (incident,)) if self._parts() else ())
+                    for incident, text in cores}
 
     def snapshot(self, incident: str) -> Snapshot | None:
         return None if incident in STREAMS else self._snapshot(incident)
@@ -293,22 +333,40 @@ class SqlReads:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
 
 
-def snapshot_of(row: tuple) -> Snapshot:
-    """A Snapshot from a stored (incident, seq, head, state text[, plan text]) row: the plan
-    kept apart (see :func:`stored_parts`) is put back in its place."""
+def snapshot_of(row: tuple, parts=None) -> Snapshot:
+    """A Snapshot from a stored (incident, seq, head, state text[, plan text]) row, with the
+    parts kept apart put back in their places: the plan, and each mapping stored one row per
+    entry (engine.store.parts), from ``parts``: a dict {part: {key: text}} of its rows (read
+    whole), or a function ``fetch(part, keys)`` reading them on demand (in a transaction)."""
+    from engine.store.parts import LazyParts, is_ref, whole
+
     incident, seq, head, text, *rest = row
     plan_text = rest[0] if rest else None
     try:
         state = json.loads(text)
     except (TypeError, ValueError):
         raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
-    if type(state) is dict and state.get(PLAN) == PLAN_REF:
+    if type(state) is not dict:
+        return Snapshot(incident, seq, head, state)
+    if state.get(PLAN) == PLAN_REF:
         if plan_text is None:
             raise IntegrityError(f"incident {incident}: its stored plan is missing (deleted?); run verify")
         state[PLAN] = plan_of(incident, plan_text)
     else:
         plan_text = None  # stored whole (before the parts, or a stream): nothing kept apart
+    for key, value in state.items():
+        if is_ref(value) and value["$part"] == key:
+            if callable(parts):
+                state[key] = LazyParts(incident, key, value["keys"], partial(parts, key))
+            else:
+                state[key] = whole(incident, key, value, (parts or {}).get(key, {}))
     return Snapshot(incident, seq, head, state, plan_text)
+
+
+def has_parts(text: str) -> bool:
+    """Whether a stored state's text refers to parts stored one row per entry (a cheap
+    test before reading them; :func:`snapshot_of` checks what it finds)."""
+    return '{"$part":"' in text and '"keys":' in text
 
 
 S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s
@@ -337,28 +395,47 @@ def plan_of(incident: str, text: str) -> dict:
     return plan
 
 
-def stored_parts(snapshot: Snapshot | None, state: dict, parts: bool = True) -> tuple[str, str | None]:
-    """(state text for the snapshot row, plan text to write or None) for storing ``state``.
+@dataclass(frozen=True)
+class Stored:
+    """What storing a state writes: the snapshot row's state text, the plan text (None:
+    unchanged, or none), and the rows of the parts stored per entry to write (part, key,
+    text) and to delete (part, key)."""
+
+    state_text: str
+    plan_text: str | None = None
+    writes: list = field(default_factory=list)
+    deletes: list = field(default_factory=list)
+
+
+def stored_parts(snapshot: Snapshot | None, state: dict, parts: bool = True) -> Stored:
+    """What to write for storing ``state`` (see :class:`Stored`).
 
     With ``parts`` (a schema with ``projection_parts``) a state's plan is kept apart: the
     row holds PLAN_REF in its place, and the plan is written only when it is not the one
-    read in this transaction (the same object, which every fold shares, or the same text).
-    So an event re-encodes and re-checks the small rest of the state, not the plan.
-    ``snapshot`` is what the transaction read (None for a new incident, or to write all)."""
-    plan = state.get(PLAN) if type(state) is dict else None
-    if not parts or type(plan) is not dict:
-        return canonical(state).decode("utf-8"), None
-    core = {k: (PLAN_REF if k == PLAN else v) for k, v in state.items()}
+    read in this transaction (the same object, which every fold shares, or the same text);
+    and each mapping of engine.store.parts.PARTS is stored one row per entry, of which only
+    those changed are written. So an event re-encodes and re-checks the small rest of the
+    state and what it changed. ``snapshot`` is what the transaction read (None for a new
+    incident, or to write everything)."""
+    from engine.store.parts import split
+
+    if not parts or type(state) is not dict:
+        return Stored(canonical(state).decode("utf-8"))
+    core, writes, deletes = split(state, snapshot.state if snapshot is not None else None)
+    plan = core.get(PLAN)
+    if type(plan) is not dict:
+        return Stored(canonical(core).decode("utf-8"), None, writes, deletes)
+    core[PLAN] = PLAN_REF
     core_text = canonical(core).decode("utf-8")
     if snapshot is not None and snapshot.plan_text is not None:
-        if snapshot.state.get(PLAN) is plan:
-            return core_text, None
+        if type(snapshot.state) is dict and snapshot.state.get(PLAN) is plan:
+            return Stored(core_text, None, writes, deletes)
         text = canonical(plan).decode("utf-8")
-        return core_text, None if text == snapshot.plan_text else text
-    return core_text, canonical(plan).decode("utf-8")
+        return Stored(core_text, None if text == snapshot.plan_text else text, writes, deletes)
+    return Stored(core_text, canonical(plan).decode("utf-8"), writes, deletes)
 
 
-def loaded_parts(incident: str, state_text: str, parts: bool = True) -> tuple[str, str | None]:
+def loaded_parts(incident: str, state_text: str, parts: bool = True) -> Stored:
     """:func:`stored_parts` of a whole state's text (``db copy``), checked to be JSON."""
     try:
         state = json.loads(state_text)
@@ -369,14 +446,15 @@ def loaded_parts(incident: str, state_text: str, parts: bool = True) -> tuple[st
     return stored_parts(None, state, parts)
 
 
-def projection_digest(state_text: str, plan_text: str | None) -> str:
+def projection_digest(state_text: str, rows: Iterable[tuple[str, str, str]] = ()) -> str:
     """SHA-256 of an incident's stored projection, over every part of it: the snapshot
-    row's state text and the plan kept apart (if any)."""
+    row's state text, then each (part, key, text) row kept apart (the plan, the entries of
+    the parts stored per entry), in (part, key) order."""
     import hashlib
 
     h = hashlib.sha256(state_text.encode("utf-8"))
-    if plan_text is not None:
-        h.update(b"\x00plan\x00" + plan_text.encode("utf-8"))
+    for part, key, text in sorted(rows):
+        h.update(b"\x00" + part.encode("utf-8") + b"\x00" + key.encode("utf-8") + b"\x00" + text.encode("utf-8"))
     return h.hexdigest()
 
 

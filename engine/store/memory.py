@@ -42,14 +42,14 @@ class MemoryTransaction:
         last = (log[-1][1], log[-1][7]) if log else None
         rows = chain_rows(store.database_id, self.incident, self.snapshot, last, list(events))
         self._index = index_row(summary)
-        self._pending = (rows, *stored_parts(self.snapshot, state))
+        self._pending = (rows, stored_parts(self.snapshot, state))
         return [row_event(r) for r in rows]
 
     def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         self._index = index_row(summary)
-        self._rewritten = stored_parts(None, state)
+        self._rewritten = stored_parts(self.snapshot, state)
 
     def _commit(self) -> None:
         store = self._store
@@ -58,15 +58,15 @@ class MemoryTransaction:
             store._set_index(self.incident, getattr(self, "_index", None))
         if rewritten is not None and self._pending is None:
             seq, head, _, at = store._snapshots[self.incident]
-            store._snapshots[self.incident] = (seq, head, rewritten[0], at)
-            store._set_plan(self.incident, rewritten[1])
+            store._snapshots[self.incident] = (seq, head, rewritten.state_text, at)
+            store._set_parts(self.incident, rewritten)
         if self._pending is None:
             return
-        rows, state_text, plan_text = self._pending
+        rows, stored = self._pending
         store._rows.setdefault(self.incident, []).extend(rows)
         last = rows[-1]
-        store._snapshots[self.incident] = (last[1], last[7], state_text, last[3])
-        store._set_plan(self.incident, plan_text)
+        store._snapshots[self.incident] = (last[1], last[7], stored.state_text, last[3])
+        store._set_parts(self.incident, stored)
 
 
 class MemoryStore(Closing):
@@ -79,7 +79,7 @@ class MemoryStore(Closing):
         self._rows: dict[str, list[Row]] = {}  # insertion order = creation order
         self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
         self._checkpoints: list[str] = []
-        self._plans: dict[str, str] = {}  # incident -> its plan kept apart (projection_parts)
+        self._parts: dict[str, dict[tuple[str, str], str]] = {}  # incident -> (part, key) -> text kept apart
         self._index: dict[str, tuple[str, str | None, str]] = {}  # status, next_due_at, summary text
         self._failures: dict[str, tuple[int, str, str]] = {}  # name -> failures, first_at, last_at
         self._uses: dict[str, str] = {}  # token id -> last used at
@@ -138,13 +138,20 @@ class MemoryStore(Closing):
         else:
             self._index[incident] = indexed
 
-    def _set_plan(self, incident: str, text: str | None) -> None:
-        if text is not None:
-            self._plans[incident] = text
+    def _set_parts(self, incident: str, stored) -> None:
+        rows = self._parts.setdefault(incident, {})
+        if stored.plan_text is not None:
+            rows[("plan", "")] = stored.plan_text
+        for part, key, text in stored.writes:
+            rows[(part, key)] = text
+        for part, key in stored.deletes:
+            rows.pop((part, key), None)
 
     def projection_digests(self) -> dict[str, str]:
         with self._locked():
-            return {i: projection_digest(self._snapshots[i][2], self._plans.get(i)) for i in self._incidents()}
+            return {i: projection_digest(self._snapshots[i][2], [(p, k, t) for (p, k), t in
+                                                                  self._parts.get(i, {}).items()])
+                    for i in self._incidents()}
 
     def due_before(self, moment: str) -> list[str]:
         return [i for i, _ in self._due(moment)]
@@ -169,7 +176,7 @@ class MemoryStore(Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
-        state_text, plan_text = loaded_parts(incident, state_text)
+        stored = loaded_parts(incident, state_text)
         rows = [tuple(r) for r in rows]
         with self._locked(self.busy_timeout):
             if incident in self._rows or incident in self._snapshots:
@@ -181,8 +188,8 @@ class MemoryStore(Closing):
                 prev_seq, prev_hash = r[1], r[7]
             seq, head = loaded_head(incident, len(rows), rows[-1] if rows else None)
             self._rows[incident] = rows
-            self._snapshots[incident] = (seq, head, state_text, rows[-1][3])
-            self._set_plan(incident, plan_text)
+            self._snapshots[incident] = (seq, head, stored.state_text, rows[-1][3])
+            self._set_parts(incident, stored)
             self._set_index(incident, indexed)
         return len(rows)
 
@@ -193,7 +200,8 @@ class MemoryStore(Closing):
             if self._busy:
                 raise StoreError("a transaction is already open on this store; finish it first")
             self._busy = True
-            tx = MemoryTransaction(self, incident, self._snapshot(incident))
+            tx = MemoryTransaction(self, incident, None)
+            tx.snapshot = self._snapshot(incident, lambda: tx._open)
             try:
                 yield tx
                 tx._commit()
@@ -217,11 +225,24 @@ class MemoryStore(Closing):
             finally:
                 self._busy = False
 
-    def _snapshot(self, incident: str) -> Snapshot | None:
+    def _snapshot(self, incident: str, is_open=None) -> Snapshot | None:
+        """The projection, whole; or with its parts read on demand while ``is_open()``."""
         row = self._snapshots.get(incident)
         if row is None:
             return None
-        return snapshot_of((incident, row[0], row[1], row[2], self._plans.get(incident)))
+        parts = self._parts.get(incident, {})
+        if is_open is None:
+            found: dict[str, dict[str, str]] = {}
+            for (part, key), text in parts.items():
+                found.setdefault(part, {})[key] = text
+            return snapshot_of((incident, row[0], row[1], row[2], parts.get(("plan", ""))), found)
+
+        def fetch(part: str, keys: list[str]) -> dict[str, str]:
+            if not is_open():
+                raise RuntimeError(f"incident {incident}: its {part} were read in a write transaction "
+                                   "that is over; read the incident again (store.snapshot) to see them")
+            return {k: parts[(part, k)] for k in keys if (part, k) in parts}
+        return snapshot_of((incident, row[0], row[1], row[2], parts.get(("plan", ""))), fetch)
 
     def snapshot(self, incident: str) -> Snapshot | None:
         if incident in STREAMS:

@@ -50,8 +50,9 @@ UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at
     ON CONFLICT (incident) DO UPDATE SET
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
 DELETE_INDEX = "DELETE FROM incident_index WHERE incident = %s"
-UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (%s, 'plan', '', %s)
+UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (%s, %s, %s, %s)
     ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
+DELETE_PART = "DELETE FROM projection_parts WHERE incident = %s AND part = %s AND key = %s"
 #: Advisory-lock namespace of incident writers ("CrBb"), the other key is hashtext(id).
 LOCK_SPACE = 0x43724262
 BATCH = 512
@@ -84,14 +85,14 @@ class PostgresTransaction:
             raise RuntimeError("append may be called once per transaction")
         store, incident = self._store, self.incident
         rows = chain_rows(store.database_id, incident, self.snapshot, self._last, list(events))
-        state_text, plan_text = stored_parts(self.snapshot, state)
+        stored = stored_parts(self.snapshot, state)
         indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident), self._conn.pipeline():  # one round trip
             for row in rows:
                 self._conn.execute(INSERT_EVENT, row)
-            self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
-            _write_plan(self._conn, incident, plan_text)
+            self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, at))
+            _write_parts(self._conn, incident, stored)
             _write_index(self._conn, incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
@@ -100,10 +101,11 @@ class PostgresTransaction:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         indexed = index_row(summary)
-        state_text, plan_text = stored_parts(None, state)
+        stored = stored_parts(self.snapshot, state)
         with self._store._guard(self.incident):
-            self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s", (state_text, self.incident))
-            _write_plan(self._conn, self.incident, plan_text)
+            self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s",
+                               (stored.state_text, self.incident))
+            _write_parts(self._conn, self.incident, stored)
             _write_index(self._conn, self.incident, indexed)
 
 
@@ -327,7 +329,7 @@ class PostgresStore(SqlReads, Closing):
             try:
                 with self._guard(incident):
                     row, head = snap.fetchone(), last.fetchone()
-                tx.snapshot = None if row is None else snapshot_of(row)
+                tx.snapshot = self._tx_snapshot(row, lambda: tx._open)
                 tx._last = None if head is None else (head[0], head[1])
                 yield tx
             finally:
@@ -335,7 +337,7 @@ class PostgresStore(SqlReads, Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
-        state_text, plan_text = loaded_parts(incident, state_text)
+        stored = loaded_parts(incident, state_text)
         with self._bound(write=True) as (conn, _):
             with self._guard(incident):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
@@ -347,8 +349,8 @@ class PostgresStore(SqlReads, Closing):
                         copy.write_row(row)
                         count, last = count + 1, row
                 seq, head = loaded_head(incident, count, last)
-                conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
-                _write_plan(conn, incident, plan_text)
+                conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, last[3]))
+                _write_parts(conn, incident, stored)
                 _write_index(conn, incident, indexed)
         return count
 
@@ -391,10 +393,22 @@ class PostgresStore(SqlReads, Closing):
         with self._conn() as conn, self._guard():
             return conn.execute(sql, params).fetchall()
 
+    @contextmanager
+    def _consistent(self) -> Iterator[None]:
+        if getattr(self._local, "conn", None) is not None:
+            yield
+        else:
+            with self.reading():
+                yield
+
     def snapshots(self) -> list[Snapshot]:
-        with self._conn() as conn, self._guard():
+        with self._consistent(), self._conn() as conn, self._guard():
             rows = conn.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.ord")).fetchall()
-        return [snapshot_of(r) for r in rows]
+            found: dict[str, dict] = {}
+            for incident, part, key, body in conn.execute(
+                    "SELECT incident, part, key, body FROM projection_parts WHERE part <> 'plan'"):
+                found.setdefault(incident, {}).setdefault(part, {})[key] = body
+        return [snapshot_of(r, found.get(r[0], {})) for r in rows]
 
     def heads(self) -> list[tuple[str, int, str]]:
         with self._conn() as conn, self._guard():
@@ -467,10 +481,14 @@ class PostgresStore(SqlReads, Closing):
                 pass
 
 
-def _write_plan(conn, incident: str, text: str | None) -> None:
-    """The incident's plan kept apart, when engine.store.base.stored_parts says it changed."""
-    if text is not None:
-        conn.execute(UPSERT_PART, (incident, text))
+def _write_parts(conn, incident: str, stored) -> None:
+    """The rows kept apart that engine.store.base.stored_parts says changed."""
+    if stored.plan_text is not None:
+        conn.execute(UPSERT_PART, (incident, "plan", "", stored.plan_text))
+    for part, key, text in stored.writes:
+        conn.execute(UPSERT_PART, (incident, part, key, text))
+    for part, key in stored.deletes:
+        conn.execute(DELETE_PART, (incident, part, key))
 
 
 def _write_index(conn, incident: str, indexed: tuple | None) -> None:

@@ -59,8 +59,9 @@ UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at
     VALUES (?, (SELECT rowid FROM snapshots WHERE incident = ?), ?, ?, ?)
     ON CONFLICT (incident) DO UPDATE SET
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
-UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (?, 'plan', '', ?)
+UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (?, ?, ?, ?)
     ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
+DELETE_PART = "DELETE FROM projection_parts WHERE incident = ? AND part = ? AND key = ?"
 BATCH = 512
 
 
@@ -84,13 +85,13 @@ class SqliteTransaction:
                 (incident,),
             ).fetchone()
         rows = chain_rows(store.database_id, incident, self.snapshot, last, list(events))
-        state_text, plan_text = stored_parts(self.snapshot, state, store._parts())
+        stored = stored_parts(self.snapshot, state, store._parts())
         indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident):
             store._conn.executemany(INSERT_EVENT, rows)
-            store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
-            store._write_plan(incident, plan_text)
+            store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, at))
+            store._write_parts(incident, stored)
             store._write_index(incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
@@ -99,11 +100,11 @@ class SqliteTransaction:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         indexed = index_row(summary)
-        state_text, plan_text = stored_parts(None, state, self._store._parts())
+        stored = stored_parts(self.snapshot, state, self._store._parts())
         with self._store._guard(self.incident):
             self._store._conn.execute("UPDATE snapshots SET state = ? WHERE incident = ?",
-                                      (state_text, self.incident))
-            self._store._write_plan(self.incident, plan_text)
+                                      (stored.state_text, self.incident))
+            self._store._write_parts(self.incident, stored)
             self._store._write_index(self.incident, indexed)
 
 
@@ -366,11 +367,27 @@ class SqliteStore(SqlReads, Closing):
     def _parts(self) -> bool:
         return self.version >= PARTS
 
-    def _write_plan(self, incident: str, text: str | None) -> None:
-        """The incident's plan kept apart (inside the caller's transaction and guard), when
-        :func:`engine.store.base.stored_parts` says it changed."""
-        if text is not None:
-            self._c.execute(UPSERT_PART, (incident, text))
+    def _write_parts(self, incident: str, stored) -> None:
+        """The rows kept apart that :func:`engine.store.base.stored_parts` says changed
+        (inside the caller's transaction and guard)."""
+        if stored.plan_text is not None:
+            self._c.execute(UPSERT_PART, (incident, "plan", "", stored.plan_text))
+        if stored.writes:
+            self._c.executemany(UPSERT_PART, [(incident, *w) for w in stored.writes])
+        if stored.deletes:
+            self._c.executemany(DELETE_PART, [(incident, *d) for d in stored.deletes])
+
+    @contextmanager
+    def _consistent(self) -> Iterator[None]:
+        if self._c.in_transaction:
+            yield
+        else:
+            with self.reading():
+                yield
+
+    def _read_tx_snapshot(self, tx: SqliteTransaction) -> None:
+        rows = self._fetch(self._snapshot_sql("s.incident = ?"), (tx.incident,))
+        tx.snapshot = self._tx_snapshot(rows[0] if rows else None, lambda: tx._open)
 
     @property
     def indexed(self) -> bool:
@@ -414,7 +431,7 @@ class SqliteStore(SqlReads, Closing):
         self._begin()
         tx = SqliteTransaction(self, incident)
         try:
-            tx.snapshot = self._snapshot(incident)
+            self._read_tx_snapshot(tx)
             yield tx
         except BaseException:
             tx._open = False
@@ -455,7 +472,7 @@ class SqliteStore(SqlReads, Closing):
         try:
             with self._guard(incident):
                 self._c.execute("SAVEPOINT incident")
-            tx.snapshot = self._snapshot(incident)
+            self._read_tx_snapshot(tx)
             yield tx
         except BaseException:
             tx._open = False
@@ -475,7 +492,7 @@ class SqliteStore(SqlReads, Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
-        state_text, plan_text = loaded_parts(incident, state_text, self._parts())
+        stored = loaded_parts(incident, state_text, self._parts())
         self._begin()
         try:
             with self._guard(incident):
@@ -486,8 +503,8 @@ class SqliteStore(SqlReads, Closing):
                     self._c.executemany(INSERT_EVENT, batch)
                     count, last = count + len(batch), batch[-1]
                 seq, head = loaded_head(incident, count, last)
-                self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
-                self._write_plan(incident, plan_text)
+                self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, last[3]))
+                self._write_parts(incident, stored)
                 self._write_index(incident, indexed)
         except BaseException:
             self._end(False)
@@ -547,8 +564,14 @@ class SqliteStore(SqlReads, Closing):
 
     def snapshots(self) -> list[Snapshot]:
         with self._guard():
-            rows = self._c.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.rowid")).fetchall()
-        return [snapshot_of(r) for r in rows]
+            with self._consistent():
+                rows = self._c.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.rowid")).fetchall()
+                found: dict[str, dict] = {}
+                if self._parts():
+                    for incident, part, key, body in self._c.execute(
+                            "SELECT incident, part, key, body FROM projection_parts WHERE part <> 'plan'"):
+                        found.setdefault(incident, {}).setdefault(part, {})[key] = body
+        return [snapshot_of(r, found.get(r[0], {})) for r in rows]
 
     def heads(self) -> list[tuple[str, int, str]]:
         with self._guard():

@@ -1,0 +1,205 @@
+"""Parts of a projection stored one row per entry, read only where a command looks.
+
+An incident's posts (each holding every published version and delivery) and its inbound
+messages are most of a long-running incident's state, and most events change none of
+them, or one. So the store keeps each entry of these mappings (:data:`PARTS`) as its own
+row of ``projection_parts`` and the snapshot row holds, in the mapping's place, a
+reference listing its keys (``{"$part": "posts", "keys": [...]}``).
+
+Inside a write transaction the state's mappings are :class:`LazyParts`: an entry is read
+(on the transaction's connection, under its lock) and parsed when it is first looked up,
+and a fold's copy of the state copies only the entries it touches. At the append, only
+the entries looked up and changed are written, and the keys added or removed; a note on an
+incident holding a thousand published versions writes the small rest of the state and
+its event, nothing else. Outside a transaction the store reads states whole (plain dicts).
+
+A LazyParts is a read-only-shaped :class:`collections.abc.MutableMapping`, not a dict:
+anything that needs plain JSON (``canonical``, ``json.dumps``) gets the whole state from
+``engine.incidents.state.plain``. It reads nothing once its transaction is over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, MutableMapping
+
+from engine.errors import IntegrityError
+from engine.incidents.events import canonical
+
+#: The mappings of a state stored one row per entry.
+PARTS = ("posts", "inbound", "inbound_keys")
+_MISSING = object()
+
+
+def is_ref(value) -> bool:
+    """Whether a stored state's value is the reference to a part kept in rows."""
+    return type(value) is dict and len(value) == 2 and type(value.get("$part")) is str and \
+        type(value.get("keys")) is list
+
+
+class LazyParts(MutableMapping):
+    """One part of a state read in a transaction: its keys known, its entries read and
+    parsed on first lookup through ``fetch(keys) -> {key: stored text}``."""
+
+    def __init__(self, incident: str, part: str, keys: list[str], fetch: Callable[[list[str]], dict[str, str]],
+                 texts: dict[str, str] | None = None) -> None:
+        self.incident, self.part = incident, part
+        self._fetch = fetch
+        self.stored = frozenset(keys)  # the keys as stored: what the rows are
+        self._keys = dict.fromkeys(keys)  # the keys now, in order
+        self._texts = {} if texts is None else texts  # stored texts read so far (shared, never changed)
+        self._own: dict = {}  # entries looked up (or set) here: this state's own, mutable
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _load(self, keys: list[str]) -> None:
+        wanted = [k for k in keys if k not in self._texts and k in self.stored]
+        if wanted:
+            found = self._fetch(wanted)
+            missing = [k for k in wanted if k not in found]
+            if missing:
+                raise IntegrityError(f"incident {self.incident}: its stored {self.part} {missing[0]!r} is "
+                                     "missing (deleted?); run verify")
+            self._texts.update(found)
+        for k in keys:
+            if k not in self._own:
+                self._own[k] = self._parse(k)
+
+    def _parse(self, key: str):
+        try:
+            return json.loads(self._texts[key])
+        except (TypeError, ValueError):
+            raise IntegrityError(f"incident {self.incident}: its stored {self.part} {key!r} is not valid "
+                                 "JSON (modified?)") from None
+
+    def __getitem__(self, key):
+        value = self._own.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        if key not in self._keys:
+            raise KeyError(key)
+        self._load([key])
+        return self._own[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def items(self):
+        self._load(list(self._keys))
+        return [(k, self._own[k]) for k in self._keys]
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+    def plain(self) -> dict:
+        """Every entry, as a plain dict (this state's own objects)."""
+        return dict(self.items())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, LazyParts):
+            other = other.plain()
+        return isinstance(other, dict) and self.plain() == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"LazyParts({self.incident!r}, {self.part!r}, {len(self._keys)} entries)"
+
+    # -- writing ----------------------------------------------------------------------
+
+    def __setitem__(self, key, value) -> None:
+        if type(key) is not str:
+            raise TypeError(f"{self.part}: key {key!r} is not a string")
+        self._keys[key] = None
+        self._own[key] = value
+
+    def __delitem__(self, key) -> None:
+        if key not in self._keys:
+            raise KeyError(key)
+        del self._keys[key]
+        self._own.pop(key, None)
+
+    def child(self) -> LazyParts:
+        """A copy for a fold to change: the entries looked up here are copied (as a copy
+        of a plain state copies everything), the others are read when the copy looks."""
+        from engine.incidents.state import plain_copy
+
+        copy = LazyParts(self.incident, self.part, [], self._fetch, self._texts)
+        copy.stored = self.stored
+        copy._keys = dict(self._keys)
+        copy._own = {k: plain_copy(v) for k, v in self._own.items()}
+        return copy
+
+    def changes(self) -> tuple[list[tuple[str, str]], list[str]]:
+        """(key, text) of the entries to write (new, or looked up and changed) and the keys
+        to delete, relative to the rows as stored."""
+        writes = []
+        for key, value in self._own.items():
+            if key in self.stored and key in self._texts and value == self._parse(key):
+                continue  # looked up, not changed
+            writes.append((key, canonical(value).decode("utf-8")))
+        return writes, [k for k in self.stored if k not in self._keys]
+
+    def close(self) -> None:
+        """The transaction is over: nothing more may be read through it."""
+        self._fetch = _closed(self.incident, self.part)
+
+
+def _closed(incident: str, part: str):
+    def fetch(keys):
+        raise RuntimeError(f"incident {incident}: its {part} were read in a write transaction that is "
+                           "over; read the incident again (store.snapshot) to see them")
+    return fetch
+
+
+def whole(incident: str, part: str, ref: dict, texts: dict[str, str]) -> dict:
+    """A part read in full: {key: parsed entry} for a reference and its rows' texts."""
+    out = {}
+    for key in ref["keys"]:
+        text = texts.get(key)
+        if text is None:
+            raise IntegrityError(f"incident {incident}: its stored {part} {key!r} is missing (deleted?); "
+                                 "run verify")
+        try:
+            out[key] = json.loads(text)
+        except (TypeError, ValueError):
+            raise IntegrityError(f"incident {incident}: its stored {part} {key!r} is not valid JSON "
+                                 "(modified?)") from None
+    return out
+
+
+def split(state: dict, before: dict | None) -> tuple[dict, list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """(state with a reference in place of each part, rows to write as (part, key, text),
+    rows to delete as (part, key)) for storing ``state``, whose transaction read ``before``
+    (None: nothing stored yet, or write everything)."""
+    core, writes, deletes = dict(state), [], []
+    for part in PARTS:
+        value = state.get(part, _MISSING)
+        old = before.get(part) if isinstance(before, dict) else None
+        stored = old.stored if isinstance(old, LazyParts) else frozenset()
+        if value is _MISSING:
+            deletes += [(part, k) for k in stored]
+            continue
+        if isinstance(value, LazyParts) and value.stored is stored and stored:
+            changed, removed = value.changes()
+            keys = list(value)
+        elif isinstance(value, (dict, LazyParts)):
+            entries = value.plain() if isinstance(value, LazyParts) else value
+            for key in entries:
+                if type(key) is not str:
+                    raise TypeError(f"{part}: key {key!r} is not a string")
+            changed = [(k, canonical(v).decode("utf-8")) for k, v in entries.items()]
+            keys = list(entries)
+            removed = [k for k in stored if k not in entries]
+        else:
+            continue  # not a mapping: stored in the row as it is (and checked there)
+        writes += [(part, k, text) for k, text in changed]
+        deletes += [(part, k) for k in removed]
+        core[part] = {"$part": part, "keys": sorted(keys)}
+    return core, writes, deletes

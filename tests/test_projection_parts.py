@@ -155,3 +155,135 @@ def test_a_state_without_a_plan_is_stored_whole(tmp_path):
         assert rows(db, "SELECT count(*) FROM projection_parts") == [(0,)]
     finally:
         store.close()
+
+
+# --- posts and messages, one row per entry ------------------------------------------------
+
+
+def with_posts(notes: int, **posts) -> dict:
+    return dict(state(notes), posts=posts, inbound={}, inbound_keys={})
+
+
+def post(text: str, published: int = 0) -> dict:
+    return {"text": text, "published": [{"version": v, "text": text} for v in range(published)]}
+
+
+def test_a_state_with_posts_reads_back_whole_everywhere(backend):
+    write(backend, "INC-1", 1, lambda _: with_posts(0, a=post("A", 3), b=post("B")))
+    write(backend, "INC-1", 2, lambda s: dict(s, notes=1))
+    expected = with_posts(1, a=post("A", 3), b=post("B"))
+    assert backend.snapshot("INC-1").state == expected
+    assert type(backend.snapshot("INC-1").state["posts"]) is dict
+    assert [s.state for s in backend.snapshots()] == [expected]
+
+
+def test_in_a_transaction_posts_are_read_when_looked_up_and_changes_are_kept(backend):
+    write(backend, "INC-1", 1, lambda _: with_posts(0, a=post("A", 3), b=post("B")))
+    with backend.transaction("INC-1") as tx:
+        posts = tx.snapshot.state["posts"]
+        assert len(posts) == 2 and "a" in posts and "z" not in posts and sorted(posts) == ["a", "b"]
+        assert posts["b"] == post("B") and posts.get("z") is None
+        new = dict(tx.snapshot.state, posts=posts.child())
+        new["posts"]["b"]["text"] = "B2"  # the copy's own entry: the state read is unchanged
+        new["posts"]["c"] = post("C")
+        assert posts["b"]["text"] == "B"
+        tx.append([ev(2)], new)
+    assert backend.snapshot("INC-1").state["posts"] == {"a": post("A", 3), "b": dict(post("B"), text="B2"),
+                                                        "c": post("C")}
+    with backend.transaction("INC-1") as tx:
+        new = dict(tx.snapshot.state, posts=tx.snapshot.state["posts"].child())
+        del new["posts"]["a"]
+        tx.append([ev(3)], new)
+    assert sorted(backend.snapshot("INC-1").state["posts"]) == ["b", "c"]
+
+
+def test_parts_read_in_a_transaction_are_not_read_once_it_is_over(backend):
+    write(backend, "INC-1", 1, lambda _: with_posts(0, a=post("A")))
+    with backend.transaction("INC-1") as tx:
+        posts = tx.snapshot.state["posts"]
+    with pytest.raises(RuntimeError, match="read the incident again"):
+        posts["a"]
+
+
+def test_the_digest_covers_every_post(backend):
+    write(backend, "INC-1", 1, lambda _: with_posts(0, a=post("A")))
+    before = backend.projection_digests()["INC-1"]
+    with backend.transaction("INC-1") as tx:
+        new = dict(tx.snapshot.state, posts=tx.snapshot.state["posts"].child())
+        new["posts"]["a"]["text"] = "A2"  # a change to the post row only: the keys stay
+        tx.append([ev(2)], dict(new, notes=0))
+    assert backend.projection_digests()["INC-1"] != before
+
+
+def test_db_copy_keeps_the_posts(backend, tmp_path):
+    write(backend, "INC-1", 1, lambda _: with_posts(0, a=post("A", 2)))
+    copy_database(backend, tmp_path / "copy.db", open_store=open_store)
+    target = open_store(tmp_path / "copy.db")
+    try:
+        assert target.snapshot("INC-1").state == with_posts(0, a=post("A", 2))
+        assert target.projection_digests() == backend.projection_digests()
+    finally:
+        target.close()
+
+
+def test_sqlite_a_note_writes_no_post_and_a_change_to_one_post_writes_only_it(tmp_path):
+    db = tmp_path / "incidents.db"
+    store = open_store(db)
+    try:
+        write(store, "INC-1", 1, lambda _: with_posts(0, a=post("A", 50), b=post("B", 50)))
+        assert sorted(rows(db, "SELECT part, key FROM projection_parts")) == [
+            ("plan", ""), ("posts", "a"), ("posts", "b")]
+        with sqlite3.connect(db) as raw:  # marks only a rewrite of a row would remove
+            raw.execute("UPDATE projection_parts SET body = json_set(body, '$.mark', 1) WHERE part = 'posts'")
+        write(store, "INC-1", 2, lambda s: dict(s, notes=1))
+        with store.transaction("INC-1") as tx:
+            new = dict(tx.snapshot.state, posts=tx.snapshot.state["posts"].child())
+            new["posts"]["a"]["text"] = "A2"
+            tx.append([ev(3)], new)
+        stored = dict(rows(db, "SELECT key, body FROM projection_parts WHERE part = 'posts'"))
+        assert stored["b"].endswith(',"mark":1}')  # as marked: not rewritten
+        assert stored["a"] == json.dumps(dict(post("A", 50), text="A2", mark=1), sort_keys=True, separators=(",", ":"))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("DELETE FROM projection_parts WHERE part = 'posts'", "incident INC-1: its stored posts 'a' is missing"),
+    ("UPDATE projection_parts SET body = '[' WHERE part = 'posts'", "incident INC-1: its stored posts 'a' is not"),
+])
+def test_a_missing_or_damaged_post_row_is_named(tmp_path, damage, message):
+    db = tmp_path / "incidents.db"
+    store = open_store(db)
+    try:
+        write(store, "INC-1", 1, lambda _: with_posts(0, a=post("A")))
+        with sqlite3.connect(db) as raw:
+            raw.execute(damage)
+        with pytest.raises(IntegrityError, match=re.escape(message)):
+            store.snapshot("INC-1")
+        with pytest.raises(IntegrityError, match=re.escape(message)):
+            with store.transaction("INC-1") as tx:
+                tx.snapshot.state["posts"]["a"]
+    finally:
+        store.close()
+
+
+def test_a_note_through_the_service_leaves_the_posts_and_verify_passes(cli, db):
+    from conftest import VIRAL_START
+
+    inc = "INC-20260314-001"
+    for args in (VIRAL_START, ("assign", inc, "social_media", "carol", "--as", "alice"),
+                 ("task", inc, "confirm_post", "--as", "alice"), ("advance", inc, "acknowledge", "--as", "alice"),
+                 ("render", inc, "public_ack", "--as", "carol")):
+        assert cli(*args).exit_code == 0
+    before = dict(rows(db, "SELECT key, body FROM projection_parts WHERE part = 'posts'"))
+    assert len(before) > 1
+    assert cli("note", inc, "called the ward", "--as", "alice").exit_code == 0
+    assert dict(rows(db, "SELECT key, body FROM projection_parts WHERE part = 'posts'")) == before
+    assert cli("status", inc).exit_code == 0
+    store = open_store(db)
+    try:
+        assert {k: json.loads(v) for k, v in before.items()} == store.snapshot(inc).state["posts"]
+        assert store.snapshot(inc).state["notes"] == 1
+    finally:
+        store.close()
+    assert cli("verify").exit_code == 0

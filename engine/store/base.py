@@ -366,7 +366,7 @@ def snapshot_of(row: tuple, parts=None) -> Snapshot:
 def has_parts(text: str) -> bool:
     """Whether a stored state's text refers to parts stored one row per entry (a cheap
     test before reading them; :func:`snapshot_of` checks what it finds)."""
-    return '{"$part":"' in text and '"keys":' in text
+    return '"$part"' in text
 
 
 S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s

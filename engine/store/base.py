@@ -364,9 +364,13 @@ def snapshot_of(row: tuple, parts=None) -> Snapshot:
 
 
 def has_parts(text: str) -> bool:
-    """Whether a stored state's text refers to parts stored one row per entry (a cheap
-    test before reading them; :func:`snapshot_of` checks what it finds)."""
-    return '"$part"' in text
+    """Whether a stored state's text refers to entries stored one row each (a cheap test
+    before reading them: a part without entries has none; :func:`snapshot_of` checks
+    what it finds)."""
+    return '"$part"' in text and _KEYS.search(text) is not None
+
+
+_KEYS = re.compile(r'"keys"\s*:\s*\[\s*"')
 
 
 S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s

@@ -287,3 +287,24 @@ def test_a_note_through_the_service_leaves_the_posts_and_verify_passes(cli, db):
     finally:
         store.close()
     assert cli("verify").exit_code == 0
+
+
+def test_a_replaced_message_is_written_and_one_only_read_is_not(tmp_path):
+    """Messages are replaced by the folds, never edited (engine.incidents.inbound): the store
+    writes exactly the records that are not the ones it read, and the new ones."""
+    db = tmp_path / "incidents.db"
+    store = open_store(db)
+    try:
+        write(store, "INC-1", 1, lambda _: dict(with_posts(0), inbound={"M1": {"s": "waiting"}, "M2": {"s": "waiting"}}))
+        with sqlite3.connect(db) as raw:
+            raw.execute("UPDATE projection_parts SET body = json_set(body, '$.mark', 1) WHERE part = 'inbound'")
+        with store.transaction("INC-1") as tx:
+            new = dict(tx.snapshot.state, inbound=tx.snapshot.state["inbound"].child())
+            assert new["inbound"]["M1"]["mark"] == 1  # read, left as it is
+            new["inbound"]["M2"] = {"s": "handled"}
+            new["inbound"]["M3"] = {"s": "waiting"}
+            tx.append([ev(2)], new)
+        stored = dict(rows(db, "SELECT key, body FROM projection_parts WHERE part = 'inbound'"))
+        assert stored == {"M1": '{"s":"waiting","mark":1}', "M2": '{"s":"handled"}', "M3": '{"s":"waiting"}'}
+    finally:
+        store.close()

@@ -28,6 +28,9 @@ from engine.incidents.events import canonical
 
 #: The mappings of a state stored one row per entry.
 PARTS = ("posts", "inbound", "inbound_keys")
+#: Those whose entries a fold replaces and never edits (engine.incidents.state._copy shares
+#: them between copies): an entry is changed exactly when it is not the object read.
+REPLACED = frozenset({"inbound", "inbound_keys"})
 _MISSING = object()
 
 
@@ -49,6 +52,7 @@ class LazyParts(MutableMapping):
         self._keys = dict.fromkeys(keys)  # the keys now, in order
         self._texts = {} if texts is None else texts  # stored texts read so far (shared, never changed)
         self._own: dict = {}  # entries looked up (or set) here: this state's own, mutable
+        self._read: dict = {}  # key -> the object parsed from its stored text (REPLACED parts)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -61,9 +65,24 @@ class LazyParts(MutableMapping):
                 raise IntegrityError(f"incident {self.incident}: its stored {self.part} {missing[0]!r} is "
                                      "missing (deleted?); run verify")
             self._texts.update(found)
-        for k in keys:
-            if k not in self._own:
-                self._own[k] = self._parse(k)
+        todo = [k for k in keys if k not in self._own]
+        parsed = dict(zip(todo, self._parsed(todo)))
+        self._own.update(parsed)
+        if self.part in REPLACED:
+            self._read.update(parsed)
+
+    def _parsed(self, keys: list[str]) -> list:
+        """The stored entries of ``keys``, freshly parsed: as one JSON array (one call for
+        hundreds of messages), or one by one to name a damaged one."""
+        if not keys:
+            return []
+        try:
+            found = json.loads("[" + ",".join(self._texts[k] for k in keys) + "]")
+            if len(found) == len(keys):
+                return found
+        except (TypeError, ValueError):
+            pass
+        return [self._parse(k) for k in keys]
 
     def _parse(self, key: str):
         try:
@@ -133,17 +152,23 @@ class LazyParts(MutableMapping):
         copy = LazyParts(self.incident, self.part, [], self._fetch, self._texts)
         copy.stored = self.stored
         copy._keys = dict(self._keys)
-        copy._own = {k: plain_copy(v) for k, v in self._own.items()}
+        if self.part in REPLACED:  # shared, as the fold replaces them
+            copy._own, copy._read = dict(self._own), dict(self._read)
+        else:
+            copy._own = {k: plain_copy(v) for k, v in self._own.items()}
         return copy
 
     def changes(self) -> tuple[list[tuple[str, str]], list[str]]:
         """(key, text) of the entries to write (new, or looked up and changed) and the keys
         to delete, relative to the rows as stored."""
-        writes = []
-        for key, value in self._own.items():
-            if key in self.stored and key in self._texts and value == self._parse(key):
-                continue  # looked up, not changed
-            writes.append((key, canonical(value).decode("utf-8")))
+        if self.part in REPLACED:
+            writes = [(key, canonical(value).decode("utf-8")) for key, value in self._own.items()
+                      if key not in self.stored or value is not self._read.get(key, _MISSING)]
+            return writes, [k for k in self.stored if k not in self._keys]
+        known = [k for k in self._own if k in self.stored and k in self._texts]
+        before = dict(zip(known, self._parsed(known)))
+        writes = [(key, canonical(value).decode("utf-8")) for key, value in self._own.items()
+                  if key not in before or value != before[key]]  # else looked up, not changed
         return writes, [k for k in self.stored if k not in self._keys]
 
     def close(self) -> None:

@@ -38,6 +38,8 @@ from typing import Protocol
 
 from engine.errors import IntegrityError
 from engine.incidents.events import Event, NewEvent, canonical, genesis, hashed_text
+from engine.store.parts import (PLAN, PLAN_REF, LazyParts, Stored, has_parts, is_ref, loaded_parts,  # noqa: F401
+                                plan_of, projection_digest, stored_parts, whole)
 from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS, check_stream  # noqa: F401
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
@@ -333,13 +335,14 @@ class SqlReads:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
 
 
+S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s
+
+
 def snapshot_of(row: tuple, parts=None) -> Snapshot:
     """A Snapshot from a stored (incident, seq, head, state text[, plan text]) row, with the
     parts kept apart put back in their places: the plan, and each mapping stored one row per
     entry (engine.store.parts), from ``parts``: a dict {part: {key: text}} of its rows (read
     whole), or a function ``fetch(part, keys)`` reading them on demand (in a transaction)."""
-    from engine.store.parts import LazyParts, is_ref, whole
-
     incident, seq, head, text, *rest = row
     plan_text = rest[0] if rest else None
     try:
@@ -361,105 +364,6 @@ def snapshot_of(row: tuple, parts=None) -> Snapshot:
             else:
                 state[key] = whole(incident, key, value, (parts or {}).get(key, {}))
     return Snapshot(incident, seq, head, state, plan_text)
-
-
-def has_parts(text: str) -> bool:
-    """Whether a stored state's text refers to entries stored one row each (a cheap test
-    before reading them: a part without entries has none; :func:`snapshot_of` checks
-    what it finds)."""
-    return '"$part"' in text and _KEYS.search(text) is not None
-
-
-_KEYS = re.compile(r'"keys"\s*:\s*\[\s*"')
-
-
-S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s
-#: The part of a state kept apart from the snapshot row (``projection_parts``), and what
-#: the stored state holds in its place.
-PLAN = "plan"
-PLAN_REF = {"$part": PLAN}
-_PLANS: dict[str, dict] = {}  # plan text -> parsed plan, shared by the states read (see plan_of)
-
-
-def plan_of(incident: str, text: str) -> dict:
-    """The parsed plan of a stored plan text. Incidents of one playbook version store the
-    same text, so it is parsed once per process and the parsed plan shared, as every copy
-    of a state already shares its plan (a fold never changes it; nothing may)."""
-    plan = _PLANS.get(text)
-    if plan is None:
-        try:
-            plan = json.loads(text)
-        except (TypeError, ValueError):
-            plan = None
-        if type(plan) is not dict:
-            raise IntegrityError(f"incident {incident}: its stored plan is not valid JSON (modified?)") from None
-        if len(_PLANS) >= 64:
-            _PLANS.clear()
-        _PLANS[text] = plan
-    return plan
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What storing a state writes: the snapshot row's state text, the plan text (None:
-    unchanged, or none), and the rows of the parts stored per entry to write (part, key,
-    text) and to delete (part, key)."""
-
-    state_text: str
-    plan_text: str | None = None
-    writes: list = field(default_factory=list)
-    deletes: list = field(default_factory=list)
-
-
-def stored_parts(snapshot: Snapshot | None, state: dict, parts: bool = True) -> Stored:
-    """What to write for storing ``state`` (see :class:`Stored`).
-
-    With ``parts`` (a schema with ``projection_parts``) a state's plan is kept apart: the
-    row holds PLAN_REF in its place, and the plan is written only when it is not the one
-    read in this transaction (the same object, which every fold shares, or the same text);
-    and each mapping of engine.store.parts.PARTS is stored one row per entry, of which only
-    those changed are written. So an event re-encodes and re-checks the small rest of the
-    state and what it changed. ``snapshot`` is what the transaction read (None for a new
-    incident, or to write everything)."""
-    from engine.store.parts import split
-
-    if not parts or type(state) is not dict:
-        return Stored(canonical(state).decode("utf-8"))
-    core, writes, deletes = split(state, snapshot.state if snapshot is not None else None)
-    plan = core.get(PLAN)
-    if type(plan) is not dict:
-        return Stored(canonical(core).decode("utf-8"), None, writes, deletes)
-    core[PLAN] = PLAN_REF
-    core_text = canonical(core).decode("utf-8")
-    if snapshot is not None and snapshot.plan_text is not None:
-        if type(snapshot.state) is dict and snapshot.state.get(PLAN) is plan:
-            return Stored(core_text, None, writes, deletes)
-        text = canonical(plan).decode("utf-8")
-        return Stored(core_text, None if text == snapshot.plan_text else text, writes, deletes)
-    return Stored(core_text, canonical(plan).decode("utf-8"), writes, deletes)
-
-
-def loaded_parts(incident: str, state_text: str, parts: bool = True) -> Stored:
-    """:func:`stored_parts` of a whole state's text (``db copy``), checked to be JSON."""
-    try:
-        state = json.loads(state_text)
-    except (TypeError, ValueError):
-        raise IntegrityError(f"incident {incident}: the state to load is not valid JSON") from None
-    if type(state) is dict and state.get(PLAN) == PLAN_REF:
-        raise IntegrityError(f"incident {incident}: the state to load lacks its plan")
-    return stored_parts(None, state, parts)
-
-
-def projection_digest(state_text: str, rows: Iterable[tuple[str, str, str]] = ()) -> str:
-    """SHA-256 of an incident's stored projection, over every part of it: the snapshot
-    row's state text, then each (part, key, text) row kept apart (the plan, the entries of
-    the parts stored per entry), in (part, key) order."""
-    import hashlib
-
-    h = hashlib.sha256(state_text.encode("utf-8"))
-    for part, key, text in sorted(rows):
-        h.update(b"\x00" + part.encode("utf-8") + b"\x00" + key.encode("utf-8") + b"\x00" + text.encode("utf-8"))
-    return h.hexdigest()
 
 
 def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:

@@ -1,4 +1,5 @@
-"""Parts of a projection stored one row per entry, read only where a command looks.
+"""Parts of a projection kept apart from its snapshot row: the plan once per incident, and
+posts and messages one row per entry, read only where a command looks.
 
 An incident's posts (each holding every published version and delivery) and its inbound
 messages are most of a long-running incident's state, and most events change none of
@@ -21,7 +22,9 @@ anything that needs plain JSON (``canonical``, ``json.dumps``) gets the whole st
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, MutableMapping
+import re
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
 
 from engine.errors import IntegrityError
 from engine.incidents.events import canonical
@@ -228,3 +231,99 @@ def split(state: dict, before: dict | None) -> tuple[dict, list[tuple[str, str, 
         deletes += [(part, k) for k in removed]
         core[part] = {"$part": part, "keys": sorted(keys)}
     return core, writes, deletes
+
+
+def has_parts(text: str) -> bool:
+    """Whether a stored state's text refers to entries stored one row each (a cheap test
+    before reading them: a part without entries has none; :func:`snapshot_of` checks
+    what it finds)."""
+    return '"$part"' in text and _KEYS.search(text) is not None
+
+
+_KEYS = re.compile(r'"keys"\s*:\s*\[\s*"')
+
+
+#: The part of a state kept apart from the snapshot row (``projection_parts``), and what
+#: the stored state holds in its place.
+PLAN = "plan"
+PLAN_REF = {"$part": PLAN}
+_PLANS: dict[str, dict] = {}  # plan text -> parsed plan, shared by the states read (see plan_of)
+
+
+def plan_of(incident: str, text: str) -> dict:
+    """The parsed plan of a stored plan text. Incidents of one playbook version store the
+    same text, so it is parsed once per process and the parsed plan shared, as every copy
+    of a state already shares its plan (a fold never changes it; nothing may)."""
+    plan = _PLANS.get(text)
+    if plan is None:
+        try:
+            plan = json.loads(text)
+        except (TypeError, ValueError):
+            plan = None
+        if type(plan) is not dict:
+            raise IntegrityError(f"incident {incident}: its stored plan is not valid JSON (modified?)") from None
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        _PLANS[text] = plan
+    return plan
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing a state writes: the snapshot row's state text, the plan text (None:
+    unchanged, or none), and the rows of the parts stored per entry to write (part, key,
+    text) and to delete (part, key)."""
+
+    state_text: str
+    plan_text: str | None = None
+    writes: list = field(default_factory=list)
+    deletes: list = field(default_factory=list)
+
+
+def stored_parts(snapshot, state: dict, parts: bool = True) -> Stored:
+    """What to write for storing ``state`` (see :class:`Stored`).
+
+    With ``parts`` (a schema with ``projection_parts``) a state's plan is kept apart: the
+    row holds PLAN_REF in its place, and the plan is written only when it is not the one
+    read in this transaction (the same object, which every fold shares, or the same text);
+    and each mapping of engine.store.parts.PARTS is stored one row per entry, of which only
+    those changed are written. So an event re-encodes and re-checks the small rest of the
+    state and what it changed. ``snapshot`` is what the transaction read (None for a new
+    incident, or to write everything)."""
+    if not parts or type(state) is not dict:
+        return Stored(canonical(state).decode("utf-8"))
+    core, writes, deletes = split(state, snapshot.state if snapshot is not None else None)
+    plan = core.get(PLAN)
+    if type(plan) is not dict:
+        return Stored(canonical(core).decode("utf-8"), None, writes, deletes)
+    core[PLAN] = PLAN_REF
+    core_text = canonical(core).decode("utf-8")
+    if snapshot is not None and snapshot.plan_text is not None:
+        if type(snapshot.state) is dict and snapshot.state.get(PLAN) is plan:
+            return Stored(core_text, None, writes, deletes)
+        text = canonical(plan).decode("utf-8")
+        return Stored(core_text, None if text == snapshot.plan_text else text, writes, deletes)
+    return Stored(core_text, canonical(plan).decode("utf-8"), writes, deletes)
+
+
+def loaded_parts(incident: str, state_text: str, parts: bool = True) -> Stored:
+    """:func:`stored_parts` of a whole state's text (``db copy``), checked to be JSON."""
+    try:
+        state = json.loads(state_text)
+    except (TypeError, ValueError):
+        raise IntegrityError(f"incident {incident}: the state to load is not valid JSON") from None
+    if type(state) is dict and state.get(PLAN) == PLAN_REF:
+        raise IntegrityError(f"incident {incident}: the state to load lacks its plan")
+    return stored_parts(None, state, parts)
+
+
+def projection_digest(state_text: str, rows: Iterable[tuple[str, str, str]] = ()) -> str:
+    """SHA-256 of an incident's stored projection, over every part of it: the snapshot
+    row's state text, then each (part, key, text) row kept apart (the plan, the entries of
+    the parts stored per entry), in (part, key) order."""
+    import hashlib
+
+    h = hashlib.sha256(state_text.encode("utf-8"))
+    for part, key, text in sorted(rows):
+        h.update(b"\x00" + part.encode("utf-8") + b"\x00" + key.encode("utf-8") + b"\x00" + text.encode("utf-8"))
+    return h.hexdigest()

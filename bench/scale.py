@@ -13,9 +13,15 @@ the same run, because these machines are shared and noisy):
 * ``append realistic/raw``: single-event transactions through the store on an incident
   holding 1,000 published post versions vs raw sqlite3 single-row commits at the same
   durability (target >= 0.5); ``note realistic/raw`` is the whole ``service.note`` use case;
-* ``verify 1M/sha256sum``: plain ``playbook verify`` (hash chain and refold) of
-  1,000,000 events vs ``sha256sum`` over the same events as JSON Lines (target <= 4);
-  also ``--fast``; ``verify 10000 incidents s`` and its peak memory (< 3 s, < 150 MB);
+* ``verify 1M/sha256sum``: plain ``playbook verify`` (every hash and link, and the
+  refold and rules replay of the incidents changed since the last checkpoint) of
+  1,000,000 events vs ``sha256sum`` over the same events as JSON Lines (target <= 4),
+  measured on the usual case: a database verified before (its checkpoint signed then),
+  with new events since in 5 of its 200 incidents; ``verify 1M first/sha256sum`` is the
+  first verify (no checkpoint: every incident refolded), ``--fast`` the chain alone;
+  ``verify 10000 incidents s`` the same usual case over 10,000 small incidents (50
+  changed since), ``verify 10000 incidents first s`` the first, and the peak memory of
+  the two (< 3 s, < 150 MB);
 * ``status/baseline nobytecode``: ``playbook status INCIDENT`` vs
   ``python -c "import click, sqlite3"``, the project's code copied without
   ``__pycache__`` and run with PYTHONDONTWRITEBYTECODE=1 (target <= 1.5; the cached
@@ -77,6 +83,9 @@ CHUNK = 5_000  # events per transaction while building long logs
 PER_INCIDENT = 5_000  # events per incident in the verify database (1M = 200 x 5,000)
 DUE_AGE = timedelta(hours=6)  # how long ago the incidents for due/list started
 APPEND_HISTORY = 10_530  # events of the realistic mix that hold 1,000 published post versions
+# "yesterday's" databases for verify: verified once, then new events in a few incidents
+VERIFY_TOUCHED, VERIFY_NOTES = 40, 20  # every 40th incident gets 20 notes: 5 of the 200 of 5,000 events
+VERIFY_INCIDENTS_TOUCHED = 200  # every 200th small incident gets one note: 50 of 10,000
 
 TARGETS = {  # name -> (comparison, limit, unit)
     "due 10000/100": ("<=", 3, "x"),
@@ -88,8 +97,10 @@ TARGETS = {  # name -> (comparison, limit, unit)
     "append realistic/raw": (">=", 0.5, "x"),
     "note realistic/raw": (">=", 0.5, "x"),
     "verify 1M/sha256sum": ("<=", 4, "x"),
+    "verify 1M first/sha256sum": ("<=", 4, "x"),
     "verify --fast 1M/sha256sum": ("<=", 4, "x"),
     "verify 10000 incidents s": ("<", 3, " s"),
+    "verify 10000 incidents first s": ("<", 3, " s"),
     "verify 10000 incidents peak MB": ("<", 150, " MB"),
     "status/baseline nobytecode": ("<=", 1.5, "x"),
     "status/baseline cached": ("<=", 1.5, "x"),
@@ -99,8 +110,9 @@ GROUPS = {  # measurement -> the targets it produces (Bench.<measurement>)
     "list_": ["list 10000/100"],
     "report": ["report 100k/10k", "report 10k s"],
     "append": ["append realistic/raw", "note realistic/raw"],
-    "verify": ["verify 1M/sha256sum", "verify --fast 1M/sha256sum"],
-    "verify_incidents": ["verify 10000 incidents s", "verify 10000 incidents peak MB"],
+    "verify": ["verify 1M/sha256sum", "verify 1M first/sha256sum", "verify --fast 1M/sha256sum"],
+    "verify_incidents": ["verify 10000 incidents s", "verify 10000 incidents first s",
+                         "verify 10000 incidents peak MB"],
     "status": ["status/baseline nobytecode", "status/baseline cached"],
 }
 
@@ -682,6 +694,33 @@ class Bench:
 
     # verify ------------------------------------------------------------------------
 
+    def yesterday(self, src: Path, name: str, incidents: list[str], notes: int) -> Path:
+        """A copy of ``src`` as it is the day after a verify: plain ``playbook verify`` ran
+        once (untimed; it signed a checkpoint vouching for every incident), then
+        ``notes`` notes were added to each of ``incidents`` through the store (folded by
+        the engine, index row written), so those have new events since the checkpoint."""
+        from engine.incidents import state as inc
+        from engine.incidents.events import NewEvent, utc_now_iso
+        from engine.store import open_store
+
+        dst = fresh_copy(src, self.folder / name)
+        self.runner.run(self.runner.cli("verify"), dst)
+        store = open_store(dst)
+        start = datetime.now(timezone.utc)
+        try:
+            for k, incident in enumerate(incidents):
+                with store.transaction(incident) as tx:
+                    state = tx.snapshot.state
+                    events = [NewEvent("NoteAdded", utc_now_iso(start + timedelta(seconds=k, milliseconds=i)),
+                                       "alice", {"text": f"{NOTE} (since the checkpoint, {i})"})
+                              for i in range(notes)]
+                    for e in events:
+                        state = inc.apply(state, e.type, e.at, e.actor, e.data, in_place=True)
+                    tx.append(events, state, summary(state))
+        finally:
+            store.close()
+        return dst
+
     def verify(self) -> None:
         from engine.audit.report import jsonl_line
         from engine.store import open_store
@@ -694,6 +733,7 @@ class Bench:
         store = open_store(src)
         t = time.perf_counter()
         try:
+            ids = store.incidents()
             with open(jsonl, "w", encoding="utf-8") as out:
                 for line_row in store.rows():
                     out.write(jsonl_line(line_row) + "\n")
@@ -701,21 +741,31 @@ class Bench:
             store.close()
         print(f"  exported {sz.verify_events:,} events as JSON Lines ({jsonl.stat().st_size / 1e6:.0f} MB) "
               f"in {time.perf_counter() - t:.1f} s")
+        touched = ids[::VERIFY_TOUCHED]
+        old = self.yesterday(src, "verify-yesterday.db", touched, VERIFY_NOTES)
+        print(f"  verified once (checkpoint signed), then {VERIFY_NOTES} notes added to each of "
+              f"{len(touched)} of the {len(ids)} incidents")
         work = self.folder / "verify.db"
         print(f"\n== verify {sz.verify_events:,} events vs sha256sum: {sz.verify_runs} interleaved runs ==",
               flush=True)
         jobs = {
             "sha256sum": (["sha256sum", str(jsonl)], None, (0,), None),
-            "verify": (r.cli("verify"), work, (0,), lambda: fresh_copy(src, work)),
+            "verify": (r.cli("verify"), work, (0,), lambda: fresh_copy(old, work)),
+            "verify, first": (r.cli("verify"), work, (0,), lambda: fresh_copy(src, work)),
             "verify --fast": (r.cli("verify", "--fast"), work, (0,), lambda: fresh_copy(src, work)),
         }
         runs = r.interleaved(jobs, sz.verify_runs)
+        labels = {"verify": f"verify, checkpoint before, {len(touched)} incidents changed since",
+                  "verify, first": "verify, first (no checkpoint)"}
         for name in jobs:
-            print(row(f"{name}, {sz.verify_events:,} events", runs[name]))
+            print(row(f"{labels.get(name, name)}, {sz.verify_events:,} events", runs[name]))
         note = self.quick_note(f"{sz.verify_events:,} events")
-        self.ratio("verify 1M/sha256sum", runs["verify"], runs["sha256sum"], note)
+        self.ratio("verify 1M/sha256sum", runs["verify"], runs["sha256sum"],
+                   f"{note + '; ' if note else ''}checkpoint before, {len(touched)}/{len(ids)} incidents changed")
+        self.ratio("verify 1M first/sha256sum", runs["verify, first"], runs["sha256sum"], note)
         self.ratio("verify --fast 1M/sha256sum", runs["verify --fast"], runs["sha256sum"], note)
         remove_db(work)
+        remove_db(old)
         jsonl.unlink()
 
     def verify_incidents(self) -> None:
@@ -723,14 +773,23 @@ class Bench:
         src, ids = self.dbs.open_incidents(sz.big)
         work = self.folder / "verify-incidents.db"
         events = len(ids) * self.dbs.seed.start_events
-        print(f"\n== verify {len(ids):,} incidents ({events:,} events): {sz.verify_runs} runs ==", flush=True)
-        runs = r.interleaved({"verify": (r.cli("verify"), work, (0,), lambda: fresh_copy(src, work))},
+        touched = ids[::VERIFY_INCIDENTS_TOUCHED]
+        old = self.yesterday(src, "verify-incidents-yesterday.db", touched, 1)
+        print(f"\n== verify {len(ids):,} incidents ({events:,} events): {sz.verify_runs} runs each, after a "
+              f"checkpoint with {len(touched)} incidents changed since, and first ==", flush=True)
+        runs = r.interleaved({"verify": (r.cli("verify"), work, (0,), lambda: fresh_copy(old, work)),
+                              "first": (r.cli("verify"), work, (0,), lambda: fresh_copy(src, work))},
                              sz.verify_runs)
-        print(row(f"playbook verify, {len(ids):,} incidents", runs["verify"]))
+        print(row(f"playbook verify, {len(ids):,} incidents, checkpoint before", runs["verify"]))
+        print(row(f"playbook verify, {len(ids):,} incidents, first", runs["first"]))
         note = self.quick_note(f"{len(ids):,} incidents")
-        self.result("verify 10000 incidents s", med(runs["verify"]), note)
-        self.result("verify 10000 incidents peak MB", med(runs["verify"], "rss"), note)
+        changed = f"checkpoint before, {len(touched)}/{len(ids)} incidents changed"
+        self.result("verify 10000 incidents s", med(runs["verify"]), f"{note + '; ' if note else ''}{changed}")
+        self.result("verify 10000 incidents first s", med(runs["first"]), note)
+        self.result("verify 10000 incidents peak MB", max(med(runs["verify"], "rss"), med(runs["first"], "rss")),
+                    f"{note + '; ' if note else ''}the larger of the two")
         remove_db(work)
+        remove_db(old)
 
     # status ------------------------------------------------------------------------
 

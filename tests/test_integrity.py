@@ -339,7 +339,7 @@ def test_checkpoint_refuses_to_sign_a_projection_that_disagrees_with_its_log(sto
 
 def test_checkpoint_contents(store, key):
     cp = checkpoint(store, key, CP_AT)
-    assert set(cp) == {"version", "database", "at", "counter", "previous", "heads", "public_key", "signature"}
+    assert set(cp) == {"version", "database", "at", "counter", "previous", "heads", "public_key", "refold", "signature"}
     assert (cp["version"], cp["counter"], cp["previous"]) == (2, 1, None)
     last = list(store.events("INC-1"))[-1]
     assert cp["heads"]["INC-1"] == {"seq": 10, "hash": last.hash}

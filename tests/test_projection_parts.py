@@ -134,7 +134,7 @@ def test_a_whole_state_stored_before_the_parts_is_read_and_split_at_the_next_wri
     store = open_store(db)
     try:
         write(store, "INC-1", 1, lambda _: state(0))
-        with sqlite3.connect(db) as raw:  # as the code before migration 004 stored it
+        with sqlite3.connect(db) as raw:  # as the code before migration 005 stored it
             raw.execute("DELETE FROM projection_parts")
             raw.execute("UPDATE snapshots SET state = ?", (json.dumps(state(0)),))
         assert store.snapshot("INC-1").state == state(0)

@@ -133,9 +133,24 @@ def test_a_whole_incident_runs_through_the_browser_alone(live, chromium, shots):
     lead.get_by_role("button", name="acknowledge").click()
     assert "Stage acknowledge" in lead.locator(".stage").inner_text()
 
+    # a complaint arrives (as a listener records it), and waits in the incident's inbox
+    from engine.app import inbound
+    from engine.app.context import App
+    from engine.app.principal import Principal
+
+    inbound.receive(App(live.config, live.clock), Principal.asserted("alice"), incident, {
+        "source": "x", "author": "@patient", "text": "Still waiting <b>6 hours</b> in your ER",
+        "posted_at": "2026-03-14T08:30:00Z"})
+
     # the comms officer renders the stage's template
     comms = signed_in(chromium, live, "carol")
     comms.goto(f"/incidents/{incident}")
+    assert comms.locator("#msg-M1 .said").inner_text() == "Still waiting <b>6 hours</b> in your ER"
+    comms.get_by_text("Mark M1 handled").click()
+    comms.get_by_label("Reason").select_option("private")
+    no_serious_violations(comms)
+    comms.get_by_role("button", name="Mark handled").click()
+    assert "handled privately, by carol" in comms.locator("#msg-M1").inner_text()
     comms.get_by_label("Template of this stage").select_option("public_ack")
     comms.get_by_role("button", name="Render drafts").click()
     assert comms.locator("#post-public_ack-x-en .tag").inner_text() == "draft"

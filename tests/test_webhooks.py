@@ -128,14 +128,16 @@ def test_a_malformed_signed_payload_is_a_problem_naming_what_is_wrong(hook, cloc
     assert _messages(hook) == []
 
 
-def test_with_no_open_incident_for_the_playbook_the_message_is_refused_and_says_so(hook, clock):
-    from engine.incidents import service
+def test_with_no_open_incident_for_the_playbook_the_message_is_kept_for_its_monitors(hook, clock):
+    from engine.incidents import monitors, service
 
     store = hook.store()
     service.task(store, clock, "alice", INCIDENT, "confirm_post")
     service.task(store, clock, "alice", INCIDENT, "check_patient")
     service.advance(store, clock, "alice", INCIDENT, "dismiss")  # closed
     r = _post(hook, clock, MESSAGE)
-    assert r.status_code == 403
-    assert "no open incident of playbook viral-complaint" in r.json()["detail"]
+    assert r.status_code == 202, r.text
+    assert r.json()["incident"] is None and r.json()["kept"] == "L1"
     assert _messages(hook) == []
+    assert monitors.read(store)["messages"]["L1"]["text"] == MESSAGE["text"]
+    assert _post(hook, clock, MESSAGE).json() == {**r.json(), "new": False}

@@ -22,6 +22,7 @@ class VerifyRequest:
     checkpoint: dict | None = None  # a checkpoint taken earlier, to detect truncation
     public_key_pem: str | None = None  # the signer's public key, obtained independently
     fast: bool = False  # skip the refold through the rules
+    full: bool = False  # refold every incident, also those a checkpoint vouches for
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def verify(app: App, who: Principal, request: VerifyRequest) -> Verified:
         key_path = app.config.key
         trusted = request.public_key_pem or integrity.trusted_public_key(key_path)
         report = integrity.verify(store, request.incident, checkpoint=request.checkpoint, public_key_pem=trusted,
-                                  audit=None if request.fast else audit, checkpoint_dir=app.config.checkpoints)
+                                  audit=None if request.fast else audit, checkpoint_dir=app.config.checkpoints,
+                                  full=request.full)
     if report.unchecked:
         report.ok = False
         report.problems.append(
@@ -68,16 +70,19 @@ class VerifyFailed(IntegrityError):
         self.report = report
 
 
-def sign_checkpoint(app: App, who: Principal) -> dict:
-    """Sign a checkpoint of every incident now (after a full :func:`verify`)."""
+def sign_checkpoint(app: App, who: Principal, verified: Verified | None = None) -> dict:
+    """Sign a checkpoint of every incident now (after a :func:`verify` of every incident,
+    whose result ``verified`` says which projections it refolded without a problem, so
+    that the next verify need not refold them again)."""
     if app.remote is not None:
         return app.remote.sign_checkpoint()
     from ..audit import integrity
     from ..incidents.events import utc_now_iso
 
+    claims = verified.report.verified if verified is not None and verified.report.ok else None
     with acting(who, "read"):
         return integrity.checkpoint(app.store(), integrity.load_or_create_key(app.config.key),
-                                    utc_now_iso(app.clock.now()), app.config.checkpoints)
+                                    utc_now_iso(app.clock.now()), app.config.checkpoints, verified=claims)
 
 
 def verify_bundle(path: Path, public_key_pem: str | None = None):

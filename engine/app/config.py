@@ -30,6 +30,8 @@ variables); everything below takes it, or the paths in it, as arguments.
 ``PLAYBOOK_PUBLIC_URL``       the team server's address as people open it
                               (``https://playbook.example.org``): the base of the
                               links in notifications; unset, they have no link
+``PLAYBOOK_PUBLIC_RESPONSE_TIME``  ``1``: the team server shows the live response time
+                              (figures only) to anyone at ``/public/response-time``
 ``PLAYBOOK_ACTOR``            who is acting on the local command line
 ``PLAYBOOK_ACTOR_FINAL``      ``1``: that identity is final (a wrapper signs people in)
 ``PLAYBOOK_SERVER``           the command line as a client: the team server's URL
@@ -153,6 +155,16 @@ def public_url(text: str | None) -> str | None:
     return text.rstrip("/")
 
 
+def _switch(environ: Mapping[str, str], name: str) -> bool:
+    """An on/off setting: 1, true, yes, on or 0, false, no, off (unset: off)."""
+    value = environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{name}: {environ[name]!r} is not 1 (on) or 0 (off)")
+
+
 def _path(text: str | os.PathLike | None) -> Path | None:
     return Path(text).expanduser() if text else None
 
@@ -174,6 +186,8 @@ class Config:
     actor_final: bool = False
     sources: Path | None = None  # inbound sources (engine.sources); None: none configured
     roster: Path | None = None  # the on-call roster (engine.clocks.roster); None: none
+    #: the live response-time figure is public (a page anyone may read)
+    public_response_time: bool = False
     #: the team server this command line is a client of (None: the local database)
     server: str | None = None
     #: the personal API token sent to it (never shown: left out of the repr)
@@ -216,6 +230,7 @@ class Config:
             actor_final=env.get("PLAYBOOK_ACTOR_FINAL", "").strip() not in ("", "0"),
             sources=_path(env.get("PLAYBOOK_SOURCES")) or beside / SOURCES_FILE,
             roster=_path(env.get("PLAYBOOK_ROSTER")) or beside / ROSTER_FILE,
+            public_response_time=_switch(env, "PLAYBOOK_PUBLIC_RESPONSE_TIME"),
             server=server, token=token, server_name=server_name,
             public_url=public_url(env.get("PLAYBOOK_PUBLIC_URL")),
         )

@@ -8,6 +8,7 @@ and passes it, with a :class:`~engine.app.principal.Principal`, to the use cases
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,8 +26,6 @@ class App:
     ``writes=True`` with ``read_only``: mostly reads, may append (due, bundle)."""
 
     def __init__(self, config: Config, clock=None, *, shared_store=None, directory=None) -> None:
-        from ..posts import sandbox
-
         if clock is None:
             from ..clock import SystemClock
 
@@ -44,7 +43,13 @@ class App:
             from .remote import Remote
 
             self.remote = Remote(config.server, config.token, config.server_name)
-        sandbox.use_partials(config.templates)
+        # The partials' folder matters only to a process that renders: one that has not
+        # loaded the sandbox yet has nothing to change (its default is no folder), and
+        # a command that never renders (status) does not load it for nothing.
+        if config.templates or "engine.posts.sandbox" in sys.modules:
+            from ..posts import sandbox
+
+            sandbox.use_partials(config.templates)
 
     def check_people(self, names) -> None:
         """On a server, UsageError unless every name is an active account."""

@@ -7,7 +7,6 @@ rules themselves are in the domain (:mod:`engine.incidents.service`, :mod:`engin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..incidents import service
@@ -16,31 +15,20 @@ from .context import App, acting
 from .principal import Principal
 
 
-@dataclass(frozen=True)
-class StartRequest:
-    """What starting an incident (or a drill) takes."""
+def __getattr__(name: str):
+    """StartRequest and Started, made only by the commands that start something (a
+    frozen dataclass costs about a millisecond to build, and ``status`` needs neither)."""
+    if name in ("StartRequest", "Started"):
+        from . import starting
 
-    playbook: str  # a path to the playbook file (see library_playbook)
-    title: str
-    severity: str | None = None
-    inputs: dict[str, str] = field(default_factory=dict)
-    assign: dict[str, str] = field(default_factory=dict)
-    drill: bool = False
-    scenario: str | None = None  # a drill's scenario file
-    scenario_text: str | None = None  # or its YAML text
-
-
-@dataclass(frozen=True)
-class Started:
-    state: dict
-    #: (field, confidential input) pairs: a confidential value typed where a public post
-    #: can show it (engine.posts.leaks.echoes)
-    echoes: list[tuple[str, str]]
+        return getattr(starting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def start(app: App, who: Principal, request: StartRequest) -> Started:
     if app.remote is not None:
         return app.remote.start(request)
+    from .starting import Started
     from ..clocks.drills import load_scenario
     from ..posts.leaks import echoes
     from ..format.loader import load_playbook

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
+
+from .frozen import Frozen
 
 #: How a person was identified. ``asserted`` is the local command line without a
 #: server (``--as NAME``: typed, not proven); the server never accepts it.
@@ -13,23 +14,23 @@ METHODS = ("asserted", "password", "token", "oidc", "engine")
 SCOPES = ("read", "act", "approve", "admin")
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(Frozen):
     """A person (or the engine itself) acting through one interface.
 
     ``name`` is the account name (or the asserted name); ``method`` one of
     :data:`METHODS`; ``issuer`` the identity provider for ``oidc``; ``authenticated_at``
     when the credential was last proven (a signature needs a recent one); ``scope`` the
-    most a token allows (``None``: no limit beyond the person's roles)."""
+    most a token allows (``None``: no limit beyond the person's roles); ``session`` the
+    web session it came from (not compared). Immutable."""
 
-    name: str
-    method: str = "asserted"
-    issuer: str | None = None
-    authenticated_at: datetime | None = None
-    scope: str | None = None
-    session: str | None = field(default=None, compare=False)
+    __slots__ = _fields = ("name", "method", "issuer", "authenticated_at", "scope", "session")
+    _compared = ("name", "method", "issuer", "authenticated_at", "scope")
 
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, method: str = "asserted", issuer: str | None = None,
+                 authenticated_at: datetime | None = None, scope: str | None = None,
+                 session: str | None = None) -> None:
+        self._set(name=name, method=method, issuer=issuer, authenticated_at=authenticated_at, scope=scope,
+                  session=session)
         if self.method not in METHODS:
             raise ValueError(f"unknown authentication method {self.method!r}")
         if self.method == "oidc" and not self.issuer:

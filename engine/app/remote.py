@@ -284,7 +284,8 @@ class Remote:
             raise UsageError("--checkpoint and --public-key are checked on this machine only: take a bundle "
                              "(playbook bundle INCIDENT -o FILE) and verify it here with: "
                              "playbook verify --bundle FILE")
-        got = self.json("POST", "/verify", body={"incident": request.incident, "fast": request.fast})
+        got = self.json("POST", "/verify", body={"incident": request.incident, "fast": request.fast,
+                                                         "full": request.full})
         return Verified(VerifyReport(**got), request.incident is None)
 
     def sign_checkpoint(self) -> dict:

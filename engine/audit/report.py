@@ -375,7 +375,8 @@ def build_report(store, incident: str, now: datetime | None = None, public_key_p
                      "severity_history": fold.state.get("severity_history", []), "drill": bool(d["drill"]),
                      "status": "closed" if fold.closed_at else "open", "stage": last["stage"],
                      "stage_title": last["title"], "started_at": started, "started_by": fold.head["actor"],
-                     "closed_at": fold.closed_at, "events": len(fold.timeline), "last_event_at": fold.last_at},
+                     "closed_at": fold.closed_at, "events": len(fold.timeline), "last_event_at": fold.last_at,
+                     **({"origin": _origin(d["origin"], started)} if d.get("origin") else {})},
         "playbook": {"id": d["playbook"]["id"], "name": plan.get("name"), "version": d["playbook"]["version"],
                      "sha256": d["playbook"]["sha256"], "path": d["playbook"].get("path")},
         "roles": roles,
@@ -384,6 +385,12 @@ def build_report(store, incident: str, now: datetime | None = None, public_key_p
         "metrics": metrics,
         "integrity": _integrity(store, incident, public_key_pem),
     }
+
+
+def _origin(origin: dict, started: str) -> dict:
+    """How a monitor opened the incident, with its time to detect (opened - first posted)."""
+    seconds = (parse_iso(started) - parse_iso(origin["origin_at"])).total_seconds()
+    return {**origin, "time_to_detect_seconds": max(int(seconds), 0)}
 
 
 # -- rendering ------------------------------------------------------------------------

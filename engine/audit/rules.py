@@ -16,7 +16,13 @@ is checked from the log alone, whatever the stored projection says:
 * a publication without the approvals its version needed, of another version
   or hash, or by someone with no role;
 * a delivery of a text that was not published, by someone with no role (attempts
-  recorded under delivery rules 2), or an outcome without its logged attempt.
+  recorded under delivery rules 2), or an outcome without its logged attempt;
+* an inbound message recorded by someone who may not record one, with fields the
+  checks refuse (its text over the limit, a control character, a posted-at in the
+  future), delivered before by its source (deduplication), or out of its number;
+  a message marked handled that did not exist or was not waiting, or for a reason
+  the command does not know; a reply drafted to a message that did not exist or was
+  already answered, or an edit that changes which message a reply answers.
 
 ``verify`` reports these; approve, publish and deliver refuse to act on a log
 that contains any (see ``act.checked_state``). What the rules cannot tell
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import PlaybookError
+from ..errors import PlaybookError, UsageError
 from ..incidents import state as inc
 
 
@@ -108,10 +114,57 @@ def _check(state: dict, e, attempts: set, why: list[str]) -> None:
     elif t in ("PostDelivered", "DeliveryFailed"):
         if (d["post"], d["version"], d["target"]) not in attempts:
             why.append("no attempt to send it was logged before it")
+    elif t == "MessageReceived":
+        _received(state, e, why)
+    elif t == "MessageHandled":
+        from ..incidents import inbound
+
+        inbound.handle_events(state, actor, d["message"], d["reason"], d.get("note", ""), e.at)
+    elif t == "PostDrafted" and d.get("reply_to") is not None:
+        _reply_drafted(state, d, why)
 
 
 _CHECKED = frozenset({"RoleAssigned", "RoleUnassigned", "PostApproved", "PostPublished", "DeliveryAttempted",
-                      "PostDelivered", "DeliveryFailed"})
+                      "PostDelivered", "DeliveryFailed", "MessageReceived", "MessageHandled", "PostDrafted"})
+#: The fields of a ``MessageReceived`` that the message checks cover (the others: its
+#: id, checked below; the source it came through and how its recorder was authenticated).
+_MESSAGE_FIELDS = ("source", "source_id", "kind", "author", "text", "lang", "url", "posted_at")
+
+
+def _received(state: dict, e, why: list[str]) -> None:
+    """The message passes the checks the command applies, as recorded, and is new and next."""
+    from ..incidents import inbound
+    from ..incidents.events import parse_iso
+
+    d = e.data
+    try:
+        checked = inbound.check_message({k: d.get(k) for k in _MESSAGE_FIELDS}, parse_iso(e.at))
+    except UsageError as err:  # every problem, not the command's "nothing was recorded"
+        lines = [ln.strip()[2:] for ln in err.message.splitlines() if ln.strip().startswith("- ")]
+        why.append("the message checks refuse it: " + "; ".join(lines or [err.message]))
+        return
+    changed = [k for k in checked if checked[k] != d.get(k)]
+    if changed:
+        why.append(f"its {', '.join(changed)} is not what the checks record (" +
+                   ", ".join(f"{k} {str(d.get(k))[:40]!r}" for k in changed) + ")")
+    if not inbound.receive_events(state, e.actor, checked, e.at):
+        why.append(f"its source delivered it before, as {inbound.known(state, checked['source'], checked['source_id'])}"
+                   " (a message is recorded once)")
+    elif d["message"] != f"M{len(state.get('inbound', {})) + 1}":
+        why.append(f"it is numbered {d['message']}; the next message is M{len(state.get('inbound', {})) + 1}")
+
+
+def _reply_drafted(state: dict, d: dict, why: list[str]) -> None:
+    """A reply is rendered to a message that exists and waits; an edit keeps what it answers."""
+    from ..incidents import inbound
+
+    post = state["posts"].get(d["post"])
+    if d.get("edited"):
+        if post is None or post.get("reply_to") != d["reply_to"]:
+            why.append(f"an edit makes it answer {d['reply_to']} instead of "
+                       f"{(post or {}).get('reply_to') or 'nothing'}")
+        return
+    inbound.check_reply(state, d["reply_to"])
 
 
 def _same_text(state: dict, d: dict, why: list[str]) -> None:

@@ -78,19 +78,26 @@ def prepare_output(output: str) -> tuple[int, str]:
               help="Verify an incident bundle (playbook bundle) without the database.")
 @click.option("--fast", is_flag=True,
               help="Skip refolding each incident's log through the rules (faster on huge logs).")
+@click.option("--full", is_flag=True,
+              help="Refold every incident through the rules, also those unchanged since a checkpoint vouched "
+                   "for them.")
 @click.option("--checkpoint-dir", "checkpoint_dir", type=click.Path(file_okay=False), envvar="PLAYBOOK_CHECKPOINTS",
               help="A folder outside the database that receives a copy of every checkpoint signed, and "
                    "whose checkpoints the database must still hold. Default: $PLAYBOOK_CHECKPOINTS.")
 @db_option
 @json_option
 @click.pass_context
-def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, fast, checkpoint_dir, db, as_json):
+def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file, fast, full, checkpoint_dir, db,
+           as_json):
     """Verify the audit log's integrity (all incidents, or one).
 
-    Verifying every incident also signs and prints a new checkpoint (-o FILE to
-    save it). With --bundle FILE, verify an auditor's bundle offline instead.
+    Every event's hash and link is checked; each incident is refolded through the
+    rules unless a checkpoint signed here already vouches for its exact head and
+    projection (--full: refold all). Verifying every incident also signs and prints
+    a new checkpoint (-o FILE to save it). With --bundle FILE, verify an auditor's bundle offline instead.
     Exits 7 if anything was modified, inserted, reordered or removed."""
     from engine.app import audit
+    from engine.audit.checkpoints import checkpoint_text
     from engine.errors import IntegrityError, UsageError
 
     pem = read_public_key(public_key_file)
@@ -110,7 +117,9 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
     if incident is not None:
         audit.require_incident(handle, _reader(), incident)
     given = read_json_file(checkpoint_file, "checkpoint") if checkpoint_file else None
-    request = audit.VerifyRequest(incident=incident, checkpoint=given, public_key_pem=pem, fast=fast)
+    if fast and full:
+        raise UsageError("--fast skips the refold that --full asks for every incident: give one of them")
+    request = audit.VerifyRequest(incident=incident, checkpoint=given, public_key_pem=pem, fast=fast, full=full)
     if incident is not None and output:
         raise UsageError("a checkpoint covers every incident: run verify without INCIDENT to write one")
     try:
@@ -121,6 +130,9 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
         raise
     report = verified.report
     against = f" against {report.checkpoints} checkpoint(s)" if report.checkpoints else ""
+    if report.unchanged:
+        against += (f" ({report.unchanged} unchanged since a checkpoint vouched for them, not refolded; "
+                    f"{report.refolded} refolded)")
     if incident is not None:  # only the incident was checked: sign nothing for the others
         if as_json:
             return print_json(report.to_json())
@@ -134,12 +146,11 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
         return
     out = prepare_output(output) if output else None  # refuse a bad -o before signing anything
     try:
-        cp = audit.sign_checkpoint(handle, _reader())
+        cp = audit.sign_checkpoint(handle, _reader(), verified)
         if out is not None:
             with os.fdopen(out[0], "w", encoding="utf-8") as f:
                 out = (None, out[1])
-                json.dump(cp, f, indent=2)
-                f.write("\n")
+                f.write(checkpoint_text(cp))
             os.replace(out[1], output)
             out = None
     finally:
@@ -155,7 +166,7 @@ def verify(ctx, incident, checkpoint_file, public_key_file, output, bundle_file,
     click.echo(f"New checkpoint {'written to ' + output if output else 'follows'} "
                "(keep a copy: verify --checkpoint FILE later detects truncation).")
     if not output:
-        click.echo(json.dumps(cp, indent=2))
+        click.echo(checkpoint_text(cp), nl=False)
 
 
 @click.command()

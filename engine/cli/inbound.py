@@ -13,7 +13,11 @@ def inbound() -> None:
 
 
 @inbound.command(name="add")
-@click.argument("incident")
+@click.argument("incident", required=False)
+@click.option("--playbook", "playbook", metavar="NAME", help="Instead of INCIDENT: the library playbook it is "
+              "about; recorded on its open incident, else kept for its monitors (which may open one).")
+@click.option("--drill", is_flag=True, help="With --playbook: for a drill of it (its monitors open a DRILL "
+              "incident and page nobody).")
 @click.option("--source", required=True, help="Where it came from: phone, email, x, mastodon, reviews, ...")
 @click.option("--text", required=True, help="What the message says (as received).")
 @click.option("--author", help="Who sent it: a handle or a reference (it is kept in the log).")
@@ -22,26 +26,66 @@ def inbound() -> None:
 @click.option("--source-id", metavar="ID", help="The source's own id of the message (recorded once per source).")
 @click.option("--url", help="Where it can be seen.")
 @click.option("--lang", help="Its language, if known (en, es, pt-BR, ...).")
+@click.option("--reach", type=click.IntRange(min=0), metavar="N", help="The author's followers, if known.")
 @click.option("--kind", default="mention", show_default=True,
               type=click.Choice(["mention", "reply", "direct", "review", "call", "other"]))
 @db_option
 @as_option
 @json_option
 @click.pass_context
-def add(ctx, incident, source, text, author, posted_at, source_id, url, lang, kind, db, actor, as_json):
-    """Record a message someone saw by hand (a phone call, a screenshot) on INCIDENT."""
+def add(ctx, incident, playbook, drill, source, text, author, posted_at, source_id, url, lang, reach, kind, db, actor,
+        as_json):
+    """Record a message someone saw by hand (a phone call, a screenshot) on INCIDENT,
+    or with --playbook NAME on that playbook's open incident (else kept for its monitors)."""
     from engine.app import inbound as use
+    from engine.errors import UsageError
 
+    if (incident is None) == (playbook is None):
+        raise UsageError("give INCIDENT or --playbook NAME (the playbook the message is about), not both"
+                         if incident else "give INCIDENT, or --playbook NAME when no incident is named")
+    if drill and playbook is None:
+        raise UsageError("--drill goes with --playbook NAME (a message for INCIDENT goes to that incident)")
     handle = app(ctx, db)
     raw = {"source": source, "text": text, "author": author, "posted_at": posted_at, "source_id": source_id,
-           "url": url, "lang": lang, "kind": kind}
-    got = use.receive(handle, who(handle, actor), incident, raw)
+           "url": url, "lang": lang, "kind": kind, **({"reach": reach} if reach is not None else {})}
+    if playbook is not None:
+        got = use.receive_for(handle, who(handle, actor), playbook, raw, drill=drill)
+        incident = got.incident
+    else:
+        got = use.receive(handle, who(handle, actor), incident, raw)
     if as_json:
         return print_json(got.to_json())
+    if got.state is None:
+        return click.echo(local(ctx, kept_text(got, f"a drill of {playbook}" if drill else playbook)))
+    if got.opened:
+        click.echo(local(ctx, f"Monitor {got.fired['monitor']} opened {got.opened} from "
+                              f"{len(got.fired['messages'])} matching message(s)."))
+        for line in pages_text(got.pages):
+            click.echo(local(ctx, line))
     m = got.state["inbound"][got.message]
     if not got.new:
         return click.echo(f"{incident}: already recorded as {got.message} (same {source} id); nothing added.")
     click.echo(local(ctx, f"Recorded {got.message} on {incident} (posted {m['posted_at']})."))
+
+
+def kept_text(got, playbook: str) -> str:
+    """How a message kept for a playbook's monitors (no incident open) is reported."""
+    if not got.new:
+        return f"{playbook}: already kept as {got.message} (same source id); nothing added."
+    matched = ", ".join(got.monitors) or "no monitor"
+    text = f"Kept {got.message} for {playbook} (no incident open; matches {matched})."
+    if got.note:
+        text += f" {got.note}."
+    if got.fired:
+        text += (f"\nMonitor {got.fired['monitor']} fired ({len(got.fired['messages'])} matching message(s)): "
+                 "paging to confirm.")
+        text += "".join("\n" + line for line in pages_text(got.pages))
+    return text
+
+
+def pages_text(pages: list[dict]) -> list[str]:
+    return [f"  paged {p['target']}" if p["ok"] else f"  !! {p['target'] + ': ' if p['target'] else ''}{p['error']}"
+            for p in pages]
 
 
 @inbound.command(name="handle")
@@ -68,10 +112,12 @@ def handle_(ctx, incident, message, reason, note, db, actor, as_json):
 @click.command()
 @click.argument("incident", required=False)
 @click.option("--unanswered", is_flag=True, help="Only the messages still waiting for an answer.")
+@click.option("--kept", is_flag=True, help="Instead: the messages kept for the playbooks' monitors (no incident "
+              "of their playbook open), newest first.")
 @db_option
 @json_option
 @click.pass_context
-def inbox(ctx, incident, unanswered, db, as_json):
+def inbox(ctx, incident, unanswered, kept, db, as_json):
     """Inbound messages of INCIDENT (or of every open incident), the longest waiting first."""
     from datetime import timedelta
 
@@ -80,6 +126,20 @@ def inbox(ctx, incident, unanswered, db, as_json):
     from engine.format.durations import format_duration
     from engine.incidents.inbound import answer_text
 
+    if kept:
+        rows = use.kept(app(ctx, db), Principal.asserted(""))
+        if as_json:
+            return print_json(rows)
+        if not rows:
+            return click.echo("No messages kept.")
+        for r in rows:
+            matched = ", ".join(r["monitors"]) or "no monitor"
+            who_ = r["author"] or "(unknown)"
+            click.echo(local(ctx, f"{r['id']:<6} {r['playbook']:<20} {r['source']:<10} {who_:<20} "
+                                  f"posted {r['posted_at']}  matches {matched}"))
+            text = " ".join(r["text"].split())
+            click.echo(local(ctx, "      " + (text if len(text) <= 100 else text[:99] + "\u2026")))
+        return None
     rows = use.inbox(app(ctx, db), Principal.asserted(""), incident, unanswered=unanswered)
     if as_json:
         return print_json(rows)
@@ -134,7 +194,10 @@ def listen(ctx, interval, count, timeout, db, as_json):
                 click.echo(local(ctx, f"!! {r['source']}: {r['error']} (polled again next time)"))
             else:
                 where = f" on {r['incident']}" if r["incident"] else ""
-                click.echo(local(ctx, f"{r['source']}: {r['new']} new of {r['seen']}{where}"))
+                kept = f", {r['kept']} kept for monitors (no incident open)" if r.get("kept") else ""
+                click.echo(local(ctx, f"{r['source']}: {r['new']} new of {r['seen']}{where}{kept}"))
+            for opened in r.get("opened", []):
+                click.echo(local(ctx, f"{r['source']}: a monitor opened {opened}"))
             for why in r["refused"]:
                 click.echo(local(ctx, f"!! {r['source']}: refused {why}"))
         if count is None or n < count:

@@ -95,7 +95,7 @@ def show_listing(ctx, handle, as_json: bool, **selection) -> None:
     if not rows:
         click.echo("No incidents.")
     else:  # one write: a listing of thousands of incidents is not thousands of writes
-        click.echo("\n".join(local(ctx, summary_row(row, now)) for row in rows))
+        click.echo(local(ctx, "\n".join(summary_row(row, now) for row in rows)))
 
 
 @click.command(name="list")

@@ -172,12 +172,22 @@ def allowance(spec: dict, severity: str) -> int | None:
     return spec["seconds"]
 
 
+def start_anchor(state: dict) -> tuple[str, str]:
+    """What the incident-wide clocks count from: the start, or for an incident a monitor
+    opened, when the first of the messages that opened it was posted (the time to
+    detect counts against the team, not in its favour)."""
+    origin = state.get("origin")
+    if origin and origin.get("origin_at"):
+        return origin["origin_at"], "the first message"
+    return state["started_at"], "the incident's start"
+
+
 def _anchor(state: dict, spec: dict, default_at: str, default_label: str) -> tuple[str, str]:
     name = spec.get("from")
     if name is None or name == "entry":
         return default_at, default_label
     if name == "start":
-        return state["started_at"], "the incident's start"
+        return start_anchor(state)
     value = state["inputs"].get(name)
     if value in (None, ""):
         return default_at, f"{default_label}; {name} not set"
@@ -213,7 +223,7 @@ def _targets(state: dict, now: datetime) -> list[ClockStatus]:
         if spec is None:
             continue
         met, what = _until(state, spec.get("until"))
-        anchor_at, anchor = _anchor(state, spec, state["started_at"], "the incident's start")
+        anchor_at, anchor = _anchor(state, spec, *start_anchor(state))
         label = spec.get("title") or what
         c = _clock(state, spec, now, key=f"target:{name}", label=label, anchor_at=anchor_at,
                    anchor=anchor, met=met, closed=closed)

@@ -18,8 +18,10 @@ from .yamlsource import Loc, SourceMap
 def check_playbook(pb: Playbook, smap: SourceMap, *, graph: bool = True) -> list[Diagnostic]:
     """Every semantic problem; `graph=False` skips reachability (for a salvaged playbook)."""
     problems: list[Diagnostic] = []
-    checks = (_references, _graph, _tasks, _templates, _settings) if graph else (
-        _references, _tasks, _templates, _settings)
+    from .monitors import check_monitors
+
+    checks = (_references, _graph, _tasks, _templates, _settings, check_monitors) if graph else (
+        _references, _tasks, _templates, _settings, check_monitors)
     for check in checks:
         problems.extend(check(pb, smap))
     problems.sort(key=lambda d: (d.line, d.col))

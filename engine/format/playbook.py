@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .durations import parse_duration
+from .monitors import Monitor
 
 #: Shortest update cadence a playbook may ask for. Anything tighter is a typo
 #: (``every 2m`` instead of ``2h``) and would bury a team in breach alerts.
@@ -475,6 +476,9 @@ class Playbook(_Model):
         "phone numbers without a country code are read in the identifier scan (default: "
         "$PLAYBOOK_REGION at start, else US)")
     inbound: Listening | None = Field(None, description="response clocks for inbound messages")
+    monitors: dict[Id, Monitor] = Field(default_factory=dict, description=(
+        "rules over inbound messages that open an incident of this playbook (or page someone to "
+        "confirm) when enough matching messages arrive while none is open"))
     identifiers: dict[Id, str] = Field(
         default_factory=dict,
         description="extra regular expressions for identifiers that must not appear in public posts",

@@ -214,8 +214,11 @@ def _delivered(ok: bool):
 
 
 def _started(d: dict) -> str:
+    origin = d.get("origin")
+    by = (f" by monitor {origin['monitor']} ({origin['messages']} matching message(s), the first posted "
+          f"{origin['origin_at']})" if origin else "")
     return (f"started from playbook {d['playbook']['id']} v{d['playbook']['version']} in stage "
-            f"{d['plan']['initial']} ({d['severity']}{', DRILL' if d['drill'] else ''}): {d['title']}")
+            f"{d['plan']['initial']} ({d['severity']}{', DRILL' if d['drill'] else ''}){by}: {d['title']}")
 
 
 def _drafted(d: dict) -> str:

@@ -38,6 +38,8 @@ KINDS = ("mention", "reply", "direct", "review", "call", "other")
 #: why a message needs no reply, and how the log and the views word it
 REASONS = {"spam": "spam", "duplicate": "a duplicate", "private": "handled privately",
            "no_reply_needed": "no reply needed"}
+#: the largest audience an author may be said to have (followers)
+MAX_REACH = 10**10
 #: a message posted this far after the moment it is recorded is refused (clock skew allowed)
 FUTURE_SLACK = timedelta(minutes=5)
 
@@ -45,7 +47,8 @@ FUTURE_SLACK = timedelta(minutes=5)
 def check_message(raw: dict, now: datetime) -> dict:
     """The checked data of a ``MessageReceived`` (without its id), or UsageError naming
     every field that is wrong. `raw` has source, text, and optionally source_id, kind,
-    author, lang, url, posted_at (ISO 8601 with a zone; default: `now`)."""
+    author, lang, url, posted_at (ISO 8601 with a zone; default: `now`), reach (the
+    author's followers, when the source says; kept only when given)."""
     from ..safetext import refuse_unsafe
 
     problems: list[str] = []
@@ -73,7 +76,8 @@ def check_message(raw: dict, now: datetime) -> dict:
             return None
         return value
 
-    unknown = sorted(set(raw) - {"source", "source_id", "kind", "author", "text", "lang", "url", "posted_at"})
+    unknown = sorted(set(raw) - {"source", "source_id", "kind", "author", "text", "lang", "url", "posted_at",
+                                 "reach"})
     if unknown:
         problems.append(f"unknown field(s): {', '.join(unknown)}")
     source = text_field("source", 32, required=True)
@@ -105,12 +109,15 @@ def check_message(raw: dict, now: datetime) -> dict:
                 posted_at = utc_now_iso(when)
         except (ValueError, OverflowError) as e:
             problems.append(f"posted_at: {e}")
+    reach = raw.get("reach")
+    if reach is not None and (not isinstance(reach, int) or isinstance(reach, bool) or not 0 <= reach <= MAX_REACH):
+        problems.append(f"reach: the author's followers, a whole number from 0 to {MAX_REACH}, not {reach!r}")
     if problems:
         raise UsageError(problems[0] if len(problems) == 1 else
                          f"the message has {len(problems)} problems; nothing was recorded\n"
                          + "\n".join(f"  - {p}" for p in problems))
     return {"source": source, "source_id": source_id, "kind": kind, "author": author, "text": text,
-            "lang": lang, "url": url, "posted_at": posted_at}
+            "lang": lang, "url": url, "posted_at": posted_at, **({"reach": reach} if reach is not None else {})}
 
 
 def dedup_key(source: str, source_id: str | None) -> str | None:
@@ -177,7 +184,8 @@ def fold_received(s: dict, at: str, actor: str, data: dict) -> None:
     s.setdefault("inbound", {})[mid] = {
         **{k: data.get(k) for k in ("source", "source_id", "kind", "author", "text", "lang", "url", "posted_at",
                                     "via")},
-        "received_at": at, "by": actor, "status": "waiting", "answered": None, "handled": None}
+        "received_at": at, "by": actor, "status": "waiting", "answered": None, "handled": None,
+        **({"reach": data["reach"]} if data.get("reach") is not None else {})}
     key = dedup_key(data["source"], data.get("source_id"))
     if key is not None:
         s.setdefault("inbound_keys", {})[key] = mid
@@ -267,7 +275,7 @@ def inbox_rows(state: dict, now: datetime, *, unanswered: bool = False) -> list[
         due = parse_iso(m["posted_at"]) + timedelta(seconds=seconds) if seconds is not None else None
         rows.append({"incident": state["id"], "drill": state["drill"], "message": mid, **m,
                      "waiting_seconds": waiting_seconds(m, now),
-                     "due_at": utc_now_iso(due) if due else None,
+                     "due_at": utc_now_iso(due) if due else None, "target_seconds": seconds,
                      "overdue": bool(due and m["status"] == "waiting" and now > due)})
     return rows
 

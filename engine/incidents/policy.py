@@ -18,7 +18,8 @@ Who, in order of the checks:
    * ``anyone``: any person (start an incident, read one);
    * ``member``: holds any role in the incident;
    * ``manager``: holds one of the playbook's ``managers:`` (by default the roles
-     that may fire a transition);
+     that may fire a transition); in an incident a monitor opened, while nobody holds
+     one, any person (:func:`unmanaged`: the engine assigns nobody);
    * ``transition``: holds one of the transition's ``roles:`` and its guards are met,
      as the state machine decides (:func:`transition` delegates to
      :func:`engine.incidents.machine.fire`);
@@ -58,6 +59,7 @@ class Rule:
 
 ACTIONS: dict[str, Rule] = {
     "start": Rule(ANYONE, ALLOWED, "start an incident"),
+    "open": Rule(ENGINE, ALLOWED, "open an incident from a monitor"),
     "assign": Rule(MANAGER, REFUSED, "assign roles"),
     "unassign": Rule(MANAGER, REFUSED, "change roles"),
     "task": Rule(MEMBER, REVIEW, "change tasks"),
@@ -156,7 +158,7 @@ def require(state: dict | None, actor: str, action: str, *, trigger: str | None 
     if rule.who == MEMBER and not held:
         raise Refused(f"incident {state['id']}: {actor} holds no role in this incident and "
                       f"cannot {doing}", ["ask the incident lead to assign you a role"])
-    if rule.who == MANAGER and not set(managers(state)) & set(held):
+    if rule.who == MANAGER and not set(managers(state)) & set(held) and not unmanaged(state):
         raise Refused(f"incident {state['id']}: only holders of {', '.join(managers(state))} may {doing}; "
                       f"{actor} holds {', '.join(held) or 'no role'}")
     if rule.who == APPROVING_ROLE and post is not None:
@@ -165,6 +167,15 @@ def require(state: dict | None, actor: str, action: str, *, trigger: str | None 
         if not set(approving) & set(held):
             raise Refused(f"incident {state['id']}: {actor} holds none of the approving roles of "
                           f"{post_id} ({', '.join(approving)})")
+
+
+def unmanaged(state: dict) -> bool:
+    """An incident a monitor opened (engine.incidents.monitors) that nobody manages yet:
+    until someone holds one of its managing roles, any person may assign them."""
+    if not state.get("origin"):
+        return False
+    wanted = set(managers(state))
+    return not any(people for role, people in state["roles"].items() if role in wanted)
 
 
 def transition(state: dict, actor: str, trigger: str) -> str:

@@ -25,17 +25,21 @@ MAX_TITLE = 200
 
 def start(store, clock, actor: str, loaded, *, title: str, severity: str | None = None,
           inputs: dict[str, str] | None = None, assign: dict[str, str] | None = None,
-          drill: bool = False, scenario: list[dict] | None = None, region: str | None = None) -> dict:
+          drill: bool = False, scenario: list[dict] | None = None, region: str | None = None,
+          origin: dict | None = None) -> dict:
     """Create an incident from a loaded playbook; pin its exact text; return its state.
 
     `region` (PLAYBOOK_REGION) is the organisation's country for reading phone numbers,
-    used when the playbook names none; the incident keeps it in its plan."""
+    used when the playbook names none; the incident keeps it in its plan. `origin` is
+    what a monitor that opens the incident records (engine.incidents.monitors: the
+    monitor, when its first message was posted): only the engine opens one, and its
+    required roles and inputs are left for the team to fill."""
     from ..format.inputs import resolve
     from ..format.plan import compile_plan, writing_plan
 
     from ..safetext import refuse_unsafe
 
-    policy.require(None, actor, "start")
+    policy.require(None, actor, "open" if origin else "start")
     pb = loaded.playbook
     problems: list[str] = []  # every problem of the command in one run, not one per try
     title = title.strip()
@@ -59,9 +63,11 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
                             "code such as US, GB or ES")
         else:
             plan["region"] = region.strip().upper()
-    values = resolve(plan["inputs"], inputs or {}, fill_defaults=True, now=clock.now(), problems=problems)
+    values = resolve(plan["inputs"], inputs or {}, fill_defaults=origin is None, now=clock.now(), problems=problems)
+    if origin is not None:  # a monitor fills what the messages say; the defaults apply, the team does the rest
+        values = {**{n: s["default"] for n, s in plan["inputs"].items() if s["default"] is not None}, **values}
     people = _assignments(plan, assign or {}, problems, others=[actor])
-    missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people]
+    missing = [r for r, spec in plan["roles"].items() if spec["required"] and r not in people and origin is None]
     if missing:
         flags = " ".join(f"--assign {r}=NAME" for r in missing)
         problems.append(f"roles required to start are not filled: {', '.join(missing)} (give {flags})")
@@ -89,6 +95,7 @@ def start(store, clock, actor: str, loaded, *, title: str, severity: str | None 
                 "plan": plan,
                 "writing": writing_plan(pb),
                 **({"scenario": scenario} if drill and scenario else {}),
+                **({"origin": origin} if origin else {}),
             })]
             events += [NewEvent("RoleAssigned", now, actor, {"role": r, "person": p})
                        for r, p in people.items()]

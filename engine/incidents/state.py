@@ -53,6 +53,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
             "escalations": 0,
             "updated_at": at,
             "events": 1,
+            # opened by a monitor (engine.incidents.monitors): when its first message was posted
+            **({"origin": dict(data["origin"])} if data.get("origin") else {}),
         }
     if state is None:
         raise ValueError(f"event {type} before IncidentStarted")

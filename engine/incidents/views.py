@@ -13,6 +13,7 @@ from ..clocks.deadlines import clocks
 from ..format.durations import format_duration
 from ..safetext import for_terminal
 from . import state as inc
+from .monitors import detection, detection_text
 
 
 def _since(ts: str, now: datetime) -> str:
@@ -57,6 +58,7 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         "stage_title": plan["stages"][state["stage"]]["title"],
         "stage_entered_at": state["stage_entered_at"],
         "started_at": state["started_at"],
+        **({"opened_by_monitor": detection(state)} if state.get("origin") else {}),
         "roles": {r: state["roles"].get(r, []) for r in inc.roles_in_order(plan)},
         "tasks": {t: (state["tasks"].get(t)) for t in inc.stage_tasks(state)},
         "clocks": [c.to_json() for c in clocks(state, now)],
@@ -97,6 +99,8 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
     closed = f", closed at {state['closed_at']}" if state["closed_at"] else ""
     out.append(f"Stage:    {state['stage']} - {stage['title']} (for "
                f"{_since(state['stage_entered_at'], now)}, since {state['stage_entered_at']}{closed})")
+    if state.get("origin"):
+        out.append(detection_text(state))
     out.append("\nRoles:")
     for role in inc.roles_in_order(plan):
         people = ", ".join(state["roles"].get(role, [])) or "(unassigned)"

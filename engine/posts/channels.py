@@ -95,8 +95,10 @@ def profile(name: str, limit: int | None = None) -> ChannelProfile:
     return replace(found, limit=_checked_limit(found.name, limit))
 
 
-def count(channel: str | ChannelProfile, text: str, limit: int | None = None) -> Count:
-    """Count ``text`` the way ``channel`` does (for email: the body)."""
+def count(channel: str | ChannelProfile, text: str, limit: int | None = None, *, reply: bool = False) -> Count:
+    """Count ``text`` the way ``channel`` does (for email: the body). With `reply` (a
+    reply in the thread of a post on the same channel), X's reply rule applies: the
+    @mentions the reply begins with are not counted."""
     p = channel if isinstance(channel, ChannelProfile) else profile(channel)
     if limit is not None:
         p = replace(p, limit=_checked_limit(p.name, limit))
@@ -105,7 +107,7 @@ def count(channel: str | ChannelProfile, text: str, limit: int | None = None) ->
     if p.unit == SEGMENTS:
         return _count_sms(text, p.limit)
     if p.unit == WEIGHTED:
-        return _count_x(text, p.limit)
+        return _count_x(text, p.limit, reply=reply)
     if p.unit == GRAPHEMES:
         return _count_bluesky(text, p.limit)
     if p.name == "mastodon":
@@ -150,12 +152,19 @@ def _describe(char: str) -> str:
 # --- X ----------------------------------------------------------------------
 
 
-def _count_x(text: str, limit: int) -> Count:
+#: The @mentions a reply on X begins with, which X does not count.
+X_LEADING_MENTIONS = r"^(?:@[A-Za-z0-9_]{1,15}\s+)+"
+
+
+def _count_x(text: str, limit: int, *, reply: bool = False) -> Count:
+    import re
+
     from .xtext import x_counter
 
     x = x_counter()
-    used, valid = x.measure(text)
-    detail = ""
+    lead = re.match(X_LEADING_MENTIONS, text) if reply else None
+    used, valid = x.measure(text[lead.end():] if lead else text)
+    detail = f"a reply: its leading {lead.group(0).strip()} not counted" if lead else ""
     if not valid and text:
         bad = x.invalid_chars.search(text)
         if bad:

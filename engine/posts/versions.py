@@ -196,13 +196,15 @@ def _drafted(writing: dict, state: dict, post_id: str, template: str, channel: s
     audience = spec["audience"][channel]
     public = audience == "public"
     limit = writing["limits"].get(channel)
+    # a reply in the thread of a message on the same channel follows that channel's reply rules
+    in_thread = bool(reply_to) and (state.get("inbound", {}).get(reply_to) or {}).get("source") == channel
     if isinstance(text, dict):
         measured = count(channel, text["body"], limit=limit)
         if not subject_count(text["subject"]).fits:
             measured = subject_count(text["subject"])
         scanned = text["subject"] + "\n" + text["body"]
     else:
-        measured = count(channel, text, limit=limit)
+        measured = count(channel, text, limit=limit, reply=in_thread)
         scanned = text
     hits, leaks = [], []
     if public:

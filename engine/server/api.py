@@ -205,10 +205,8 @@ def approve(incident: str, body: b.ApproveBody, request: Request, who: Principal
     from engine.app import releases
 
     if body.password is not None:  # signing again in the same step (a session older than 5 minutes)
-        from dataclasses import replace
-
         again = accounts(request).authenticate_password(who.name, body.password, _now(request))
-        who = replace(again, scope=who.scope)
+        who = again.replace(scope=who.scope)
     result = releases.approve(_app(request), who, incident, body.post, version=body.version, role=body.role,
                               override=body.override_identifiers)
     return {**result.post, "missing": result.missing}
@@ -281,6 +279,14 @@ def check_due(request: Request, within: str = Query("0s", max_length=40), who: P
     return {**result.to_json(), "overdue": result.overdue}
 
 
+@router.get("/response-time", tags=["clocks"],
+            summary="The live response time: median time to first reply over the last hour, share within target")
+def response_time(request: Request, who: Principal = Signed) -> dict:
+    from engine.app import inbound
+
+    return inbound.response_time(_app(request), who)
+
+
 @router.post("/incidents/{incident}/advance-clock", tags=["drills"], summary="Move a drill's clock forward")
 def advance_clock(incident: str, body: b.ClockBody, request: Request, full: bool = Full,
                   who: Principal = Signed) -> dict:
@@ -315,7 +321,8 @@ def drill_summary(incident: str, request: Request, who: Principal = Signed) -> d
 def verify(body: b.VerifyBody, request: Request, who: Principal = Signed) -> dict:
     from engine.app import audit
 
-    verified = audit.verify(_app(request), who, audit.VerifyRequest(incident=body.incident, fast=body.fast))
+    verified = audit.verify(_app(request), who, audit.VerifyRequest(incident=body.incident, fast=body.fast,
+                                                                         full=body.full))
     return verified.report.to_json()
 
 
@@ -325,8 +332,7 @@ def checkpoint(request: Request, who: Principal = Signed) -> dict:
     from engine.app import audit
 
     app = _app(request)
-    audit.verify(app, who, audit.VerifyRequest())
-    return audit.sign_checkpoint(app, who)
+    return audit.sign_checkpoint(app, who, audit.verify(app, who, audit.VerifyRequest()))
 
 
 @router.get("/incidents/{incident}/report", tags=["audit"], summary="The auditor's report",

@@ -105,6 +105,7 @@ class ClockBody(Body):
 class VerifyBody(Body):
     incident: Name | None = None
     fast: bool = False
+    full: bool = False  # refold every incident, also those a checkpoint vouches for
 
 
 class LoginBody(Body):

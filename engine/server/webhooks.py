@@ -4,7 +4,10 @@
 lang, kind), signed as :mod:`engine.sources.webhook` describes with the secret the
 sources file gives that source. An unknown source and a bad signature get the same
 401, and the reason goes to the server's log only; a malformed body is a 400 problem
-naming the field; a message already received answers 200 with ``"new": false``.
+naming the field; a message already received answers 200 with ``"new": false``. With
+no incident of the source's playbook open, the message is kept for the playbook's
+monitors (engine.incidents.monitors) and answers 202 with ``"incident": null`` and its
+``kept`` id, or 201 naming the incident a monitor opened with it (``opened_by``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ log = logging.getLogger("engine.server.webhooks")
 
 
 @router.post("/{source}", tags=["inbound"], summary="Receive an inbound message from a configured source",
-             status_code=201, responses={200: {"description": "already received (not recorded again)"}})
+             status_code=201, responses={200: {"description": "already received (not recorded again)"},
+                                         202: {"description": "kept for the playbook's monitors: no incident of it "
+                                               "is open (\"incident\": null)"}})
 async def receive(source: str, request: Request):
     from starlette.concurrency import run_in_threadpool
 
@@ -50,5 +55,11 @@ def _record(request: Request, name: str, body: bytes):
         log.warning("webhook %r from %s refused: %s", name, client, why)
         raise hook.SignatureRefused()
     got = inbound.ingest(app, configured, hook.read_payload(body))
-    return JSONResponse({"incident": got.state["id"], "message": got.message, "new": got.new},
+    if got.state is None:  # no incident of its playbook open: kept for the playbook's monitors
+        return JSONResponse({"incident": None, "kept": got.message, "new": got.new, "monitors": got.monitors,
+                             "fired": got.fired["monitor"] if got.fired else None,
+                             "paged": [p for p in got.pages if p["ok"]] if got.fired else []},
+                            status_code=202 if got.new else 200)
+    return JSONResponse({"incident": got.state["id"], "message": got.message, "new": got.new,
+                         **({"opened_by": got.fired["monitor"]} if got.opened else {})},
                         status_code=201 if got.new else 200)

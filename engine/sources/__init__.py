@@ -8,7 +8,8 @@ log: ``$PLAYBOOK_SOURCES``, else ``sources.yaml`` beside the database::
       kind: webhook
       secret: 8f1c...             # HMAC-SHA256 key, at least 16 characters
       channel: x                  # what its messages are recorded as (default: the name)
-      playbook: viral-complaint   # feed that playbook's newest open incident
+      playbook: viral-complaint   # feed that playbook's newest open incident (none open:
+                                  # kept for the playbook's monitors, which may open one)
     reviews:
       kind: feed                  # RSS or Atom, polled by `playbook listen`
       url: https://reviews.example.org/hospital.atom
@@ -17,6 +18,17 @@ log: ``$PLAYBOOK_SOURCES``, else ``sources.yaml`` beside the database::
       kind: mastodon              # mentions of the account, polled
       url: https://mastodon.example.org
       token: ...
+    rehearsal:
+      kind: webhook               # drill: true feeds drills of its playbook only (its
+      secret: 3a9d...             # monitors open DRILL incidents and page nobody)
+      playbook: viral-complaint
+      drill: true
+    bluesky:
+      kind: bluesky               # mentions and replies of the account, polled
+      url: https://bsky.social    # its PDS
+      handle: stmarys.bsky.social
+      password: xxxx-xxxx-xxxx-xxxx   # an app password, never the account's own
+      playbook: viral-complaint
 
 No file means no sources. :func:`load_sources` checks the whole file and names every
 problem by source and field.
@@ -30,7 +42,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-KINDS = ("webhook", "feed", "mastodon")
+KINDS = ("webhook", "feed", "mastodon", "bluesky")
+SETTINGS = ("channel", "incident", "playbook", "url", "secret", "token", "handle", "password")
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MIN_SECRET = 16
 
@@ -45,6 +58,9 @@ class Source:
     url: str | None = None
     secret: str | None = None  # webhook
     token: str | None = None  # mastodon
+    drill: bool = False  # its messages feed drills of its playbook (and its monitors open drills)
+    handle: str | None = None  # bluesky
+    password: str | None = None  # bluesky: an app password
 
     def __repr__(self) -> str:  # never show a secret in a traceback or a log line
         return f"Source({self.name!r}, {self.kind!r})"
@@ -74,16 +90,24 @@ def load_sources(path: Path | None) -> dict[str, Source]:
         if not isinstance(spec, dict):
             problems.append(f"{at}: must be a mapping (kind: webhook, ...)")
             continue
-        unknown = sorted(set(spec) - {"kind", "channel", "incident", "playbook", "url", "secret", "token"})
+        kind = spec.get("kind")
+        unknown = set(spec) - {"kind", "drill", *SETTINGS}
+        if kind != "bluesky":  # a Bluesky account's sign-in is no setting of any other kind
+            unknown |= set(spec) & {"handle", "password"}
+        unknown = sorted(unknown, key=str)
         if unknown:
             problems.append(f"{at}: unknown setting(s) {', '.join(map(str, unknown))}")
-        kind = spec.get("kind")
         if kind not in KINDS:
             problems.append(f"{at}.kind: {kind!r} is not one of {', '.join(KINDS)}")
-        text = {k: spec.get(k) for k in ("channel", "incident", "playbook", "url", "secret", "token")}
+        text = {k: spec.get(k) for k in SETTINGS}
         for k, v in text.items():
             if v is not None and not isinstance(v, str):
                 problems.append(f"{at}.{k}: must be text")
+        drill = spec.get("drill", False)
+        if not isinstance(drill, bool):
+            problems.append(f"{at}.drill: true or false, not {drill!r}")
+        elif drill and text["playbook"] is None:
+            problems.append(f"{at}.drill: a drill source feeds a playbook (playbook: NAME), not an incident")
         if problems:
             continue
         if (text["incident"] is None) == (text["playbook"] is None):
@@ -93,27 +117,32 @@ def load_sources(path: Path | None) -> dict[str, Source]:
             problems.append(f"{at}.channel: {channel!r} is not a channel or source name")
         if kind == "webhook" and len(text["secret"] or "") < MIN_SECRET:
             problems.append(f"{at}.secret: a webhook needs a secret of at least {MIN_SECRET} characters")
-        if kind in ("feed", "mastodon") and not re.match(r"^https?://[^\s/]+", text["url"] or ""):
+        if kind in ("feed", "mastodon", "bluesky") and not re.match(r"^https?://[^\s/]+", text["url"] or ""):
             problems.append(f"{at}.url: a {kind} source needs an http(s) url")
         if kind == "mastodon" and not text["token"]:
             problems.append(f"{at}.token: a mastodon source needs an access token")
+        if kind == "bluesky" and not text["handle"]:
+            problems.append(f"{at}.handle: a bluesky source needs the account's handle")
+        if kind == "bluesky" and not text["password"]:
+            problems.append(f"{at}.password: a bluesky source needs an app password of the account")
         out[name] = Source(name, kind, channel, text["incident"], text["playbook"], text["url"],
-                           text["secret"], text["token"])
+                           text["secret"], text["token"], drill=drill, handle=text["handle"],
+                           password=text["password"])
     if problems:
         raise UsageError(f"{where}: " + (problems[0] if len(problems) == 1 else
                                          f"{len(problems)} problems\n" + "\n".join(f"  - {p}" for p in problems)))
     return out
 
 
-def target_incident(store, source: Source) -> str:
-    """The incident a source's messages go to: its incident, or its playbook's newest open one."""
-    from ..errors import Refused
-    from ..incidents.index import listed
+def poll(source: Source, timeout: float) -> list[dict]:
+    """What a polled source (feed, mastodon, bluesky) holds now, as message fields, or
+    :class:`~engine.sources.feed.SourceFailed`."""
+    from . import bluesky, feed, mastodon
 
-    if source.incident is not None:
-        return source.incident
-    rows = listed(store, playbook=source.playbook)
-    if not rows:
-        raise Refused(f"source {source.name}: no open incident of playbook {source.playbook} to record "
-                      "the message on", [f"start one: playbook start {source.playbook}.yaml ..."])
-    return rows[-1]["id"]
+    if source.kind == "feed":
+        return feed.entries(feed.fetch(source.url, timeout), source.url)
+    if source.kind == "mastodon":
+        return mastodon.mentions(source.url, source.token, timeout)
+    if source.kind == "bluesky":
+        return bluesky.mentions(source.url, source.handle, source.password, timeout)
+    raise ValueError(f"source {source.name}: a {source.kind} source is not polled")

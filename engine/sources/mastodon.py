@@ -20,6 +20,7 @@ def mentions(url: str, token: str, timeout: float, limit: int = 40) -> list[dict
         if not status:
             continue
         created = status.get("created_at")
+        followers = (status.get("account") or {}).get("followers_count")
         out.append({
             "source_id": str(status["id"]),
             "author": "@" + str((status.get("account") or {}).get("acct", "")) if status.get("account") else None,
@@ -28,6 +29,8 @@ def mentions(url: str, token: str, timeout: float, limit: int = 40) -> list[dict
             "lang": status.get("language") or None,
             "url": status.get("url") or None,
             "posted_at": created.isoformat() if hasattr(created, "isoformat") else created,
+            # the author's reach, which monitors may ask for (engine.format.monitors: min_reach)
+            **({"reach": followers} if isinstance(followers, int) and not isinstance(followers, bool) else {}),
         })
     return sorted(out, key=lambda m: m["posted_at"] or "")
 

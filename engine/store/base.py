@@ -8,7 +8,7 @@ A store keeps, per database:
   from the events, with the seq and hash of the last event folded in. It is
   written in the same transaction as the events, so it never disagrees with
   the log unless someone edits the database behind the store's back (which
-  :func:`engine.audit.integrity.verify` reports). From schema 4 its plan (most of a
+  :func:`engine.audit.integrity.verify` reports). From schema 5 its plan (most of a
   new incident's state, never changed by a fold) is kept apart, once per incident
   (``projection_parts``), and written only when it changes: see :func:`stored_parts`;
   every read puts it back, so callers always see the whole state;
@@ -39,7 +39,8 @@ from typing import Protocol
 from engine.errors import IntegrityError
 from engine.incidents.events import Event, NewEvent, canonical, genesis, hashed_text
 from engine.store.parts import (PLAN, PLAN_REF, LazyParts, Stored, has_parts, is_ref, loaded_parts,  # noqa: F401
-                                plan_of, projection_digest, stored_parts, whole)
+                                plan_of, stored_parts, whole)
+from engine.store.projection import CLOCKS_COLUMN, CORE, PART, digests_of
 from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS, check_stream  # noqa: F401
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
@@ -112,12 +113,6 @@ class Store(Protocol):
         """Every incident's projection, in creation order."""
         ...
 
-    def projection_digests(self) -> dict[str, str]:
-        """Incident id -> SHA-256 of its stored projection over every part of it (the
-        snapshot row and the plan kept apart: :func:`projection_digest`), the streams left
-        out; no state is parsed."""
-        ...
-
     def heads(self) -> list[tuple[str, int, str]]:
         """(incident, seq, head) of every incident's snapshot (the streams left out), in
         creation order, without its state:
@@ -126,6 +121,12 @@ class Store(Protocol):
 
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         """The events of ``incident`` with seq > ``after``, streamed in seq order."""
+        ...
+
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        """Id -> (seq, hash) of the last event in the log of every incident and stream that
+        has a snapshot and events: one statement, an index lookup per incident, nothing
+        parsed (what a checkpoint compares each snapshot's head with)."""
         ...
 
     def rows(self, incident: str | None = None) -> Iterator[Row]:
@@ -150,9 +151,11 @@ class Store(Protocol):
         None where the incident has no index row. Reads the index only."""
         ...
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         """(id, summary) of every incident in creation order; None where the incident has
-        no index row yet. Reads the index only, never a projection."""
+        no index row yet. Reads the index only, never a projection. ``clocks=False``
+        leaves out the summaries' ``clocks`` where the index keeps them apart (schema 4
+        on): what a listing reads."""
         ...
 
     def count_incidents(self, prefix: str) -> int:
@@ -184,6 +187,14 @@ class Store(Protocol):
 
     def checkpoints(self) -> list[dict]:
         """Every stored checkpoint, oldest first."""
+        ...
+
+    def projection_digests(self) -> dict[str, str]:
+        """Incident (or stream) id -> :func:`projection_digest` of everything stored as its
+        projection (the state text, the index row's texts and every row of it kept apart in
+        ``projection_parts``), for every snapshot, streamed (flat memory), no state parsed.
+        A signed checkpoint keeps these for the incidents a verify refolded, so a later
+        verify refolds only those whose head or projection changed since."""
         ...
 
     def count_failure(self, name: str, at: str, window_start: str) -> int:
@@ -293,15 +304,6 @@ class SqlReads:
 
         return snapshot_of(row, fetch)
 
-    def projection_digests(self) -> dict[str, str]:
-        """Incident id -> :func:`projection_digest` of its stored projection (every part of
-        it), the streams left out; read without parsing any state."""
-        sql = self._q("SELECT part, key, body FROM projection_parts WHERE incident = ?")
-        with self._consistent():
-            cores = self._fetch(f"SELECT incident, state FROM snapshots WHERE {NOT_A_STREAM}")
-            return {incident: projection_digest(text, self._fetch(sql, (incident,)) if self._parts() else ())
-                    for incident, text in cores}
-
     def snapshot(self, incident: str) -> Snapshot | None:
         return None if incident in STREAMS else self._snapshot(incident)
 
@@ -325,6 +327,11 @@ class SqlReads:
         for row in self._stream(sql, (incident, after)):
             yield row_event(row)
 
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        return {inc: (seq, h) for inc, seq, h in self._fetch(
+            "SELECT s.incident, e.seq, e.hash FROM snapshots s JOIN events e ON e.incident = s.incident "
+            "AND e.seq = (SELECT max(seq) FROM events WHERE incident = s.incident)")}
+
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         if incident is None:
             return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
@@ -333,6 +340,17 @@ class SqlReads:
 
     def checkpoints(self) -> list[dict]:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
+
+    def projection_digests(self) -> dict[str, str]:
+        # One statement (one view of the database): each snapshot's row, then its parts.
+        version = self.schema_version()
+        texts = "s.state, " + ("i.summary, " if version >= 2 else "NULL, ") + (
+            "i.clocks" if version >= CLOCKS_COLUMN else "NULL")
+        join = " LEFT JOIN incident_index i ON i.incident = s.incident" if version >= 2 else ""
+        sql = f"SELECT s.incident, {CORE}, {texts} FROM snapshots s{join}"
+        if self._parts():
+            sql += f" UNION ALL SELECT incident, {PART}, part, key, body FROM projection_parts"
+        return digests_of(self._stream(sql + " ORDER BY 1, 2", ()))
 
 
 S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s
@@ -366,11 +384,13 @@ def snapshot_of(row: tuple, parts=None) -> Snapshot:
     return Snapshot(incident, seq, head, state, plan_text)
 
 
-def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
-    """(status, next_due_at, canonical text) of a summary, as the index stores it; None
-    for no summary. The store reads these two keys only, and checks them: ``status`` is
+def index_row(summary: dict | None) -> tuple[str, str | None, str, str | None] | None:
+    """(status, next_due_at, canonical text, clocks) of a summary, as the index stores it;
+    None for no summary. The summary's ``clocks`` text (what only ``due`` parses) is kept
+    apart from the canonical text of the rest (see :func:`joined` for a schema without
+    its column). The store reads these keys only, and checks them: ``status`` is
     ``open`` or ``closed``, ``next_due_at`` a UTC time like ``2026-03-14T10:00:00.000Z``
-    (text order is time order) or None."""
+    (text order is time order) or None, ``clocks`` a text or absent."""
     if summary is None:
         return None
     if not isinstance(summary, dict):
@@ -381,7 +401,11 @@ def index_row(summary: dict | None) -> tuple[str, str | None, str] | None:
     if due is not None and not (isinstance(due, str) and _UTC.fullmatch(due)):
         raise ValueError(f"a summary's next_due_at is a UTC time like 2026-03-14T10:00:00.000Z "
                          f"or None, not {due!r}")
-    return status, due, canonical(summary).decode("utf-8")
+    clocks = summary.get("clocks")
+    if clocks is not None and not isinstance(clocks, str):
+        raise ValueError(f"a summary's clocks are a JSON text, not {type(clocks).__name__}")
+    rest = {k: v for k, v in summary.items() if k != "clocks"} if clocks is not None else summary
+    return status, due, canonical(rest).decode("utf-8"), clocks
 
 
 def check_moment(moment: str) -> str:
@@ -416,10 +440,19 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def summaries_of(pairs: list[tuple[str, str | None]]) -> list[tuple[str, dict | None]]:
-    """(id, parsed summary) of stored (id, summary text or None) pairs. The texts are
-    parsed as one JSON array (one call instead of one per incident); should that not give
-    one object per text, each is parsed alone, so a damaged one is named."""
+def summaries_of(pairs: list[tuple], clocks: bool = True) -> list[tuple[str, dict | None]]:
+    """(id, parsed summary) of stored (id, summary text or None[, clocks text or None])
+    rows. The texts are parsed as one JSON array (one call instead of one per incident);
+    should that not give one object per text, each is parsed alone, so a damaged one is
+    named. A clocks text kept in its own column is put back as the summary's ``clocks``
+    (unless ``clocks`` is false: a listing, which never reads them)."""
+    if pairs and len(pairs[0]) == 3:
+        found = summaries_of([(i, t) for i, t, _ in pairs])
+        if clocks:
+            for (_, row), (_, _, c) in zip(found, pairs):
+                if c is not None and row is not None:
+                    row["clocks"] = c
+        return found
     texts = [t for _, t in pairs if t is not None]
     try:
         with collector_paused():

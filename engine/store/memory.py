@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, loaded_parts, projection_digest, row_event, snapshot_of, stored_parts,
-                               summaries_of)
+                               loaded_head, loaded_parts, row_event, snapshot_of, stored_parts, summaries_of)
+from engine.store.projection import projection_digest
 from engine.store.streams import STREAMS, check_stream, failure_params
 
 WHERE = "memory:"
@@ -80,7 +80,8 @@ class MemoryStore(Closing):
         self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
         self._checkpoints: list[str] = []
         self._parts: dict[str, dict[tuple[str, str], str]] = {}  # incident -> (part, key) -> text kept apart
-        self._index: dict[str, tuple[str, str | None, str]] = {}  # status, next_due_at, summary text
+        #: incident -> status, next_due_at, summary text, clocks text
+        self._index: dict[str, tuple[str, str | None, str, str | None]] = {}
         self._failures: dict[str, tuple[int, str, str]] = {}  # name -> failures, first_at, last_at
         self._uses: dict[str, str] = {}  # token id -> last used at
         self._busy = False  # a write transaction or a read view is open (owner thread)
@@ -147,14 +148,8 @@ class MemoryStore(Closing):
         for part, key in stored.deletes:
             rows.pop((part, key), None)
 
-    def projection_digests(self) -> dict[str, str]:
-        with self._locked():
-            return {i: projection_digest(self._snapshots[i][2], [(p, k, t) for (p, k), t in
-                                                                  self._parts.get(i, {}).items()])
-                    for i in self._incidents()}
-
     def due_before(self, moment: str) -> list[str]:
-        return [i for i, _ in self._due(moment)]
+        return [i for i, *_ in self._due(moment)]
 
     def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
         return summaries_of(self._due(moment))
@@ -162,14 +157,20 @@ class MemoryStore(Closing):
     def _due(self, moment: str) -> list[tuple[str, str | None]]:
         check_moment(moment)
         with self._locked():
-            return [(i, self._index[i][2] if i in self._index else None) for i in self._incidents()
+            return [(i, *self._index[i][2:]) if i in self._index else (i, None, None) for i in self._incidents()
                     if i not in self._index or (self._index[i][0] == "open" and self._index[i][1] is not None
                                                 and self._index[i][1] <= moment)]
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         with self._locked():
-            rows = [(i, self._index[i][2] if i in self._index else None) for i in self._incidents()]
-        return summaries_of(rows)
+            rows = [(i, *self._index[i][2:]) if i in self._index else (i, None, None) for i in self._incidents()]
+        return summaries_of(rows, clocks)
+
+    def projection_digests(self) -> dict[str, str]:
+        with self._locked():
+            return {i: projection_digest(row[2], *(self._index[i][2:] if i in self._index else (None, None)),
+                                         [(p, k, t) for (p, k), t in self._parts.get(i, {}).items()])
+                    for i, row in self._snapshots.items()}
 
     def upgrade(self) -> list[int]:
         return []
@@ -274,6 +275,10 @@ class MemoryStore(Closing):
     def events(self, incident: str, after: int = 0) -> Iterator[Event]:
         for row in self._iter_rows(incident, after):
             yield row_event(row)
+
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        with self._locked():
+            return {i: (log[-1][1], log[-1][7]) for i, log in self._rows.items() if log and i in self._snapshots}
 
     def rows(self, incident: str | None = None) -> Iterator[Row]:
         if incident is not None:

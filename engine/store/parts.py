@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 from engine.errors import IntegrityError
@@ -316,14 +316,3 @@ def loaded_parts(incident: str, state_text: str, parts: bool = True) -> Stored:
         raise IntegrityError(f"incident {incident}: the state to load lacks its plan")
     return stored_parts(None, state, parts)
 
-
-def projection_digest(state_text: str, rows: Iterable[tuple[str, str, str]] = ()) -> str:
-    """SHA-256 of an incident's stored projection, over every part of it: the snapshot
-    row's state text, then each (part, key, text) row kept apart (the plan, the entries of
-    the parts stored per entry), in (part, key) order."""
-    import hashlib
-
-    h = hashlib.sha256(state_text.encode("utf-8"))
-    for part, key, text in sorted(rows):
-        h.update(b"\x00" + part.encode("utf-8") + b"\x00" + key.encode("utf-8") + b"\x00" + text.encode("utf-8"))
-    return h.hexdigest()

@@ -34,6 +34,7 @@ from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
                                check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
                                row_event, snapshot_of, stored_parts, summaries_of)
+from engine.store.projection import CLOCKS_COLUMN, move_clocks
 from engine.store.streams import (CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, check_stream,
                                   failure_params)
 from engine.store.migrations import APPLICATION, latest_version, migrations
@@ -45,10 +46,11 @@ UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_
     ON CONFLICT (incident) DO UPDATE SET
         seq = excluded.seq, head = excluded.head,
         state = excluded.state, updated_at = excluded.updated_at"""
-UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary)
-    VALUES (%s, (SELECT ord FROM snapshots WHERE incident = %s), %s, %s, %s)
+UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary, clocks)
+    VALUES (%s, (SELECT ord FROM snapshots WHERE incident = %s), %s, %s, %s, %s)
     ON CONFLICT (incident) DO UPDATE SET
-        status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
+        status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary,
+        clocks = excluded.clocks"""
 DELETE_INDEX = "DELETE FROM incident_index WHERE incident = %s"
 UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (%s, %s, %s, %s)
     ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
@@ -308,6 +310,12 @@ class PostgresStore(SqlReads, Closing):
                     conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
                                  (number, _now()))
                     applied.append(number)
+                if CLOCKS_COLUMN in applied:
+                    move_clocks(conn.execute("SELECT incident, summary FROM incident_index WHERE clocks IS NULL"
+                                             ).fetchall(),
+                                lambda params: conn.execute(
+                                    "UPDATE incident_index SET summary = %s, clocks = %s WHERE incident = %s",
+                                    params))
         return applied
 
     # --- writing ----------------------------------------------------------------
@@ -431,25 +439,26 @@ class PostgresStore(SqlReads, Closing):
             f"WHERE i.incident IS NULL AND s.{NOT_A_STREAM}")]
 
     def due_before(self, moment: str) -> list[str]:
-        return [i for i, _ in self._due(moment, "NULL")]
+        return [i for i, _, _ in self._due(moment, "NULL, NULL")]
 
     def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
-        return summaries_of(self._due(moment, "summary"))
+        return summaries_of(self._due(moment, "summary, clocks"))
 
-    def _due(self, moment: str, column: str) -> list[tuple[str, str | None]]:
+    def _due(self, moment: str, columns: str) -> list[tuple[str, str | None, str | None]]:
         check_moment(moment)
         with self._conn() as conn, self._guard():
             due = [tuple(r) for r in conn.execute(
-                f"SELECT ord, incident, {column} FROM incident_index WHERE status = 'open' AND next_due_at <= %s",
+                f"SELECT ord, incident, {columns} FROM incident_index WHERE status = 'open' AND next_due_at <= %s",
                 (moment,))]
-            missing = [(o, i, None) for o, i in self._unindexed(conn)]
-        return [(i, text) for _, i, text in in_order(due, missing)]
+            missing = [(o, i, None, None) for o, i in self._unindexed(conn)]
+        return [(i, text, clocks) for _, i, text, clocks in in_order(due, missing)]
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         with self._conn() as conn, self._guard():
-            rows = [tuple(r) for r in conn.execute("SELECT ord, incident, summary FROM incident_index")]
-            missing = [(o, i, None) for o, i in self._unindexed(conn)]
-        return summaries_of([(i, text) for _, i, text in in_order(rows, missing)])
+            rows = [tuple(r) for r in conn.execute(
+                f"SELECT ord, incident, summary, {'clocks' if clocks else 'NULL'} FROM incident_index")]
+            missing = [(o, i, None, None) for o, i in self._unindexed(conn)]
+        return summaries_of([(i, text, c) for _, i, text, c in in_order(rows, missing)], clocks)
 
     def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
         """Rows of ``sql`` a batch at a time through a server-side cursor: flat memory."""

@@ -34,6 +34,7 @@ from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
 from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
                                check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
                                row_event, snapshot_of, stored_parts, summaries_of)
+from engine.store.projection import CLOCKS_COLUMN, joined, move_clocks
 from engine.store.streams import (ACCOUNT_TABLES, CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED,
                                   check_stream, failure_params, no_account_tables)
 from engine.store.migrations import latest_version, migrations, number_of
@@ -55,7 +56,13 @@ UPSERT_SNAPSHOT = """INSERT INTO snapshots (incident, seq, head, state, updated_
     ON CONFLICT (incident) DO UPDATE SET
         seq = excluded.seq, head = excluded.head,
         state = excluded.state, updated_at = excluded.updated_at"""
-UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary)
+UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary, clocks)
+    VALUES (?, (SELECT rowid FROM snapshots WHERE incident = ?), ?, ?, ?, ?)
+    ON CONFLICT (incident) DO UPDATE SET
+        status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary,
+        clocks = excluded.clocks"""
+#: the same before schema 4 (CLOCKS_COLUMN): the clocks inside the summary's text
+UPSERT_INDEX_WHOLE = """INSERT INTO incident_index (incident, ord, status, next_due_at, summary)
     VALUES (?, (SELECT rowid FROM snapshots WHERE incident = ?), ?, ?, ?)
     ON CONFLICT (incident) DO UPDATE SET
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
@@ -355,6 +362,11 @@ class SqliteStore(SqlReads, Closing):
                 for number in range(version + 1, SCHEMA_VERSION + 1):
                     self._apply(number)
                     applied.append(number)
+                if CLOCKS_COLUMN in applied and version >= INDEXED:
+                    move_clocks(self._c.execute("SELECT incident, summary FROM incident_index WHERE clocks IS NULL"
+                                                ).fetchall(),
+                                lambda params: self._c.execute(
+                                    "UPDATE incident_index SET summary = ?, clocks = ? WHERE incident = ?", params))
                 if applied:
                     self._c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
@@ -591,8 +603,10 @@ class SqliteStore(SqlReads, Closing):
             return
         if indexed is None:
             self._c.execute("DELETE FROM incident_index WHERE incident = ?", (incident,))
-        else:
+        elif self.version >= CLOCKS_COLUMN:
             self._c.execute(UPSERT_INDEX, (incident, incident, *indexed))
+        else:
+            self._c.execute(UPSERT_INDEX_WHOLE, (incident, incident, indexed[0], indexed[1], joined(indexed)))
 
     def _unindexed(self) -> list[tuple[int, str]]:
         """(rowid, id) of the incidents without an index row: all of them before schema 2;
@@ -610,26 +624,31 @@ class SqliteStore(SqlReads, Closing):
                                "(SELECT incident FROM incident_index)").fetchall()
 
     def due_before(self, moment: str) -> list[str]:
-        return [i for i, _ in self._due(moment, "NULL")]
+        return [i for i, _, _ in self._due(moment, "NULL, NULL")]
 
     def due_summaries(self, moment: str) -> list[tuple[str, dict | None]]:
-        return summaries_of(self._due(moment, "summary"))
+        return summaries_of(self._due(moment, f"summary, {self._clocks}"))
 
-    def _due(self, moment: str, column: str) -> list[tuple[str, str | None]]:
+    @property
+    def _clocks(self) -> str:
+        """The index's clocks column where the schema has one (else inside the summary)."""
+        return "clocks" if self.version >= CLOCKS_COLUMN else "NULL"
+
+    def _due(self, moment: str, columns: str) -> list[tuple[str, str | None, str | None]]:
         check_moment(moment)
         with self._guard():
             due = [] if not self.indexed else self._c.execute(
-                f"SELECT ord, incident, {column} FROM incident_index WHERE status = 'open' AND next_due_at <= ?",
+                f"SELECT ord, incident, {columns} FROM incident_index WHERE status = 'open' AND next_due_at <= ?",
                 (moment,)).fetchall()
-            missing = [(o, i, None) for o, i in self._unindexed()]
-        return [(i, text) for _, i, text in in_order(due, missing)]
+            missing = [(o, i, None, None) for o, i in self._unindexed()]
+        return [(i, text, clocks) for _, i, text, clocks in in_order(due, missing)]
 
-    def summaries(self) -> list[tuple[str, dict | None]]:
+    def summaries(self, *, clocks: bool = True) -> list[tuple[str, dict | None]]:
         with self._guard():
             rows = [] if not self.indexed else self._c.execute(
-                "SELECT ord, incident, summary FROM incident_index").fetchall()
-            missing = [(o, i, None) for o, i in self._unindexed()]
-        return summaries_of([(i, text) for _, i, text in in_order(rows, missing)])
+                f"SELECT ord, incident, summary, {self._clocks if clocks else 'NULL'} FROM incident_index").fetchall()
+            missing = [(o, i, None, None) for o, i in self._unindexed()]
+        return summaries_of([(i, text, c) for _, i, text, c in in_order(rows, missing)], clocks)
 
     def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
         """Rows of ``sql`` a batch at a time from one cursor: flat memory, any length."""

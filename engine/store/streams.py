@@ -1,6 +1,7 @@
 """The logs in a store that are not incidents (streams), and the tables accounts keep.
 
-A stream (:data:`STREAMS`: the account log of :mod:`engine.accounts`) is stored like an
+A stream (:data:`STREAMS`: the account log of :mod:`engine.accounts`, the listening log of
+:mod:`engine.incidents.monitors`) is stored like an
 incident's log (the same ``events`` chain, snapshot and write lock) but is read by its
 id only and kept out of every incident listing. Schema 3 adds two tables that the
 account domain updates in place: failed sign-ins per name in the lockout window, and
@@ -17,8 +18,11 @@ from engine.errors import NotFound, StoreError
 #: The reserved id of the account log (engine.accounts); no incident id takes it (they
 #: are INC-... and DRILL-...).
 ACCOUNTS = "ACCOUNTS"
+#: The reserved id of the listening log (engine.incidents.monitors): inbound messages no
+#: open incident took yet, and what the playbooks' monitors did about them.
+LISTENING = "LISTENING"
 #: Every log in ``events`` that is not an incident.
-STREAMS = (ACCOUNTS,)
+STREAMS = (ACCOUNTS, LISTENING)
 #: SQL that keeps the streams out of a query over incidents (constant text, no input).
 NOT_A_STREAM = "incident NOT IN (" + ", ".join(f"'{s}'" for s in STREAMS) + ")"
 #: The first schema with the account tables (sign_in_failures, token_uses).

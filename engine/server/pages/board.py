@@ -1,5 +1,6 @@
-"""The incident board: open incidents with stage, severity and the next clock; overdue
-first and unmistakable; drills marked. Live by short polling: a small script (the
+"""The incident board: open incidents with stage, severity, the next clock and the
+unanswered inbound messages (how many, the oldest wait); overdue first and unmistakable;
+drills marked. Live by short polling: a small script (the
 package's only one) fetches ``/board/rows`` again every few seconds."""
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ REFRESH_S = 15
 
 def board_rows(app, who, now) -> list[dict]:
     """One row per open incident, from the same status the API answers."""
+    from datetime import timedelta
+
     from engine.incidents import state as inc
-    from engine.app import incidents
+    from engine.app import inbound, incidents
+    from engine.format.durations import format_duration
     from engine.incidents.views import status_json
 
     rows = []
@@ -26,8 +30,11 @@ def board_rows(app, who, now) -> list[dict]:
         status = status_json(state, now, who.name)
         running = sorted((c for c in status["clocks"] if c["outcome"] == "open"), key=lambda c: c["due_at"])
         overdue = [c for c in running if c["overdue"]]
+        waiting = inbound.waiting(state, now)
+        oldest = waiting["oldest_wait_seconds"]
+        waiting["oldest_wait"] = format_duration(timedelta(seconds=oldest)) if oldest is not None else None
         rows.append({"status": status, "next": running[0] if running else None, "overdue": len(overdue),
-                     "now": inc.effective_now(state, now)})  # a drill's own (simulated) time
+                     "inbox": waiting, "now": inc.effective_now(state, now)})  # a drill's own (simulated) time
     return sorted(rows, key=lambda r: (-r["overdue"], r["next"]["due_at"] if r["next"] else "~", r["status"]["id"]))
 
 

@@ -112,7 +112,8 @@ def fields(form: dict, name: str) -> list[str]:
 
 def back(to: str, note: str | None = None) -> RedirectResponse:
     """After a form: back to a page (303), with a short notice for the person."""
-    return RedirectResponse(to + (f"?done={quote(note)}" if note else ""), status_code=303)
+    page, hash_, anchor = to.partition("#")  # the notice goes in the query, before the anchor
+    return RedirectResponse(page + (f"?done={quote(note)}" if note else "") + hash_ + anchor, status_code=303)
 
 
 class PageRoute(APIRoute):

@@ -13,7 +13,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 @router.get("/incidents/{incident}")
 def incident_page(incident: str, request: Request, done: str | None = None, who=Depends(viewer)):
     from engine.incidents import state as inc
-    from engine.app import incidents, releases
+    from engine.app import inbound, incidents, releases
     from engine.incidents.views import describe, status_json
 
     from .preview import earlier_versions, preview
@@ -29,10 +29,23 @@ def incident_page(incident: str, request: Request, done: str | None = None, who=
     timeline = [{"seq": e.seq, "at": e.at, "actor": e.actor, "type": e.type, "what": describe(e.type, e.data)}
                 for e in events]
     return page(request, "incident.html.j2", who=who, s=status, state=state, now=inc.effective_now(state, now),
-                done=done,
+                done=done, messages=[_shown(m) for m in inbound.inbox(app, who, incident)],
+                may_handle=inbound.may(who, state, "handle"), may_reply=inbound.may(who, state, "render"),
+                reasons=inbound.REASONS,
                 tasks=inc.stage_tasks(state), templates=stage["templates"], posts=posts,
                 timeline=list(reversed(timeline)), notes=[t for t in timeline if t["type"] == "NoteAdded"],
                 role_titles={r: plan["roles"][r].get("title", r) for r in plan["roles"]})
+
+
+def _shown(row: dict) -> dict:
+    """An inbox row (engine.app.inbound.inbox) with its wait and target as people say them."""
+    from datetime import timedelta
+
+    from engine.format.durations import format_duration
+
+    target = row["target_seconds"]
+    return {**row, "waited": format_duration(timedelta(seconds=row["waiting_seconds"])),
+            "target": format_duration(timedelta(seconds=target)) if target is not None else None}
 
 
 def _to(incident: str, anchor: str = "") -> str:
@@ -121,3 +134,26 @@ def publish(incident: str, request: Request, signed=Depends(poster)):
     post = field(form, "post") or ""
     releases.publish(app_of(request), who, incident, post)
     return back(_to(incident, "posts"), f"published {post}")
+
+
+@router.post("/incidents/{incident}/inbox/handle")
+def handle_message(incident: str, request: Request, signed=Depends(poster)):
+    """Mark an inbound message as needing no published reply, with the reason."""
+    from engine.app import inbound
+
+    who, form = signed
+    message, reason = field(form, "message") or "", field(form, "reason") or ""
+    inbound.handle(app_of(request), who, incident, message, reason, field(form, "note") or "")
+    return back(_to(incident, "inbox"), f"marked {message} handled ({inbound.REASONS.get(reason, reason)})")
+
+
+@router.post("/incidents/{incident}/inbox/reply")
+def reply(incident: str, request: Request, signed=Depends(poster)):
+    """Draft a reply to an inbound message from a template of the stage (on the message's channel)."""
+    from engine.app import releases
+
+    who, form = signed
+    message = field(form, "message") or ""
+    drafted = releases.render(app_of(request), who, releases.RenderRequest(
+        incident=incident, template=field(form, "template") or "", reply_to=message))
+    return back(_to(incident, "posts"), f"drafted a reply to {message}: " + ", ".join(d["id"] for d in drafted))

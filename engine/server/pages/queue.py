@@ -9,7 +9,6 @@ never here.
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from fastapi import APIRouter, Depends, Request
 
@@ -78,7 +77,7 @@ def approve(request: Request, signed=Depends(poster)):
     password = field(form, "password") or ""
     if password:
         again = accounts(request).authenticate_password(who.name, password, now_of(request))
-        who = replace(again, scope=who.scope)
+        who = again.replace(scope=who.scope)
     app = app_of(request)
     done = []
     for key in picked:

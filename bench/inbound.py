@@ -50,8 +50,10 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp())
     try:
         pb = folder / "viral-complaint.yaml"
-        pb.write_text((ROOT / "playbooks" / "viral-complaint.yaml").read_text().replace(
-            "\ntargets:", "\ninbound:\n  respond_within: {default: 60m}\ntargets:", 1))
+        text = (ROOT / "playbooks" / "viral-complaint.yaml").read_text()
+        if "\ninbound:" not in text:  # response clocks, if the shipped playbook has none
+            text = text.replace("\ntargets:", "\ninbound:\n  respond_within: {default: 60m}\ntargets:", 1)
+        pb.write_text(text)
         (folder / "sources.yaml").write_text(f"bridge:\n  kind: webhook\n  secret: {SECRET}\n  channel: x\n"
                                              "  playbook: viral-complaint\n")
         clock = FixedClock(T0)

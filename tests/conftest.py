@@ -25,6 +25,25 @@ VIRAL_START = [
 ]
 
 
+def states_made_whole(conn, param: str = "?") -> None:
+    """Put every part of a projection kept apart (migration 005, ``projection_parts``) back
+    inside its snapshot's state and drop that table: the database as the code before that
+    migration stored it. ``conn`` is a sqlite3 or psycopg connection (``param``: "%s")."""
+    import json
+
+    parts: dict = {}
+    for incident, part, key, body in conn.execute("SELECT incident, part, key, body FROM projection_parts"):
+        parts.setdefault(incident, {}).setdefault(part, {})[key] = json.loads(body)
+    for incident, text in conn.execute("SELECT incident, state FROM snapshots").fetchall():
+        state = json.loads(text)
+        for name, value in state.items():
+            if isinstance(value, dict) and "$part" in value:
+                rows = parts.get(incident, {}).get(name, {})
+                state[name] = rows[""] if name == "plan" else {k: rows[k] for k in value["keys"]}
+        conn.execute(f"UPDATE snapshots SET state = {param} WHERE incident = {param}", (json.dumps(state), incident))
+    conn.execute("DROP TABLE projection_parts")
+
+
 @pytest.fixture(autouse=True)
 def no_saved_sign_in(tmp_path_factory, monkeypatch):
     """The tests never see the developer's own `playbook login` (nor a server in the

@@ -89,9 +89,13 @@ def test_a_projection_made_to_look_old_is_never_trusted(cli, db):
         state = json.loads(text)
         state.pop("v")
         state["stage"] = "resolved"
-        for post in state["posts"].values():
-            post["status"] = "approved"
         raw.execute("UPDATE snapshots SET state = ? WHERE incident = ?", (json.dumps(state), incident))
+        posts = raw.execute("SELECT key, body FROM projection_parts WHERE incident = ? AND part = 'posts'",
+                            (incident,)).fetchall()  # each post is kept in its own row
+        assert posts
+        for key, body in posts:
+            raw.execute("UPDATE projection_parts SET body = ? WHERE incident = ? AND part = 'posts' AND key = ?",
+                        (json.dumps(dict(json.loads(body), status="approved")), incident, key))
     assert json.loads(cli("status", incident, "--json").output)["stage"] == "acknowledge"
     result = cli("publish", incident, "public_ack/x/en", "--as", "carol")
     assert result.exit_code == 5

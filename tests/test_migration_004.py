@@ -1,5 +1,6 @@
 """Migration 004 keeps each index row's running clocks in a column of their own: a schema 3
-database (clocks inside the summary) works unchanged, and `db upgrade` moves them out."""
+database (clocks inside the summary, no parts kept apart) works unchanged, and `db upgrade`
+moves them out (and applies migration 005 after it)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import VIRAL_START
+from conftest import VIRAL_START, states_made_whole
 from engine.store import open_store
 
 
 def _as_schema_3(db) -> None:
-    """The database as the code before migration 004 wrote it: each summary whole."""
+    """The database as the code before migration 004 wrote it: each summary whole (and each
+    state whole, as before migration 005)."""
     raw = sqlite3.connect(db)
+    states_made_whole(raw)
     for incident, summary, clocks in raw.execute("SELECT incident, summary, clocks FROM incident_index").fetchall():
         whole = dict(json.loads(summary), clocks=clocks)
         raw.execute("UPDATE incident_index SET summary = ? WHERE incident = ?",
@@ -63,7 +66,7 @@ def test_a_schema_3_database_works_unchanged_and_db_upgrade_moves_the_clocks_out
 
     result = cli("db", "upgrade", "--db", str(db))
     assert result.exit_code == 0, result.output
-    assert "applied migration(s) 4; schema is now 4" in result.output
+    assert "applied migration(s) 4, 5; schema is now 5" in result.output
     rows = _rows(db)
     assert all("clocks" not in summary and clocks is not None for summary, clocks in rows.values())
     assert cli("list").stdout == listing
@@ -80,7 +83,7 @@ def test_a_damaged_summary_is_left_as_it_is_by_the_upgrade_and_named(incidents, 
     assert "incident INC-20260314-001: its stored summary is not valid JSON (modified?)" in result.output
     assert "Traceback" not in result.output
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
         assert dict(raw.execute("SELECT incident, clocks IS NULL FROM incident_index")) == {
             "INC-20260314-001": 1, "INC-20260314-002": 0}
         assert raw.execute("SELECT summary FROM incident_index WHERE incident = 'INC-20260314-001'"
@@ -106,8 +109,9 @@ def test_postgres_upgrade_from_schema_3_moves_the_clocks_out(pg_url):
         whole = json.dumps(summary, sort_keys=True, separators=(",", ":"))
         conn.execute("UPDATE incident_index SET summary = %s", (whole,))
         conn.execute("ALTER TABLE incident_index DROP COLUMN clocks")
+        states_made_whole(conn, "%s")  # and before 005
         conn.execute("ALTER TABLE schema_migrations DISABLE TRIGGER migrations_no_update")
-        conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+        conn.execute("DELETE FROM schema_migrations WHERE version >= 4")
         conn.execute("ALTER TABLE schema_migrations ENABLE TRIGGER migrations_no_update")
     from engine.errors import StoreError
 
@@ -115,7 +119,7 @@ def test_postgres_upgrade_from_schema_3_moves_the_clocks_out(pg_url):
         open_store(pg_url)
     store = open_store(pg_url, migrate=True)
     try:
-        assert store.applied_on_open == [4]
+        assert store.applied_on_open == [4, 5]
         assert store.summaries() == [("INC-1", summary)]
         assert store.summaries(clocks=False)[0][1] == {k: v for k, v in summary.items() if k != "clocks"}
     finally:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import VIRAL_START
+from conftest import VIRAL_START, states_made_whole
 from engine.store import open_store
 from engine.store.migrations import migrations
 from engine.store.sqlite import SCHEMA_VERSION, statements
@@ -24,6 +24,7 @@ def _as_schema_1(db) -> None:
     """The database as the code before migration 002 left it (schema 1 is migration 001,
     unchanged: checked below), with the same incidents."""
     raw = sqlite3.connect(db)
+    states_made_whole(raw)  # every part back inside the state, as schema 1 stored it
     raw.execute("DROP TABLE incident_index")
     raw.execute("DROP TABLE sign_in_failures")  # and migration 003's account tables
     raw.execute("DROP TABLE token_uses")
@@ -37,7 +38,7 @@ def test_schema_1_is_exactly_what_migration_001_creates(db):
     _as_schema_1(db)
     created = sorted(sql for _, _, sql in _schema(db) if sql)
     assert created == sorted(statements(dict(migrations("sqlite"))[1]))
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
 
 
 def test_an_old_database_opens_unchanged_works_and_db_upgrade_indexes_it(cli, clock, db):
@@ -59,7 +60,7 @@ def test_an_old_database_opens_unchanged_works_and_db_upgrade_indexes_it(cli, cl
 
     result = cli("db", "upgrade", "--db", str(db))
     assert result.exit_code == 0, result.output
-    assert "applied migration(s) 2, 3, 4; schema is now 4" in result.output
+    assert "applied migration(s) 2, 3, 4, 5; schema is now 5" in result.output
     store = open_store(db)
     try:
         assert [(i, s is not None) for i, s in store.summaries()] == [
@@ -68,7 +69,7 @@ def test_an_old_database_opens_unchanged_works_and_db_upgrade_indexes_it(cli, cl
     finally:
         store.close()
     assert cli("list").stdout == listing
-    assert "schema 4 is current" in cli("db", "upgrade", "--db", str(db)).output
+    assert "schema 5 is current" in cli("db", "upgrade", "--db", str(db)).output
     assert cli("verify").exit_code == 0
 
 
@@ -103,7 +104,7 @@ def test_the_0_1_database_opens_at_schema_1_and_db_upgrade_indexes_it(tmp_path, 
 
     result = cli("db", "upgrade", "--db", str(db))
     assert result.exit_code == 0, result.output
-    assert "applied migration(s) 2, 3, 4; schema is now 4" in result.output
+    assert "applied migration(s) 2, 3, 4, 5; schema is now 5" in result.output
     assert "rebuilt 2 incident projection(s) from the log" in result.output
     store = open_store(db)
     try:

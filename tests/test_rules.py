@@ -48,13 +48,34 @@ def _types(db) -> list[str]:
         conn.close()
 
 
+def _stored_state(conn) -> dict:
+    """The stored state put together as the store does: its row, with each part kept apart
+    (the plan, each post and message in its own row) back in its place."""
+    (text,) = conn.execute("SELECT state FROM snapshots WHERE incident = ?", (INC,)).fetchone()
+    state = json.loads(text)
+    rows = {(p, k): json.loads(b) for p, k, b in
+            conn.execute("SELECT part, key, body FROM projection_parts WHERE incident = ?", (INC,))}
+    for name, value in state.items():
+        if isinstance(value, dict) and "$part" in value:
+            state[name] = rows[(name, "")] if name == "plan" else {k: rows[(name, k)] for k in value["keys"]}
+    return state
+
+
 def _edit_projection(db, change) -> None:
     """What anyone with write access to the file can do: rewrite the stored state."""
     conn = sqlite3.connect(db)
     try:
-        (text,) = conn.execute("SELECT state FROM snapshots WHERE incident = ?", (INC,)).fetchone()
-        state = json.loads(text)
+        state = _stored_state(conn)
         change(state)
+        conn.execute("DELETE FROM projection_parts WHERE incident = ?", (INC,))
+        for name in ("plan", "posts", "inbound", "inbound_keys"):
+            if name not in state:
+                continue
+            entries = {"": state[name]} if name == "plan" else state[name]
+            for key, value in entries.items():
+                conn.execute("INSERT INTO projection_parts (incident, part, key, body) VALUES (?, ?, ?, ?)",
+                             (INC, name, key, json.dumps(value)))
+            state[name] = {"$part": name} if name == "plan" else {"$part": name, "keys": sorted(entries)}
         conn.execute("UPDATE snapshots SET state = ? WHERE incident = ?", (json.dumps(state), INC))
         conn.commit()
     finally:
@@ -80,10 +101,9 @@ def _append_unchecked(db, clock, actor: str, type_: str, data: dict) -> None:
 def _post(db) -> dict:
     conn = sqlite3.connect(db)
     try:
-        (text,) = conn.execute("SELECT state FROM snapshots WHERE incident = ?", (INC,)).fetchone()
+        return _stored_state(conn)["posts"][POST]
     finally:
         conn.close()
-    return json.loads(text)["posts"][POST]
 
 
 def test_a_post_marked_approved_in_the_projection_is_not_published(cli, db, outbox):

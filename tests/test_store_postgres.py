@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT, VIRAL_START, Cli
+from conftest import ROOT, VIRAL_START, Cli, states_made_whole
 from engine.errors import Conflict, NotFound, StoreError
 from engine.incidents.events import NewEvent
 from engine.store import open_store
@@ -94,7 +94,7 @@ def test_reopening_keeps_the_database_id_and_an_empty_database_is_not_created_on
     append(store, "INC-1", ev(1))
     store.close()
     again = open_store(pg_url, create=False)
-    assert again.database_id == database_id and again.schema_version() == 4
+    assert again.database_id == database_id and again.schema_version() == 5
     again.close()
     import uuid
 
@@ -296,9 +296,9 @@ def test_db_copy_from_a_missing_source_is_not_found(tmp_path, clock, pg_url):
 def test_db_upgrade_creates_the_schema_and_then_has_nothing_to_do(pg_url, clock):
     cli = Cli(pg_url, clock)
     first = cli("db", "upgrade", "--db", pg_url)
-    assert first.exit_code == 0 and "applied migration(s) 1, 2, 3, 4; schema is now 4" in first.output
+    assert first.exit_code == 0 and "applied migration(s) 1, 2, 3, 4, 5; schema is now 5" in first.output
     again = cli("db", "upgrade", "--db", pg_url)
-    assert again.exit_code == 0 and "schema 4 is current" in again.output
+    assert again.exit_code == 0 and "schema 5 is current" in again.output
     assert "every incident projection is current" in again.output
 
 
@@ -306,16 +306,17 @@ def test_a_schema_1_database_is_refused_until_db_upgrade_adds_and_fills_the_inde
     cli = Cli(pg_url, clock)
     assert cli(*VIRAL_START).exit_code == 0
     with raw(pg_url) as conn:  # back to what the code before migration 002 left
+        states_made_whole(conn, "%s")  # every part kept apart (migration 005) back in its place
         conn.execute("DROP TABLE incident_index")
         conn.execute("DROP TABLE sign_in_failures")  # and migration 003's account tables
         conn.execute("DROP TABLE token_uses")
         conn.execute("ALTER TABLE schema_migrations DISABLE TRIGGER migrations_no_update")
         conn.execute("DELETE FROM schema_migrations WHERE version >= 2")
         conn.execute("ALTER TABLE schema_migrations ENABLE TRIGGER migrations_no_update")
-    with pytest.raises(StoreError, match="has schema 1, this version of the tool needs 4: run playbook db upgrade"):
+    with pytest.raises(StoreError, match="has schema 1, this version of the tool needs 5: run playbook db upgrade"):
         open_store(pg_url)
     result = cli("db", "upgrade", "--db", pg_url)
-    assert result.exit_code == 0 and "applied migration(s) 2, 3, 4; schema is now 4" in result.output, result.output
+    assert result.exit_code == 0 and "applied migration(s) 2, 3, 4, 5; schema is now 5" in result.output, result.output
     store = open_store(pg_url)
     try:
         (incident, summary), = store.summaries()

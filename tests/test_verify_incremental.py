@@ -80,6 +80,21 @@ def test_a_projection_edited_after_the_checkpoint_is_refolded_and_reported(two, 
     assert ONE not in result.output
 
 
+def test_a_part_of_a_projection_kept_apart_edited_after_the_checkpoint_is_reported(two, db):
+    """The plan is stored in a row of its own, beside the snapshot's: the checkpoint's digest
+    covers that row too, so an edit to it alone is refolded and reported."""
+    _verify(two)
+    con = _raw(db)
+    (plan,) = con.execute("SELECT body FROM projection_parts WHERE incident = ? AND part = 'plan'", (TWO,)).fetchone()
+    assert "triage" in plan
+    con.execute("UPDATE projection_parts SET body = replace(body, 'triage', 'triaje') WHERE incident = ? "
+                "AND part = 'plan'", (TWO,))
+    con.close()
+    result = two("verify")
+    assert result.exit_code == 7
+    assert f"incident {TWO}: snapshot state differs from the state folded from its events" in result.output
+    assert ONE not in result.output
+
 def test_an_index_row_edited_after_the_checkpoint_is_reported(two, db):
     _verify(two)
     con = _raw(db)

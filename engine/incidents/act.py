@@ -67,10 +67,10 @@ def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_l
             current = inc.current_state(store, tx.snapshot)
         events = stamped(build(current))
         if not events:
-            return current
+            return inc.plain(current)
         state = apply_all(current, events)
         tx.append(events, state, summary(state))
-    return state
+        return inc.plain(state)  # read in full inside the transaction: what the caller shows
 
 
 def checked_state(store, incident: str, projection: dict) -> dict:
@@ -86,7 +86,7 @@ def checked_state(store, incident: str, projection: dict) -> dict:
         shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
         raise IntegrityError(f"incident {incident}: its log records actions the rules refuse, so nothing "
                              "is released; run playbook verify:\n" + "\n".join(f"  - {p}" for p in shown))
-    if state is None or (inc.is_current(projection) and canonical(state) != canonical(projection)):
+    if state is None or (inc.is_current(projection) and canonical(state) != canonical(inc.plain(projection))):
         raise IntegrityError(f"incident {incident}: its stored state differs from the state folded from its "
                              "log (edited?), so nothing is released; run playbook verify")
     return state

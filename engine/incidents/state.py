@@ -141,13 +141,24 @@ def _copy(state: dict) -> dict:
     """A copy to fold onto. The plan (most of a new incident's state) is never changed by
     a fold, so the copy shares it instead of copying it at every event. State is plain
     JSON (every stored projection is checked to be), so its dicts and lists are copied
-    by :func:`_plain_copy`, several times faster than ``copy.deepcopy``; anything else
+    by :func:`plain_copy`, several times faster than ``copy.deepcopy``; anything else
     in it is immutable and shared."""
-    s = {k: v if k in _SHARED or type(v) not in _CONTAINERS else _plain_copy(v) for k, v in state.items()}
+    s = {k: v if k in _SHARED or type(v) not in _CONTAINERS else plain_copy(v) for k, v in state.items()}
     for key in ("inbound", "inbound_keys"):
-        if key in state:  # copy-on-write: a fold replaces a message's record, never edits it
+        if type(state.get(key)) is dict:  # copy-on-write: a fold replaces a message's record, never edits it
             s[key] = dict(state[key])
+    for key, value in state.items():
+        if hasattr(value, "child"):  # read lazily in a write transaction (engine.store.parts)
+            s[key] = value.child()
     return s
+
+
+def plain(state: dict | None) -> dict | None:
+    """The state with every part read in a write transaction (engine.store.parts) read in
+    full, as plain JSON (for ``canonical``, comparisons and callers outside the store)."""
+    if state is None or not any(hasattr(v, "plain") for v in state.values()):
+        return state
+    return {k: v.plain() if hasattr(v, "plain") else v for k, v in state.items()}
 
 
 _CONTAINERS = (dict, list)
@@ -156,10 +167,11 @@ _CONTAINERS = (dict, list)
 _SHARED = frozenset({"plan", "inbound", "inbound_keys"})
 
 
-def _plain_copy(value: dict | list) -> dict | list:
+def plain_copy(value: dict | list) -> dict | list:
+    """A copy of a plain JSON container: its dicts and lists copied, everything else shared."""
     if type(value) is dict:
-        return {k: v if type(v) not in _CONTAINERS else _plain_copy(v) for k, v in value.items()}
-    return [v if type(v) not in _CONTAINERS else _plain_copy(v) for v in value]
+        return {k: v if type(v) not in _CONTAINERS else plain_copy(v) for k, v in value.items()}
+    return [v if type(v) not in _CONTAINERS else plain_copy(v) for v in value]
 
 
 def is_current(state: dict | None) -> bool:
@@ -188,7 +200,7 @@ def rebuild_stale(store) -> list[str]:
             if tx.snapshot is None or (current and is_current(tx.snapshot.state)):
                 continue
             stale = not is_current(tx.snapshot.state)
-            state = replay(store.events(incident)) if stale else tx.snapshot.state
+            state = replay(store.events(incident)) if stale else plain(tx.snapshot.state)
             tx.rewrite_projection(state, summary(state))
             if stale:
                 rebuilt.append(incident)

@@ -8,7 +8,10 @@ A store keeps, per database:
   from the events, with the seq and hash of the last event folded in. It is
   written in the same transaction as the events, so it never disagrees with
   the log unless someone edits the database behind the store's back (which
-  :func:`engine.audit.integrity.verify` reports);
+  :func:`engine.audit.integrity.verify` reports). From schema 5 its plan (most of a
+  new incident's state, never changed by a fold) is kept apart, once per incident
+  (``projection_parts``), and written only when it changes: see :func:`stored_parts`;
+  every read puts it back, so callers always see the whole state;
 * signed **checkpoints** (:mod:`engine.audit.integrity`), append-only as well;
 * **streams** that are logs like an incident's but not incidents (:mod:`engine.store.streams`:
   the account log of :mod:`engine.accounts`): the same chain, snapshot and write lock, read
@@ -27,14 +30,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from functools import partial
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.errors import IntegrityError
 from engine.incidents.events import Event, NewEvent, canonical, genesis, hashed_text
-from engine.store.projection import CLOCKS_COLUMN, projection_digest
+from engine.store.parts import (PLAN, PLAN_REF, LazyParts, Stored, has_parts, is_ref, loaded_parts,  # noqa: F401
+                                plan_of, stored_parts, whole)
+from engine.store.projection import CLOCKS_COLUMN, CORE, PART, digests_of
 from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS, check_stream  # noqa: F401
 
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
@@ -50,6 +56,8 @@ class Snapshot:
     seq: int  # last event seq folded into state
     head: str  # hash of that event
     state: dict  # the projection (JSON) the service computed; the store does not interpret it
+    #: the stored text of the plan kept apart (see :func:`stored_parts`), None when there is none
+    plan_text: str | None = field(default=None, repr=False, compare=False)
 
 
 class Transaction(Protocol):
@@ -183,9 +191,10 @@ class Store(Protocol):
 
     def projection_digests(self) -> dict[str, str]:
         """Incident (or stream) id -> :func:`projection_digest` of everything stored as its
-        projection (the state text and the index row's texts), for every snapshot, streamed
-        (flat memory). A signed checkpoint keeps these for the incidents a verify refolded,
-        so a later verify refolds only those whose head or projection changed since."""
+        projection (the state text, the index row's texts and every row of it kept apart in
+        ``projection_parts``), for every snapshot, streamed (flat memory), no state parsed.
+        A signed checkpoint keeps these for the incidents a verify refolded, so a later
+        verify refolds only those whose head or projection changed since."""
         ...
 
     def count_failure(self, name: str, at: str, window_start: str) -> int:
@@ -242,10 +251,58 @@ class SqlReads:
     def _q(self, sql: str) -> str:
         return sql if self.PARAM == "?" else sql.replace("?", self.PARAM)
 
+    def _parts(self) -> bool:
+        """Whether this database keeps parts of projections apart (``projection_parts``)."""
+        return True
+
+    def _snapshot_sql(self, where: str) -> str:
+        """SELECT of (incident, seq, head, state, plan text) rows of ``snapshots`` (alias s)
+        matching ``where``: one statement, so state and plan come from one read."""
+        if not self._parts():
+            return f"SELECT incident, seq, head, state, NULL FROM snapshots s WHERE {where}"
+        return self._q("SELECT s.incident, s.seq, s.head, s.state, p.body FROM snapshots s "
+                       "LEFT JOIN projection_parts p ON p.incident = s.incident AND p.part = 'plan' "
+                       f"AND p.key = '' WHERE {where}")
+
+    def _consistent(self) -> AbstractContextManager[None]:
+        """A block whose reads see one state of the database (the open transaction, or a
+        read view opened for it)."""
+        raise NotImplementedError
+
     def _snapshot(self, incident: str) -> Snapshot | None:
-        rows = self._fetch(self._q("SELECT incident, seq, head, state FROM snapshots WHERE incident = ?"),
-                           (incident,))
-        return snapshot_of(rows[0]) if rows else None
+        """The incident's projection read whole (plain JSON)."""
+        with self._consistent():
+            rows = self._fetch(self._snapshot_sql(self._q("s.incident = ?")), (incident,))
+            if not rows:
+                return None
+            found: dict[str, dict[str, str]] = {}
+            if self._parts() and has_parts(rows[0][3]):
+                for part, key, body in self._fetch(self._q(
+                        "SELECT part, key, body FROM projection_parts WHERE incident = ? AND part <> 'plan'"),
+                        (incident,)):
+                    found.setdefault(part, {})[key] = body
+        return snapshot_of(rows[0], found)
+
+    def _tx_snapshot(self, row: tuple | None, is_open: Callable[[], bool]) -> Snapshot | None:
+        """The projection a write transaction read (``row``, from :meth:`_snapshot_sql`), its
+        parts stored per entry read on demand while ``is_open()``."""
+        if row is None:
+            return None
+        incident = row[0]
+
+        def fetch(part: str, keys: list[str]) -> dict[str, str]:
+            if not is_open():
+                raise RuntimeError(f"incident {incident}: its {part} were read in a write transaction "
+                                   "that is over; read the incident again (store.snapshot) to see them")
+            out: dict[str, str] = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                out.update(self._fetch(self._q(
+                    "SELECT key, body FROM projection_parts WHERE incident = ? AND part = ? AND key IN ("
+                    + ", ".join("?" * len(chunk)) + ")"), (incident, part, *chunk)))
+            return out
+
+        return snapshot_of(row, fetch)
 
     def snapshot(self, incident: str) -> Snapshot | None:
         return None if incident in STREAMS else self._snapshot(incident)
@@ -285,21 +342,46 @@ class SqlReads:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
 
     def projection_digests(self) -> dict[str, str]:
+        # One statement (one view of the database): each snapshot's row, then its parts.
         version = self.schema_version()
-        parts = "s.state, " + ("i.summary, " if version >= 2 else "NULL, ") + (
+        texts = "s.state, " + ("i.summary, " if version >= 2 else "NULL, ") + (
             "i.clocks" if version >= CLOCKS_COLUMN else "NULL")
         join = " LEFT JOIN incident_index i ON i.incident = s.incident" if version >= 2 else ""
-        return {inc: projection_digest(*texts) for inc, *texts in
-                self._stream(f"SELECT s.incident, {parts} FROM snapshots s{join}", ())}
+        sql = f"SELECT s.incident, {CORE}, {texts} FROM snapshots s{join}"
+        if self._parts():
+            sql += f" UNION ALL SELECT incident, {PART}, part, key, body FROM projection_parts"
+        return digests_of(self._stream(sql + " ORDER BY 1, 2", ()))
 
 
-def snapshot_of(row: tuple) -> Snapshot:
-    """A Snapshot from a stored (incident, seq, head, state text) row."""
-    incident, seq, head, state = row
+S_NOT_A_STREAM = NOT_A_STREAM.replace("incident", "s.incident", 1)  # in a query joining snapshots as s
+
+
+def snapshot_of(row: tuple, parts=None) -> Snapshot:
+    """A Snapshot from a stored (incident, seq, head, state text[, plan text]) row, with the
+    parts kept apart put back in their places: the plan, and each mapping stored one row per
+    entry (engine.store.parts), from ``parts``: a dict {part: {key: text}} of its rows (read
+    whole), or a function ``fetch(part, keys)`` reading them on demand (in a transaction)."""
+    incident, seq, head, text, *rest = row
+    plan_text = rest[0] if rest else None
     try:
-        return Snapshot(incident, seq, head, json.loads(state))
+        state = json.loads(text)
     except (TypeError, ValueError):
         raise IntegrityError(f"incident {incident}: its stored state is not valid JSON (modified?)") from None
+    if type(state) is not dict:
+        return Snapshot(incident, seq, head, state)
+    if state.get(PLAN) == PLAN_REF:
+        if plan_text is None:
+            raise IntegrityError(f"incident {incident}: its stored plan is missing (deleted?); run verify")
+        state[PLAN] = plan_of(incident, plan_text)
+    else:
+        plan_text = None  # stored whole (before the parts, or a stream): nothing kept apart
+    for key, value in state.items():
+        if is_ref(value) and value["$part"] == key:
+            if callable(parts):
+                state[key] = LazyParts(incident, key, value["keys"], partial(parts, key))
+            else:
+                state[key] = whole(incident, key, value, (parts or {}).get(key, {}))
+    return Snapshot(incident, seq, head, state, plan_text)
 
 
 def index_row(summary: dict | None) -> tuple[str, str | None, str, str | None] | None:

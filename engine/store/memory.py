@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
 from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
-                               loaded_head, row_event, summaries_of)
+                               loaded_head, loaded_parts, row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.projection import projection_digest
 from engine.store.streams import STREAMS, check_stream, failure_params
 
@@ -41,16 +41,15 @@ class MemoryTransaction:
         log = store._rows.get(self.incident, [])
         last = (log[-1][1], log[-1][7]) if log else None
         rows = chain_rows(store.database_id, self.incident, self.snapshot, last, list(events))
-        state_text = canonical(state).decode("utf-8")
         self._index = index_row(summary)
-        self._pending = (rows, state_text)
+        self._pending = (rows, stored_parts(self.snapshot, state))
         return [row_event(r) for r in rows]
 
     def rewrite_projection(self, state: dict, summary: dict | None = None) -> None:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         self._index = index_row(summary)
-        self._rewritten = canonical(state).decode("utf-8")
+        self._rewritten = stored_parts(self.snapshot, state)
 
     def _commit(self) -> None:
         store = self._store
@@ -59,13 +58,15 @@ class MemoryTransaction:
             store._set_index(self.incident, getattr(self, "_index", None))
         if rewritten is not None and self._pending is None:
             seq, head, _, at = store._snapshots[self.incident]
-            store._snapshots[self.incident] = (seq, head, rewritten, at)
+            store._snapshots[self.incident] = (seq, head, rewritten.state_text, at)
+            store._set_parts(self.incident, rewritten)
         if self._pending is None:
             return
-        rows, state_text = self._pending
+        rows, stored = self._pending
         store._rows.setdefault(self.incident, []).extend(rows)
         last = rows[-1]
-        store._snapshots[self.incident] = (last[1], last[7], state_text, last[3])
+        store._snapshots[self.incident] = (last[1], last[7], stored.state_text, last[3])
+        store._set_parts(self.incident, stored)
 
 
 class MemoryStore(Closing):
@@ -78,7 +79,9 @@ class MemoryStore(Closing):
         self._rows: dict[str, list[Row]] = {}  # insertion order = creation order
         self._snapshots: dict[str, tuple[int, str, str, str]] = {}  # seq, head, state, updated_at
         self._checkpoints: list[str] = []
-        self._index: dict[str, tuple[str, str | None, str]] = {}  # status, next_due_at, summary text
+        self._parts: dict[str, dict[tuple[str, str], str]] = {}  # incident -> (part, key) -> text kept apart
+        #: incident -> status, next_due_at, summary text, clocks text
+        self._index: dict[str, tuple[str, str | None, str, str | None]] = {}
         self._failures: dict[str, tuple[int, str, str]] = {}  # name -> failures, first_at, last_at
         self._uses: dict[str, str] = {}  # token id -> last used at
         self._busy = False  # a write transaction or a read view is open (owner thread)
@@ -136,6 +139,15 @@ class MemoryStore(Closing):
         else:
             self._index[incident] = indexed
 
+    def _set_parts(self, incident: str, stored) -> None:
+        rows = self._parts.setdefault(incident, {})
+        if stored.plan_text is not None:
+            rows[("plan", "")] = stored.plan_text
+        for part, key, text in stored.writes:
+            rows[(part, key)] = text
+        for part, key in stored.deletes:
+            rows.pop((part, key), None)
+
     def due_before(self, moment: str) -> list[str]:
         return [i for i, *_ in self._due(moment)]
 
@@ -156,7 +168,8 @@ class MemoryStore(Closing):
 
     def projection_digests(self) -> dict[str, str]:
         with self._locked():
-            return {i: projection_digest(row[2], *(self._index[i][2:] if i in self._index else (None, None)))
+            return {i: projection_digest(row[2], *(self._index[i][2:] if i in self._index else (None, None)),
+                                         [(p, k, t) for (p, k), t in self._parts.get(i, {}).items()])
                     for i, row in self._snapshots.items()}
 
     def upgrade(self) -> list[int]:
@@ -164,6 +177,7 @@ class MemoryStore(Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
+        stored = loaded_parts(incident, state_text)
         rows = [tuple(r) for r in rows]
         with self._locked(self.busy_timeout):
             if incident in self._rows or incident in self._snapshots:
@@ -175,7 +189,8 @@ class MemoryStore(Closing):
                 prev_seq, prev_hash = r[1], r[7]
             seq, head = loaded_head(incident, len(rows), rows[-1] if rows else None)
             self._rows[incident] = rows
-            self._snapshots[incident] = (seq, head, state_text, rows[-1][3])
+            self._snapshots[incident] = (seq, head, stored.state_text, rows[-1][3])
+            self._set_parts(incident, stored)
             self._set_index(incident, indexed)
         return len(rows)
 
@@ -186,7 +201,8 @@ class MemoryStore(Closing):
             if self._busy:
                 raise StoreError("a transaction is already open on this store; finish it first")
             self._busy = True
-            tx = MemoryTransaction(self, incident, self._snapshot(incident))
+            tx = MemoryTransaction(self, incident, None)
+            tx.snapshot = self._snapshot(incident, lambda: tx._open)
             try:
                 yield tx
                 tx._commit()
@@ -210,11 +226,24 @@ class MemoryStore(Closing):
             finally:
                 self._busy = False
 
-    def _snapshot(self, incident: str) -> Snapshot | None:
+    def _snapshot(self, incident: str, is_open=None) -> Snapshot | None:
+        """The projection, whole; or with its parts read on demand while ``is_open()``."""
         row = self._snapshots.get(incident)
         if row is None:
             return None
-        return Snapshot(incident, row[0], row[1], json.loads(row[2]))
+        parts = self._parts.get(incident, {})
+        if is_open is None:
+            found: dict[str, dict[str, str]] = {}
+            for (part, key), text in parts.items():
+                found.setdefault(part, {})[key] = text
+            return snapshot_of((incident, row[0], row[1], row[2], parts.get(("plan", ""))), found)
+
+        def fetch(part: str, keys: list[str]) -> dict[str, str]:
+            if not is_open():
+                raise RuntimeError(f"incident {incident}: its {part} were read in a write transaction "
+                                   "that is over; read the incident again (store.snapshot) to see them")
+            return {k: parts[(part, k)] for k in keys if (part, k) in parts}
+        return snapshot_of((incident, row[0], row[1], row[2], parts.get(("plan", ""))), fetch)
 
     def snapshot(self, incident: str) -> Snapshot | None:
         if incident in STREAMS:

@@ -31,9 +31,9 @@ from contextlib import contextmanager
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summaries_of)
+from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
+                               check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
+                               row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.projection import CLOCKS_COLUMN, move_clocks
 from engine.store.streams import (CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED, check_stream,
                                   failure_params)
@@ -52,6 +52,9 @@ UPSERT_INDEX = """INSERT INTO incident_index (incident, ord, status, next_due_at
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary,
         clocks = excluded.clocks"""
 DELETE_INDEX = "DELETE FROM incident_index WHERE incident = %s"
+UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
+DELETE_PART = "DELETE FROM projection_parts WHERE incident = %s AND part = %s AND key = %s"
 #: Advisory-lock namespace of incident writers ("CrBb"), the other key is hashtext(id).
 LOCK_SPACE = 0x43724262
 BATCH = 512
@@ -84,13 +87,14 @@ class PostgresTransaction:
             raise RuntimeError("append may be called once per transaction")
         store, incident = self._store, self.incident
         rows = chain_rows(store.database_id, incident, self.snapshot, self._last, list(events))
-        state_text = canonical(state).decode("utf-8")
+        stored = stored_parts(self.snapshot, state)
         indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident), self._conn.pipeline():  # one round trip
             for row in rows:
                 self._conn.execute(INSERT_EVENT, row)
-            self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+            self._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, at))
+            _write_parts(self._conn, incident, stored)
             _write_index(self._conn, incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
@@ -99,9 +103,11 @@ class PostgresTransaction:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         indexed = index_row(summary)
+        stored = stored_parts(self.snapshot, state)
         with self._store._guard(self.incident):
             self._conn.execute("UPDATE snapshots SET state = %s WHERE incident = %s",
-                               (canonical(state).decode("utf-8"), self.incident))
+                               (stored.state_text, self.incident))
+            _write_parts(self._conn, self.incident, stored)
             _write_index(self._conn, self.incident, indexed)
 
 
@@ -322,8 +328,7 @@ class PostgresStore(SqlReads, Closing):
             # a new snapshot per statement, so after the lock is held) the projection and
             # the log's head as they are now.
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
-            return (conn.execute("SELECT incident, seq, head, state FROM snapshots WHERE incident = %s",
-                                 (incident,)),
+            return (conn.execute(self._snapshot_sql("s.incident = %s"), (incident,)),
                     conn.execute("SELECT seq, hash FROM events WHERE incident = %s ORDER BY seq DESC LIMIT 1",
                                  (incident,)))
 
@@ -332,7 +337,7 @@ class PostgresStore(SqlReads, Closing):
             try:
                 with self._guard(incident):
                     row, head = snap.fetchone(), last.fetchone()
-                tx.snapshot = None if row is None else snapshot_of(row)
+                tx.snapshot = self._tx_snapshot(row, lambda: tx._open)
                 tx._last = None if head is None else (head[0], head[1])
                 yield tx
             finally:
@@ -340,6 +345,7 @@ class PostgresStore(SqlReads, Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
+        stored = loaded_parts(incident, state_text)
         with self._bound(write=True) as (conn, _):
             with self._guard(incident):
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_SPACE, incident))
@@ -351,7 +357,8 @@ class PostgresStore(SqlReads, Closing):
                         copy.write_row(row)
                         count, last = count + 1, row
                 seq, head = loaded_head(incident, count, last)
-                conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+                conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, last[3]))
+                _write_parts(conn, incident, stored)
                 _write_index(conn, incident, indexed)
         return count
 
@@ -394,11 +401,22 @@ class PostgresStore(SqlReads, Closing):
         with self._conn() as conn, self._guard():
             return conn.execute(sql, params).fetchall()
 
+    @contextmanager
+    def _consistent(self) -> Iterator[None]:
+        if getattr(self._local, "conn", None) is not None:
+            yield
+        else:
+            with self.reading():
+                yield
+
     def snapshots(self) -> list[Snapshot]:
-        with self._conn() as conn, self._guard():
-            rows = conn.execute(f"SELECT incident, seq, head, state FROM snapshots WHERE {NOT_A_STREAM} "
-                                "ORDER BY ord").fetchall()
-        return [snapshot_of(r) for r in rows]
+        with self._consistent(), self._conn() as conn, self._guard():
+            rows = conn.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.ord")).fetchall()
+            found: dict[str, dict] = {}
+            for incident, part, key, body in conn.execute(
+                    "SELECT incident, part, key, body FROM projection_parts WHERE part <> 'plan'"):
+                found.setdefault(incident, {}).setdefault(part, {})[key] = body
+        return [snapshot_of(r, found.get(r[0], {})) for r in rows]
 
     def heads(self) -> list[tuple[str, int, str]]:
         with self._conn() as conn, self._guard():
@@ -470,6 +488,16 @@ class PostgresStore(SqlReads, Closing):
                 pool.close(timeout=1)
             except Exception:  # noqa: BLE001 - closing a pool to a dead server must not fail
                 pass
+
+
+def _write_parts(conn, incident: str, stored) -> None:
+    """The rows kept apart that engine.store.base.stored_parts says changed."""
+    if stored.plan_text is not None:
+        conn.execute(UPSERT_PART, (incident, "plan", "", stored.plan_text))
+    for part, key, text in stored.writes:
+        conn.execute(UPSERT_PART, (incident, part, key, text))
+    for part, key in stored.deletes:
+        conn.execute(DELETE_PART, (incident, part, key))
 
 
 def _write_index(conn, incident: str, indexed: tuple | None) -> None:

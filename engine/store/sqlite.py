@@ -31,13 +31,13 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, Closing, Snapshot, SqlReads, busy_message, chain_rows, check_moment,
-                               conflict_message, in_order, index_row, loaded_head, row_event, snapshot_of,
-                               summaries_of)
+from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
+                               check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
+                               row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.projection import CLOCKS_COLUMN, joined, move_clocks
 from engine.store.streams import (ACCOUNT_TABLES, CLEAR_FAILURES, COUNT_FAILURE, NOT_A_STREAM, STREAMS, TOKEN_USED,
                                   check_stream, failure_params, no_account_tables)
-from engine.store.migrations import latest_version, migrations
+from engine.store.migrations import latest_version, migrations, number_of
 
 APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
 #: The newest schema this code reads and writes (PRAGMA user_version); the schema
@@ -45,6 +45,8 @@ APPLICATION_ID = 0x43724262  # "CrBb": crisis playbook incident database
 SCHEMA_VERSION = latest_version("sqlite")
 #: The first schema with the incident index (summaries for listings and the cron path).
 INDEXED = 2
+#: The first schema that keeps parts of projections apart (the plan, in projection_parts).
+PARTS = number_of("sqlite", "projection_parts")
 SQLITE_HEADER = b"SQLite format 3\x00"
 ORDER_MESSAGE = "events are append-only: a new event must be the next seq of its incident"
 
@@ -64,6 +66,9 @@ UPSERT_INDEX_WHOLE = """INSERT INTO incident_index (incident, ord, status, next_
     VALUES (?, (SELECT rowid FROM snapshots WHERE incident = ?), ?, ?, ?)
     ON CONFLICT (incident) DO UPDATE SET
         status = excluded.status, next_due_at = excluded.next_due_at, summary = excluded.summary"""
+UPSERT_PART = """INSERT INTO projection_parts (incident, part, key, body) VALUES (?, ?, ?, ?)
+    ON CONFLICT (incident, part, key) DO UPDATE SET body = excluded.body"""
+DELETE_PART = "DELETE FROM projection_parts WHERE incident = ? AND part = ? AND key = ?"
 BATCH = 512
 
 
@@ -87,12 +92,13 @@ class SqliteTransaction:
                 (incident,),
             ).fetchone()
         rows = chain_rows(store.database_id, incident, self.snapshot, last, list(events))
-        state_text = canonical(state).decode("utf-8")
+        stored = stored_parts(self.snapshot, state, store._parts())
         indexed = index_row(summary)
         _, seq, _, at, _, _, _, head = rows[-1]
         with store._guard(incident):
             store._conn.executemany(INSERT_EVENT, rows)
-            store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, at))
+            store._conn.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, at))
+            store._write_parts(incident, stored)
             store._write_index(incident, indexed)
         self._used = True
         return [row_event(r) for r in rows]
@@ -101,9 +107,11 @@ class SqliteTransaction:
         if not self._open or self.snapshot is None:
             raise RuntimeError("rewrite_projection needs an open transaction on an existing incident")
         indexed = index_row(summary)
+        stored = stored_parts(self.snapshot, state, self._store._parts())
         with self._store._guard(self.incident):
             self._store._conn.execute("UPDATE snapshots SET state = ? WHERE incident = ?",
-                                      (canonical(state).decode("utf-8"), self.incident))
+                                      (stored.state_text, self.incident))
+            self._store._write_parts(self.incident, stored)
             self._store._write_index(self.incident, indexed)
 
 
@@ -368,6 +376,31 @@ class SqliteStore(SqlReads, Closing):
         self.version = max(self.version, SCHEMA_VERSION) if applied else self.version
         return applied
 
+    def _parts(self) -> bool:
+        return self.version >= PARTS
+
+    def _write_parts(self, incident: str, stored) -> None:
+        """The rows kept apart that :func:`engine.store.base.stored_parts` says changed
+        (inside the caller's transaction and guard)."""
+        if stored.plan_text is not None:
+            self._c.execute(UPSERT_PART, (incident, "plan", "", stored.plan_text))
+        if stored.writes:
+            self._c.executemany(UPSERT_PART, [(incident, *w) for w in stored.writes])
+        if stored.deletes:
+            self._c.executemany(DELETE_PART, [(incident, *d) for d in stored.deletes])
+
+    @contextmanager
+    def _consistent(self) -> Iterator[None]:
+        if self._c.in_transaction:
+            yield
+        else:
+            with self.reading():
+                yield
+
+    def _read_tx_snapshot(self, tx: SqliteTransaction) -> None:
+        rows = self._fetch(self._snapshot_sql("s.incident = ?"), (tx.incident,))
+        tx.snapshot = self._tx_snapshot(rows[0] if rows else None, lambda: tx._open)
+
     @property
     def indexed(self) -> bool:
         """Whether this database keeps the incident index (schema 2 on)."""
@@ -410,7 +443,7 @@ class SqliteStore(SqlReads, Closing):
         self._begin()
         tx = SqliteTransaction(self, incident)
         try:
-            tx.snapshot = self._snapshot(incident)
+            self._read_tx_snapshot(tx)
             yield tx
         except BaseException:
             tx._open = False
@@ -451,7 +484,7 @@ class SqliteStore(SqlReads, Closing):
         try:
             with self._guard(incident):
                 self._c.execute("SAVEPOINT incident")
-            tx.snapshot = self._snapshot(incident)
+            self._read_tx_snapshot(tx)
             yield tx
         except BaseException:
             tx._open = False
@@ -471,6 +504,7 @@ class SqliteStore(SqlReads, Closing):
 
     def load(self, incident: str, rows, state_text: str, summary: dict | None = None) -> int:
         indexed = index_row(summary)
+        stored = loaded_parts(incident, state_text, self._parts())
         self._begin()
         try:
             with self._guard(incident):
@@ -481,7 +515,8 @@ class SqliteStore(SqlReads, Closing):
                     self._c.executemany(INSERT_EVENT, batch)
                     count, last = count + len(batch), batch[-1]
                 seq, head = loaded_head(incident, count, last)
-                self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, state_text, last[3]))
+                self._c.execute(UPSERT_SNAPSHOT, (incident, seq, head, stored.state_text, last[3]))
+                self._write_parts(incident, stored)
                 self._write_index(incident, indexed)
         except BaseException:
             self._end(False)
@@ -541,10 +576,14 @@ class SqliteStore(SqlReads, Closing):
 
     def snapshots(self) -> list[Snapshot]:
         with self._guard():
-            rows = self._c.execute(
-                f"SELECT incident, seq, head, state FROM snapshots WHERE {NOT_A_STREAM} ORDER BY rowid"
-            ).fetchall()
-        return [snapshot_of(r) for r in rows]
+            with self._consistent():
+                rows = self._c.execute(self._snapshot_sql(f"{S_NOT_A_STREAM} ORDER BY s.rowid")).fetchall()
+                found: dict[str, dict] = {}
+                if self._parts():
+                    for incident, part, key, body in self._c.execute(
+                            "SELECT incident, part, key, body FROM projection_parts WHERE part <> 'plan'"):
+                        found.setdefault(incident, {}).setdefault(part, {})[key] = body
+        return [snapshot_of(r, found.get(r[0], {})) for r in rows]
 
     def heads(self) -> list[tuple[str, int, str]]:
         with self._guard():

@@ -36,3 +36,15 @@ def migrations(backend: str) -> tuple[tuple[int, str], ...]:
 
 def latest_version(backend: str) -> int:
     return len(migrations(backend))
+
+
+@lru_cache(maxsize=None)
+def number_of(backend: str, name: str) -> int:
+    """The number of the migration ``NNN_<name>.sql`` of ``backend``, so that code asking
+    whether a database has it does not depend on where it sits in the sequence."""
+    folder = Path(__file__).resolve().parent / backend
+    for entry in folder.iterdir():
+        m = _NAME.fullmatch(entry.name)
+        if m and entry.name[4:-4] == name:
+            return int(m.group(1))
+    raise LookupError(f"no {backend} migration named {name}")

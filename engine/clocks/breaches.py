@@ -109,6 +109,10 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
     from ..incidents.act import act
     from .ladder import climb_events
 
+    # this incident's reports go after everyone else's; a retried transaction builds again,
+    # and what it reports is the last build's (cut back to here: not a scan of the list)
+    mine, climbing = len(recorded), len(climbed)
+
     def build(state):
         policy.require(state, SYSTEM, "record_due")
         now = inc.effective_now(state, clock.now())
@@ -130,11 +134,10 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
                     found[-1]["undelivered"] = escalation[0].data["undelivered"]
                 events.extend(escalation)
         steps = climb_events(state, now, at, routes, events)
-        # a retried transaction builds again: what it reports is the last build's
-        recorded[:] = [r for r in recorded if r["incident"] != state["id"]] + found
-        climbed[:] = [r for r in climbed if r["incident"] != state["id"]] + [
-            {"incident": state["id"], "drill": state["drill"], **{k: e.data[k] for k in (
-                "clock", "label", "step", "of", "round", "notify", "undelivered")}} for e in steps]
+        del recorded[mine:], climbed[climbing:]
+        recorded.extend(found)
+        climbed.extend({"incident": state["id"], "drill": state["drill"], **{k: e.data[k] for k in (
+            "clock", "label", "step", "of", "round", "notify", "undelivered")}} for e in steps)
         return events + steps
     act(store, incident, build)
 

@@ -32,12 +32,14 @@ why, and ``due``, ``status`` and the log say so. A drill records its ladder but 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import NotFound, Refused, UsageError
 from ..incidents.events import NewEvent, parse_iso, utc_now_iso
 from .deadlines import breach_key, clocks
-from .roster import Roster
+
+if TYPE_CHECKING:  # the roster module is loaded where a ladder is climbed, not by every status
+    from .roster import Roster
 
 SYSTEM = "system:clock"
 MAX_NOTE = 1_000
@@ -130,6 +132,8 @@ def reach(state: dict, roles: list[str], now: datetime, routes: Routes | None) -
     ``escalation``; otherwise the roster's holders now, each through their destination (or
     ``escalation.ROLE``). A drill is never delivered, so nothing is reported undelivered."""
     dest = routes.destinations if routes else {}
+    from .roster import Roster
+
     roster = routes.roster if routes and routes.roster else Roster()
     incident_roles = state["plan"]["roles"]
     notify: dict[str, list[str]] = {}

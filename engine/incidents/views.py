@@ -13,7 +13,6 @@ from ..clocks.deadlines import clocks
 from ..format.durations import format_duration
 from ..safetext import for_terminal
 from . import state as inc
-from .monitors import detection, detection_text
 
 
 def _since(ts: str, now: datetime) -> str:
@@ -44,6 +43,12 @@ def summary_row(row: dict, now: datetime) -> str:
                         f"{_since(row['stage_entered_at'], now):>7}  {row['title']}{late}")
 
 
+def _detection(state: dict) -> dict:
+    from .monitors import detection  # only for an incident a monitor opened (status imports it lazily)
+
+    return detection(state)
+
+
 def status_json(state: dict, now: datetime, actor: str) -> dict:
     now = inc.effective_now(state, now)
     plan = state["plan"]
@@ -58,7 +63,7 @@ def status_json(state: dict, now: datetime, actor: str) -> dict:
         "stage_title": plan["stages"][state["stage"]]["title"],
         "stage_entered_at": state["stage_entered_at"],
         "started_at": state["started_at"],
-        **({"opened_by_monitor": detection(state)} if state.get("origin") else {}),
+        **({"opened_by_monitor": _detection(state)} if state.get("origin") else {}),
         "roles": {r: state["roles"].get(r, []) for r in inc.roles_in_order(plan)},
         "tasks": {t: (state["tasks"].get(t)) for t in inc.stage_tasks(state)},
         "clocks": [c.to_json() for c in clocks(state, now)],
@@ -100,6 +105,8 @@ def status_text(state: dict, now: datetime, actor: str) -> str:
     out.append(f"Stage:    {state['stage']} - {stage['title']} (for "
                f"{_since(state['stage_entered_at'], now)}, since {state['stage_entered_at']}{closed})")
     if state.get("origin"):
+        from .monitors import detection_text  # only for an incident a monitor opened
+
         out.append(detection_text(state))
     out.append("\nRoles:")
     for role in inc.roles_in_order(plan):

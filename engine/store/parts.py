@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
 
 from engine.errors import IntegrityError
 from engine.incidents.events import canonical
@@ -268,16 +267,16 @@ def plan_of(incident: str, text: str) -> dict:
     return plan
 
 
-@dataclass(frozen=True)
 class Stored:
     """What storing a state writes: the snapshot row's state text, the plan text (None:
     unchanged, or none), and the rows of the parts stored per entry to write (part, key,
-    text) and to delete (part, key)."""
+    text) and to delete (part, key). (A plain class, not a dataclass: every command that
+    reads a snapshot imports this module, and building a dataclass costs start-up.)"""
 
-    state_text: str
-    plan_text: str | None = None
-    writes: list = field(default_factory=list)
-    deletes: list = field(default_factory=list)
+    __slots__ = ("state_text", "plan_text", "writes", "deletes")
+
+    def __init__(self, state_text: str, plan_text: str | None = None, writes=(), deletes=()) -> None:
+        self.state_text, self.plan_text, self.writes, self.deletes = state_text, plan_text, writes, deletes
 
 
 def stored_parts(snapshot, state: dict, parts: bool = True) -> Stored:

@@ -30,10 +30,11 @@ as :attr:`engine.app.principal.Principal.auth` words it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
 from engine.store.streams import ACCOUNTS
+from engine.streamlog import StreamEvent, fold
+from engine.streamlog import replay as replay_stream
 
 __all__ = ["ACCOUNTS", "EVENTS", "PROJECTION_VERSION", "apply", "disagreement", "empty", "replay"]
 
@@ -118,63 +119,40 @@ def _session_ended(s: dict, at: str, actor: str, d: dict) -> None:
     s["sessions"].pop(d["id"], None)
 
 
-@dataclass(frozen=True)
-class EventType:
-    fields: tuple[str, ...]  # what its data must hold
-    fold: Callable[[dict, str, str, dict], None]
-    description: str
-
-
 #: Every event of the account log: the fields of its data, its fold, what it means.
-EVENTS: dict[str, EventType] = {
-    "UserAdded": EventType(("name", "display_name", "email", "password_hash", "auth"), _user_added,
+EVENTS: dict[str, StreamEvent] = {
+    "UserAdded": StreamEvent(("name", "display_name", "email", "password_hash", "auth"), _user_added,
                            "an account was created"),
-    "UserDisabled": EventType(("name", "auth"), _user_disabled, "an account was disabled"),
-    "UserEnabled": EventType(("name", "auth"), _user_enabled, "an account was enabled (and any lockout lifted)"),
-    "AdminGranted": EventType(("name", "auth"), _admin(True),
+    "UserDisabled": StreamEvent(("name", "auth"), _user_disabled, "an account was disabled"),
+    "UserEnabled": StreamEvent(("name", "auth"), _user_enabled, "an account was enabled (and any lockout lifted)"),
+    "AdminGranted": StreamEvent(("name", "auth"), _admin(True),
                               "an account was made an administrator (it may manage accounts and tokens)"),
-    "AdminRevoked": EventType(("name", "auth"), _admin(False), "an account is no longer an administrator"),
-    "PasswordReset": EventType(("name", "password_hash", "auth"), _password_reset, "a password was set anew"),
-    "PasswordRehashed": EventType(("name", "password_hash", "auth"), _password_rehashed,
+    "AdminRevoked": StreamEvent(("name", "auth"), _admin(False), "an account is no longer an administrator"),
+    "PasswordReset": StreamEvent(("name", "password_hash", "auth"), _password_reset, "a password was set anew"),
+    "PasswordRehashed": StreamEvent(("name", "password_hash", "auth"), _password_rehashed,
                                   "a password's hash was renewed with the current parameters at sign-in"),
-    "AccountLocked": EventType(("name", "until", "failures", "auth"), _account_locked,
+    "AccountLocked": StreamEvent(("name", "until", "failures", "auth"), _account_locked,
                                "too many failed sign-ins: the account is locked until a time"),
-    "TokenCreated": EventType(("id", "owner", "label", "scope", "expires_at", "hash", "auth"), _token_created,
+    "TokenCreated": StreamEvent(("id", "owner", "label", "scope", "expires_at", "hash", "auth"), _token_created,
                               "a personal API token was issued (its secret is not recorded)"),
-    "TokenRevoked": EventType(("id", "auth"), _token_revoked, "a personal API token was revoked"),
-    "SessionStarted": EventType(("id", "name", "method", "issuer", "authenticated_at", "expires_at", "hash",
+    "TokenRevoked": StreamEvent(("id", "auth"), _token_revoked, "a personal API token was revoked"),
+    "SessionStarted": StreamEvent(("id", "name", "method", "issuer", "authenticated_at", "expires_at", "hash",
                                  "auth"), _session_started,
                                 "someone signed in: a browser session started (its secret is not recorded)"),
-    "SessionEnded": EventType(("id", "auth"), _session_ended, "someone signed out: their session ended"),
+    "SessionEnded": StreamEvent(("id", "auth"), _session_ended, "someone signed out: their session ended"),
 }
 
 
 def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_place: bool = False) -> dict:
     """The projection after one event (a new dict, unless ``in_place``). Raises
     ValueError for an event this log does not know, or one about a missing account."""
-    import copy
-
-    kind = EVENTS.get(type)
-    if kind is None:
-        raise ValueError(f"{type} is not an event of the account log")
-    missing = [f for f in kind.fields if f not in data]
-    if missing:
-        raise ValueError(f"{type} lacks {', '.join(missing)}")
-    s = empty() if state is None else state if in_place else copy.deepcopy(state)
-    try:
-        kind.fold(s, at, actor, data)
-    except KeyError as e:
-        raise ValueError(f"{type} names an account or token the log has not created ({e})") from None
-    s["events"] += 1
-    return s
+    return fold(EVENTS, "account log", "an account or token the log has not created", state, empty,
+                type, at, actor, data, in_place=in_place)
 
 
 def replay(events: Iterable) -> dict:
     """Fold a whole account log (objects with type, at, actor, data) from nothing."""
-    state = empty()
-    for e in events:
-        state = apply(state, e.type, e.at, e.actor, e.data, in_place=True)
-    return state
+    return replay_stream(apply, empty, events)
 
 
 def disagreement(events: Iterable, stored: dict) -> str | None:

@@ -29,12 +29,13 @@ fires again only after its window has passed.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterable
+from typing import Iterable
 
 from ..store.streams import LISTENING
+from ..streamlog import StreamEvent, fold
+from ..streamlog import replay as replay_stream
 from .events import NewEvent, parse_iso, utc_now_iso
 
 #: Who acts for the monitors (a ``system:`` name: no person can act under it).
@@ -130,47 +131,27 @@ def _paged(s: dict, at: str, actor: str, d: dict) -> None:
     s["openings"][d["playbook"]]["paged"].append({k: d[k] for k in ("target", "ok", "error")} | {"at": at})
 
 
-@dataclass(frozen=True)
-class EventType:
-    fields: tuple[str, ...]
-    fold: Callable[[dict, str, str, dict], None]
-    description: str
-
-
-EVENTS: dict[str, EventType] = {
-    "MessageHeld": EventType(("message", "playbook", "monitors", "source", "text", "posted_at"), _held,
+EVENTS: dict[str, StreamEvent] = {
+    "MessageHeld": StreamEvent(("message", "playbook", "monitors", "source", "text", "posted_at"), _held,
                              "a message no open incident took was kept, with the monitors it matches"),
-    "MonitorFired": EventType(("playbook", "monitor", "action", "messages", "origin_at"), _fired,
+    "MonitorFired": StreamEvent(("playbook", "monitor", "action", "messages", "origin_at"), _fired,
                               "a monitor's spike was reached: it opens an incident or pages someone"),
-    "MessagesAttached": EventType(("playbook", "incident", "messages"), _attached,
+    "MessagesAttached": StreamEvent(("playbook", "incident", "messages"), _attached,
                                   "kept messages were moved into an incident of their playbook"),
-    "MonitorPaged": EventType(("playbook", "monitor", "target", "ok", "error"), _paged,
+    "MonitorPaged": StreamEvent(("playbook", "monitor", "target", "ok", "error"), _paged,
                               "someone was notified that a monitor fired (or nobody could be)"),
 }
 
 
-def apply(state: dict | None, type: str, at: str, actor: str, data: dict) -> dict:
-    """The projection after one event (a new dict); ValueError for an event it does not know."""
-    kind = EVENTS.get(type)
-    if kind is None:
-        raise ValueError(f"{type} is not an event of the listening log")
-    missing = [f for f in kind.fields if f not in data]
-    if missing:
-        raise ValueError(f"{type} lacks {', '.join(missing)}")
-    s = empty() if state is None else copy.deepcopy(state)
-    try:
-        kind.fold(s, at, actor, data)
-    except KeyError as e:
-        raise ValueError(f"{type} names a message or firing the log has not recorded ({e})") from None
-    s["events"] += 1
-    return s
+def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_place: bool = False) -> dict:
+    """The projection after one event (a new dict, unless ``in_place``); ValueError for an
+    event it does not know."""
+    return fold(EVENTS, "listening log", "a message or firing the log has not recorded", state, empty,
+                type, at, actor, data, in_place=in_place)
 
 
 def replay(events: Iterable) -> dict:
-    state = empty()
-    for e in events:
-        state = apply(state, e.type, e.at, e.actor, e.data)
-    return state
+    return replay_stream(apply, empty, events)
 
 
 def disagreement(events: Iterable, stored: dict) -> str | None:

@@ -3,7 +3,8 @@
 Starts an incident of the viral-complaint playbook (with response clocks) in a fresh
 SQLite database in a temporary folder, then POSTs N signed messages to the team
 server's webhook in-process (about one in ten a repeat of an earlier one, as a
-bridge re-delivers). Reports: messages lost and duplicated (both must be 0), the
+bridge re-delivers; a message answered with a 5xx is sent again, up to three times,
+as a bridge retries). Reports: messages lost and duplicated (both must be 0), the
 ingest rate beside raw sqlite3 single-row commits in the same run, and the time
 `status` and `due` take every N/5 messages during the burst.
 
@@ -30,6 +31,8 @@ from append import raw_sqlite  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 14, 9, 0, 0, tzinfo=timezone.utc)
 SECRET = "a-benchmark-secret-of-length"
+#: how often a message answered with a 5xx is sent again (a bridge retries)
+RETRIES = 3
 
 
 def main() -> None:
@@ -66,17 +69,21 @@ def main() -> None:
                     "patient_relations": "petra"})).state["id"]
         client = TestClient(create_app(config, clock), base_url="http://127.0.0.1")
         rng = random.Random(18)
-        sent_ids, unique, statuses, latencies = [], set(), {}, []
+        sent_ids, unique, statuses, latencies, problems = [], set(), {}, [], {}
         t = time.perf_counter()
         for i in range(n):
             repeat = sent_ids and rng.random() < 0.1
             sid = rng.choice(sent_ids) if repeat else str(1_000_000 + i)
             body = json.dumps({"source_id": sid, "author": f"@user{i % 997}", "text": f"Repost {i}: six hours in the ER",
                                "posted_at": "2026-03-14T08:30:00Z"}).encode()
-            stamp = str(int(clock.now().timestamp()))
-            r = client.post("/webhooks/bridge", content=body, headers={
-                "X-Playbook-Timestamp": stamp, "X-Playbook-Signature-256": sign(SECRET, stamp, body)})
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            for attempt in range(RETRIES + 1):  # as a bridge does: a 5xx is sent again
+                stamp = str(int(clock.now().timestamp()))
+                r = client.post("/webhooks/bridge", content=body, headers={
+                    "X-Playbook-Timestamp": stamp, "X-Playbook-Signature-256": sign(SECRET, stamp, body)})
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code < 500:
+                    break
+                problems.setdefault(r.status_code, r.json().get("detail"))
             if not repeat:
                 sent_ids.append(sid)
             unique.add(sid)
@@ -94,6 +101,8 @@ def main() -> None:
         raw = raw_sqlite(folder / "raw.db", min(n, 2000))
         rate = n / elapsed
         print(f"messages sent {n} ({n - len(unique)} repeats); answers {statuses}")
+        for code, detail in problems.items():
+            print(f"first {code} answer (sent again): {detail}")
         print(f"recorded {len(recorded)}: lost {len(unique - set(recorded))}, duplicated {len(recorded) - len(set(recorded))}")
         print(f"ingest {rate:.0f} messages/s; raw sqlite3 commits {raw:.0f}/s; ratio {rate / raw:.3f}")
         for count, status_ms, due_ms in latencies:

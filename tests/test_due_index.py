@@ -95,7 +95,7 @@ def test_the_clock_fields_an_index_row_keeps_are_part_of_its_version():
     from engine.clocks.deadlines import ClockStatus
     from engine.incidents.index import KEPT, SUMMARY_VERSION
 
-    assert (SUMMARY_VERSION, list(ClockStatus._fields)) == (2, [
+    assert (SUMMARY_VERSION, list(ClockStatus._fields)) == (3, [
         "key", "label", "due_at", "met_at", "now", "escalate", "kind", "stage", "visit", "anchor", "anchor_at",
         "closed_at", "every_seconds", "late_updates", "gap_seconds", "result"]), "bump SUMMARY_VERSION"
     assert KEPT == tuple(n for n in ClockStatus._fields if n not in ("now", "escalate"))

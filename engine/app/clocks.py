@@ -54,7 +54,7 @@ def _due(app: App, within_seconds: int, record: bool, breaches, destinations) ->
     else:
         recorded = []
     notices = breaches.notify(store, app.clock, targets) if targets else []
-    overdue = sum(1 for i in items if i.clock.overdue and not i.drill)
+    overdue = sum(i.count or 1 for i in items if i.clock.overdue and not i.drill)  # each late message counts
     return Due(items, recorded, notices, overdue, climbed)
 
 

@@ -18,9 +18,10 @@ from .principal import Principal
 
 @dataclass(frozen=True)
 class Received:
-    state: dict | None  # the incident it was recorded on; None: kept in the listening log
+    incident: str | None  # the incident it was recorded on; None: kept in the listening log
     message: str  # its id in the incident (M1, M2, ...) or in the listening log (L1, ...)
     new: bool  # False: its source delivered it before, and nothing was recorded
+    record: dict | None = None  # the message as the incident holds it
     #: kept (no incident of the playbook open): the monitors it matches, and what fired
     monitors: list[str] = field(default_factory=list)
     fired: dict | None = None
@@ -28,24 +29,24 @@ class Received:
     pages: list[dict] = field(default_factory=list)  # who was notified that a monitor fired
     note: str | None = None
 
-    @property
-    def incident(self) -> str | None:
-        return None if self.state is None else self.state["id"]
-
     def to_json(self) -> dict:
-        if self.state is None:
+        if self.incident is None:
             return {"incident": None, "message": self.message, "new": self.new, "kept": True,
                     "monitors": self.monitors, "fired": self.fired, "pages": self.pages, "note": self.note}
-        return {"incident": self.state["id"], "message": self.message, "new": self.new,
-                **({"opened_by": self.fired["monitor"]} if self.opened else {}),
-                **self.state["inbound"].get(self.message, {})}
+        return {"incident": self.incident, "message": self.message, "new": self.new,
+                **({"opened_by": self.fired["monitor"]} if self.opened else {}), **(self.record or {})}
+
+
+def _on_state(state: dict, message: str, new: bool, **more) -> Received:
+    """What was received, from the incident's whole state."""
+    return Received(state["id"], message, new, state["inbound"].get(message), **more)
 
 
 def receive(app: App, who: Principal, incident: str, message: dict) -> Received:
     """Record `message` (source, text, source_id, kind, author, lang, url, posted_at, reach)."""
     with acting(who, scope_of("receive")) as actor:
-        state, mid, new = inbound.receive(app.store(), app.clock, actor, incident, dict(message))
-    return Received(state, mid, new)
+        record, mid, new = inbound.receive(app.store(), app.clock, actor, incident, dict(message))
+    return Received(incident, mid, new, record)
 
 
 def receive_for(app: App, who: Principal, playbook: str, message: dict, *, drill: bool = False) -> Received:
@@ -210,7 +211,7 @@ def _keep(app: App, loaded, specs: dict, playbook: str, message: dict, record, *
         return record(held.attach_to)
     note = None if loaded is not None else f"no playbook {playbook!r} in the library: no monitor watches it"
     if held.fired is None:
-        return Received(None, held.message, held.new, held.monitors, note=note)
+        return Received(None, held.message, held.new, monitors=held.monitors, note=note)
     return _fired(app, loaded, specs[held.fired["monitor"]], held, playbook, drill)
 
 
@@ -224,9 +225,9 @@ def _joined(app: App, playbook: str, got: Received, *, also: str | None = None,
     incident = incident or got.incident
     kept = monitors.claim(app.store(), app.clock, playbook, incident, also=also)
     if not kept:
-        return got if got.state is not None else Received(_state(app, incident), got.message, got.new)
+        return got if got.incident is not None else _on_state(_state(app, incident), got.message, got.new)
     state, ids = monitors.attach(app.store(), app.clock, incident, kept)
-    return Received(state, ids.get(also) if also else got.message, got.new)
+    return _on_state(state, ids.get(also) if also else got.message, got.new)
 
 
 def _state(app: App, incident: str) -> dict:
@@ -237,8 +238,8 @@ def _state(app: App, incident: str) -> dict:
 
 def _on(app: App, incident: str, raw: dict, via: str | None) -> Received:
     """Record a source's message on `incident`, as the listener."""
-    state, mid, new = inbound.receive(app.store(), app.clock, LISTENER, incident, raw, via=via)
-    return Received(state, mid, new)
+    record, mid, new = inbound.receive(app.store(), app.clock, LISTENER, incident, raw, via=via)
+    return Received(incident, mid, new, record)
 
 
 def _fired(app: App, loaded, spec: dict, held, playbook: str, drill: bool) -> Received:
@@ -257,9 +258,9 @@ def _fired(app: App, loaded, spec: dict, held, playbook: str, drill: bool) -> Re
         pages = _page(app, loaded, spec, fired, playbook, drill) if spec["notify"] else []
         mine = monitors.read(store)["messages"].get(held.message) or {}
         mid = ids.get(held.message) or inbound.known(state, mine.get("source"), mine.get("source_id")) or held.message
-        return Received(state, mid, True, held.monitors, fired, state["id"], pages)
+        return _on_state(state, mid, True, monitors=held.monitors, fired=fired, opened=state["id"], pages=pages)
     pages = _page(app, loaded, spec, fired, playbook, drill)
-    return Received(None, held.message, True, held.monitors, fired, None, pages)
+    return Received(None, held.message, True, monitors=held.monitors, fired=fired, pages=pages)
 
 
 def _page(app: App, loaded, spec: dict, fired: dict, playbook: str, drill: bool) -> list[dict]:

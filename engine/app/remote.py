@@ -352,7 +352,7 @@ def _due_item(item: dict):
         anchor_at=item["from_at"], closed_at=item["closed_at"], every_seconds=item.get("every_seconds"),
         late_updates=item.get("late_updates", 0), gap_seconds=item.get("longest_gap_seconds"),
         result=item["outcome"] if item["kind"] == "updates" and item["outcome"] != "open" else None)
-    return DueItem(item["incident"], item["title"], item["drill"], status)
+    return DueItem(item["incident"], item["title"], item["drill"], status, count=item.get("count"))
 
 
 def _reason(error) -> str:

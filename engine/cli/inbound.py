@@ -55,14 +55,14 @@ def add(ctx, incident, playbook, drill, source, text, author, posted_at, source_
         got = use.receive(handle, who(handle, actor), incident, raw)
     if as_json:
         return print_json(got.to_json())
-    if got.state is None:
+    if got.incident is None:
         return click.echo(local(ctx, kept_text(got, f"a drill of {playbook}" if drill else playbook)))
     if got.opened:
         click.echo(local(ctx, f"Monitor {got.fired['monitor']} opened {got.opened} from "
                               f"{len(got.fired['messages'])} matching message(s)."))
         for line in pages_text(got.pages):
             click.echo(local(ctx, line))
-    m = got.state["inbound"][got.message]
+    m = got.record
     if not got.new:
         return click.echo(f"{incident}: already recorded as {got.message} (same {source} id); nothing added.")
     click.echo(local(ctx, f"Recorded {got.message} on {incident} (posted {m['posted_at']})."))

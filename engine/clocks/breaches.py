@@ -21,7 +21,7 @@ from typing import NamedTuple
 from ..incidents import state as inc
 from ..incidents import policy
 from ..incidents.events import NewEvent, utc_now_iso
-from ..incidents.index import SUMMARY_VERSION, running_clocks
+from ..incidents.index import SUMMARY_VERSION, late_messages, running_clocks
 from .deadlines import ClockStatus, breach_key, clocks
 from .ladder import Routes, unacknowledged
 
@@ -36,9 +36,26 @@ class DueItem(NamedTuple):
     clock: ClockStatus
     recorded: bool = False  # an overdue clock whose breach is in the log already
     ladder: bool = False  # the incident has an escalation ladder not acknowledged yet
+    count: int | None = None  # the late messages' item: how many (see late_item)
 
     def to_json(self) -> dict:
-        return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json()}
+        return {"incident": self.incident, "title": self.title, "drill": self.drill, **self.clock.to_json(),
+                **({"count": self.count} if self.count is not None else {})}
+
+
+#: The key of an incident's one item for its late messages (see :func:`late_item`).
+LATE_MESSAGES = "messages:late"
+
+
+def late_item(incident: str, title: str, drill: bool, count: int, due_at, moment, ladder: bool,
+              recorded: bool = True) -> DueItem:
+    """One item for the `count` overdue waiting messages of an incident (a burst can leave
+    thousands: they are one line, not thousands), overdue since the minute the first of
+    them fell due (`due_at`); `recorded`: the breach of every one is in the log already."""
+    label = "1 message past its reply target" if count == 1 else f"{count} messages past their reply target"
+    clock = ClockStatus(LATE_MESSAGES, label, due_at, None, moment, None,
+                        kind="messages", anchor="the first of them posted")
+    return DueItem(incident, title, drill, clock, recorded, ladder, count)
 
 
 def due(store, now, within_seconds: int = 0, incident: str | None = None) -> list[DueItem]:
@@ -49,40 +66,65 @@ def due(store, now, within_seconds: int = 0, incident: str | None = None) -> lis
     index rows: a projection is parsed only for an incident without a current row."""
     from ..store.base import collector_paused
 
-    if incident is None:
-        # a second of margin: the index stores milliseconds; the clocks below decide
-        horizon = utc_now_iso(now + timedelta(seconds=within_seconds + 1))
-        rows = store.due_summaries(horizon)
-    else:
-        rows = [(incident, None)]
+    # a second of margin: the index stores milliseconds; the clocks below decide
+    horizon = utc_now_iso(now + timedelta(seconds=within_seconds + 1))
+    rows = store.due_summaries(horizon) if incident is None else [(incident, None)]
     with collector_paused():  # thousands of clocks and items, no cycles among them
-        return sorted(_items(store, rows, now, within_seconds), key=lambda i: i.clock.due_at)
+        return sorted(_items(store, rows, now, within_seconds, horizon), key=lambda i: i.clock.due_at)
 
 
-def _items(store, rows, now, within_seconds: int) -> list[DueItem]:
+def _items(store, rows, now, within_seconds: int, horizon: str) -> list[DueItem]:
     items = []
     for iid, row in rows:
         if row is not None and row.get("v") == SUMMARY_VERSION:
-            try:
-                climbing = bool(row.get("ladders"))  # a row written before ladders existed: none
-                found = [DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded, climbing)
-                         for c, recorded in running_clocks(row, now) if c.left.total_seconds() <= within_seconds]
-            except (LookupError, TypeError, ValueError):  # a damaged row (verify names it): read in full
-                found = None
+            found = _from_row(row, now, within_seconds, horizon)
             if found is not None:
                 items.extend(found)
                 continue
         snap = store.snapshot(iid)
         if snap is None:
             continue
-        state = inc.current_state(store, snap)
-        seen = state.get("breaches", {})
-        running = clocks(state, inc.effective_now(state, now))
-        climbing = unacknowledged(state, running)
-        for c in running:
-            if c.met_at is None and c.left.total_seconds() <= within_seconds:
+        items.extend(_from_state(inc.current_state(store, snap), now, within_seconds))
+    return items
+
+
+def _from_row(row: dict, now, within_seconds: int, horizon: str) -> list[DueItem] | None:
+    """The items of a current index row; None where the incident must be read in full: a
+    message of it falls due by `horizon` (its breach may be new), or the row is damaged."""
+    try:
+        messages = row.get("messages")
+        if messages and messages["next"] is not None and messages["next"] <= horizon:
+            return None
+        climbing = bool(row.get("ladders"))  # a row written before ladders existed: none
+        found = [DueItem(row["id"], row["title"], row["drill"], c, c.overdue and recorded, climbing)
+                 for c, recorded in running_clocks(row, now) if c.left.total_seconds() <= within_seconds]
+        count, first = late_messages(row)
+        if count:
+            moment = now + timedelta(seconds=row["sim_offset"])
+            found.append(late_item(row["id"], row["title"], row["drill"], count, first, moment, climbing))
+        return found
+    except (LookupError, TypeError, ValueError):  # a damaged row (verify names it): read in full
+        return None
+
+
+def _from_state(state: dict, now, within_seconds: int) -> list[DueItem]:
+    """The items of an incident read in full: its overdue messages as one item, as the row gives."""
+    seen = state.get("breaches", {})
+    running = clocks(state, inc.effective_now(state, now))
+    climbing = unacknowledged(state, running)
+    items, late, recorded = [], [], True
+    for c in running:
+        if c.met_at is None and c.left.total_seconds() <= within_seconds:
+            if c.overdue and c.kind == "message":
+                late.append(c)
+                recorded = recorded and breach_key(c) in seen
+            else:
                 items.append(DueItem(state["id"], state["title"], state["drill"], c,
                                      c.overdue and breach_key(c) in seen, climbing))
+    if late:
+        first = min(c.due_at for c in late).replace(second=0, microsecond=0)  # as the row's minutes
+        items.append(late_item(state["id"], state["title"], state["drill"], len(late), first, late[0].now,
+                               climbing, recorded))
     return items
 
 

@@ -291,15 +291,16 @@ def ledger(state: dict, now: datetime) -> list[ClockStatus]:
     return out + _message_clocks(state, now)
 
 
-def clocks(state: dict, now: datetime) -> list[ClockStatus]:
-    """The clocks running for an incident now (targets and the current stage's); none once closed."""
+def clocks(state: dict, now: datetime, *, messages: bool = True) -> list[ClockStatus]:
+    """The clocks running for an incident now (targets and the current stage's, and each
+    inbound message's unless not `messages`); none once closed."""
     if state["status"] == "closed":
         return []
     out = _targets(state, now)
     history = visits(state)
     count = sum(1 for v in history if v["stage"] == history[-1]["stage"])
-    return (out + _stage_clocks(state, now, len(history) - 1, history[-1], count, public_times(state))
-            + _message_clocks(state, now))
+    out += _stage_clocks(state, now, len(history) - 1, history[-1], count, public_times(state))
+    return out + _message_clocks(state, now) if messages else out
 
 
 def _message_clocks(state: dict, now: datetime) -> list[ClockStatus]:

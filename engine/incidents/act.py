@@ -51,8 +51,12 @@ def apply_all(state: dict | None, events: list[NewEvent]) -> dict:
     return state
 
 
-def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_log: bool = False) -> dict:
-    """Run `build` on the incident's state under the write lock and append its events.
+def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_log: bool = False,
+        read: Callable[[dict], object] = inc.plain):
+    """Run `build` on the incident's state under the write lock and append its events;
+    return `read` of the state after them (by default the whole state, read inside the
+    transaction; a command on an incident of thousands of messages that shows one of
+    them reads only that one).
 
     With `from_log` (the commands that release text), that state is folded from the log
     and every logged event replayed through the rules (engine.audit.rules) inside the same
@@ -67,10 +71,10 @@ def act(store, incident: str, build: Callable[[dict], list[NewEvent]], *, from_l
             current = inc.current_state(store, tx.snapshot)
         events = stamped(build(current))
         if not events:
-            return inc.plain(current)
+            return read(current)
         state = apply_all(current, events)
         tx.append(events, state, summary(state))
-        return inc.plain(state)  # read in full inside the transaction: what the caller shows
+        return read(state)  # inside the transaction: what the caller shows
 
 
 def checked_state(store, incident: str, projection: dict) -> dict:

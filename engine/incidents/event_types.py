@@ -94,6 +94,10 @@ def _severity_changed(s, at, actor, d):
 
 
 def _deadline_breached(s, at, actor, d):
+    if d["clock"].startswith("message:"):
+        from .inbound import fold_breach
+
+        fold_breach(s, d["clock"][len("message:"):], d["key"])
     s.setdefault("breaches", {})[d["key"]] = {
         "clock": d["clock"], "label": d["label"], "due_at": d["due_at"], "detected_at": at}
 

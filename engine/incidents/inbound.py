@@ -12,8 +12,15 @@ A message waits until it is *answered* (a reply naming it is published: see
 duplicate, handled privately). While it waits, its response clock runs from when it
 was posted (not when it was seen): the playbook's ``inbound.respond_within`` for its
 source, else its ``default``. Those clocks are :class:`~engine.clocks.deadlines.ClockStatus`
-like every other, so ``status``, ``due``, the index and the report show and page them
-with the same rules (a drill never pages).
+like every other, so ``status``, ``due`` and the report show and page them with the
+same rules (a drill never pages).
+
+A burst brings thousands of messages to one incident, so nothing a write does may scan
+them all. The fold keeps their clocks as counts (``inbound_clock``, see
+:func:`tally`): per minute in which waiting messages fall due, how many have no breach
+recorded yet and how many have. The incident's index row carries those counts instead
+of one clock per message (engine.incidents.index), and ``due`` reads an incident's
+messages only when one of them is about to fall due (engine.clocks.breaches).
 
 Inbound text is untrusted: bounded in size, refused when it holds control characters
 or bidirectional overrides (:mod:`engine.safetext`), never given to a template.
@@ -186,6 +193,9 @@ def fold_received(s: dict, at: str, actor: str, data: dict) -> None:
                                     "via")},
         "received_at": at, "by": actor, "status": "waiting", "answered": None, "handled": None,
         **({"reach": data["reach"]} if data.get("reach") is not None else {})}
+    due = message_due(s["plan"], data)
+    if due is not None:
+        _count(s, due, 0, +1)
     key = dedup_key(data["source"], data.get("source_id"))
     if key is not None:
         s.setdefault("inbound_keys", {})[key] = mid
@@ -194,8 +204,70 @@ def fold_received(s: dict, at: str, actor: str, data: dict) -> None:
 def fold_handled(s: dict, at: str, actor: str, data: dict) -> None:
     """Fold a ``MessageHandled`` into state `s` (in place)."""
     mid = data["message"]  # a new record, not an edit: copies of the state share the old one
-    s["inbound"][mid] = {**s["inbound"][mid], "status": "handled",
+    m = s["inbound"][mid]
+    if m["status"] == "waiting":
+        _settle(s, mid, m)
+    s["inbound"][mid] = {**m, "status": "handled",
                          "handled": {"reason": data["reason"], "note": data.get("note", ""), "by": actor, "at": at}}
+
+
+# -- the clocks' counts -----------------------------------------------------------------
+# ``s["inbound_clock"]``: {minute: [no breach recorded, breach recorded]} over the waiting
+# messages that have a response clock, by the minute their clock falls due in (a UTC text
+# like "2026-03-14T09:30:00.000Z", in the incident's own time). Entries at zero are removed.
+
+
+def message_due(plan: dict, m: dict) -> datetime | None:
+    """When message `m`'s response clock falls due (None: its source has none)."""
+    seconds = allowance(plan, m["source"])
+    if seconds is None:
+        return None
+    return datetime.fromisoformat(m["posted_at"].replace("Z", "+00:00")) + timedelta(seconds=seconds)
+
+
+def breach_of(mid: str, due: datetime) -> str:
+    """The key a message's missed clock is recorded under (engine.clocks.deadlines.breach_key)."""
+    return f"message:{mid}@{utc_now_iso(due)}"
+
+
+def minute_of(due: datetime) -> str:
+    return utc_now_iso(due.replace(second=0, microsecond=0))
+
+
+def _count(s: dict, due: datetime, column: int, change: int) -> None:
+    counts = s.setdefault("inbound_clock", {})
+    minute = minute_of(due)
+    row = counts.get(minute) or [0, 0]
+    row = [row[0] + change, row[1]] if column == 0 else [row[0], row[1] + change]
+    if row == [0, 0]:
+        counts.pop(minute, None)
+    else:
+        counts[minute] = row
+
+
+def _settle(s: dict, mid: str, m: dict) -> None:
+    """Message `m` (waiting) is answered or handled: its clock leaves the counts."""
+    due = message_due(s["plan"], m)
+    if due is not None:
+        _count(s, due, 1 if breach_of(mid, due) in s.get("breaches", {}) else 0, -1)
+
+
+def fold_breach(s: dict, mid: str, key: str) -> None:
+    """A breach `key` is about to be recorded for message `mid`'s clock (before the fold
+    stores it): a waiting message moves from not recorded to recorded."""
+    m = s.get("inbound", {}).get(mid)
+    if m is None or m["status"] != "waiting" or key in s.get("breaches", {}):
+        return
+    due = message_due(s["plan"], m)
+    if due is not None and breach_of(mid, due) == key:
+        _count(s, due, 0, -1)
+        _count(s, due, 1, +1)
+
+
+def tally(state: dict) -> list[tuple[str, int, int]]:
+    """(minute, waiting with no breach recorded, waiting with one recorded) of the
+    incident's message clocks, earliest first: the counts the fold keeps."""
+    return sorted((minute, a, b) for minute, (a, b) in (state.get("inbound_clock") or {}).items())
 
 
 def describe_received(d: dict) -> str:
@@ -213,6 +285,7 @@ def apply_reply(s: dict, post_id: str, post: dict, at: str) -> None:
     mid = post.get("reply_to") or ""
     m = s.get("inbound", {}).get(mid)
     if m is not None and m["status"] == "waiting":  # a new record (see fold_handled)
+        _settle(s, mid, m)
         s["inbound"][mid] = {**m, "status": "answered", "answered": {"post": post_id, "at": at}}
 
 
@@ -242,14 +315,13 @@ def message_clocks(state: dict, now: datetime) -> list:
     escalate = (plan.get("inbound") or {}).get("escalate")
     out = []
     for mid, m in state.get("inbound", {}).items():
-        seconds = allowance(plan, m["source"])
-        if seconds is None:
+        due = message_due(plan, m)
+        if due is None:
             continue
         ended = m["answered"] or m["handled"]
         who = f" from {m['author']}" if m["author"] else ""
         out.append(ClockStatus(
-            f"message:{mid}", f"reply to {mid} ({m['source']}{who})",
-            datetime.fromisoformat(m["posted_at"].replace("Z", "+00:00")) + timedelta(seconds=seconds),
+            f"message:{mid}", f"reply to {mid} ({m['source']}{who})", due,
             ended["at"] if ended else None, now, escalate, kind="message",
             anchor=f"{mid} posted", anchor_at=m["posted_at"]))
     return out
@@ -314,10 +386,11 @@ def figures(state: dict, now: datetime) -> dict:
 
 
 def receive(store, clock, actor: str, incident: str, raw: dict, via: str | None = None) -> tuple[dict, str, bool]:
-    """Record a message on `incident`: (state, the message's id, whether it is new).
+    """Record a message on `incident`: (its record, the message's id, whether it is new).
 
     A message its source delivered before is not recorded again; its id is returned.
-    `via` names the configured source (engine.sources) a listener received it from."""
+    `via` names the configured source (engine.sources) a listener received it from.
+    Only that message is read back (a burst's thousandth message costs what the first did)."""
     from . import state as inc
     from .act import act, event_time
 
@@ -332,9 +405,9 @@ def receive(store, clock, actor: str, incident: str, raw: dict, via: str | None 
                      (known(state, message["source"], message["source_id"]), False))
         return events
 
-    state = act(store, incident, build)
+    record = act(store, incident, build, read=lambda state: dict(state["inbound"][found[-1][0]]))
     mid, new = found[-1]
-    return state, mid, new
+    return record, mid, new
 
 
 def handle(store, clock, actor: str, incident: str, message: str, reason: str, note: str = "") -> dict:

@@ -19,6 +19,14 @@ without parsing the state. They are kept as one JSON text inside the summary, pa
 only by ``due``: a listing reads every summary and needs none of them (``due``, the
 real-time due times, gives its overdue count).
 
+Inbound messages' clocks are not kept one by one (a viral burst brings thousands to one
+incident, and every write recomputes the row): the row keeps the counts the fold keeps
+(``messages``, see engine.incidents.inbound ``tally``), per minute in which waiting
+messages fall due, with and without a recorded breach, and the first such minute with
+one unrecorded (``next``, real time, also in ``next_due_at``). ``due`` reads the incident
+in full when that minute comes; a listing counts a message overdue once its breach is
+recorded or the whole minute it fell due in has passed (``status`` and ``due`` are exact).
+
 A change to what :func:`summary` computes (or to the clocks or fields it reads) bumps
 ``SUMMARY_VERSION``: rows of another version are never used (their incidents are
 read in full, and ``playbook db upgrade`` or the incident's next write replaces
@@ -37,8 +45,8 @@ from ..clocks.ladder import unacknowledged
 from .events import canonical
 
 #: The shape of a summary; see the module docstring before changing it.
-#: 2: the running clocks (``clocks``, a JSON text).
-SUMMARY_VERSION = 2
+#: 2: the running clocks (``clocks``, a JSON text). 3: messages' clocks as counts (``messages``).
+SUMMARY_VERSION = 3
 #: The fields of a clock a summary keeps, in this order (a list per clock, after whether
 #: its breach is recorded): all but the moment asked at, and the escalation (applied
 #: from the state, never from the index). A list, not a mapping, because ``due`` parses
@@ -52,9 +60,11 @@ def summary(state: dict) -> dict:
     Due times of the running clocks do not depend on the moment they are asked at (only
     whether one is overdue does), so they are computed once per write."""
     offset = timedelta(seconds=state.get("sim_offset", 0))
-    running = [c for c in clocks(state, parse_ts(state["started_at"])) if c.met_at is None]
+    running = [c for c in clocks(state, parse_ts(state["started_at"]), messages=False) if c.met_at is None]
     due = sorted(iso_ms(c.due_at - offset) for c in running)
     seen = state.get("breaches", {})
+    messages = _messages(state, offset)
+    first = min(filter(None, (due[0] if due else None, *_message_times(messages, offset))), default=None)
     return {
         "v": SUMMARY_VERSION,
         "id": state["id"],
@@ -67,12 +77,53 @@ def summary(state: dict) -> dict:
         "playbook": state["plan"]["id"],
         "sim_offset": state.get("sim_offset", 0),
         "due": due,
-        "next_due_at": due[0] if due else None,
+        "next_due_at": first,
         "notices": bool(state.get("notifications")),
         # only when true, so that every row written before ladders existed stays current
-        **({"ladders": True} if unacknowledged(state, running) else {}),
+        **({"ladders": True} if unacknowledged(state, running) or _message_ladder(state, messages) else {}),
+        **({"messages": messages} if messages else {}),
         "clocks": _text([_kept(c, breach_key(c) in seen) for c in running]),
     }
+
+
+def _messages(state: dict, offset: timedelta) -> dict | None:
+    """The counts of the waiting messages' clocks, by the minute they fall due in (the
+    incident's own time): ``waiting`` (no breach recorded yet) and ``late`` (recorded),
+    and ``next``: the first minute with a waiting one, in real time. None without any."""
+    from .inbound import tally
+
+    counts = tally(state) if state["status"] != "closed" else []
+    if not counts:
+        return None
+    waiting = [[minute, a] for minute, a, _ in counts if a]
+    return {"next": iso_ms(parse_ts(waiting[0][0]) - offset) if waiting else None, "waiting": waiting,
+            "late": [[minute, b] for minute, _, b in counts if b]}
+
+
+def _message_times(messages: dict | None, offset: timedelta) -> tuple:
+    """When the messages' counts next matter to ``due`` (real time): the first minute with
+    one waiting, and the first with one late (overdue clocks stay due until they end)."""
+    if not messages:
+        return ()
+    late = messages["late"]
+    return messages["next"], late and iso_ms(parse_ts(late[0][0]) - offset)
+
+
+def _message_ladder(state: dict, messages: dict | None) -> bool:
+    """Whether a ladder nobody acknowledged may be climbing for a late message: one holds
+    a message's breach while some waiting message's breach is recorded. (It may be
+    another message's, answered since: then ``due`` opens the incident and climbs nothing.)"""
+    if not messages or not messages["late"]:
+        return False
+    return any(lad["acked"] is None and any(b.startswith("message:") for b in lad["breaches"])
+               for lad in (state.get("ladders") or {}).values())
+
+
+def late_messages(row: dict) -> tuple[int, datetime | None]:
+    """How many waiting messages of a summary have their breach recorded, and the start of
+    the first minute one of them fell due in (the incident's own time)."""
+    late = (row.get("messages") or {}).get("late") or []
+    return sum(n for _, n in late), (parse_ts(late[0][0]) if late else None)
 
 
 def _text(value) -> str:
@@ -96,15 +147,21 @@ def running_clocks(row: dict, now: datetime) -> list[tuple[ClockStatus, bool]]:
 
 
 def overdue(row: dict, now: datetime) -> int:
-    """How many of the incident's running clocks are overdue at ``now`` (real time)."""
-    due = row["due"]
+    """How many of the incident's running clocks are overdue at ``now`` (real time): each
+    message's counted once its breach is recorded or the minute it fell due in is over."""
+    due, messages = row["due"], row.get("messages")
+    count = 0
+    if messages:
+        # minutes are in the incident's own time; a waiting one counts once it is over
+        ended = iso_ms(now.astimezone(timezone.utc) + timedelta(seconds=row["sim_offset"] - 60))
+        count = sum(n for _, n in messages["late"]) + sum(n for m, n in messages["waiting"] if m <= ended)
     if not due:
-        return 0
+        return count
     # The due times are UTC texts of one width (iso_ms), so text order is time order: a
     # listing of thousands compares texts instead of parsing each time.
     text, exact = _moment(now)
-    return sum(1 for d in due if ((d < text or (d == text and not exact)) if len(d) == 24 and d[-1] == "Z"
-                                  else now > parse_ts(d)))
+    return count + sum(1 for d in due if ((d < text or (d == text and not exact)) if len(d) == 24 and d[-1] == "Z"
+                                          else now > parse_ts(d)))
 
 
 @lru_cache(maxsize=4)

@@ -17,7 +17,8 @@ from typing import Iterable
 #: (0.1 stored none) is never trusted or compared: it is refolded from the log, which
 #: is the source of truth, and rewritten at the incident's next write (or by
 #: ``playbook db upgrade``). Bump it whenever ``apply`` changes what it produces.
-PROJECTION_VERSION = 2
+#: 3: ``inbound_clock``, the messages' clocks as counts (engine.incidents.inbound).
+PROJECTION_VERSION = 3
 
 
 def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_place: bool = False) -> dict:

@@ -55,11 +55,11 @@ def _record(request: Request, name: str, body: bytes):
         log.warning("webhook %r from %s refused: %s", name, client, why)
         raise hook.SignatureRefused()
     got = inbound.ingest(app, configured, hook.read_payload(body))
-    if got.state is None:  # no incident of its playbook open: kept for the playbook's monitors
+    if got.incident is None:  # no incident of its playbook open: kept for the playbook's monitors
         return JSONResponse({"incident": None, "kept": got.message, "new": got.new, "monitors": got.monitors,
                              "fired": got.fired["monitor"] if got.fired else None,
                              "paged": [p for p in got.pages if p["ok"]] if got.fired else []},
                             status_code=202 if got.new else 200)
-    return JSONResponse({"incident": got.state["id"], "message": got.message, "new": got.new,
+    return JSONResponse({"incident": got.incident, "message": got.message, "new": got.new,
                          **({"opened_by": got.fired["monitor"]} if got.opened else {})},
                         status_code=201 if got.new else 200)

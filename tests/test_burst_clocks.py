@@ -185,3 +185,22 @@ def test_recording_a_message_reads_no_other_message(cli, store, playbook, monkey
     again = _add(cli, INCIDENT, "--source-id", "3")
     assert "already recorded as M4" in again.stdout
     assert set(looked) <= {"x\x1f3", "M4"}
+
+
+def test_a_burst_missing_its_targets_escalates_once_not_once_per_message(cli, store, playbook):
+    _start(cli, playbook)  # inbound escalate: notify incident_lead, no ladder
+    for n in range(3):
+        _add(cli, INCIDENT, *posted(f"07:0{n}:00"), "--source-id", str(n), "--author", f"@p{n}")
+    result = cli("due")
+    assert result.exit_code == 9
+    escalations = [e.data for e in store.events(INCIDENT) if e.type == "EscalationApplied"
+                   and e.data["clock"].startswith("message:")]
+    assert [(d["clock"], d["label"], d["notify"]) for d in escalations] == [
+        ("message:M1", "reply to M1 (x from @p0) and 2 other message(s)", {"incident_lead": ["alice"]})]
+    breached = [e.data["clock"] for e in store.events(INCIDENT) if e.type == "DeadlineBreached"]
+    assert {"message:M1", "message:M2", "message:M3"} <= set(breached)
+    assert result.stdout.count("!! not delivered: INC-20260314-001 reply to M") == 1  # said once, for the notice
+    notices = store.snapshot(INCIDENT).state["notifications"]
+    assert [n["label"] for n in notices.values() if "message" in n["label"]] == [
+        "reply to M1 (x from @p0) and 2 other message(s)"]
+    assert cli("verify").exit_code == 0

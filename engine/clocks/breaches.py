@@ -160,7 +160,7 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
         now = inc.effective_now(state, clock.now())
         at = utc_now_iso(now)
         seen = state.get("breaches", {})
-        events, started, found = [], {}, []
+        events, started, found, messages = [], {}, [], []
         for c in clocks(state, now):
             if not c.overdue or breach_key(c) in seen:
                 continue
@@ -170,11 +170,14 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
                 "overdue_seconds": int(-c.left.total_seconds()),
             }))
             found.append({"incident": state["id"], "clock": c.key, "label": c.label})
-            if c.escalate:
-                escalation = _escalate(state, c, at, routes, started, now)
-                if escalation[0].data.get("undelivered"):
-                    found[-1]["undelivered"] = escalation[0].data["undelivered"]
-                events.extend(escalation)
+            if c.escalate and c.kind == "message" and not _laddered(state, c):
+                messages.append((c, found[-1]))  # one escalation for all of them, below
+            elif c.escalate:
+                _escalated(events, found[-1], _escalate(state, c, at, routes, started, now))
+        if messages:  # a burst: one notice saying how many, not one per message
+            (c, first), more = messages[0], len(messages) - 1
+            label = f"{c.label} and {more} other message(s)" if more else c.label
+            _escalated(events, first, _escalate(state, c._replace(label=label), at, routes, started, now))
         steps = climb_events(state, now, at, routes, events)
         del recorded[mine:], climbed[climbing:]
         recorded.extend(found)
@@ -182,6 +185,17 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
             "clock", "label", "step", "of", "round", "notify", "undelivered")}} for e in steps)
         return events + steps
     act(store, incident, build)
+
+
+def _laddered(state: dict, c: ClockStatus) -> bool:
+    esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
+    return bool(esc.get("ladder"))
+
+
+def _escalated(events: list[NewEvent], found: dict, escalation: list[NewEvent]) -> None:
+    if escalation[0].data.get("undelivered"):
+        found["undelivered"] = escalation[0].data["undelivered"]
+    events.extend(escalation)
 
 
 def _escalate(state: dict, c: ClockStatus, at: str, routes=None, started=None, now=None) -> list[NewEvent]:

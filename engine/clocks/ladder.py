@@ -67,6 +67,7 @@ def ladder_data(state: dict, c, esc: dict, started: dict[str, str], now: datetim
             (k for k, lad in state.get("ladders", {}).items()
              if lad.get("group") == group and lad["acked"] is None and _running(state, lad, now)), None)
         if joined is not None:
+            started[group] = joined  # the rest of the batch joins it without looking again
             return {"key": joined, "joined": True}
         started[group] = breach_key(c)
     return {"key": breach_key(c), "group": group, "start_at": utc_now_iso(c.due_at),

@@ -6,11 +6,17 @@ before SQLite's own: SQLite's busy handler polls with growing sleeps, so under a
 steady queue of writers an unlucky one could wait out the whole busy timeout (a 503)
 while others kept getting in; threads waiting on a lock are served in turn. Other
 processes on the database still queue in SQLite.
+
+A worker thread's store lives as long as its thread: the server's thread pool lets idle
+workers go and starts new ones under load, so the stores are held weakly (their
+connection closes when its thread's store is dropped) and a server busy for months
+does not run out of file descriptors.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from contextlib import contextmanager
 
 #: The writing methods of a store that take SQLite's write lock.
@@ -25,7 +31,7 @@ class StorePerThread:
         self._shared = is_server_url(location) or location == "memory:"
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list = []
+        self._all: weakref.WeakSet = weakref.WeakSet()  # the live threads' stores, for close()
         self._one = None
         self._writers = threading.RLock()
 
@@ -42,12 +48,12 @@ class StorePerThread:
             store = TakingTurns(open_store(self.location), self._writers)
             self._local.store = store
             with self._lock:
-                self._all.append(store)
+                self._all.add(store)
         return store
 
     def close(self) -> None:
         with self._lock:
-            stores, self._all = self._all + ([self._one] if self._one else []), []
+            stores, self._all = [*self._all, *([self._one] if self._one else [])], weakref.WeakSet()
             self._one = None
             self._local = threading.local()  # an app started again opens new stores, not these
         for store in stores:

@@ -273,3 +273,27 @@ def test_inbound_add_json_gives_the_recorded_message(cli, playbook):
     assert (got["incident"], got["message"], got["new"], got["status"], got["author"]) == (
         INCIDENT, "M1", True, "waiting", "@p")
     assert got["received_at"] == got["posted_at"] == "2026-03-14T09:00:00.000Z"
+
+
+@pytest.mark.parametrize("lang, drafted", [
+    ("es", ["public_ack/x/es/M1"]),
+    ("en-GB", ["public_ack/x/en/M1"]),  # the language's primary subtag
+    ("fr", ["public_ack/x/ar/M1", "public_ack/x/en/M1", "public_ack/x/es/M1"]),  # no text in it: every one
+    (None, ["public_ack/x/ar/M1", "public_ack/x/en/M1", "public_ack/x/es/M1"]),
+])
+def test_a_reply_is_drafted_in_the_messages_language_when_the_template_has_it(cli, store, playbook, lang, drafted):
+    _start(cli, playbook)
+    _add(cli, INCIDENT, *(("--lang", lang) if lang else ()))
+    cli("task", INCIDENT, "confirm_post")
+    cli("advance", INCIDENT, "acknowledge")
+    assert cli("render", INCIDENT, "public_ack", "--reply-to", "M1").exit_code == 0
+    assert sorted(store.snapshot(INCIDENT).state["posts"]) == drafted
+
+
+def test_a_reply_in_a_language_asked_for_is_drafted_in_it(cli, store, playbook):
+    _start(cli, playbook)
+    _add(cli, INCIDENT, "--lang", "es")
+    cli("task", INCIDENT, "confirm_post")
+    cli("advance", INCIDENT, "acknowledge")
+    assert cli("render", INCIDENT, "public_ack", "--reply-to", "M1", "--lang", "en").exit_code == 0
+    assert sorted(store.snapshot(INCIDENT).state["posts"]) == ["public_ack/x/en/M1"]

@@ -77,7 +77,8 @@ def render(store, clock, actor: str, incident: str, template: str, *,
     With `reply_to` (an inbound message, ``M3``), the post answers that message: its id
     ends in the message's (``template/channel/lang/M3``), it records the message, and
     publishing it marks the message answered. It goes to the message's own channel
-    unless `channels` says otherwise."""
+    unless `channels` says otherwise, and in the message's language when the template has
+    it (``en`` for ``en-GB``) unless `langs` says otherwise; in every language otherwise."""
     from .channels import CHANNELS
     from ..format.inputs import resolve
     from .render import context, render_text
@@ -148,6 +149,13 @@ def render(store, clock, actor: str, incident: str, template: str, *,
         if len(channels) > 1:
             raise UsageError("a reply goes out on one channel: give one --channel")
         chosen[:] = list(channels) or [m["source"]]
+        available = spec["channels"].get(chosen[0]) or {}
+        said = (m.get("lang") or "").lower()
+        match = next((lang for lang in available if lang.lower() == said), None) or next(
+            (lang for lang in available if lang.lower() == said.split("-")[0]), None)
+        replying_in[:] = [match] if match and not langs else []
+
+    replying_in: list[str] = []
 
     def _render_one(state, ref, extra, now):
         spec = writing["templates"][template]
@@ -156,7 +164,7 @@ def render(store, clock, actor: str, incident: str, template: str, *,
         for ch in wanted:
             profile = CHANNELS[ch]
             available = spec["channels"][ch]
-            for lang in list(langs) or list(available):
+            for lang in list(langs) or replying_in or list(available):
                 if lang not in available:
                     if langs and len(wanted) > 1:
                         continue  # asked for several channels: render those that have the language
@@ -180,8 +188,8 @@ def render(store, clock, actor: str, incident: str, template: str, *,
                 drafted.append(where)
         return events
 
-    state = act(store, incident, build)
-    return [{"id": pid, **state["posts"][pid]} for pid in drafted]
+    # only the drafted posts are read back (an incident of thousands of messages reads none of them)
+    return act(store, incident, build, read=lambda state: [{"id": pid, **state["posts"][pid]} for pid in drafted])
 
 
 def _drafted(writing: dict, state: dict, post_id: str, template: str, channel: str, lang: str, text,

@@ -269,7 +269,7 @@ templates:
     approval: {all_of: [spokesperson]}
     channels:
       bluesky:
-        en: "We are sorry to hear this. Please contact us privately so that we can help."
+        en: "We are sorry to hear this. Please contact us privately so that we can help: https://stmarys.example.org/contact."
 """
 
 
@@ -307,6 +307,10 @@ def test_a_reply_goes_into_the_thread_of_the_post_it_answers(cli, store, tmp_pat
     mention = {"uri": MENTION_URI, "cid": "bafymention"}
     assert _refs(first["record"]["reply"]) == {"root": mention, "parent": mention}
     assert _refs(second["record"]["reply"]) == {"root": ROOT, "parent": {"uri": REPLY_URI, "cid": "bafyreply"}}
+    text = first["record"]["text"].encode("utf-8")  # the link is a link: its facet names its bytes
+    [facet] = first["record"]["facets"]
+    assert text[facet["index"]["byteStart"]:facet["index"]["byteEnd"]] == b"https://stmarys.example.org/contact"
+    assert [f["uri"] for f in facet["features"]] == ["https://stmarys.example.org/contact"]
     delivered = [e.data["target"] for e in store.events(INCIDENT) if e.type == "PostDelivered"]
     assert delivered[0] == f"bluesky reply to {MENTION_URI} on {pds} (source bluesky)"
     assert PASSWORD not in json.dumps([e.data for e in store.events(INCIDENT)])
@@ -325,3 +329,14 @@ def test_a_reply_the_pds_refuses_is_published_but_not_delivered(cli, store, tmp_
     assert not PDS.created
     types = [e.type for e in store.events(INCIDENT)]
     assert "PostPublished" in types and "DeliveryFailed" in types and "PostDelivered" not in types
+
+
+def test_link_facets_name_utf8_byte_ranges_without_the_closing_punctuation():
+    from engine.sources.bluesky import link_facets
+
+    text = "Lamentamos la situación (ver https://ejemplo.org/a?b=1). Más: http://x.example/ñ, gracias"
+    ranges = [(f["index"]["byteStart"], f["index"]["byteEnd"], f["features"][0]["uri"]) for f in link_facets(text)]
+    data = text.encode("utf-8")
+    assert [(data[a:b].decode("utf-8"), uri) for a, b, uri in ranges] == [
+        ("https://ejemplo.org/a?b=1", "https://ejemplo.org/a?b=1"), ("http://x.example/ñ", "http://x.example/ñ")]
+    assert link_facets("no links here, not even https:// alone") == []

@@ -5,7 +5,9 @@ password, reads ``app.bsky.notification.listNotifications`` and keeps the mentio
 replies; each becomes a message whose source id is the post's AT URI (so a post is
 recorded once) and whose posted-at is the record's ``createdAt``. A reply goes into the
 thread with ``com.atproto.repo.createRecord``: a post whose ``reply`` names the thread's
-root and the answered post (URI and CID, read back with ``com.atproto.repo.getRecord``).
+root and the answered post (URI and CID, read back with ``com.atproto.repo.getRecord``),
+with a link facet for each URL of its text (without one, Bluesky shows a link as plain
+text). Mentions in a reply are left as text: a mention facet needs the handle's DID.
 
 Anything that goes wrong (no answer in time, a refused password, an answer that is not
 what the protocol says) raises :class:`~engine.sources.feed.SourceFailed`, which the
@@ -16,6 +18,7 @@ in) and dropped when a call fails.
 
 from __future__ import annotations
 
+import re
 import threading
 from urllib.parse import quote, unquote
 
@@ -116,6 +119,25 @@ def mentions(url: str, handle: str, password: str, timeout: float, limit: int = 
     return sorted(out, key=lambda m: m["posted_at"] or "")
 
 
+#: a link in a post's text: up to a space, without the punctuation that ends a sentence
+LINK = re.compile(r"https?://[^\s<>\"]+")
+TRAILING = ".,;:!?)]}'\""
+
+
+def link_facets(text: str) -> list[dict]:
+    """Bluesky's rich-text facets for the links in `text` (a link is a link there only
+    when a facet names its UTF-8 byte range): one ``#link`` facet per http(s) URL."""
+    facets = []
+    for found in LINK.finditer(text):
+        link = found.group().rstrip(TRAILING)
+        if "://" not in link or len(link) <= len(link.split("://")[0]) + 3:
+            continue
+        start = len(text[:found.start()].encode("utf-8"))
+        facets.append({"index": {"byteStart": start, "byteEnd": start + len(link.encode("utf-8"))},
+                       "features": [{"$type": "app.bsky.richtext.facet#link", "uri": link}]})
+    return facets
+
+
 def _strong_ref(value) -> dict:
     return {"uri": value.uri, "cid": value.cid}
 
@@ -135,8 +157,9 @@ def reply(url: str, handle: str, password: str, text: str, parent_uri: str, at: 
         def build():
             thread = getattr(parent.value, "reply", None)
             root = _strong_ref(thread.root) if thread is not None else _strong_ref(parent)
+            facets = link_facets(text)
             return {"$type": POST, "text": text, "createdAt": at,
-                    "reply": {"root": root, "parent": _strong_ref(parent)}}
+                    "reply": {"root": root, "parent": _strong_ref(parent)}, **({"facets": facets} if facets else {})}
 
         record = _call(url, "getRecord", build)
         return _call(url, "createRecord", lambda: client.com.atproto.repo.create_record(

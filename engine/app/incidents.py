@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .context import App, acting
 from .principal import Principal
+from .reading import listing, status  # noqa: F401  (their home is engine.app.reading)
 
 
 def __getattr__(name: str):
@@ -67,31 +68,6 @@ def library_playbook(app: App, name: str) -> str:
     if found is None:
         raise NotFound(f"no playbook {name!r} in the library (there are: {', '.join(library(app)) or 'none'})")
     return str(found)
-
-
-def status(app: App, who: Principal, incident: str) -> dict:
-    if app.remote is not None:
-        return app.remote.status(incident)
-    from ..incidents.reading import read_state  # not the service: status loads no writing code
-
-    with acting(who, "read"):
-        return read_state(app.store(read_only=True), incident)
-
-
-def listing(app: App, who: Principal, *, include_closed: bool = False, stage: str | None = None,
-            playbook: str | None = None, full: bool = False) -> list:
-    """The incidents' listing rows (engine.incidents.index), or with `full` their whole states."""
-    from ..incidents import service
-
-    if app.remote is not None:
-        return app.remote.listing(include_closed=include_closed, stage=stage, playbook=playbook, full=full)
-    from ..incidents.index import listed
-
-    with acting(who, "read"):
-        store = app.store(read_only=True)
-        if full:
-            return service.list_incidents(store, include_closed=include_closed, stage=stage, playbook=playbook)
-        return listed(store, include_closed=include_closed, stage=stage, playbook=playbook)
 
 
 def assign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:

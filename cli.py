@@ -23,7 +23,7 @@ from engine.errors import PlaybookError
 COMMANDS = {
     "validate": "playbooks:validate", "schema": "playbooks:schema", "graph": "playbooks:graph",
     "show": "playbooks:show", "playbooks": "playbooks:playbooks_", "init": "playbooks:init",
-    "start": "incidents:start", "status": "incidents:status", "list": "incidents:list_",
+    "start": "incidents:start", "status": "reading:status", "list": "reading:list_",
     "assign": "incidents:assign", "unassign": "incidents:unassign", "task": "incidents:task",
     "note": "incidents:note", "set": "incidents:set_", "advance": "incidents:advance",
     "close": "incidents:close", "reopen": "incidents:reopen", "log": "incidents:log",

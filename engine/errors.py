@@ -27,8 +27,6 @@ server and the command line report one refusal the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 #: exit code -> the HTTP status the server answers with.
 HTTP_STATUS = {1: 500, 2: 400, 3: 422, 4: 404, 5: 403, 6: 409, 7: 409, 8: 503, 9: 409, 10: 502}
@@ -36,6 +34,16 @@ HTTP_STATUS = {1: 500, 2: 400, 3: 422, 4: 404, 5: 403, 6: 409, 7: 409, 8: 503, 9
 #: exit code -> a stable name for the kind of error (the problem's ``type`` ends in it).
 KIND = {1: "internal", 2: "usage", 3: "invalid-playbook", 4: "not-found", 5: "refused", 6: "conflict",
         7: "integrity", 8: "store-unavailable", 9: "overdue", 10: "delivery-failed"}
+
+
+def __getattr__(name: str):
+    """Diagnostic, a playbook problem's record: made only by what reads playbooks, so that
+    every other command (status) does not build its dataclass at start-up."""
+    if name == "Diagnostic":
+        from .diagnostics import Diagnostic
+
+        return Diagnostic
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class PlaybookError(Exception):
@@ -76,44 +84,6 @@ class UsageError(PlaybookError):
     """A command was given a malformed value (for example ``--set x``)."""
 
     exit_code = 2
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """One problem in a playbook, with the place it was found."""
-
-    path: str
-    line: int  # 1-based; 0 when unknown
-    col: int  # 1-based; 0 when unknown
-    field: str  # dotted field path, e.g. "stages.notify.deadline"
-    message: str
-    source_line: str = ""
-    severity: str = "error"  # or "warning": reported, but the playbook still loads
-    check: str = ""  # the public-text check that found it (confirms_care, ...), if any
-
-    def location(self) -> str:
-        if self.line:
-            return f"{self.path}:{self.line}:{self.col}"
-        return self.path
-
-    def format(self) -> str:
-        label = f"{self.severity} [{self.check}]: " if self.check else ""
-        head = f"{self.location()}: {self.field + ': ' if self.field else ''}{label}{self.message}"
-        if not self.source_line:
-            return head
-        caret = " " * max(self.col - 1, 0) + "^"
-        return f"{head}\n    {self.source_line}\n    {caret}"
-
-    def to_json(self) -> dict:
-        return {
-            "path": self.path,
-            "line": self.line,
-            "col": self.col,
-            "field": self.field,
-            "message": self.message,
-            "severity": self.severity,
-            **({"check": self.check} if self.check else {}),
-        }
 
 
 class PlaybookInvalid(PlaybookError):

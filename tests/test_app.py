@@ -211,6 +211,48 @@ def test_help_lists_every_command_without_running_any(cli):
     assert cli("no-such-command").exit_code == 2
 
 
+def test_help_gives_every_command_its_short_help(cli):
+    """The commands' modules load only when one runs, but `--help` still lists each command,
+    in order, with the start of its own help text."""
+    from cli import COMMANDS, main
+
+    result = cli("--help")
+    assert result.exit_code == 0
+    listed = [line.split(None, 1) for line in result.output.split("Commands:\n", 1)[1].splitlines() if line.strip()]
+    assert [name for name, _ in listed] == list(COMMANDS)
+    for name, shown in listed:
+        own = main.get_command(None, name).get_short_help_str(limit=1000)
+        assert shown.strip() and own.startswith(shown.strip().removesuffix("...")), (name, shown, own)
+
+
+#: What `status INCIDENT` must not load: the writing side (the service, building and appending
+#: events, the index row, the ladders and roster, the policy), the other commands and use
+#: cases, and what only reading a playbook needs. Without cached bytecode every module loaded
+#: is compiled on each start, which is most of status's start-up time.
+NOT_FOR_STATUS = (
+    "engine.incidents.service", "engine.incidents.act", "engine.incidents.index", "engine.incidents.policy",
+    "engine.incidents.machine", "engine.incidents.monitors", "engine.incidents.event_types",
+    "engine.clocks.ladder", "engine.clocks.roster", "engine.clocks.breaches",
+    "engine.cli.incidents", "engine.cli.clocks", "engine.app.incidents", "engine.app.starting",
+    "engine.app.remote", "engine.diagnostics", "engine.format.loader", "engine.posts", "engine.audit",
+)
+
+
+def test_status_loads_no_writing_code(tmp_path, cli):
+    from conftest import VIRAL_START
+
+    assert cli(*VIRAL_START).exit_code == 0
+    code = ("import sys\nfrom cli import main\n"
+            "try:\n    main(['status', sys.argv[1], '--db', sys.argv[2], '--as', 'alice'])\n"
+            "except SystemExit:\n    pass\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({NOT_FOR_STATUS!r})))")
+    out = subprocess.run([sys.executable, "-c", code, INC, str(cli.db)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60, env={"PATH": "", "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "Stage:" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_due_json_keeps_its_shape(cli):
     """`due --json` is built from the application's typed result."""
     from conftest import VIRAL_START

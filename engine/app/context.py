@@ -99,7 +99,7 @@ def acting(who: Principal, scope: str) -> Iterator[str]:
     """Run a use case as `who`: refused if their token does not allow `scope`; every event
     they cause records how they were authenticated (``auth``, unless asserted). Yields
     the name the domain checks roles against."""
-    from ..incidents.act import authenticated_as
+    from ..incidents.reading import authenticated_as
 
     if not who.allows(scope):
         raise Refused(f"this token's scope is {who.scope}; {scope!r} needs a token with that scope or more",

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..incidents import service
-from ..incidents.policy import scope_of
 from .context import App, acting
 from .principal import Principal
+from .reading import listing, status  # noqa: F401  (their home is engine.app.reading)
 
 
 def __getattr__(name: str):
@@ -26,6 +25,9 @@ def __getattr__(name: str):
 
 
 def start(app: App, who: Principal, request: StartRequest) -> Started:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.start(request)
     from .starting import Started
@@ -68,28 +70,10 @@ def library_playbook(app: App, name: str) -> str:
     return str(found)
 
 
-def status(app: App, who: Principal, incident: str) -> dict:
-    if app.remote is not None:
-        return app.remote.status(incident)
-    with acting(who, "read"):
-        return service.status(app.store(read_only=True), incident)
-
-
-def listing(app: App, who: Principal, *, include_closed: bool = False, stage: str | None = None,
-            playbook: str | None = None, full: bool = False) -> list:
-    """The incidents' listing rows (engine.incidents.index), or with `full` their whole states."""
-    if app.remote is not None:
-        return app.remote.listing(include_closed=include_closed, stage=stage, playbook=playbook, full=full)
-    from ..incidents.index import listed
-
-    with acting(who, "read"):
-        store = app.store(read_only=True)
-        if full:
-            return service.list_incidents(store, include_closed=include_closed, stage=stage, playbook=playbook)
-        return listed(store, include_closed=include_closed, stage=stage, playbook=playbook)
-
-
 def assign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.assign(incident, role, person)
     app.check_people([person])
@@ -98,6 +82,9 @@ def assign(app: App, who: Principal, incident: str, role: str, person: str) -> d
 
 
 def unassign(app: App, who: Principal, incident: str, role: str, person: str) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.unassign(incident, role, person)
     with acting(who, scope_of("unassign")) as actor:
@@ -105,6 +92,9 @@ def unassign(app: App, who: Principal, incident: str, role: str, person: str) ->
 
 
 def task(app: App, who: Principal, incident: str, name: str, *, done: bool = True) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.task(incident, name, done=done)
     with acting(who, scope_of("task")) as actor:
@@ -112,6 +102,9 @@ def task(app: App, who: Principal, incident: str, name: str, *, done: bool = Tru
 
 
 def note(app: App, who: Principal, incident: str, text: str) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.note(incident, text)
     with acting(who, scope_of("note")) as actor:
@@ -119,6 +112,9 @@ def note(app: App, who: Principal, incident: str, text: str) -> dict:
 
 
 def set_inputs(app: App, who: Principal, incident: str, values: dict[str, str]) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.set_inputs(incident, values)
     with acting(who, scope_of("set")) as actor:
@@ -126,6 +122,9 @@ def set_inputs(app: App, who: Principal, incident: str, values: dict[str, str]) 
 
 
 def advance(app: App, who: Principal, incident: str, trigger: str, reason: str | None = None) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.advance(incident, trigger, reason)
     with acting(who, scope_of("advance")) as actor:
@@ -134,6 +133,9 @@ def advance(app: App, who: Principal, incident: str, trigger: str, reason: str |
 
 def close(app: App, who: Principal, incident: str, trigger: str | None = None,
           reason: str | None = None) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.close_incident(incident, trigger, reason)
     with acting(who, scope_of("close")) as actor:
@@ -142,6 +144,9 @@ def close(app: App, who: Principal, incident: str, trigger: str | None = None,
 
 def reopen(app: App, who: Principal, incident: str, trigger: str | None = None,
            reason: str | None = None) -> dict:
+    from ..incidents import service
+    from ..incidents.policy import scope_of
+
     if app.remote is not None:
         return app.remote.reopen(incident, trigger, reason)
     with acting(who, scope_of("reopen")) as actor:
@@ -150,6 +155,8 @@ def reopen(app: App, who: Principal, incident: str, trigger: str | None = None,
 
 def log(app: App, who: Principal, incident: str):
     """The incident's events, oldest first (an iterator: memory stays flat)."""
+    from ..incidents import service
+
     if app.remote is not None:
         return app.remote.log(incident)
     with acting(who, "read"):

@@ -10,7 +10,6 @@ sees. Who may act is asked of :mod:`engine.incidents.policy` inside `build`.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import replace
 from typing import Callable
 
@@ -18,11 +17,7 @@ from ..errors import NotFound
 from . import state as inc
 from .events import NewEvent, utc_now_iso
 from .index import summary
-
-#: The authenticated principal the current use case runs as (set by the application
-#: layer, engine.app.context.acting; None for an asserted name). Its events record how
-#: that person was authenticated.
-authenticated_as: ContextVar = ContextVar("authenticated_as", default=None)
+from .reading import authenticated_as, read_state  # noqa: F401  (their home is engine.incidents.reading)
 
 
 def stamped(events: list[NewEvent]) -> list[NewEvent]:
@@ -94,11 +89,3 @@ def checked_state(store, incident: str, projection: dict) -> dict:
         raise IntegrityError(f"incident {incident}: its stored state differs from the state folded from its "
                              "log (edited?), so nothing is released; run playbook verify")
     return state
-
-
-def read_state(store, incident: str) -> dict:
-    """The incident's current state for reading, or NotFound."""
-    snap = store.snapshot(incident)
-    if snap is None:
-        raise NotFound(f"no incident {incident!r} in this database (see: playbook list --all)")
-    return inc.current_state(store, snap)

@@ -22,7 +22,7 @@ def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
     if items and not as_json:  # one write: thousands of overdue items are not thousands of writes
         click.echo(local(ctx, "\n".join(f"{i.incident:<18} {'DRILL ' if i.drill else ''}{i.clock.label:<36} "
                                         f"{i.clock.describe()}" for i in items)))
-    for r in ([] if as_json else result.recorded):
+    for r in ([] if as_json else recorded_lines(result.recorded)):
         click.echo(f"recorded: {r['incident']} missed {r['label']}")
         for why in r.get("undelivered", []):
             click.echo(f"!! not delivered: {r['incident']} {r['label']}: {why}")
@@ -38,6 +38,34 @@ def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
                    f"!! notice for {n['incident']} {n['label']} to {n['target']} FAILED (retried next check): {n['error']}")
     if result.overdue:
         raise Overdue(f"{result.overdue} item(s) overdue")
+
+
+def recorded_lines(recorded: list[dict]) -> list[dict]:
+    """What ``due`` says it recorded: each missed clock, but an incident's missed messages
+    as one (a burst is thousands; ``--json`` lists every one), in the order recorded."""
+    out, messages = [], {}
+    for r in recorded:
+        if not r["clock"].startswith("message:"):
+            out.append(r)
+        elif r["incident"] in messages:
+            messages[r["incident"]].append(r)
+        else:
+            messages[r["incident"]] = [r]
+            out.append(r["incident"])  # its place
+    shown = []
+    for r in out:
+        if isinstance(r, dict):
+            shown.append(r)
+            continue
+        group = messages[r]
+        if len(group) == 1:
+            shown.append(group[0])
+            continue
+        ids = sorted((g["clock"][len("message:"):] for g in group), key=lambda m: (len(m), m))  # M2 before M10
+        named = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        shown.append({"incident": r, "label": f"the reply target of {len(ids)} messages ({named})",
+                      "undelivered": [w for g in group for w in g.get("undelivered", [])]})
+    return shown
 
 
 @click.command()

@@ -174,8 +174,8 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
                 messages.append((c, found[-1]))  # one escalation for all of them, below
             elif c.escalate:
                 _escalated(events, found[-1], _escalate(state, c, at, routes, started, now))
-        if messages:  # a burst: one notice saying how many, not one per message
-            (c, first), more = messages[0], len(messages) - 1
+        if messages:  # a burst: one notice saying how many, not one per message; named by the first due
+            (c, first), more = min(messages, key=lambda m: (m[0].due_at, len(m[0].key), m[0].key)), len(messages) - 1
             label = f"{c.label} and {more} other message(s)" if more else c.label
             _escalated(events, first, _escalate(state, c._replace(label=label), at, routes, started, now))
         steps = climb_events(state, now, at, routes, events)

@@ -17,13 +17,18 @@ from typing import Iterable
 #: (0.1 stored none) is never trusted or compared: it is refolded from the log, which
 #: is the source of truth, and rewritten at the incident's next write (or by
 #: ``playbook db upgrade``). Bump it whenever ``apply`` changes what it produces.
-PROJECTION_VERSION = 2
+#: 3: what the clocks need of publications, kept by the fold (engine.incidents.event_types:
+#: ``cadence``, ``first_published``, each visit's ``updates``).
+PROJECTION_VERSION = 3
 
 
 def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_place: bool = False) -> dict:
     """The state after one event. Never mutates its input, unless `in_place` (replay)."""
     if type == "IncidentStarted":
         plan = data["plan"]
+        from .event_types import visit_updates
+
+        cadence = {"upto": at, "last": None, "prior": None, "at_last": 0}
         return {
             "v": PROJECTION_VERSION,
             "id": data["incident"],
@@ -36,7 +41,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
             "started_by": actor,
             "stage": plan["initial"],
             "stage_entered_at": at,
-            "visits": [{"stage": plan["initial"], "entered_at": at, "left_at": None, "first_public_at": None}],
+            "visits": [{"stage": plan["initial"], "entered_at": at, "left_at": None, "first_public_at": None,
+                        **visit_updates(plan, plan["initial"], at, cadence)}],
             "severity_history": [{"at": at, "severity": data["severity"]}],
             "inputs": dict(data["inputs"]),
             "roles": {},
@@ -46,6 +52,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
             "published": {},
             "approved": {},
             "public_posts": {"count": 0, "first_at": None, "last_at": None, "last_in_stage_at": None},
+            "first_published": {},
+            "cadence": cadence,
             "closed_at": None,
             "breaches": {},
             "sim_offset": 0,

@@ -236,10 +236,10 @@ def _delivered(ok: bool):
 #   both included, as the clocks count it.
 # * ``s["cadence"]``: what those need as the log goes on: the latest moment a stage was
 #   entered or a public post published (``upto``), the latest public publication
-#   (``last``), the one before it (``prior``) and how many happened at ``last``
-#   (``at_last``). Kept while those moments come in time order, which is what makes the
-#   values above exact; None once one comes earlier than one before it (a clock set
-#   back), and then the clocks read the posts, as they did before these were kept.
+#   (``last``) and the latest one before that moment (``prior``). Kept while those
+#   moments come in time order, which is what makes the values above exact; None once
+#   one comes earlier than one before it (a clock set back), and then the clocks read
+#   the posts, as they did before these were kept.
 
 
 def _entered(s: dict, stage: str, at: str) -> dict:
@@ -264,21 +264,21 @@ def visit_updates(plan: dict, stage: str, at: str, cadence: dict) -> dict:
     last = cadence["last"]
     kept = {"before": (last if last < at else cadence["prior"]) if last is not None else None,
             "last": None, "gap": None, "late": 0}
-    if last == at:  # published at the very moment of the entry, just before it: during the visit
-        _mark(kept, at, spec["updates"]["seconds"], at, cadence["at_last"])
+    if last == at:
+        # published at the very moment of the entry, just before it: during the visit (the
+        # others at that moment add gaps of nothing, never the longest nor late)
+        _mark(kept, at, spec["updates"]["seconds"], at)
     return {"updates": kept}
 
 
-def _mark(kept: dict, at: str, every: int, entered: str, times: int = 1) -> None:
-    """A public publication at `at` (`times` of them) during the visit entered at `entered`
-    that `kept` describes: the gap since the one before (or since `before`, else the entry)."""
+def _mark(kept: dict, at: str, every: int, entered: str) -> None:
+    """A public publication at `at` during the visit entered at `entered` that `kept`
+    describes: the gap since the one before (or since ``before``, else the entry)."""
     since = kept["last"] or kept["before"] or entered
     gap = (inc.parse_time(at) - inc.parse_time(since)).total_seconds()
     kept["last"] = at
     kept["gap"] = gap if kept["gap"] is None else max(kept["gap"], gap)
     kept["late"] += gap > every
-    if times > 1:  # the others at the same moment: gaps of nothing
-        kept["gap"] = max(kept["gap"], 0.0)
 
 
 def _public(s: dict, at: str) -> None:
@@ -297,9 +297,7 @@ def _public(s: dict, at: str) -> None:
         if "updates" in visit:
             _mark(visit["updates"], at, plan["stages"][visit["stage"]]["updates"]["seconds"], visit["entered_at"])
     if c["last"] is None or c["last"] < at:
-        c["prior"], c["last"], c["at_last"] = c["last"], at, 1
-    else:
-        c["at_last"] += 1
+        c["prior"], c["last"] = c["last"], at
 
 
 # -- descriptions ---------------------------------------------------------------------------

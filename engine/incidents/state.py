@@ -28,7 +28,7 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
         plan = data["plan"]
         from .event_types import visit_updates
 
-        cadence = {"upto": at, "last": None, "prior": None, "at_last": 0}
+        cadence = {"upto": at, "last": None, "prior": None}
         return {
             "v": PROJECTION_VERSION,
             "id": data["incident"],

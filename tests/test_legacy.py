@@ -13,6 +13,7 @@ import sqlite3
 import pytest
 
 from conftest import ROOT, Cli
+from engine.incidents.state import PROJECTION_VERSION
 
 DATA = ROOT / "tests" / "data" / "legacy-0.1"
 
@@ -52,7 +53,7 @@ def test_the_next_write_rebuilds_an_old_projection_and_approvals_still_work(lega
     db = tmp_path / "incidents.db"
     assert _stored_versions(db) == {"INC-20260314-001": None, "DRILL-20260314-001": None}
     assert legacy("note", "INC-20260314-001", "after the upgrade").exit_code == 0
-    assert _stored_versions(db)["INC-20260314-001"] == 2
+    assert _stored_versions(db)["INC-20260314-001"] == PROJECTION_VERSION
     assert legacy("render", "INC-20260314-001", "private_reply", "--channel", "email", "--lang", "en",
                   "--set", "patient_name=Jane", "--as", "carol").exit_code == 0
     assert legacy("approve", "INC-20260314-001", "private_reply/email/en", "--version", "1",
@@ -68,7 +69,7 @@ def test_db_upgrade_rebuilds_every_old_projection_from_the_log(legacy, tmp_path)
     result = legacy("db", "upgrade", "--db", str(tmp_path / "incidents.db"))
     assert result.exit_code == 0, result.output
     assert "rebuilt 2 incident projection(s) from the log" in result.output
-    assert set(_stored_versions(tmp_path / "incidents.db").values()) == {2}
+    assert set(_stored_versions(tmp_path / "incidents.db").values()) == {PROJECTION_VERSION}
     assert "every incident projection is current" in legacy("db", "upgrade", "--db", str(tmp_path / "incidents.db")).output
     assert legacy("verify").exit_code == 0
 

@@ -147,8 +147,16 @@ def visits(state: dict) -> list[dict]:
              "first_public_at": state["public_posts"].get("last_in_stage_at")}]
 
 
-def public_times(state: dict) -> list[str]:
-    """When each public publication happened, oldest first."""
+def public_times(state: dict) -> list[str] | None:
+    """When each public publication happened, oldest first; None when the fold kept what
+    the update clocks need of them in each visit (engine.incidents.event_types: a state
+    whose moments came in time order), so that no clock reads the posts."""
+    if state.get("cadence") is not None and state.get("visits"):
+        return None
+    return _scanned_public_times(state)
+
+
+def _scanned_public_times(state: dict) -> list[str]:
     return sorted(p["at"] for post in state["posts"].values() if post["public"] for p in post["published"])
 
 
@@ -209,6 +217,9 @@ def _until(state: dict, until) -> tuple[str | None, str]:
         return state["public_posts"]["first_at"], "first public post"
     if "published" in until:
         t = until["published"]
+        first = state.get("first_published")
+        if first is not None:  # kept by the fold
+            return first.get(t), f"{t} published"
         times = [p["at"] for post in state["posts"].values() if post["template"] == t for p in post["published"]]
         return (min(times) if times else None), f"{t} published"
     stage = until["reached"]
@@ -232,7 +243,9 @@ def _targets(state: dict, now: datetime) -> list[ClockStatus]:
     return out
 
 
-def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, pubs: list[str]) -> list[ClockStatus]:
+def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int,
+                  pubs: list[str] | None) -> list[ClockStatus]:
+    """The clocks of one stage visit; `pubs`: :func:`public_times`."""
     plan = state["plan"]
     sid = visit["stage"]
     stage = plan["stages"][sid]
@@ -258,26 +271,38 @@ def _stage_clocks(state: dict, now: datetime, n: int, visit: dict, count: int, p
             out.append(c)
     updates = stage["updates"]
     if updates is not None:
-        entered = visit["entered_at"]
-        before = [t for t in pubs if t < entered]
-        start = before[-1] if before else entered
-        during = [t for t in pubs if entered <= t and (end is None or t <= end)]
-        marks = [start, *during]
-        gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(marks, marks[1:])]
-        final = (parse_ts(end) if end else now) - parse_ts(marks[-1])
         every = updates["seconds"]
-        late = sum(1 for g in gaps if g > every)
-        since = "the last public update" if len(marks) > 1 or before else f"entering {sid}"
+        kept = visit.get("updates") if pubs is None else None
+        if kept is None:  # not kept by the fold: from every public publication
+            kept = cadence(visit["entered_at"], end, every, _scanned_public_times(state) if pubs is None else pubs)
+        last = kept["last"] or kept["before"] or visit["entered_at"]  # the last mark: what the next counts from
+        final = (parse_ts(end) if end else now) - parse_ts(last)
+        since = "the last public update" if kept["last"] or kept["before"] else f"entering {sid}"
         result = None
         if end is not None:
-            result = "missed" if final.total_seconds() > every else ("met_late" if late else "met_on_time")
+            result = "missed" if final.total_seconds() > every else ("met_late" if kept["late"] else "met_on_time")
         out.append(ClockStatus(
             f"stage:{sid}:update", f"next public update (every {format_duration(timedelta(seconds=every))})",
-            parse_ts(marks[-1]) + timedelta(seconds=every), None, now, updates["escalate"], kind="updates",
-            stage=sid, visit=count, anchor=since, anchor_at=marks[-1],
-            closed_at=end if end else None, every_seconds=every, late_updates=late,
-            gap_seconds=max(gaps) if gaps else None, result=result))
+            parse_ts(last) + timedelta(seconds=every), None, now, updates["escalate"], kind="updates",
+            stage=sid, visit=count, anchor=since, anchor_at=last,
+            closed_at=end if end else None, every_seconds=every, late_updates=kept["late"],
+            gap_seconds=kept["gap"], result=result))
     return out
+
+
+def cadence(entered: str, end: str | None, every: int, pubs: list[str]) -> dict:
+    """What a visit's update clock needs of the public publications `pubs` (oldest first),
+    in the shape the fold keeps it (engine.incidents.event_types ``visit["updates"]``): the
+    last one before the visit was entered, the last during it (entry to `end`, both
+    included), the longest gap between the marks (that one before, else the entry, then
+    each during) and how many gaps were longer than `every`."""
+    before = [t for t in pubs if t < entered]
+    start = before[-1] if before else entered
+    during = [t for t in pubs if entered <= t and (end is None or t <= end)]
+    marks = [start, *during]
+    gaps = [(parse_ts(b) - parse_ts(a)).total_seconds() for a, b in zip(marks, marks[1:])]
+    return {"before": before[-1] if before else None, "last": during[-1] if during else None,
+            "gap": max(gaps) if gaps else None, "late": sum(1 for g in gaps if g > every)}
 
 
 def ledger(state: dict, now: datetime) -> list[ClockStatus]:

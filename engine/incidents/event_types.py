@@ -131,7 +131,8 @@ def _stage_changed(s, at, actor, d):
     s["stage_entered_at"] = at
     if s.get("visits"):
         s["visits"][-1]["left_at"] = at
-        s["visits"].append({"stage": d["to"], "entered_at": at, "left_at": None, "first_public_at": None})
+        s["visits"].append({"stage": d["to"], "entered_at": at, "left_at": None, "first_public_at": None,
+                            **_entered(s, d["to"], at)})
     s["public_posts"]["last_in_stage_at"] = None
     if s["plan"]["transitions"].get(d["trigger"], {}).get("reopen"):
         # reopened for new facts: the checklists start again, and posts and approvals
@@ -145,6 +146,13 @@ def _stage_changed(s, at, actor, d):
 
 def _post_drafted(s, at, actor, d):
     old = s["posts"].get(d["post"], {})
+    if old.get("published"):
+        # the clocks count a post's publications by what its latest version says: a change
+        # to it changes every earlier publication, which the kept times cannot follow
+        if old["public"] != d["public"]:
+            s["cadence"] = None
+        if old["template"] != d["template"]:
+            s["first_published"] = None
     # everyone who wrote a version since the post was last approved: none of them may
     # approve it (an edit by someone else must not launder another's text)
     writers = [actor]
@@ -193,6 +201,9 @@ def _post_published(s, at, actor, d):
     post["published"].append({"version": d["version"], "at": at, "by": actor, "outbox": d["outbox"],
                               "sha256": d["sha256"], "text": post["text"]})
     s["published"][post["template"]] = at
+    first = s.get("first_published")
+    if first is not None and (post["template"] not in first or at < first[post["template"]]):
+        first[post["template"]] = at
     if post.get("reply_to"):
         from .inbound import apply_reply
 
@@ -205,6 +216,7 @@ def _post_published(s, at, actor, d):
         pp["last_in_stage_at"] = at
         if s.get("visits") and s["visits"][-1]["first_public_at"] is None:
             s["visits"][-1]["first_public_at"] = at
+        _public(s, at)
 
 
 def _delivered(ok: bool):
@@ -212,6 +224,84 @@ def _delivered(ok: bool):
         s["posts"][d["post"]]["deliveries"].append({"version": d["version"], "at": at, "ok": ok,
                                                     "target": d.get("target", ""), "error": d.get("error", "")})
     return fold
+
+
+# -- what the update clocks need of publications ----------------------------------------
+# The clocks (engine.clocks.deadlines) ask of every publication only this, kept here so
+# that no write reads the posts (each its own stored row, holding every version):
+#
+# * ``s["first_published"]``: {template: when a post of it was first published}
+#   (the ``published:`` targets); None once a post changed template (see _post_drafted).
+# * per visit of a stage with an update clock (not terminal), ``visit["updates"]``: the last
+#   public publication before the visit was entered (``before``), the last one during
+#   it (``last``), the longest gap between the public posts of the visit (from ``before``,
+#   else the entry; ``gap``, seconds) and how many of those gaps were longer than the
+#   stage's ``every`` (``late``). "During" is from the entry to the moment it was left,
+#   both included, as the clocks count it.
+# * ``s["cadence"]``: what those need as the log goes on: the latest moment a stage was
+#   entered or a public post published (``upto``), the latest public publication
+#   (``last``) and the latest one before that moment (``prior``). Kept while those
+#   moments come in time order, which is what makes the values above exact; None once
+#   one comes earlier than one before it (a clock set back), and then the clocks read
+#   the posts, as they did before these were kept.
+
+
+def _entered(s: dict, stage: str, at: str) -> dict:
+    """The new visit's ``updates`` record (if its stage has an update clock), as the
+    publications so far make it; the visit is entered at `at`."""
+    c = s.get("cadence")
+    if c is None:
+        return {}
+    if at < c["upto"]:
+        s["cadence"] = None
+        return {}
+    c["upto"] = at
+    return visit_updates(s["plan"], stage, at, c)
+
+
+def visit_updates(plan: dict, stage: str, at: str, cadence: dict) -> dict:
+    """``{"updates": ...}`` for a visit of `stage` entered at `at` (empty: the stage has no
+    update clock or is terminal), given ``cadence`` up to that moment (see above)."""
+    spec = plan["stages"][stage]
+    if spec.get("terminal") or spec.get("updates") is None:
+        return {}
+    last = cadence["last"]
+    kept = {"before": (last if last < at else cadence["prior"]) if last is not None else None,
+            "last": None, "gap": None, "late": 0}
+    if last == at:
+        # published at the very moment of the entry, just before it: during the visit (the
+        # others at that moment add gaps of nothing, never the longest nor late)
+        _mark(kept, at, spec["updates"]["seconds"], at)
+    return {"updates": kept}
+
+
+def _mark(kept: dict, at: str, every: int, entered: str) -> None:
+    """A public publication at `at` during the visit entered at `entered` that `kept`
+    describes: the gap since the one before (or since ``before``, else the entry)."""
+    since = kept["last"] or kept["before"] or entered
+    gap = (inc.parse_time(at) - inc.parse_time(since)).total_seconds()
+    kept["last"] = at
+    kept["gap"] = gap if kept["gap"] is None else max(kept["gap"], gap)
+    kept["late"] += gap > every
+
+
+def _public(s: dict, at: str) -> None:
+    """A public post was published at `at`: every visit it falls within gets its mark."""
+    c = s.get("cadence")
+    if c is None:
+        return
+    if at < c["upto"]:
+        s["cadence"] = None
+        return
+    c["upto"] = at
+    plan = s["plan"]
+    for visit in reversed(s["visits"]):
+        if visit["left_at"] is not None and visit["left_at"] < at:
+            break  # left before: so were all the earlier ones
+        if "updates" in visit:
+            _mark(visit["updates"], at, plan["stages"][visit["stage"]]["updates"]["seconds"], visit["entered_at"])
+    if c["last"] is None or c["last"] < at:
+        c["prior"], c["last"] = c["last"], at
 
 
 # -- descriptions ---------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from typing import Iterable
 #: (0.1 stored none) is never trusted or compared: it is refolded from the log, which
 #: is the source of truth, and rewritten at the incident's next write (or by
 #: ``playbook db upgrade``). Bump it whenever ``apply`` changes what it produces.
-#: 3: ``inbound_clock``, the messages' clocks as counts (engine.incidents.inbound).
+#: 3: what the clocks need, kept by the fold: of publications (engine.incidents.event_types:
+#: ``cadence``, ``first_published``, each visit's ``updates``) and the messages' clocks as
+#: counts (``inbound_clock``, engine.incidents.inbound).
 PROJECTION_VERSION = 3
 
 
@@ -25,6 +27,9 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
     """The state after one event. Never mutates its input, unless `in_place` (replay)."""
     if type == "IncidentStarted":
         plan = data["plan"]
+        from .event_types import visit_updates
+
+        cadence = {"upto": at, "last": None, "prior": None}
         return {
             "v": PROJECTION_VERSION,
             "id": data["incident"],
@@ -37,7 +42,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
             "started_by": actor,
             "stage": plan["initial"],
             "stage_entered_at": at,
-            "visits": [{"stage": plan["initial"], "entered_at": at, "left_at": None, "first_public_at": None}],
+            "visits": [{"stage": plan["initial"], "entered_at": at, "left_at": None, "first_public_at": None,
+                        **visit_updates(plan, plan["initial"], at, cadence)}],
             "severity_history": [{"at": at, "severity": data["severity"]}],
             "inputs": dict(data["inputs"]),
             "roles": {},
@@ -47,6 +53,8 @@ def apply(state: dict | None, type: str, at: str, actor: str, data: dict, *, in_
             "published": {},
             "approved": {},
             "public_posts": {"count": 0, "first_at": None, "last_at": None, "last_in_stage_at": None},
+            "first_published": {},
+            "cadence": cadence,
             "closed_at": None,
             "breaches": {},
             "sim_offset": 0,

@@ -12,7 +12,7 @@ the same run, because these machines are shared and noisy):
   events (target <= 12x) and ``report 10k s`` (< 2);
 * ``append realistic/raw``: single-event transactions through the store on an incident
   holding 1,000 published post versions vs raw sqlite3 single-row commits at the same
-  durability (target >= 0.5); ``note realistic/raw`` is the whole ``service.note`` use case;
+  durability (target >= 0.5); ``note realistic/raw`` is the whole ``service.note`` use case as ``playbook note`` runs it;
 * ``verify 1M/sha256sum``: plain ``playbook verify`` (every hash and link, and the
   refold and rules replay of the incidents changed since the last checkpoint) of
   1,000,000 events vs ``sha256sum`` over the same events as JSON Lines (target <= 4),
@@ -673,7 +673,7 @@ class Bench:
                 clock = FixedClock(start)
                 t = time.perf_counter()
                 for i in range(n):
-                    service.note(store, clock, "alice", incident, f"{NOTE} (note {i})")
+                    service.note(store, clock, "alice", incident, f"{NOTE} (note {i})", answer=False)  # as the CLI
                 rates["note"].append(n / (time.perf_counter() - t))
             finally:
                 store.close()

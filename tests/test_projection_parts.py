@@ -308,3 +308,25 @@ def test_a_replaced_message_is_written_and_one_only_read_is_not(tmp_path):
         assert stored == {"M1": '{"s":"waiting","mark":1}', "M2": '{"s":"handled"}', "M3": '{"s":"waiting"}'}
     finally:
         store.close()
+
+
+def test_a_note_from_the_command_line_reads_no_post(cli, monkeypatch):
+    """``playbook note`` shows nothing of the state after it, so it reads none of the
+    posts (each holding every version of it): its cost does not grow with them."""
+    from conftest import VIRAL_START
+    from engine.store import parts
+
+    inc = "INC-20260314-001"
+    for args in (VIRAL_START, ("task", inc, "confirm_post", "--as", "alice"), ("advance", inc, "acknowledge", "--as", "alice"),
+                 ("render", inc, "public_ack", "--as", "alice")):
+        assert cli(*args).exit_code == 0
+    looked: list = []
+    real = parts.LazyParts._load
+
+    def load(self, keys):
+        looked.extend((self.part, k) for k in keys)
+        return real(self, keys)
+    monkeypatch.setattr(parts.LazyParts, "_load", load)
+    assert cli("note", inc, "called the ward", "--as", "alice").stdout == f"{inc}: note added.\n"
+    assert looked == []
+    assert cli("status", inc, "--json").exit_code == 0  # the API and --json callers still get the whole state

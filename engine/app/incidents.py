@@ -101,14 +101,15 @@ def task(app: App, who: Principal, incident: str, name: str, *, done: bool = Tru
         return service.task(app.store(), app.clock, actor, incident, name, done=done)
 
 
-def note(app: App, who: Principal, incident: str, text: str) -> dict:
+def note(app: App, who: Principal, incident: str, text: str, *, answer: bool = True) -> dict | None:
+    """Add a note; the state after it (None without `answer`, where the caller shows none)."""
     from ..incidents import service
     from ..incidents.policy import scope_of
 
     if app.remote is not None:
         return app.remote.note(incident, text)
     with acting(who, scope_of("note")) as actor:
-        return service.note(app.store(), app.clock, actor, incident, text)
+        return service.note(app.store(), app.clock, actor, incident, text, answer=answer)
 
 
 def set_inputs(app: App, who: Principal, incident: str, values: dict[str, str]) -> dict:

@@ -126,7 +126,7 @@ def note(ctx, incident, text, db, actor):
     from engine.app import incidents
 
     handle = app(ctx, db)
-    incidents.note(handle, who(handle, actor), incident, text)
+    incidents.note(handle, who(handle, actor), incident, text, answer=False)
     click.echo(f"{incident}: note added.")
 
 

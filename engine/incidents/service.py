@@ -197,7 +197,9 @@ def task(store, clock, actor: str, incident: str, name: str, *, done: bool = Tru
     return act(store, incident, build)
 
 
-def note(store, clock, actor: str, incident: str, text: str) -> dict:
+def note(store, clock, actor: str, incident: str, text: str, *, answer: bool = True) -> dict | None:
+    """Add a note; the incident's state after it, or None without `answer` (the command
+    line shows nothing of it: a note then reads none of the incident's posts or messages)."""
     text = text.strip()
     if not text or len(text) > MAX_NOTE:
         raise UsageError(f"a note must be 1 to {MAX_NOTE} characters")
@@ -205,7 +207,7 @@ def note(store, clock, actor: str, incident: str, text: str) -> dict:
     def build(state):
         policy.require(state, actor, "note")  # closed incidents still take notes (reviews)
         return [NewEvent("NoteAdded", event_time(clock, state), actor, {"text": text})]
-    return act(store, incident, build)
+    return act(store, incident, build) if answer else act(store, incident, build, read=lambda state: None)
 
 
 def set_inputs(store, clock, actor: str, incident: str, raw: dict[str, str]) -> dict:

@@ -590,6 +590,15 @@ class SqliteStore(SqlReads, Closing):
             return self._c.execute(f"SELECT incident, seq, head FROM snapshots WHERE {NOT_A_STREAM} "
                                    "ORDER BY rowid").fetchall()
 
+    def log_ends(self) -> dict[str, tuple[int, str]]:
+        # CROSS JOIN keeps snapshots as the outer loop (SQLite's documented way to fix the
+        # join order): without statistics the planner otherwise scans every event and looks
+        # the snapshot up per event (1.2 s of the 3 s a verify --fast of 200,000 events took).
+        with self._guard():
+            return {inc: (seq, h) for inc, seq, h in self._c.execute(
+                "SELECT s.incident, e.seq, e.hash FROM snapshots s CROSS JOIN events e ON e.incident = s.incident "
+                "AND e.seq = (SELECT max(seq) FROM events WHERE incident = s.incident)")}
+
     def incidents(self) -> list[str]:
         with self._guard():
             return [r[0] for r in self._c.execute(f"SELECT incident FROM snapshots WHERE {NOT_A_STREAM} "

@@ -168,7 +168,7 @@ def verify(
                     wanted.setdefault(inc, []).append((head["seq"], head["hash"], label))
         for want in wanted.values():
             want.sort()
-        ends, count = _scan(store.rows(incident), db, wanted, problems)
+        ends, count = _scan(store.hash_rows(incident), db, wanted, problems)
         # (seq, head) of each snapshot; each state is read only when its turn comes, so
         # memory does not grow with the number of incidents
         if incident is None:
@@ -291,10 +291,14 @@ def _text(value) -> str:
 
 
 def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str, tuple[int, str]], int]:
-    """Recompute every hash and link of ``rows`` (ordered by incident, seq).
+    """Recompute every hash and link of ``rows`` (:meth:`engine.store.base.Store.hash_rows`,
+    ordered by incident, seq).
 
     Returns each incident's (last seq, last hash) and the number of events. This is
-    the hot loop: the hashed text is built inline, exactly as events.hashed_text() does.
+    the hot loop: the hashed bytes are built inline, exactly as events.hashed_text()
+    encodes them: the data as the UTF-8 bytes stored (a stored value that is not text
+    is written as :meth:`~engine.store.base.Store.rows` gives it, as before), the rest
+    from the strings read, so one event is one bytes object and one hash.
     """
     sha = hashlib.sha256
     quote = _quote
@@ -302,34 +306,37 @@ def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str,
     ends: dict[str, tuple[int, str]] = {}
     count = 0
     cur = None
-    mid = ""
-    # the quoted actors and the text's tail per type, which repeat from event to event
+    mid = b""
+    # the actor's and the type's parts of the text, which repeat from event to event
     actors: dict = {}
     tails: dict = {}
     expect, last_hash, want, next_want = 1, "", [], -1
-    for inc, seq, typ, at, actor, data, prev, h in rows:
+    for inc, seq, typ, at, actor, data, raw, prev, h in rows:
         if inc != cur:
             if cur is not None:
                 ends[cur] = (expect - 1, last_hash)
             cur = inc
             try:
-                mid = f',"db":{dbq},"incident":{quote(inc)},"prev":"'
-            except TypeError:
+                mid = f',"db":{dbq},"incident":{quote(inc)},"prev":"'.encode("utf-8")
+            except (TypeError, UnicodeEncodeError):
                 mid = None
             expect, last_hash = 1, genesis(db, inc)
             want = list(wanted.get(inc, ()))
             next_want = want[0][0] if want else -1
         count += 1
         try:
-            qa = actors.get(actor)
-            if qa is None:
-                qa = actors[actor] = quote(actor)
+            head = actors.get(actor)
+            if head is None:
+                head = actors[actor] = f'{{"actor":{quote(actor)},"at":'.encode("utf-8")
             tail = tails.get(typ)
             if tail is None:
-                tail = tails[typ] = f',"type":{quote(typ)}}}'
-            # exactly events.hashed_text(): keys in order, the data's canonical text as stored
-            text = f'{{"actor":{qa},"at":{quote(at)},"data":{data}{mid}{prev}","seq":{seq}{tail}'
-            good = mid is not None and sha(text.encode("utf-8")).hexdigest() == h
+                tail = tails[typ] = f',"type":{quote(typ)}}}'.encode("utf-8")
+            if data is None:
+                data = f"{raw}".encode("utf-8")
+            # exactly events.hashed_text(), encoded: keys in order, the data's canonical text as stored
+            text = b'%b%b,"data":%b%b%b%b' % (head, quote(at).encode("utf-8"), data, mid,
+                                             f'{prev}","seq":{seq}'.encode("utf-8"), tail)
+            good = sha(text).hexdigest() == h
         except (TypeError, UnicodeEncodeError):
             good = False
         if not good:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
+from engine.store.base import (Closing, HashRow, Row, Snapshot, as_hash_rows, busy_message, chain_rows, check_moment, index_row,
                                loaded_head, loaded_parts, row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.projection import projection_digest
 from engine.store.streams import STREAMS, check_stream, failure_params
@@ -288,6 +288,9 @@ class MemoryStore(Closing):
             ids = sorted(self._rows)
         for i in ids:
             yield from self._iter_rows(i, 0)
+
+    def hash_rows(self, incident: str | None = None) -> Iterator[HashRow]:
+        return as_hash_rows(self.rows(incident))
 
     def _iter_rows(self, incident: str, after: int) -> Iterator[Row]:
         with self._locked():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from engine.errors import Conflict, NotFound, PlaybookError, StoreError
 from engine.incidents.events import Event, NewEvent, canonical, utc_now_iso
-from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, Snapshot, SqlReads, busy_message, chain_rows,
+from engine.store.base import (COLUMNS, S_NOT_A_STREAM, Closing, HashRow, Snapshot, SqlReads, busy_message, chain_rows,
                                check_moment, conflict_message, in_order, index_row, loaded_head, loaded_parts,
                                row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.projection import CLOCKS_COLUMN, joined, move_clocks
@@ -589,6 +589,16 @@ class SqliteStore(SqlReads, Closing):
         with self._guard():
             return self._c.execute(f"SELECT incident, seq, head FROM snapshots WHERE {NOT_A_STREAM} "
                                    "ORDER BY rowid").fetchall()
+
+    def hash_rows(self, incident: str | None = None) -> Iterator[HashRow]:
+        # The data column as its stored UTF-8 bytes where it is text (what every writer
+        # stores): a long non-ASCII text is then neither decoded nor encoded again. Any other
+        # stored value comes as it is, beside, for verify to treat exactly as rows() gives it.
+        sql = ("SELECT incident, seq, type, at, actor, CASE WHEN typeof(data) = 'text' THEN CAST(data AS BLOB) END, "
+               "CASE WHEN typeof(data) <> 'text' THEN data END, prev, hash FROM events")
+        if incident is None:
+            return self._stream(f"{sql} ORDER BY incident, seq", ())
+        return self._stream(f"{sql} WHERE incident = ? ORDER BY seq", (incident,))
 
     def log_ends(self) -> dict[str, tuple[int, str]]:
         # CROSS JOIN keeps snapshots as the outer loop (SQLite's documented way to fix the

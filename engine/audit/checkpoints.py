@@ -30,6 +30,10 @@ from engine.store.streams import STREAMS
 
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
 
+#: Retention: how many stored checkpoints :func:`checkpoint` keeps, the new one included
+#: (older ones are removed in the transaction that stores it; see :func:`kept_after`).
+KEEP = 5
+
 
 @lru_cache(maxsize=1)
 def refold() -> str:
@@ -73,7 +77,7 @@ def checkpoint_file(folder: Path, counter: int) -> Path:
 
 
 def checkpoint(store: Store, key, at: str, folder: Path | None = None,
-               verified: dict[str, tuple[int, str, str]] | None = None) -> dict:
+               verified: dict[str, tuple[int, str, str]] | None = None, retain: bool = False) -> dict:
     """Sign each incident's current head (seq and hash), store the checkpoint, return it.
 
     Each checkpoint carries a counter and the hash of the one before, so a deleted or
@@ -90,6 +94,11 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
     digest) it checked), or by an earlier checkpoint this key signed with the same
     :func:`refold` (carried forward while the head stays). A later verify refolds only
     the incidents whose head and stored projection no claim covers.
+
+    With ``retain`` (the caller has just verified every incident against every stored
+    checkpoint, without a problem: ``VerifyReport.extends``), the retention rule
+    (:func:`kept_after`) removes the oldest stored checkpoints in the transaction that
+    stores this one; without it every stored checkpoint stays.
     """
     if not isinstance(at, str) or utc_now_iso(parse_iso(at)) != at:
         raise ValueError(f"checkpoint time {at!r} is not in the form YYYY-MM-DDTHH:MM:SS.mmmZ")
@@ -132,7 +141,7 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
         "refold": refold(),
     }
     cp = {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode("ascii")}
-    store.add_checkpoint(cp)
+    store.add_checkpoint(cp, keep=kept_after(stored) if retain else None)
     if folder is not None:
         target = checkpoint_file(folder, counter)
         try:
@@ -145,6 +154,27 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
             raise StoreError(f"checkpoint #{counter} is stored in the database, but cannot be written to "
                              f"{target}: {e.strerror or e}") from None
     return cp
+
+
+def kept_after(stored: list) -> int | None:
+    """How many checkpoints to keep once a new one is stored after ``stored`` (None: all).
+
+    The retention rule. Incremental verification needs only the newest checkpoint: each
+    one signs again every claim of the one before whose head has not moved (and a claim
+    it drops is one no current projection can use), and its heads extend every older
+    checkpoint's (it is signed only by a verify that found the log agreeing with them),
+    so the log it vouches for contains each older one's. The rest is history, bounded to
+    :data:`KEEP` checkpoints in all. Version 1 checkpoints (unchained, counted by their
+    place) go all at once or not at all, so that the first stored version 2 checkpoint
+    still counts its predecessors right.
+    """
+    drop = len(stored) + 1 - KEEP
+    if drop <= 0:
+        return None
+    first = stored[drop] if drop < len(stored) else None
+    if first is not None and not (isinstance(first, dict) and first.get("version") == CHECKPOINT_VERSION):
+        return None  # the first one kept would be an old one: keep them all for now
+    return KEEP
 
 
 def claims_of(cp: dict) -> dict[str, set[tuple[int, str, str]]]:
@@ -244,8 +274,16 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
     sources, trusted = [], []
     previous = None
     chained = False  # a version 2 checkpoint was seen: every later one must chain too
+    # Retention removes the oldest checkpoints (kept_after): the first one stored may then
+    # follow a removed one, whose counter it names and whose hash it holds; from it on,
+    # each must follow the one before. ``pruned`` is how many came before it.
+    first = stored[0] if stored else None
+    pruned = 0
+    if (isinstance(first, dict) and first.get("version") == CHECKPOINT_VERSION and type(first.get("counter")) is int
+            and first["counter"] > 1 and isinstance(first.get("previous"), str)):
+        pruned = first["counter"] - 1
     for i, cp in enumerate(stored, 1):
-        label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i})"
+        label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i + pruned})"
         found, heads = check_checkpoint(cp, db, trusted_pem, label)
         for text in found:
             problems.add(text)
@@ -261,7 +299,9 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
                                  "(inserted?); it names no predecessor")
             else:
                 chained = True
-                if cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
+                if i == 1 and pruned:
+                    pass  # follows one removed by retention: counter and hash named above
+                elif cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
                         checkpoint_hash(previous) if previous is not None else None):
                     problems.add(f"{label}: does not follow the stored checkpoint before it "
                                  "(a checkpoint was deleted or inserted?)")
@@ -276,7 +316,8 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
             continue
         sources.append((label, heads))
         trusted.append(cp)
-        if checkpoint_hash(cp) not in hashes:
+        removed = pruned and type(cp.get("counter")) is int and cp["counter"] <= pruned  # by retention
+        if checkpoint_hash(cp) not in hashes and not removed:
             problems.add(f"{label} is missing from the database's checkpoints (deleted?)")
     return sources, 0, trusted
 

@@ -29,9 +29,11 @@ the attacker could not re-sign it: so only checkpoints signed by the configured
 key (or a public key an auditor obtained independently, ``public_key_pem=...``)
 count; one signed by any other key is a problem, never trusted for its embedded
 key. Each checkpoint names its predecessor's hash and a counter, so deleting or
-inserting a stored one breaks their chain; a folder of copies kept outside the
-database (``checkpoint_dir``) shows the deletion of the latest ones too, and
-:func:`checkpoint` refuses to continue a chain another key signed.
+inserting a stored one breaks their chain (retention removes the oldest ones, which
+the newest subsumes: :func:`engine.audit.checkpoints.kept_after`); a folder of
+copies kept outside the database (``checkpoint_dir``) shows the deletion of the
+latest ones too, and :func:`checkpoint` refuses to continue a chain another key
+signed.
 
 Incremental refolds
 -------------------
@@ -67,7 +69,7 @@ from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
 
-from engine.audit.checkpoints import (CHECKPOINT_VERSION, checkpoint, checkpoint_file,  # noqa: F401 (re-exported)
+from engine.audit.checkpoints import (CHECKPOINT_VERSION, KEEP, checkpoint, checkpoint_file,  # noqa: F401 (re-exported)
                                       checkpoint_hash, checkpoint_heads, folder_checkpoints, heads_with_streams)
 from engine.audit.keys import (load_or_create_key, public_key_path, public_key_pem,  # noqa: F401 (re-exported)
                                trusted_public_key)
@@ -96,10 +98,14 @@ class VerifyReport:
     #: incident -> (seq, head, projection digest) refolded without a problem, or unchanged:
     #: what a checkpoint signed after this verify may claim (see engine.audit.checkpoints)
     verified: dict = field(default_factory=dict, repr=False)
+    #: every incident's log was checked against every stored checkpoint (and those in the
+    #: checkpoint folder) with a trusted key, without a problem: a checkpoint signed now
+    #: extends them all, so the retention rule may remove the oldest (engine.audit.checkpoints)
+    extends: bool = field(default=False, repr=False)
 
     def to_json(self) -> dict:
         out = asdict(self)
-        del out["verified"]
+        del out["verified"], out["extends"]
         return out
 
 
@@ -230,8 +236,10 @@ def verify(
                 )
     listed = problems.listed()
     streams = [s for s in STREAMS if s in ends]
+    extends = not listed and incident is None and checkpoint is None and public_key_pem is not None
     return VerifyReport(not listed, len(ends) - len(streams), count, listed, len(sources), unchecked,
-                        sum(ends[s][0] for s in streams), refolded, unchanged, verified if not listed else {})
+                        sum(ends[s][0] for s in streams), refolded, unchanged, verified if not listed else {},
+                        extends)
 
 
 def _snapshot_or_stream(store: Store, name: str):

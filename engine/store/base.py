@@ -179,8 +179,11 @@ class Store(Protocol):
         Do not open a write transaction inside it."""
         ...
 
-    def add_checkpoint(self, cp: dict) -> None:
-        """Store a signed checkpoint (append-only)."""
+    def add_checkpoint(self, cp: dict, keep: int | None = None) -> None:
+        """Store a signed checkpoint (append-only). With ``keep``, also remove every stored
+        checkpoint but the newest ``keep`` (this one included), in the same transaction:
+        the retention rule of :func:`engine.audit.checkpoints.checkpoint`. A backend whose
+        checkpoints its role may not delete (PostgreSQL) keeps them all."""
         ...
 
     def schema_version(self) -> int:

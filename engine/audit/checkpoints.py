@@ -67,9 +67,20 @@ def checkpoint_text(cp: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def checkpoint_hash(cp: dict) -> str:
-    """The SHA-256 of a whole signed checkpoint, as the next one names it."""
-    return hashlib.sha256(canonical(cp)).hexdigest()
+def checkpoint_hash(cp: dict, parsed: bool = False) -> str:
+    """The SHA-256 of a whole signed checkpoint, as the next one names it (``parsed``:
+    ``cp`` was read from JSON, see :func:`parsed_canonical`)."""
+    return hashlib.sha256(parsed_canonical(cp) if parsed else canonical(cp)).hexdigest()
+
+
+def parsed_canonical(value) -> bytes:
+    """:func:`~engine.incidents.events.canonical` of a value parsed from JSON (a stored or
+    read checkpoint): made of plain JSON values by construction, so it is only written,
+    not walked first to check that (the walk cost as much as the writing, for tens of
+    thousands of heads, for every checkpoint of every verify); NaN or an infinity, which
+    a JSON parser accepts, still fails (ValueError), as in canonical()."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
 
 
 def checkpoint_file(folder: Path, counter: int) -> Path:
@@ -115,7 +126,8 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
                 )
             heads[incident] = {"seq": seq, "hash": head}
     last = stored[-1] if stored else None
-    if last is not None and check_checkpoint(last, store.database_id, pem, "the last stored checkpoint")[0]:
+    if last is not None and check_checkpoint(last, store.database_id, pem, "the last stored checkpoint",
+                                             parsed=True)[0]:
         raise IntegrityError("cannot sign a checkpoint: the last stored checkpoint is not signed by this "
                              "signing key; run verify")
     # A claim says that the log up to a head, refolded, gives the projection of that digest
@@ -135,7 +147,7 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
         "database": store.database_id,
         "at": at,
         "counter": counter,
-        "previous": checkpoint_hash(last) if last is not None else None,
+        "previous": checkpoint_hash(last, parsed=True) if last is not None else None,
         "heads": heads,
         "public_key": pem,
         "refold": refold(),
@@ -215,8 +227,10 @@ def folder_checkpoints(folder: Path) -> list[tuple[str, object]]:
     return out
 
 
-def check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, label: str) -> tuple[list[str], dict | None]:
-    """(problems, heads to check the log against: None unless signature and database are right)."""
+def check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, label: str,
+                     parsed: bool = False) -> tuple[list[str], dict | None]:
+    """(problems, heads to check the log against: None unless signature and database are right).
+    ``parsed``: ``cp`` was read from JSON (see :func:`parsed_canonical`)."""
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
@@ -239,7 +253,8 @@ def check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, labe
     body = {k: v for k, v in cp.items() if k != "signature"}
     try:
         public = serialization.load_pem_public_key((trusted_pem or cp["public_key"]).encode("utf-8"))
-        public.verify(base64.b64decode(cp["signature"], validate=True), canonical(body))
+        public.verify(base64.b64decode(cp["signature"], validate=True),
+                      parsed_canonical(body) if parsed else canonical(body))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):
         why = ""
         if trusted_pem and cp["public_key"].strip() != trusted_pem.strip():
@@ -288,9 +303,11 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
     # follow a removed one, whose counter it names and whose hash it holds; from it on,
     # each must follow the one before.
     pruned = removed_before(stored)
+    # each stored checkpoint's hash, written once: the next one names it, a copy in the folder has it
+    own = [checkpoint_hash(cp, parsed=True) if isinstance(cp, dict) else None for cp in stored]
     for i, cp in enumerate(stored, 1):
         label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i + pruned})"
-        found, heads = check_checkpoint(cp, db, trusted_pem, label)
+        found, heads = check_checkpoint(cp, db, trusted_pem, label, parsed=True)
         for text in found:
             problems.add(text)
         if heads is not None:
@@ -308,14 +325,14 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
                 if i == 1 and pruned:
                     pass  # follows one removed by retention: counter and hash named above
                 elif cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
-                        checkpoint_hash(previous) if previous is not None else None):
+                        own[i - 2] if previous is not None else None):
                     problems.add(f"{label}: does not follow the stored checkpoint before it "
                                  "(a checkpoint was deleted or inserted?)")
         previous = cp if isinstance(cp, dict) else None
-    hashes = {checkpoint_hash(cp): n for n, cp in enumerate(stored, 1) if isinstance(cp, dict)}
+    hashes = {h: n for n, h in enumerate(own, 1) if h is not None}
     for name, cp in external:
         label = f"checkpoint {name} in {folder}"
-        found, heads = check_checkpoint(cp, db, trusted_pem, label)
+        found, heads = check_checkpoint(cp, db, trusted_pem, label, parsed=True)
         for text in found:
             problems.add(text)
         if heads is None:
@@ -323,7 +340,7 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
         sources.append((label, heads))
         trusted.append(cp)
         removed = pruned and type(cp.get("counter")) is int and cp["counter"] <= pruned  # by retention
-        if checkpoint_hash(cp) not in hashes and not removed:
+        if checkpoint_hash(cp, parsed=True) not in hashes and not removed:
             problems.add(f"{label} is missing from the database's checkpoints (deleted?)")
     return sources, 0, trusted
 

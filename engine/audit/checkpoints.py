@@ -32,7 +32,7 @@ CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one
 
 #: Retention: how many stored checkpoints :func:`checkpoint` keeps, the new one included
 #: (older ones are removed in the transaction that stores it; see :func:`kept_after`).
-KEEP = 5
+KEEP = 3
 
 
 @lru_cache(maxsize=1)

@@ -128,6 +128,16 @@ def test_any_modified_field_is_found(store, db, column, value):
     assert "incident INC-1 event 3: hash does not match its content (modified?)" in problems_of(verify(store))
 
 
+@pytest.mark.parametrize("value", ["CAST(data AS BLOB)", "CAST(data AS BLOB) || x'ff'",
+                                   "CAST(CAST(data AS BLOB) || x'ff' AS TEXT)", "7"])
+def test_data_stored_as_other_than_the_text_hashed_is_found(store, db, value):
+    """The chain is checked on the data's stored bytes: the same bytes stored as a BLOB,
+    bytes that are not UTF-8 or a number are not the text that was hashed."""
+    with attacker(db) as raw:
+        raw.execute(f"UPDATE events SET data = {value} WHERE incident = 'INC-1' AND seq = 4")
+    assert verify(store).problems == ["incident INC-1 event 4: hash does not match its content (modified?)"]
+
+
 def test_a_modified_event_with_its_own_hash_fixed_breaks_the_chain(store, db):
     with attacker(db) as raw:
         raw.execute("UPDATE events SET data = '{\"text\":\"all is well\"}' WHERE incident = 'INC-1' AND seq = 7")

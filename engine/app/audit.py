@@ -80,9 +80,12 @@ def sign_checkpoint(app: App, who: Principal, verified: Verified | None = None) 
     from ..incidents.events import utc_now_iso
 
     claims = verified.report.verified if verified is not None and verified.report.ok else None
+    # the oldest checkpoints are removed only after a verify that checked the log against them all
+    retain = verified is not None and verified.report.ok and verified.report.extends
     with acting(who, "read"):
         return integrity.checkpoint(app.store(), integrity.load_or_create_key(app.config.key),
-                                    utc_now_iso(app.clock.now()), app.config.checkpoints, verified=claims)
+                                    utc_now_iso(app.clock.now()), app.config.checkpoints, verified=claims,
+                                    retain=retain)
 
 
 def verify_bundle(path: Path, public_key_pem: str | None = None):

@@ -30,6 +30,10 @@ from engine.store.streams import STREAMS
 
 CHECKPOINT_VERSION = 2  # 2: counter and previous (each checkpoint names the one before)
 
+#: Retention: how many stored checkpoints :func:`checkpoint` keeps, the new one included
+#: (older ones are removed in the transaction that stores it; see :func:`kept_after`).
+KEEP = 3
+
 
 @lru_cache(maxsize=1)
 def refold() -> str:
@@ -63,9 +67,20 @@ def checkpoint_text(cp: dict) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def checkpoint_hash(cp: dict) -> str:
-    """The SHA-256 of a whole signed checkpoint, as the next one names it."""
-    return hashlib.sha256(canonical(cp)).hexdigest()
+def checkpoint_hash(cp: dict, parsed: bool = False) -> str:
+    """The SHA-256 of a whole signed checkpoint, as the next one names it (``parsed``:
+    ``cp`` was read from JSON, see :func:`parsed_canonical`)."""
+    return hashlib.sha256(parsed_canonical(cp) if parsed else canonical(cp)).hexdigest()
+
+
+def parsed_canonical(value) -> bytes:
+    """:func:`~engine.incidents.events.canonical` of a value parsed from JSON (a stored or
+    read checkpoint): made of plain JSON values by construction, so it is only written,
+    not walked first to check that (the walk cost as much as the writing, for tens of
+    thousands of heads, for every checkpoint of every verify); NaN or an infinity, which
+    a JSON parser accepts, still fails (ValueError), as in canonical()."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
 
 
 def checkpoint_file(folder: Path, counter: int) -> Path:
@@ -73,7 +88,7 @@ def checkpoint_file(folder: Path, counter: int) -> Path:
 
 
 def checkpoint(store: Store, key, at: str, folder: Path | None = None,
-               verified: dict[str, tuple[int, str, str]] | None = None) -> dict:
+               verified: dict[str, tuple[int, str, str]] | None = None, retain: bool = False) -> dict:
     """Sign each incident's current head (seq and hash), store the checkpoint, return it.
 
     Each checkpoint carries a counter and the hash of the one before, so a deleted or
@@ -90,6 +105,11 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
     digest) it checked), or by an earlier checkpoint this key signed with the same
     :func:`refold` (carried forward while the head stays). A later verify refolds only
     the incidents whose head and stored projection no claim covers.
+
+    With ``retain`` (the caller has just verified every incident against every stored
+    checkpoint, without a problem: ``VerifyReport.extends``), the retention rule
+    (:func:`kept_after`) removes the oldest stored checkpoints in the transaction that
+    stores this one; without it every stored checkpoint stays.
     """
     if not isinstance(at, str) or utc_now_iso(parse_iso(at)) != at:
         raise ValueError(f"checkpoint time {at!r} is not in the form YYYY-MM-DDTHH:MM:SS.mmmZ")
@@ -106,7 +126,8 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
                 )
             heads[incident] = {"seq": seq, "hash": head}
     last = stored[-1] if stored else None
-    if last is not None and check_checkpoint(last, store.database_id, pem, "the last stored checkpoint")[0]:
+    if last is not None and check_checkpoint(last, store.database_id, pem, "the last stored checkpoint",
+                                             parsed=True)[0]:
         raise IntegrityError("cannot sign a checkpoint: the last stored checkpoint is not signed by this "
                              "signing key; run verify")
     # A claim says that the log up to a head, refolded, gives the projection of that digest
@@ -126,13 +147,13 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
         "database": store.database_id,
         "at": at,
         "counter": counter,
-        "previous": checkpoint_hash(last) if last is not None else None,
+        "previous": checkpoint_hash(last, parsed=True) if last is not None else None,
         "heads": heads,
         "public_key": pem,
         "refold": refold(),
     }
     cp = {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode("ascii")}
-    store.add_checkpoint(cp)
+    store.add_checkpoint(cp, keep=kept_after(stored) if retain else None)
     if folder is not None:
         target = checkpoint_file(folder, counter)
         try:
@@ -145,6 +166,37 @@ def checkpoint(store: Store, key, at: str, folder: Path | None = None,
             raise StoreError(f"checkpoint #{counter} is stored in the database, but cannot be written to "
                              f"{target}: {e.strerror or e}") from None
     return cp
+
+
+def kept_after(stored: list) -> int | None:
+    """How many checkpoints to keep once a new one is stored after ``stored`` (None: all).
+
+    The retention rule. Incremental verification needs only the newest checkpoint: each
+    one signs again every claim of the one before whose head has not moved (and a claim
+    it drops is one no current projection can use), and its heads extend every older
+    checkpoint's (it is signed only by a verify that found the log agreeing with them),
+    so the log it vouches for contains each older one's. The rest is history, bounded to
+    :data:`KEEP` checkpoints in all. Version 1 checkpoints (unchained, counted by their
+    place) go all at once or not at all, so that the first stored version 2 checkpoint
+    still counts its predecessors right.
+    """
+    drop = len(stored) + 1 - KEEP
+    if drop <= 0:
+        return None
+    first = stored[drop] if drop < len(stored) else None
+    if first is not None and not (isinstance(first, dict) and first.get("version") == CHECKPOINT_VERSION):
+        return None  # the first one kept would be an old one: keep them all for now
+    return KEEP
+
+
+def removed_before(stored: list) -> int:
+    """How many checkpoints retention removed before the first of ``stored`` (0 when it
+    starts the chain): the first one's counter tells, where it names a predecessor."""
+    first = stored[0] if stored else None
+    if (isinstance(first, dict) and first.get("version") == CHECKPOINT_VERSION and type(first.get("counter")) is int
+            and first["counter"] > 1 and isinstance(first.get("previous"), str)):
+        return first["counter"] - 1
+    return 0
 
 
 def claims_of(cp: dict) -> dict[str, set[tuple[int, str, str]]]:
@@ -175,8 +227,10 @@ def folder_checkpoints(folder: Path) -> list[tuple[str, object]]:
     return out
 
 
-def check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, label: str) -> tuple[list[str], dict | None]:
-    """(problems, heads to check the log against: None unless signature and database are right)."""
+def check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, label: str,
+                     parsed: bool = False) -> tuple[list[str], dict | None]:
+    """(problems, heads to check the log against: None unless signature and database are right).
+    ``parsed``: ``cp`` was read from JSON (see :func:`parsed_canonical`)."""
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
@@ -199,7 +253,8 @@ def check_checkpoint(cp: object, database_id: str, trusted_pem: str | None, labe
     body = {k: v for k, v in cp.items() if k != "signature"}
     try:
         public = serialization.load_pem_public_key((trusted_pem or cp["public_key"]).encode("utf-8"))
-        public.verify(base64.b64decode(cp["signature"], validate=True), canonical(body))
+        public.verify(base64.b64decode(cp["signature"], validate=True),
+                      parsed_canonical(body) if parsed else canonical(body))
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError, AttributeError):
         why = ""
         if trusted_pem and cp["public_key"].strip() != trusted_pem.strip():
@@ -244,9 +299,15 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
     sources, trusted = [], []
     previous = None
     chained = False  # a version 2 checkpoint was seen: every later one must chain too
+    # Retention removes the oldest checkpoints (kept_after): the first one stored may then
+    # follow a removed one, whose counter it names and whose hash it holds; from it on,
+    # each must follow the one before.
+    pruned = removed_before(stored)
+    # each stored checkpoint's hash, written once: the next one names it, a copy in the folder has it
+    own = [checkpoint_hash(cp, parsed=True) if isinstance(cp, dict) else None for cp in stored]
     for i, cp in enumerate(stored, 1):
-        label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i})"
-        found, heads = check_checkpoint(cp, db, trusted_pem, label)
+        label = f"checkpoint of {cp.get('at') if isinstance(cp, dict) else '?'} (stored #{i + pruned})"
+        found, heads = check_checkpoint(cp, db, trusted_pem, label, parsed=True)
         for text in found:
             problems.add(text)
         if heads is not None:
@@ -261,22 +322,25 @@ def _trusted(store: Store, db: str, given: dict | None, trusted_pem: str | None,
                                  "(inserted?); it names no predecessor")
             else:
                 chained = True
-                if cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
-                        checkpoint_hash(previous) if previous is not None else None):
+                if i == 1 and pruned:
+                    pass  # follows one removed by retention: counter and hash named above
+                elif cp.get("counter") != (previous or {}).get("counter", i - 1) + 1 or cp.get("previous") != (
+                        own[i - 2] if previous is not None else None):
                     problems.add(f"{label}: does not follow the stored checkpoint before it "
                                  "(a checkpoint was deleted or inserted?)")
         previous = cp if isinstance(cp, dict) else None
-    hashes = {checkpoint_hash(cp): n for n, cp in enumerate(stored, 1) if isinstance(cp, dict)}
+    hashes = {h: n for n, h in enumerate(own, 1) if h is not None}
     for name, cp in external:
         label = f"checkpoint {name} in {folder}"
-        found, heads = check_checkpoint(cp, db, trusted_pem, label)
+        found, heads = check_checkpoint(cp, db, trusted_pem, label, parsed=True)
         for text in found:
             problems.add(text)
         if heads is None:
             continue
         sources.append((label, heads))
         trusted.append(cp)
-        if checkpoint_hash(cp) not in hashes:
+        removed = pruned and type(cp.get("counter")) is int and cp["counter"] <= pruned  # by retention
+        if checkpoint_hash(cp, parsed=True) not in hashes and not removed:
             problems.add(f"{label} is missing from the database's checkpoints (deleted?)")
     return sources, 0, trusted
 

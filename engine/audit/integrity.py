@@ -29,9 +29,11 @@ the attacker could not re-sign it: so only checkpoints signed by the configured
 key (or a public key an auditor obtained independently, ``public_key_pem=...``)
 count; one signed by any other key is a problem, never trusted for its embedded
 key. Each checkpoint names its predecessor's hash and a counter, so deleting or
-inserting a stored one breaks their chain; a folder of copies kept outside the
-database (``checkpoint_dir``) shows the deletion of the latest ones too, and
-:func:`checkpoint` refuses to continue a chain another key signed.
+inserting a stored one breaks their chain (retention removes the oldest ones, which
+the newest subsumes: :func:`engine.audit.checkpoints.kept_after`); a folder of
+copies kept outside the database (``checkpoint_dir``) shows the deletion of the
+latest ones too, and :func:`checkpoint` refuses to continue a chain another key
+signed.
 
 Incremental refolds
 -------------------
@@ -67,7 +69,7 @@ from dataclasses import asdict, dataclass, field
 from json.encoder import encode_basestring as _quote
 from pathlib import Path
 
-from engine.audit.checkpoints import (CHECKPOINT_VERSION, checkpoint, checkpoint_file,  # noqa: F401 (re-exported)
+from engine.audit.checkpoints import (CHECKPOINT_VERSION, KEEP, checkpoint, checkpoint_file,  # noqa: F401 (re-exported)
                                       checkpoint_hash, checkpoint_heads, folder_checkpoints, heads_with_streams)
 from engine.audit.keys import (load_or_create_key, public_key_path, public_key_pem,  # noqa: F401 (re-exported)
                                trusted_public_key)
@@ -96,10 +98,14 @@ class VerifyReport:
     #: incident -> (seq, head, projection digest) refolded without a problem, or unchanged:
     #: what a checkpoint signed after this verify may claim (see engine.audit.checkpoints)
     verified: dict = field(default_factory=dict, repr=False)
+    #: every incident's log was checked against every stored checkpoint (and those in the
+    #: checkpoint folder) with a trusted key, without a problem: a checkpoint signed now
+    #: extends them all, so the retention rule may remove the oldest (engine.audit.checkpoints)
+    extends: bool = field(default=False, repr=False)
 
     def to_json(self) -> dict:
         out = asdict(self)
-        del out["verified"]
+        del out["verified"], out["extends"]
         return out
 
 
@@ -168,7 +174,7 @@ def verify(
                     wanted.setdefault(inc, []).append((head["seq"], head["hash"], label))
         for want in wanted.values():
             want.sort()
-        ends, count = _scan(store.rows(incident), db, wanted, problems)
+        ends, count = _scan(store.hash_rows(incident), db, wanted, problems)
         # (seq, head) of each snapshot; each state is read only when its turn comes, so
         # memory does not grow with the number of incidents
         if incident is None:
@@ -230,8 +236,10 @@ def verify(
                 )
     listed = problems.listed()
     streams = [s for s in STREAMS if s in ends]
+    extends = not listed and incident is None and checkpoint is None and public_key_pem is not None
     return VerifyReport(not listed, len(ends) - len(streams), count, listed, len(sources), unchecked,
-                        sum(ends[s][0] for s in streams), refolded, unchanged, verified if not listed else {})
+                        sum(ends[s][0] for s in streams), refolded, unchanged, verified if not listed else {},
+                        extends)
 
 
 def _snapshot_or_stream(store: Store, name: str):
@@ -291,10 +299,14 @@ def _text(value) -> str:
 
 
 def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str, tuple[int, str]], int]:
-    """Recompute every hash and link of ``rows`` (ordered by incident, seq).
+    """Recompute every hash and link of ``rows`` (:meth:`engine.store.base.Store.hash_rows`,
+    ordered by incident, seq).
 
     Returns each incident's (last seq, last hash) and the number of events. This is
-    the hot loop: the hashed text is built inline, exactly as events.hashed_text() does.
+    the hot loop: the hashed bytes are built inline, exactly as events.hashed_text()
+    encodes them: the data as the UTF-8 bytes stored (a stored value that is not text
+    is written as :meth:`~engine.store.base.Store.rows` gives it, as before), the rest
+    from the strings read, so one event is one bytes object and one hash.
     """
     sha = hashlib.sha256
     quote = _quote
@@ -302,34 +314,37 @@ def _scan(rows, db: str, wanted: dict, problems: ProblemList) -> tuple[dict[str,
     ends: dict[str, tuple[int, str]] = {}
     count = 0
     cur = None
-    mid = ""
-    # the quoted actors and the text's tail per type, which repeat from event to event
+    mid = b""
+    # the actor's and the type's parts of the text, which repeat from event to event
     actors: dict = {}
     tails: dict = {}
     expect, last_hash, want, next_want = 1, "", [], -1
-    for inc, seq, typ, at, actor, data, prev, h in rows:
+    for inc, seq, typ, at, actor, data, raw, prev, h in rows:
         if inc != cur:
             if cur is not None:
                 ends[cur] = (expect - 1, last_hash)
             cur = inc
             try:
-                mid = f',"db":{dbq},"incident":{quote(inc)},"prev":"'
-            except TypeError:
+                mid = f',"db":{dbq},"incident":{quote(inc)},"prev":"'.encode("utf-8")
+            except (TypeError, UnicodeEncodeError):
                 mid = None
             expect, last_hash = 1, genesis(db, inc)
             want = list(wanted.get(inc, ()))
             next_want = want[0][0] if want else -1
         count += 1
         try:
-            qa = actors.get(actor)
-            if qa is None:
-                qa = actors[actor] = quote(actor)
+            head = actors.get(actor)
+            if head is None:
+                head = actors[actor] = f'{{"actor":{quote(actor)},"at":'.encode("utf-8")
             tail = tails.get(typ)
             if tail is None:
-                tail = tails[typ] = f',"type":{quote(typ)}}}'
-            # exactly events.hashed_text(): keys in order, the data's canonical text as stored
-            text = f'{{"actor":{qa},"at":{quote(at)},"data":{data}{mid}{prev}","seq":{seq}{tail}'
-            good = mid is not None and sha(text.encode("utf-8")).hexdigest() == h
+                tail = tails[typ] = f',"type":{quote(typ)}}}'.encode("utf-8")
+            if data is None:
+                data = f"{raw}".encode("utf-8")
+            # exactly events.hashed_text(), encoded: keys in order, the data's canonical text as stored
+            text = b'%b%b,"data":%b%b%b%b' % (head, quote(at).encode("utf-8"), data, mid,
+                                             f'{prev}","seq":{seq}'.encode("utf-8"), tail)
+            good = sha(text).hexdigest() == h
         except (TypeError, UnicodeEncodeError):
             good = False
         if not good:

@@ -326,7 +326,9 @@ def _integrity(store, incident: str, public_key_pem: str | None) -> dict:
     except IntegrityError as e:
         problems.append(str(e))
         stored = []
-    for n, cp in enumerate(stored, 1):
+    from .checkpoints import removed_before
+
+    for n, cp in enumerate(stored, 1 + removed_before(stored)):  # numbered as verify names them
         heads = cp.get("heads") if isinstance(cp, dict) else None
         if isinstance(heads, dict) and isinstance(heads.get(incident), dict):
             latest = {"stored": n, "at": cp.get("at"), "database": cp.get("database"),

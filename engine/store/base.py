@@ -46,6 +46,11 @@ from engine.store.streams import ACCOUNT_TABLES, ACCOUNTS, NOT_A_STREAM, STREAMS
 # A stored event in its raw form: (incident, seq, type, at, actor, data_text,
 # prev, hash), where data_text is the canonical JSON text of ``data``.
 Row = tuple[str, int, str, str, str, str, str, str]
+# A stored event as verify hashes it: (incident, seq, type, at, actor, data bytes, data
+# value, prev, hash), where data bytes are the UTF-8 bytes of data_text as stored, or None
+# where the stored value is not text, and the data value is then the stored value itself
+# (None where the data bytes are given); see :meth:`Store.hash_rows`.
+HashRow = tuple[str, int, str, str, str, bytes | None, object, str, str]
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,13 @@ class Store(Protocol):
         and export: no JSON parsing, no objects per event."""
         ...
 
+    def hash_rows(self, incident: str | None = None) -> Iterator[HashRow]:
+        """:meth:`rows` as verify hashes them (:data:`HashRow`): the data column as the
+        bytes stored where it is stored as text (no decoding to a string and encoding back,
+        which costs more than the hash for long non-ASCII texts), else as the stored value
+        itself, for verify to treat exactly as :meth:`rows` gives it."""
+        ...
+
     def incidents(self) -> list[str]:
         """Ids of the incidents that have events, in creation order."""
         ...
@@ -167,8 +179,11 @@ class Store(Protocol):
         Do not open a write transaction inside it."""
         ...
 
-    def add_checkpoint(self, cp: dict) -> None:
-        """Store a signed checkpoint (append-only)."""
+    def add_checkpoint(self, cp: dict, keep: int | None = None) -> None:
+        """Store a signed checkpoint (append-only). With ``keep``, also remove every stored
+        checkpoint but the newest ``keep`` (this one included), in the same transaction:
+        the retention rule of :func:`engine.audit.checkpoints.checkpoint`. A backend whose
+        checkpoints its role may not delete (PostgreSQL) keeps them all."""
         ...
 
     def schema_version(self) -> int:
@@ -337,6 +352,9 @@ class SqlReads:
             return self._stream(f"SELECT {COLUMNS} FROM events ORDER BY incident, seq", ())
         return self._stream(self._q(f"SELECT {COLUMNS} FROM events WHERE incident = ? ORDER BY seq"),
                             (incident,))
+
+    def hash_rows(self, incident: str | None = None) -> Iterator[HashRow]:
+        return as_hash_rows(self.rows(incident))
 
     def checkpoints(self) -> list[dict]:
         return checkpoints_of(self._fetch("SELECT id, body FROM checkpoints ORDER BY id"))
@@ -535,6 +553,12 @@ def loaded_head(incident: str, count: int, last: Row | None) -> tuple[int, str]:
     if last is None or count == 0:
         raise IntegrityError(f"incident {incident}: the source has a projection but no events")
     return last[1], last[7]
+
+
+def as_hash_rows(rows: Iterable[Row]) -> Iterator[HashRow]:
+    """:data:`HashRow` of rows read as :meth:`Store.rows` gives them (data as its stored value)."""
+    for inc, seq, typ, at, actor, data, prev, h in rows:
+        yield inc, seq, typ, at, actor, None, data, prev, h
 
 
 def row_event(row: Row) -> Event:

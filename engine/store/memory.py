@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from engine.errors import StoreError
 from engine.incidents.events import Event, NewEvent, canonical
-from engine.store.base import (Closing, Row, Snapshot, busy_message, chain_rows, check_moment, index_row,
+from engine.store.base import (Closing, HashRow, Row, Snapshot, as_hash_rows, busy_message, chain_rows, check_moment, index_row,
                                loaded_head, loaded_parts, row_event, snapshot_of, stored_parts, summaries_of)
 from engine.store.projection import projection_digest
 from engine.store.streams import STREAMS, check_stream, failure_params
@@ -289,6 +289,9 @@ class MemoryStore(Closing):
         for i in ids:
             yield from self._iter_rows(i, 0)
 
+    def hash_rows(self, incident: str | None = None) -> Iterator[HashRow]:
+        return as_hash_rows(self.rows(incident))
+
     def _iter_rows(self, incident: str, after: int) -> Iterator[Row]:
         with self._locked():
             log = self._rows.get(incident, [])
@@ -297,10 +300,14 @@ class MemoryStore(Closing):
             if log[k][1] > after:
                 yield log[k]
 
-    def add_checkpoint(self, cp: dict) -> None:
+    def add_checkpoint(self, cp: dict, keep: int | None = None) -> None:
+        if keep is not None and (type(keep) is not int or keep < 1):
+            raise ValueError(f"keep must be a positive number of checkpoints, not {keep!r}")
         text = canonical(cp).decode("utf-8")
         with self._locked(self.busy_timeout):
             self._checkpoints.append(text)
+            if keep is not None:
+                del self._checkpoints[:-keep]
 
     def checkpoints(self) -> list[dict]:
         with self._locked():

@@ -362,7 +362,10 @@ class PostgresStore(SqlReads, Closing):
                 _write_index(conn, incident, indexed)
         return count
 
-    def add_checkpoint(self, cp: dict) -> None:
+    def add_checkpoint(self, cp: dict, keep: int | None = None) -> None:
+        # ``keep`` is not applied here: the triggers forbid deleting checkpoints, and lifting
+        # them takes the table's owner, which a server's role need not be; every checkpoint
+        # stays (verify accepts either).
         body = canonical(cp).decode("utf-8")
         with self._bound(write=True) as (conn, _), self._guard():
             conn.execute("INSERT INTO checkpoints (at, body) VALUES (%s, %s)", (str(cp.get("at", "")), body))

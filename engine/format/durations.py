@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 _PART = re.compile(r"(\d+)([smhd])")
 _WHOLE = re.compile(r"(?:\d+[smhd])+")
@@ -36,7 +37,14 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """Render a timedelta compactly: ``1h30m``, ``45s``, ``-5m`` for negatives."""
-    total = int(value.total_seconds())
+    return _whole_seconds(int(value.total_seconds()))
+
+
+@lru_cache(maxsize=4096)
+def _whole_seconds(total: int) -> str:
+    """:func:`format_duration` of a whole number of seconds. Cached: ``due`` and ``list``
+    print thousands of lines whose durations are a few distinct values (bounded, so a
+    long-running server does not grow with it)."""
     sign = "-" if total < 0 else ""
     total = abs(total)
     if total == 0:

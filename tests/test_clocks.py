@@ -204,3 +204,17 @@ def test_due_times_are_written_to_the_millisecond_whatever_the_date(moment, text
     from engine.clocks.deadlines import iso_ms
 
     assert iso_ms(datetime.fromisoformat(moment)) == text
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0, "0s"), (0.9, "0s"), (45, "45s"), (60, "1m"), (90, "1m30s"), (3600, "1h"), (3605, "1h5s"),
+    (3660, "1h1m"), (3661, "1h1m"), (86400, "1d"), (86405, "1d5s"), (86460, "1d1m"), (90000, "1d1h"),
+    (90061, "1d1h"), (400 * 86400, "400d"), (-300, "-5m"), (-5400, "-1h30m"), (-0.5, "0s"),
+])
+def test_durations_are_shown_in_their_two_largest_units(seconds, text):
+    from datetime import timedelta
+
+    from engine.format.durations import format_duration
+
+    assert format_duration(timedelta(seconds=seconds)) == text
+    assert format_duration(timedelta(seconds=seconds)) == text  # the same again, from the cache

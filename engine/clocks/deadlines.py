@@ -42,7 +42,7 @@ def iso_ms(dt: datetime) -> str:
     if dt.tzinfo is not timezone.utc:
         return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     # UTC, the usual case (``due`` prints thousands): the same text from the days and
-    # seconds since the epoch, the day's text cached, the rest looked up (a third of the
+    # seconds since the epoch, the day's text cached, the rest looked up (about half the
     # cost of isoformat's)
     t = dt - _EPOCH
     m, s = divmod(t.seconds, 60)

@@ -26,6 +26,9 @@ from .errors import UsageError
 #: embeddings, overrides (U+202A..U+202E) and isolates (U+2066..U+2069).
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _UNSAFE_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+#: The ASCII characters _UNSAFE leaves alone: what is left of an ASCII text once they are
+#: deleted is what it would escape (nothing, almost always).
+_SAFE_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n"
 
 _NAMES = {0x00: "NULL", 0x07: "BELL", 0x08: "BACKSPACE", 0x09: "TAB", 0x0A: "LINE FEED",
           0x0B: "LINE TABULATION", 0x0C: "FORM FEED", 0x0D: "CARRIAGE RETURN", 0x1B: "ESCAPE",
@@ -60,6 +63,6 @@ def first_unsafe(value: str) -> str | None:
 def for_terminal(text: str) -> str:
     """Text for a screen: every control character but newline and tab, and every
     bidirectional override or isolate, shown as a visible ``\\uXXXX``."""
-    if text.isascii() and text.isprintable():  # the common case, at C speed
-        return text
+    if text.isascii() and (text.isprintable() or not text.encode("ascii").translate(None, _SAFE_ASCII)):
+        return text  # the common cases, one line or many (a listing of thousands), at C speed
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)

@@ -186,3 +186,35 @@ def test_start_reports_every_problem_in_one_run(cli):
                  "roles required to start are not filled: privacy_officer, legal, spokesperson"):
         assert part in err
     assert "No incidents." in cli("list", "--all").stdout
+
+
+@pytest.mark.parametrize("moment, text", [
+    ("2026-03-14T09:15:00+00:00", "2026-03-14T09:15:00.000Z"),
+    ("2026-03-14T23:59:59.999999+00:00", "2026-03-14T23:59:59.999Z"),  # truncated, never rounded up
+    ("1969-12-31T23:59:59.000500+00:00", "1969-12-31T23:59:59.000Z"),
+    ("2028-02-29T00:00:00.010+00:00", "2028-02-29T00:00:00.010Z"),
+    ("0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00.000Z"),
+    ("9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:59:59.999Z"),
+    ("2026-03-14T10:15:00.5+01:00", "2026-03-14T10:15:00.500+01:00"),  # another zone keeps its offset
+    ("2026-03-14T09:15:00.25", "2026-03-14T09:15:00.250"),  # no zone: none written
+])
+def test_due_times_are_written_to_the_millisecond_whatever_the_date(moment, text):
+    from datetime import datetime
+
+    from engine.clocks.deadlines import iso_ms
+
+    assert iso_ms(datetime.fromisoformat(moment)) == text
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0, "0s"), (0.9, "0s"), (45, "45s"), (60, "1m"), (90, "1m30s"), (3600, "1h"), (3605, "1h5s"),
+    (3660, "1h1m"), (3661, "1h1m"), (86400, "1d"), (86405, "1d5s"), (86460, "1d1m"), (90000, "1d1h"),
+    (90061, "1d1h"), (400 * 86400, "400d"), (-300, "-5m"), (-5400, "-1h30m"), (-0.5, "0s"),
+])
+def test_durations_are_shown_in_their_two_largest_units(seconds, text):
+    from datetime import timedelta
+
+    from engine.format.durations import format_duration
+
+    assert format_duration(timedelta(seconds=seconds)) == text
+    assert format_duration(timedelta(seconds=seconds)) == text  # the same again, from the cache

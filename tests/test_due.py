@@ -347,3 +347,20 @@ def test_a_blocked_escalation_logs_its_reasons_without_any_interface_wording(cli
     blocked = [e for e in store.events(INCIDENT) if e.type == "EscalationBlocked"]
     assert [e.data["reasons"] for e in blocked] == [["input statement_url has no value"]]
     assert "playbook set" in cli("advance", INCIDENT, "escalate", "--as", "alice").output  # the CLI still hints
+
+
+def test_each_due_line_shows_its_own_time_and_date(cli, clock):
+    """Durations and the due times' dates are worked out once per distinct value: lines
+    that differ only there (across midnight, a minute apart) still show their own."""
+    clock.advance(timedelta(hours=14, minutes=30))  # 23:30 UTC
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=35))  # 00:05 the next day
+    cli(*VIRAL_START)
+    clock.advance(timedelta(minutes=5, seconds=30))
+    result = cli("due", "--within", "2h", "--no-record")
+    assert result.stdout.splitlines() == [
+        "INC-20260314-001   leave stage triage                   OVERDUE by 25m30s (due 2026-03-14T23:45:00.000Z)",
+        "INC-20260315-001   leave stage triage                   due 2026-03-15T00:20:00.000Z, 9m30s left",
+        "INC-20260314-001   first public post                    due 2026-03-15T00:30:00.000Z, 19m30s left",
+        "INC-20260315-001   first public post                    due 2026-03-15T01:05:00.000Z, 54m30s left",
+    ]

@@ -266,6 +266,27 @@ def test_list_all_includes_closed_incidents_and_filters_by_stage_and_playbook(cl
     assert ok(cli("list", "--playbook", "privacy-breach")) == "No incidents.\n"
 
 
+def test_each_listed_row_shows_its_own_stage_and_simulated_time(cli, clock):
+    """The listing works out what rows share once (the padded stage texts, the moment on
+    each simulated clock): rows that differ only there still show their own."""
+    ok(cli(*VIRAL_START))
+    clock.advance(timedelta(minutes=1))
+    ok(cli(*VIRAL_START))
+    ok(cli("task", "INC-20260314-002", "confirm_post"))
+    ok(cli("advance", "INC-20260314-002", "acknowledge"))
+    for ahead in ("45m", "10m"):
+        ok(cli("drill", *VIRAL_START[1:]))
+        ok(cli("advance-clock", f"DRILL-20260314-00{1 if ahead == '45m' else 2}", ahead))
+    clock.advance(timedelta(minutes=2))
+    lines = ok(cli("list")).splitlines()
+    assert lines == [
+        "INC-20260314-001   open   triage                  3m  ER wait time complaint",
+        "INC-20260314-002   open   acknowledge             2m  ER wait time complaint",
+        "DRILL-20260314-001 DRILL open   triage                 47m  ER wait time complaint  1 overdue",
+        "DRILL-20260314-002 DRILL open   triage                 12m  ER wait time complaint",
+    ]
+
+
 def test_an_empty_database_lists_no_incidents(cli):
     assert ok(cli("status")) == "No incidents.\n"
     assert json.loads(ok(cli("list", "--json"))) == []

@@ -20,8 +20,7 @@ def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
     elif not items:
         click.echo("Nothing is due" + (" in that window." if within else " or overdue."))
     if items and not as_json:  # one write: thousands of overdue items are not thousands of writes
-        click.echo(local(ctx, "\n".join(f"{i.incident:<18} {'DRILL ' if i.drill else ''}{i.clock.label:<36} "
-                                        f"{i.clock.describe()}" for i in items)))
+        click.echo(local(ctx, due_lines(items)))
     for r in ([] if as_json else recorded_lines(result.recorded)):
         click.echo(f"recorded: {r['incident']} missed {r['label']}")
         for why in r.get("undelivered", []):
@@ -66,6 +65,20 @@ def recorded_lines(recorded: list[dict]) -> list[dict]:
         shown.append({"incident": r, "label": f"the reply target of {len(ids)} messages ({named})",
                       "undelivered": [w for g in group for w in g.get("undelivered", [])]})
     return shown
+
+
+def due_lines(items) -> str:
+    """``due``'s lines, one per item, as one text. The padded label texts are made once per
+    distinct label: thousands of items share a few labels."""
+    labels: dict[str, str] = {}
+    lines = []
+    for i in items:
+        c = i.clock
+        label = labels.get(c.label)
+        if label is None:
+            label = labels[c.label] = f"{c.label:<36} "
+        lines.append(f"{i.incident:<18} {'DRILL ' if i.drill else ''}{label}{c.describe()}")
+    return "\n".join(lines)
 
 
 @click.command()

@@ -33,7 +33,7 @@ def show_listing(ctx, handle, as_json: bool, **selection) -> None:
     each listed incident's whole status, so it reads their states."""
     from engine.app import reading as incidents
     from engine.app.principal import Principal
-    from engine.incidents.views import status_json, summary_row
+    from engine.incidents.views import status_json, summary_rows
 
     reader = Principal.asserted("")  # reading names nobody: the listing is the same for all
     now = clock(ctx).now()
@@ -44,7 +44,7 @@ def show_listing(ctx, handle, as_json: bool, **selection) -> None:
     if not rows:
         click.echo("No incidents.")
     else:  # one write: a listing of thousands of incidents is not thousands of writes
-        click.echo(local(ctx, "\n".join(summary_row(row, now) for row in rows)))
+        click.echo(local(ctx, summary_rows(rows, now)))
 
 
 @click.command(name="list")

@@ -21,7 +21,8 @@ once its due time has passed).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import NamedTuple
 
 from ..format.durations import format_duration
@@ -36,7 +37,30 @@ def parse_ts(ts: str) -> datetime:
 
 
 def iso_ms(dt: datetime) -> str:
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``dt`` as ``2026-03-14T09:15:00.000Z``: to the millisecond (truncated), a zone
+    other than UTC kept as its offset."""
+    if dt.tzinfo is not timezone.utc:
+        return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # UTC, the usual case (``due`` prints thousands): the same text from the days and
+    # seconds since the epoch, the day's text cached, the rest looked up (about half the
+    # cost of isoformat's)
+    t = dt - _EPOCH
+    m, s = divmod(t.seconds, 60)
+    h, m = divmod(m, 60)
+    ms = t.microseconds // 1000
+    return f"{_utc_day(t.days)}{_TWO[h]}:{_TWO[m]}:{_TWO[s]}.{_DIGIT[ms // 100]}{_TWO[ms % 100]}Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_TWO = [f"{n:02d}" for n in range(100)]
+_DIGIT = "0123456789"
+
+
+@lru_cache(maxsize=1024)
+def _utc_day(days: int) -> str:
+    """``2026-03-14T``: the date ``days`` after 1970-01-01 (bounded: the days a process
+    shows are few)."""
+    return (_EPOCH + timedelta(days=days)).date().isoformat() + "T"
 
 
 class ClockStatus(NamedTuple):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 _PART = re.compile(r"(\d+)([smhd])")
 _WHOLE = re.compile(r"(?:\d+[smhd])+")
@@ -36,14 +37,24 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """Render a timedelta compactly: ``1h30m``, ``45s``, ``-5m`` for negatives."""
-    total = int(value.total_seconds())
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    if total == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        n, total = divmod(total, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    return sign + "".join(parts[:2])
+    return _whole_seconds(int(value.total_seconds()))
+
+
+@lru_cache(maxsize=4096)
+def _whole_seconds(total: int) -> str:
+    """:func:`format_duration` of a whole number of seconds: its two largest units that are
+    not zero. Cached (bounded, so a long-running server does not grow with it): ``due`` and
+    ``list`` print thousands of lines whose durations are often a few distinct values; and
+    branches rather than a loop over the units, for those that are not."""
+    if total < 0:
+        return "-" + _whole_seconds(-total)
+    m, s = divmod(total, 60)
+    if not m:
+        return f"{s}s"
+    h, m = divmod(m, 60)
+    if not h:
+        return f"{m}m{s}s" if s else f"{m}m"
+    d, h = divmod(h, 24)
+    if not d:
+        return f"{h}h{m}m" if m else f"{h}h{s}s" if s else f"{h}h"
+    return f"{d}d{h}h" if h else f"{d}d{m}m" if m else f"{d}d{s}s" if s else f"{d}d"

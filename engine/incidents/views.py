@@ -33,14 +33,34 @@ def incident_row(state: dict, now: datetime) -> str:
 
 def summary_row(row: dict, now: datetime) -> str:
     """One line of ``list``, from the incident's summary (engine.incidents.index) alone."""
+    return summary_rows([row], now)
+
+
+def summary_rows(rows: list[dict], now: datetime) -> str:
+    """The lines of ``list`` as one text: :func:`summary_row` of each summary, with what
+    the rows share worked out once (a listing can be thousands of rows): the moment on
+    each simulated clock, the padded status and stage texts, the escaping."""
     from .index import overdue
 
-    count = overdue(row, now)
-    now = now + timedelta(seconds=row["sim_offset"])
-    flag = "DRILL " if row["drill"] else ""
-    late = f"  {count} overdue" if count else ""
-    return for_terminal(f"{row['id']:<18} {flag}{row['status']:<6} {row['stage']:<18} "
-                        f"{_since(row['stage_entered_at'], now):>7}  {row['title']}{late}")
+    moments = {0: now}  # sim_offset -> the moment on that clock
+    padded: dict[tuple, str] = {}  # (status, stage) -> their padded texts (a few distinct ones)
+    lines = []
+    for row in rows:
+        count = overdue(row, now)
+        offset = row["sim_offset"]
+        moment = moments.get(offset)
+        if moment is None:
+            moment = moments[offset] = now + timedelta(seconds=offset)
+        status, stage = row["status"], row["stage"]
+        middle = padded.get((status, stage))
+        if middle is None:
+            middle = padded[(status, stage)] = f"{status:<6} {stage:<18} "
+        late = f"  {count} overdue" if count else ""
+        lines.append(f"{row['id']:<18} {'DRILL ' if row['drill'] else ''}{middle}"
+                     f"{_since(row['stage_entered_at'], moment):>7}  {row['title']}{late}")
+    # escaped once, as a whole: for_terminal escapes characters one by one and leaves a
+    # newline alone, so this is each line escaped, joined
+    return for_terminal("\n".join(lines))
 
 
 def _detection(state: dict) -> dict:

@@ -99,3 +99,17 @@ def test_the_clock_fields_an_index_row_keeps_are_part_of_its_version():
         "key", "label", "due_at", "met_at", "now", "escalate", "kind", "stage", "visit", "anchor", "anchor_at",
         "closed_at", "every_seconds", "late_updates", "gap_seconds", "result"]), "bump SUMMARY_VERSION"
     assert KEPT == tuple(n for n in ClockStatus._fields if n not in ("now", "escalate"))
+
+
+@pytest.mark.parametrize("moment, count", [
+    ("2026-03-14T09:29:59.999999+00:00", 0), ("2026-03-14T09:30:00+00:00", 0),  # due, not overdue
+    ("2026-03-14T09:30:00.000500+00:00", 1), ("2026-03-14T09:30:00.001+00:00", 1),
+    ("2026-03-14T11:50:00+02:00", 2), ("2026-03-15T00:00:00+00:00", 3)])
+def test_a_listing_counts_the_clocks_overdue_at_its_moment_to_the_microsecond(moment, count):
+    from datetime import datetime
+
+    from engine.incidents.index import overdue
+
+    row = {"due": ["2026-03-14T09:30:00.000Z", "2026-03-14T09:45:00.000Z", "2026-03-14T10:00:00.001Z"],
+           "sim_offset": 0}
+    assert overdue(row, datetime.fromisoformat(moment)) == count

@@ -37,6 +37,7 @@ that empties the index, because the store selects rows by it whatever their vers
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
@@ -61,7 +62,7 @@ def summary(state: dict) -> dict:
     whether one is overdue does), so they are computed once per write."""
     offset = timedelta(seconds=state.get("sim_offset", 0))
     running = [c for c in clocks(state, parse_ts(state["started_at"]), messages=False) if c.met_at is None]
-    due = sorted(iso_ms(c.due_at - offset) for c in running)
+    due = sorted(iso_ms((c.due_at - offset).astimezone(timezone.utc)) for c in running)  # UTC texts: see overdue
     seen = state.get("breaches", {})
     messages = _messages(state, offset)
     first = min(filter(None, (due[0] if due else None, *_message_times(messages, offset))), default=None)
@@ -157,11 +158,11 @@ def overdue(row: dict, now: datetime) -> int:
         count = sum(n for _, n in messages["late"]) + sum(n for m, n in messages["waiting"] if m <= ended)
     if not due:
         return count
-    # The due times are UTC texts of one width (iso_ms), so text order is time order: a
-    # listing of thousands compares texts instead of parsing each time.
+    # The due times are sorted UTC texts of one width (iso_ms, see summary), so text order
+    # is time order: a listing of thousands bisects texts instead of parsing each time. A
+    # due time equal to ``now``'s milliseconds is overdue when ``now`` is past them.
     text, exact = _moment(now)
-    return count + sum(1 for d in due if ((d < text or (d == text and not exact)) if len(d) == 24 and d[-1] == "Z"
-                                          else now > parse_ts(d)))
+    return count + (bisect_left if exact else bisect_right)(due, text)
 
 
 @lru_cache(maxsize=4)

@@ -229,3 +229,19 @@ def oidc_idp(clock):
 
     with IdentityProvider(clock) as idp:
         yield idp
+
+
+@pytest.fixture
+def parts_read(monkeypatch) -> list[tuple[str, str]]:
+    """(part, key) of every stored entry a write transaction reads from now on (posts and
+    messages are read lazily, engine.store.parts): for tests that a write reads none."""
+    from engine.store import parts
+
+    looked: list[tuple[str, str]] = []
+    real = parts.LazyParts._load
+
+    def load(self, keys):
+        looked.extend((self.part, k) for k in keys)
+        return real(self, keys)
+    monkeypatch.setattr(parts.LazyParts, "_load", load)
+    return looked

@@ -167,26 +167,17 @@ def test_an_incident_whose_messages_are_all_recorded_is_not_read_for_due(burst, 
         breaches.due(store, clock.now(), 25 * M)  # within the window: its clock may be new
 
 
-def test_recording_a_message_reads_no_other_message(cli, store, playbook, monkeypatch):
-    from engine.store import parts
-
+def test_recording_a_message_reads_no_other_message(cli, store, playbook, request):
     _start(cli, playbook)
     for n in range(40):
         _add(cli, INCIDENT, "--source-id", str(n))
-    looked: list = []
-    real = parts.LazyParts._load
-
-    def load(self, keys):
-        if self.part in ("inbound", "inbound_keys"):
-            looked.extend(keys)
-        return real(self, keys)
-    monkeypatch.setattr(parts.LazyParts, "_load", load)
+    looked = request.getfixturevalue("parts_read")  # from here on
     result = _add(cli, INCIDENT, "--source-id", "new", "--posted-at", "2026-03-14T08:59:00Z")
     assert result.exit_code == 0 and "Recorded M41 on INC-20260314-001 (posted 2026-03-14T08:59:00.000Z)" in result.stdout
-    assert looked == []  # the new message is the state's own; no earlier one is read
+    assert looked == []  # the new message is the state's own; no earlier one (nor any post) is read
     again = _add(cli, INCIDENT, "--source-id", "3")
     assert "already recorded as M4" in again.stdout
-    assert set(looked) <= {"x\x1f3", "M4"}
+    assert set(looked) <= {("inbound_keys", "x\x1f3"), ("inbound", "M4")}
 
 
 def test_a_burst_missing_its_targets_escalates_once_not_once_per_message(cli, store, playbook):

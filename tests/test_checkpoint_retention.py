@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from conftest import VIRAL_START
+from test_verify_incremental import _verify
 from engine.audit.checkpoints import KEEP
 
 ONE = "INC-20260314-001"
@@ -23,10 +24,6 @@ def one(cli, tmp_path, monkeypatch):
     return cli
 
 
-def _verify(cli, *args: str) -> dict:
-    result = cli("verify", "--json", *args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def _stored(db) -> list[dict]:

@@ -310,23 +310,16 @@ def test_a_replaced_message_is_written_and_one_only_read_is_not(tmp_path):
         store.close()
 
 
-def test_a_note_from_the_command_line_reads_no_post(cli, monkeypatch):
+def test_a_note_from_the_command_line_reads_no_post(cli, request):
     """``playbook note`` shows nothing of the state after it, so it reads none of the
     posts (each holding every version of it): its cost does not grow with them."""
     from conftest import VIRAL_START
-    from engine.store import parts
 
     inc = "INC-20260314-001"
     for args in (VIRAL_START, ("task", inc, "confirm_post", "--as", "alice"), ("advance", inc, "acknowledge", "--as", "alice"),
                  ("render", inc, "public_ack", "--as", "alice")):
         assert cli(*args).exit_code == 0
-    looked: list = []
-    real = parts.LazyParts._load
-
-    def load(self, keys):
-        looked.extend((self.part, k) for k in keys)
-        return real(self, keys)
-    monkeypatch.setattr(parts.LazyParts, "_load", load)
+    looked = request.getfixturevalue("parts_read")  # from here on
     assert cli("note", inc, "called the ward", "--as", "alice").stdout == f"{inc}: note added.\n"
     assert looked == []
     assert cli("status", inc, "--json").exit_code == 0  # the API and --json callers still get the whole state

@@ -249,12 +249,8 @@ def test_a_publication_at_the_moment_of_a_stage_change_counts_in_both_visits():
 # -- through the commands --------------------------------------------------------------
 
 
-def test_the_index_row_of_a_write_reads_no_post(cli, db, store, clock, monkeypatch, request):
-    """The index row every write computes (its clocks) needs no post: inside the write
-    transaction, the posts' rows (each holding every published version) are not read."""
-    from engine.incidents.events import NewEvent
-    from engine.incidents.index import summary
-    from engine.store import parts
+def _acknowledged_in_public(cli, clock) -> None:
+    """The viral complaint acknowledged and its public acknowledgement published at +10m."""
     from test_figures import at, publish
 
     assert cli(*VIRAL_START).exit_code == 0
@@ -263,6 +259,16 @@ def test_the_index_row_of_a_write_reads_no_post(cli, db, store, clock, monkeypat
     at(clock, 10 * 60)
     publish(cli, INC, "public_ack", "x/en")
     at(clock, 11 * 60)
+
+
+def test_the_index_row_of_a_write_reads_no_post(cli, db, store, clock, monkeypatch, request):
+    """The index row every write computes (its clocks) needs no post: inside the write
+    transaction, the posts' rows (each holding every published version) are not read."""
+    from engine.incidents.events import NewEvent
+    from engine.incidents.index import summary
+    from engine.store import parts
+
+    _acknowledged_in_public(cli, clock)
     looked = request.getfixturevalue("parts_read")  # from here on
     with store.transaction(INC) as tx:
         state = tx.snapshot.state
@@ -292,14 +298,7 @@ def _make_old(db, incident: str) -> None:
 
 @pytest.mark.parametrize("upgrade", [False, True])
 def test_a_version_2_projection_is_refolded_with_its_publications_kept(cli, db, clock, upgrade):
-    from test_figures import at, publish
-
-    assert cli(*VIRAL_START).exit_code == 0
-    cli("task", INC, "confirm_post")
-    cli("advance", INC, "acknowledge")
-    at(clock, 10 * 60)
-    publish(cli, INC, "public_ack", "x/en")
-    at(clock, 11 * 60)
+    _acknowledged_in_public(cli, clock)
     report = json.loads(cli("report", INC, "--format", "json").stdout)
     status = json.loads(cli("status", INC, "--json").stdout)["clocks"]
     _make_old(db, INC)

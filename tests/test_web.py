@@ -648,3 +648,47 @@ def test_a_command_line_client_gets_the_same_queue_from_the_server(drafted):
         served.stop()
     assert [(i["post"], i["version"]) for i in remote] == [("public_ack/x/en", 1), ("public_ack/x/es", 1)]
     assert remote == drafted.call("GET", "/queue", "bob").json()
+
+
+def test_a_failed_notice_is_sent_again_by_due_until_delivered_or_moot(server):
+    from test_delivery import Hook
+
+    server.running_incident()
+    with Hook(status=500) as broken:
+        _destinations(server, approval=broken.url)
+        r = server.call("POST", f"/incidents/{INC}/render", "carol",
+                        json={"template": "public_ack", "channels": ["x"], "langs": ["en"]})
+        assert r.status_code == 200
+        again = server.call("POST", "/due", "alice")  # still failing: logged, kept for the next due
+        assert again.status_code == 200, again.text
+        assert [(n["label"], n["ok"]) for n in again.json()["notified"]] == [("approval request (sent again)", False)]
+        broken.status = 200
+        delivered = server.call("POST", "/due", "alice").json()["notified"]
+        assert [(n["label"], n["ok"]) for n in delivered] == [("approval request (sent again)", True)]
+        assert "(sent again)" in broken.received[-1]["title"] and "carol drafted public_ack" in broken.received[-1]["message"]
+        assert server.call("POST", "/due", "alice").json()["notified"] == []  # delivered: not sent a third time
+    logged = [e.data for e in server.events() if e.type == "ApprovalNotified"]
+    assert [(d["ok"], d.get("retry", False)) for d in logged] == [(False, False), (False, True), (True, True)]
+    assert server.call("POST", "/verify", "alice", json={"incident": INC}).json()["ok"] is True
+
+
+def test_a_failed_notice_whose_version_was_approved_is_dropped_not_sent(server):
+    from test_delivery import Hook
+
+    server.running_incident()
+    with Hook(status=500) as broken:
+        _destinations(server, approval=broken.url)
+        server.call("POST", f"/incidents/{INC}/render", "carol",
+                    json={"template": "public_ack", "channels": ["x"], "langs": ["en"]})
+        approved = server.call("POST", f"/incidents/{INC}/approve", "bob",
+                               json={"post": "public_ack/x/en", "version": 1})
+        assert approved.status_code == 200, approved.text
+        sent = len(broken.received)
+        assert server.call("POST", "/due", "alice").json()["notified"] == []
+        assert len(broken.received) == sent  # nothing sent about a version that waits no more
+    logged = [e.data for e in server.events() if e.type == "ApprovalNotified"]
+    assert logged[-1]["dropped"] == "those versions no longer wait for approval"
+    client, _ = browser(server, "alice")
+    assert "not sent again: those versions no longer wait for approval" in client.get(f"/incidents/{INC}").text
+    assert server.call("POST", "/due", "alice").json()["notified"] == []  # dropped once, then nothing to do
+    assert [d for d in logged if d.get("dropped")] == [logged[-1]]

@@ -54,6 +54,10 @@ def _due(app: App, within_seconds: int, record: bool, breaches, destinations) ->
     else:
         recorded = []
     notices = breaches.notify(store, app.clock, targets) if targets else []
+    if record and targets:  # approval notices that failed earlier, sent again
+        from .releases import resend_notices
+
+        notices += [{**n, "label": "approval request (sent again)"} for n in resend_notices(app, targets)]
     overdue = sum(i.count or 1 for i in items if i.clock.overdue and not i.drill)  # each late message counts
     return Due(items, recorded, notices, overdue, climbed)
 

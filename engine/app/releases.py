@@ -214,7 +214,8 @@ def tell_approvers(app: App, actor: str, incident: str, drafted: list[dict], tar
     `verb` them and, when the server's public address is configured, a link to each
     in the queue. Never the text, an input or the title (which may hold a confidential
     value). A drill's notice says it is a drill. Each attempt is logged
-    (``ApprovalNotified``); a failed one is not retried. Returns the attempts."""
+    (``ApprovalNotified``); a failed one is sent again by ``due`` (:func:`resend_notices`).
+    Returns the attempts."""
     from ..incidents import state as inc
 
     if not any(k == APPROVAL_KEY or k.startswith(APPROVAL_KEY + ".") for k in targets):
@@ -254,6 +255,59 @@ def _notify(app: App, actor: str, incident: str, by_url: dict[str, dict], verb: 
 
     act(store, incident, build)
     return [{"target": a.target, "ok": a.ok, "error": a.error} for _, a in sent]
+
+
+def resend_notices(app: App, targets: dict[str, list[str]]) -> list[dict]:
+    """Send again each approval notice that failed (``due`` calls this with its other
+    notices): to the destination it failed at, while one of its versions still waits for
+    approval; one whose versions no longer wait is dropped, and that is logged too. Only
+    the incidents whose index row says they have one are read. Returns the attempts."""
+    from ..incidents import state as inc
+    from ..incidents.act import act, event_time, read_state
+    from ..incidents.events import NewEvent
+    from ..posts.delivery import redact, send
+
+    if not any(k == APPROVAL_KEY or k.startswith(APPROVAL_KEY + ".") for k in targets):
+        return []
+    store, report = app.store(), []
+    for incident, row in store.summaries(clocks=False):
+        if row is not None and not row.get("approvals_unsent"):
+            continue
+        state = read_state(store, incident)
+        for pending in (state.get("approval_notices") or {}).values():
+            waiting = [p for p in pending["posts"] if _waits(state, p)]
+            urls = [u for u in dict.fromkeys(targets.get(APPROVAL_KEY, []) + [
+                u for r in pending["roles"] for u in targets.get(f"{APPROVAL_KEY}.{r}", [])])
+                if redact(u) == pending["target"]]
+            data = {"posts": pending["posts"], "roles": pending["roles"], "target": pending["target"],
+                    "drill": state["drill"], "retry": True}
+            if not waiting:
+                data.update(ok=False, error=None, dropped="those versions no longer wait for approval")
+            elif not urls:
+                data.update(ok=False, error=None, dropped="the destination is no longer configured")
+            else:
+                posts = [{"id": p["post"], **state["posts"][p["post"]]} for p in waiting]
+                notice = approval_notice(state, posts[0]["author"], posts, pending["roles"], "drafted",
+                                         app.config.public_url)
+                got = send(urls[0], {"subject": notice["subject"] + " (sent again)", "body": notice["body"]})
+                data.update(ok=got.ok, error=got.error, linked=app.config.public_url is not None)
+                report.append({"incident": incident, "target": got.target, "ok": got.ok, "error": got.error})
+            act(store, incident, lambda current, data=data: [
+                NewEvent("ApprovalNotified", event_time(app.clock, current), SYSTEM_NOTICE, data)])
+    return report
+
+
+#: Who sends a failed approval notice again (a ``system:`` name: no person acts under it).
+SYSTEM_NOTICE = "system:clock"
+
+
+def _waits(state: dict, ref: dict) -> bool:
+    """Whether the version `ref` names is still the post's current draft, waiting for approval."""
+    from ..incidents import state as inc
+
+    post = state["posts"].get(ref["post"])
+    return post is not None and post["status"] == "draft" and post["version"] == ref["version"] \
+        and bool(inc.approval_wanted(post))
 
 
 def queue_link(public_url: str, incident: str, post: str, version: int) -> str:

@@ -93,6 +93,38 @@ def _severity_changed(s, at, actor, d):
     s.setdefault("severity_history", []).append({"at": at, "severity": d["to"]})
 
 
+def notice_key(d: dict) -> str:
+    """Which approval notice an ``ApprovalNotified`` is about: its destination and versions."""
+    return d["target"] + "|" + ",".join(f"{p['post']}@{p['version']}" for p in d["posts"])
+
+
+def _approval_notified(s, at, actor, d):
+    """A failed approval notice is kept (``approval_notices``) until it is sent again and
+    delivered, or dropped because its versions no longer wait (engine.app.releases)."""
+    key = notice_key(d)
+    pending = s.get("approval_notices") or {}
+    if d["ok"] or d.get("dropped"):
+        if key in pending:
+            s["approval_notices"] = {k: v for k, v in pending.items() if k != key}
+            if not s["approval_notices"]:
+                del s["approval_notices"]
+        return
+    tries = (pending.get(key) or {}).get("tries", 0) + 1
+    s["approval_notices"] = {**pending, key: {"target": d["target"], "posts": [dict(p) for p in d["posts"]],
+                                              "roles": list(d["roles"]), "error": d.get("error"), "tries": tries,
+                                              "at": at}}
+
+
+def _approval_notice(d: dict) -> str:
+    posts = ", ".join(_post(p) for p in d["posts"])
+    if d.get("dropped"):
+        return f"approval request for {posts} to {d['target']} not sent again: {d['dropped']}"
+    if d["ok"]:
+        return f"approval request for {posts} sent to {d['target']}" + (" (sent again)" if d.get("retry") else "")
+    again = " again" if d.get("retry") else ""
+    return f"approval request to {d['target']} FAILED{again}: {d.get('error')} (the next due sends it again)"
+
+
 def _deadline_breached(s, at, actor, d):
     if d["clock"].startswith("message:"):
         from .inbound import fold_breach
@@ -395,10 +427,9 @@ def _kinds() -> dict[str, EventType]:
           "a delivery succeeded"),
         T("DeliveryFailed", ("post", "version"), _delivered(False),
           lambda d: f"delivery of {_post(d)} to {d['target']} FAILED: {d['error']}", "a delivery failed"),
-        T("ApprovalNotified", ("posts", "roles", "target", "ok"), _nothing,
-          lambda d: (f"approval request for {', '.join(_post(p) for p in d['posts'])} sent to {d['target']}"
-                     if d["ok"] else f"approval request to {d['target']} FAILED: {d.get('error')}"),
-          "the approvers of new versions were told through a destination (or it failed)"),
+        T("ApprovalNotified", ("posts", "roles", "target", "ok"), _approval_notified, _approval_notice,
+          "the approvers of new versions were told through a destination (or it failed, or a failed "
+          "notice was dropped because those versions no longer wait)"),
         T("ClockAdvanced", ("seconds", "simulated_now"), _clock_advanced, _clock_moved,
           "a drill's simulated clock moved forward"),
         T("InjectDelivered", ("index", "message"), _inject_delivered,

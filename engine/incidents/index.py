@@ -80,6 +80,8 @@ def summary(state: dict) -> dict:
         "due": due,
         "next_due_at": first,
         "notices": bool(state.get("notifications")),
+        # only when true: an approval notice that failed, sent again by ``due``
+        **({"approvals_unsent": True} if state.get("approval_notices") and state["status"] != "closed" else {}),
         # only when true, so that every row written before ladders existed stays current
         **({"ladders": True} if unacknowledged(state, running) or _message_ladder(state, messages) else {}),
         **({"messages": messages} if messages else {}),

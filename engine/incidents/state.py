@@ -19,7 +19,8 @@ from typing import Iterable
 #: ``playbook db upgrade``). Bump it whenever ``apply`` changes what it produces.
 #: 3: what the clocks need, kept by the fold: of publications (engine.incidents.event_types:
 #: ``cadence``, ``first_published``, each visit's ``updates``) and the messages' clocks as
-#: counts (``inbound_clock``, engine.incidents.inbound).
+#: counts (``inbound_clock``, engine.incidents.inbound); and failed approval notices
+#: (``approval_notices``), which ``due`` sends again.
 PROJECTION_VERSION = 3
 
 

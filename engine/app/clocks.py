@@ -53,11 +53,14 @@ def _due(app: App, within_seconds: int, record: bool, breaches, destinations) ->
         recorded = breaches.record(store, app.clock, items, routes(app, targets), climbed)
     else:
         recorded = []
-    notices = breaches.notify(store, app.clock, targets) if targets else []
-    if record and targets:  # approval notices that failed earlier, sent again
+    notices = []
+    if targets:  # one read of the index (after the breaches recorded above) for both kinds of notice
         from .releases import resend_notices
 
-        notices += [{**n, "label": "approval request (sent again)"} for n in resend_notices(app, targets)]
+        rows = store.summaries(clocks=False)
+        notices = breaches.notify(store, app.clock, targets, rows)
+        if record:  # approval notices that failed earlier, sent again
+            notices += [{**n, "label": "approval request (sent again)"} for n in resend_notices(app, targets, rows)]
     overdue = sum(i.count or 1 for i in items if i.clock.overdue and not i.drill)  # each late message counts
     return Due(items, recorded, notices, overdue, climbed)
 

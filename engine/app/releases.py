@@ -257,11 +257,12 @@ def _notify(app: App, actor: str, incident: str, by_url: dict[str, dict], verb: 
     return [{"target": a.target, "ok": a.ok, "error": a.error} for _, a in sent]
 
 
-def resend_notices(app: App, targets: dict[str, list[str]]) -> list[dict]:
+def resend_notices(app: App, targets: dict[str, list[str]], rows=None) -> list[dict]:
     """Send again each approval notice that failed (``due`` calls this with its other
     notices): to the destination it failed at, while one of its versions still waits for
     approval; one whose versions no longer wait is dropped, and that is logged too. Only
-    the incidents whose index row says they have one are read. Returns the attempts."""
+    the incidents whose index row says they have one are read (`rows`: the index
+    summaries, when the caller has read them already). Returns the attempts."""
     from ..incidents import state as inc
     from ..incidents.act import act, event_time, read_state
     from ..incidents.events import NewEvent
@@ -270,7 +271,7 @@ def resend_notices(app: App, targets: dict[str, list[str]]) -> list[dict]:
     if not any(k == APPROVAL_KEY or k.startswith(APPROVAL_KEY + ".") for k in targets):
         return []
     store, report = app.store(), []
-    for incident, row in store.summaries(clocks=False):
+    for incident, row in (store.summaries(clocks=False) if rows is None else rows):
         if row is not None and not row.get("approvals_unsent"):
             continue
         state = read_state(store, incident)

@@ -236,7 +236,7 @@ def _escalate(state: dict, c: ClockStatus, at: str, routes=None, started=None, n
     return events
 
 
-def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
+def notify(store, clock, destinations: dict[str, list[str]], rows=None) -> list[dict]:
     """Send pending escalation notices through the configured destinations.
 
     Destinations (the same file as for posts) ``escalation`` receive every notice,
@@ -250,8 +250,9 @@ def notify(store, clock, destinations: dict[str, list[str]]) -> list[dict]:
         destinations.get("escalation", []) + [u for r in roles for u in destinations.get(f"escalation.{r}", [])]
         + [u for k in keys for u in destinations.get(k, [])]))
     report: list[dict] = []
-    # only incidents that have escalation notices (or that the index does not know yet)
-    for incident, row in store.summaries():
+    # only incidents that have escalation notices (or that the index does not know yet);
+    # `rows`: the index summaries, when the caller has read them already
+    for incident, row in (store.summaries(clocks=False) if rows is None else rows):
         if row is not None and (row["drill"] or not row.get("notices")):
             continue
         snap = store.snapshot(incident)

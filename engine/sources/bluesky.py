@@ -122,6 +122,8 @@ def mentions(url: str, handle: str, password: str, timeout: float, limit: int = 
 #: a link in a post's text: up to a space, without the punctuation that ends a sentence
 LINK = re.compile(r"https?://[^\s<>\"]+")
 TRAILING = ".,;:!?)]}'\""
+#: a closing bracket ends a link only when the link did not open it (as Bluesky's own client)
+OPENS = {")": "(", "]": "[", "}": "{"}
 
 
 def link_facets(text: str) -> list[dict]:
@@ -129,7 +131,10 @@ def link_facets(text: str) -> list[dict]:
     when a facet names its UTF-8 byte range): one ``#link`` facet per http(s) URL."""
     facets = []
     for found in LINK.finditer(text):
-        link = found.group().rstrip(TRAILING)
+        link = found.group()
+        while link and link[-1] in TRAILING and not (
+                link[-1] in OPENS and link.count(OPENS[link[-1]]) >= link.count(link[-1])):
+            link = link[:-1]
         if "://" not in link or len(link) <= len(link.split("://")[0]) + 3:
             continue
         start = len(text[:found.start()].encode("utf-8"))

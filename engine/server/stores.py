@@ -8,9 +8,11 @@ while others kept getting in; threads waiting on a lock are served in turn. Othe
 processes on the database still queue in SQLite.
 
 A worker thread's store lives as long as its thread: the server's thread pool lets idle
-workers go and starts new ones under load, so the stores are held weakly (their
-connection closes when its thread's store is dropped) and a server busy for months
-does not run out of file descriptors.
+workers go and starts new ones under load, so the stores are held weakly and a server
+busy for months does not run out of file descriptors. (A finished thread's connection
+closes when Python's cyclic collector next runs, not at once: sqlite3 keeps a reference
+cycle inside each connection. With the collector running as usual, 3,000 thread
+turnovers left at most about 65 connections open at any time.)
 """
 
 from __future__ import annotations

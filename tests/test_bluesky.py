@@ -340,3 +340,25 @@ def test_link_facets_name_utf8_byte_ranges_without_the_closing_punctuation():
     assert [(data[a:b].decode("utf-8"), uri) for a, b, uri in ranges] == [
         ("https://ejemplo.org/a?b=1", "https://ejemplo.org/a?b=1"), ("http://x.example/ñ", "http://x.example/ñ")]
     assert link_facets("no links here, not even https:// alone") == []
+
+
+def _uris(text: str) -> list[str]:
+    from engine.sources.bluesky import link_facets
+
+    return [f["features"][0]["uri"] for f in link_facets(text)]
+
+
+def test_a_bluesky_link_that_ends_in_a_bracket_it_opened_keeps_it():
+    from engine.sources.bluesky import link_facets
+
+    # Bluesky's own client keeps a closing bracket the link opened (Wikipedia's links end in one):
+    # without it the facet sends readers to a page that does not exist
+    assert _uris("See https://en.wikipedia.org/wiki/Mercury_(planet) for more.") == [
+        "https://en.wikipedia.org/wiki/Mercury_(planet)"]
+    assert _uris("Read it (https://en.wikipedia.org/wiki/Mercury_(planet)).") == [
+        "https://en.wikipedia.org/wiki/Mercury_(planet)"]
+    # a bracket that only closes the sentence's own is still not part of the link
+    assert _uris("(details at https://example.org/help)") == ["https://example.org/help"]
+    text = "Ärger? https://example.org/a_[b] ok"
+    facet = link_facets(text)[0]
+    assert text.encode("utf-8")[facet["index"]["byteStart"]:facet["index"]["byteEnd"]] == b"https://example.org/a_[b]"

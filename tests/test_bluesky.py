@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from playbook_support import replying
 from test_inbound import INCIDENT, _start, playbook  # noqa: F401 - the fixture
 
 DID = "did:plc:stmarys"
@@ -248,29 +249,8 @@ def test_a_bluesky_source_without_its_settings_is_refused(cli, tmp_path, text, m
     assert message in result.stderr
 
 
-REPLYING = """\
-id: replying
-name: Replying on Bluesky
-version: "1"
-roles:
-  lead: {title: Lead, required: true}
-  spokesperson: {title: Spokesperson, required: true}
-inbound:
-  respond_within: {default: 60m}
-stages:
-  open:
-    title: Answer
-    templates: [answer]
-  closed: {title: Closed, terminal: true}
-transitions:
-  close: {from: open, to: closed, roles: [lead]}
-templates:
-  answer:
-    approval: {all_of: [spokesperson]}
-    channels:
-      bluesky:
-        en: "We are sorry to hear this. Please contact us privately so that we can help: https://stmarys.example.org/contact."
-"""
+REPLYING = replying("replying", "bluesky", "We are sorry to hear this. Please contact us privately so that we can help: "
+                                                "https://stmarys.example.org/contact.")
 
 
 def _replying(cli, tmp_path, url):

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from test_inbound import INCIDENT, _start, playbook  # noqa: F401 - the fixture
+from playbook_support import replying
 
 ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
@@ -185,29 +186,7 @@ def test_listen_without_polled_sources_says_where_it_looked(cli, tmp_path):
     assert "no feed, mastodon or bluesky source in" in result.stderr and "sources.yaml" in result.stderr
 
 
-REPLYING = """\
-id: replying
-name: Replying on Mastodon
-version: "1"
-roles:
-  lead: {title: Lead, required: true}
-  spokesperson: {title: Spokesperson, required: true}
-inbound:
-  respond_within: {default: 60m}
-stages:
-  open:
-    title: Answer
-    templates: [answer]
-  closed: {title: Closed, terminal: true}
-transitions:
-  close: {from: open, to: closed, roles: [lead]}
-templates:
-  answer:
-    approval: {all_of: [spokesperson]}
-    channels:
-      mastodon:
-        en: "We are sorry to hear this. Please contact us privately so that we can help."
-"""
+REPLYING = replying("replying", "mastodon")
 
 
 def test_a_reply_to_a_mastodon_mention_goes_out_in_its_thread(cli, store, tmp_path, stand_in):

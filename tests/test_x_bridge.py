@@ -10,35 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from playbook_support import replying
+
 INCIDENT = "INC-20260314-001"
-REPLYING = """\
-id: replying-x
-name: Replying on X
-version: "1"
-roles:
-  lead: {title: Lead, required: true}
-  spokesperson: {title: Spokesperson, required: true}
-inbound:
-  respond_within: {default: 60m}
-stages:
-  open:
-    title: Answer
-    templates: [answer, update]
-  closed: {title: Closed, terminal: true}
-transitions:
-  close: {from: open, to: closed, roles: [lead]}
-templates:
-  answer:
-    approval: {all_of: [spokesperson]}
-    channels:
-      x:
-        en: "We are sorry to hear this. Please send us a direct message so that we can help."
-  update:
-    approval: {all_of: [spokesperson]}
-    channels:
-      x:
-        en: "Update: waiting times in our emergency department are back to normal."
-"""
+REPLYING = replying("replying-x", "x", "We are sorry to hear this. Please send us a direct message so that we can help.",
+                     update="Update: waiting times in our emergency department are back to normal.")
 
 
 class Bridge(BaseHTTPRequestHandler):

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from test_inbound import INCIDENT, _start, playbook  # noqa: F401 - the fixture
 from playbook_support import replying
+from test_inbound import INCIDENT, _start, playbook  # noqa: F401 - the fixture
 
 ATOM = """<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">

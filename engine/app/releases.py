@@ -263,7 +263,7 @@ def resend_notices(app: App, targets: dict[str, list[str]], rows=None) -> list[d
     approval; one whose versions no longer wait is dropped, and that is logged too. Only
     the incidents whose index row says they have one are read (`rows`: the index
     summaries, when the caller has read them already). Returns the attempts."""
-    from ..incidents import state as inc
+    from ..clocks.breaches import SYSTEM
     from ..incidents.act import act, event_time, read_state
     from ..incidents.events import NewEvent
     from ..posts.delivery import redact, send
@@ -294,12 +294,8 @@ def resend_notices(app: App, targets: dict[str, list[str]], rows=None) -> list[d
                 data.update(ok=got.ok, error=got.error, linked=app.config.public_url is not None)
                 report.append({"incident": incident, "target": got.target, "ok": got.ok, "error": got.error})
             act(store, incident, lambda current, data=data: [
-                NewEvent("ApprovalNotified", event_time(app.clock, current), SYSTEM_NOTICE, data)])
+                NewEvent("ApprovalNotified", event_time(app.clock, current), SYSTEM, data)])
     return report
-
-
-#: Who sends a failed approval notice again (a ``system:`` name: no person acts under it).
-SYSTEM_NOTICE = "system:clock"
 
 
 def _waits(state: dict, ref: dict) -> bool:

@@ -41,28 +41,18 @@ def check_due(ctx, handle, within: int, record: bool, as_json: bool) -> None:
 
 def recorded_lines(recorded: list[dict]) -> list[dict]:
     """What ``due`` says it recorded: each missed clock, but an incident's missed messages
-    as one (a burst is thousands; ``--json`` lists every one), in the order recorded."""
-    out, messages = [], {}
-    for r in recorded:
-        if not r["clock"].startswith("message:"):
-            out.append(r)
-        elif r["incident"] in messages:
-            messages[r["incident"]].append(r)
-        else:
-            messages[r["incident"]] = [r]
-            out.append(r["incident"])  # its place
+    as one (a burst is thousands; ``--json`` lists every one), where the first of them was."""
+    lines: dict = {}  # in the order recorded: a clock by its place, an incident's messages by its id
+    for n, r in enumerate(recorded):
+        lines.setdefault(("messages", r["incident"]) if r["clock"].startswith("message:") else n, []).append(r)
     shown = []
-    for r in out:
-        if isinstance(r, dict):
-            shown.append(r)
-            continue
-        group = messages[r]
+    for group in lines.values():
         if len(group) == 1:
             shown.append(group[0])
             continue
         ids = sorted((g["clock"][len("message:"):] for g in group), key=lambda m: (len(m), m))  # M2 before M10
         named = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-        shown.append({"incident": r, "label": f"the reply target of {len(ids)} messages ({named})",
+        shown.append({"incident": group[0]["incident"], "label": f"the reply target of {len(ids)} messages ({named})",
                       "undelivered": [w for g in group for w in g.get("undelivered", [])]})
     return shown
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .common import app, as_option, clock, db_option, json_option, local, print_json, show_state, who
+from .common import app, as_option, db_option, json_option, local, show_state, who
 from .common import done as done_
 from .reading import list_, show_listing, status  # noqa: F401  (their home is engine.cli.reading)
 

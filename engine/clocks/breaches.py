@@ -187,9 +187,13 @@ def _record_one(store, clock, incident: str, recorded: list[dict], routes, climb
     act(store, incident, build)
 
 
+def _spec(state: dict, c: ClockStatus) -> dict:
+    """The escalation that applies to missed clock `c` at the incident's severity."""
+    return c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
+
+
 def _laddered(state: dict, c: ClockStatus) -> bool:
-    esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
-    return bool(esc.get("ladder"))
+    return bool(_spec(state, c).get("ladder"))
 
 
 def _escalated(events: list[NewEvent], found: dict, escalation: list[NewEvent]) -> None:
@@ -202,7 +206,7 @@ def _escalate(state: dict, c: ClockStatus, at: str, routes=None, started=None, n
     from .ladder import ladder_data
 
     policy.require(state, SYSTEM, "escalate")
-    esc = c.escalate.get("by_severity", {}).get(state["severity"], c.escalate)
+    esc = _spec(state, c)
     people = {role: state["roles"].get(role, []) for role in esc["notify"]}
     data = {"clock": c.key, "key": breach_key(c), "label": c.label, "notify": people, "move_to": esc["move_to"]}
     if esc.get("ladder"):

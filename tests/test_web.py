@@ -692,3 +692,25 @@ def test_a_failed_notice_whose_version_was_approved_is_dropped_not_sent(server):
     assert "not sent again: those versions no longer wait for approval" in client.get(f"/incidents/{INC}").text
     assert server.call("POST", "/due", "alice").json()["notified"] == []  # dropped once, then nothing to do
     assert [d for d in logged if d.get("dropped")] == [logged[-1]]
+
+
+def test_a_failed_notice_whose_destination_was_removed_is_dropped_not_sent_elsewhere(server):
+    from test_delivery import Hook
+
+    server.running_incident()
+    with Hook(status=500) as broken, Hook() as other:
+        _destinations(server, approval=broken.url)
+        server.call("POST", f"/incidents/{INC}/render", "carol",
+                    json={"template": "public_ack", "channels": ["x"], "langs": ["en"]})
+        _destinations(server, approval=other.url)  # the failing address replaced by another
+        assert server.call("POST", "/due", "alice").json()["notified"] == []
+        assert other.received == []  # a notice goes again only where it failed, never to a new address
+    logged = [e.data for e in server.events() if e.type == "ApprovalNotified"]
+    assert logged[-1]["dropped"] == "the destination is no longer configured"
+    from engine.store import open_store
+
+    store = open_store(server.db)
+    try:  # nothing left to send again
+        assert "approval_notices" not in store.snapshot(INC).state
+    finally:
+        store.close()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from loopback import Quiet, serving
 from playbook_support import replying
 from test_inbound import INCIDENT, _start, playbook  # noqa: F401 - the fixture
 
@@ -57,28 +56,13 @@ RECORDS = {MENTION_URI: {"uri": MENTION_URI, "cid": "bafymention", "value": NOTI
            REPLY_URI: {"uri": REPLY_URI, "cid": "bafyreply", "value": NOTIFICATIONS[0]["record"]}}
 
 
-class PDS(BaseHTTPRequestHandler):
+class PDS(Quiet):
     """A Bluesky PDS on 127.0.0.1; a path prefix picks a failure: /slow, /garbage, /html,
     /flaky (fails its first poll only), /odd (a post the checks refuse)."""
 
     created: list = []
     flaky: list = []
     sessions: list = []
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _send(self, status, body, kind="application/json"):
-        data = (json.dumps(body) if not isinstance(body, (str, bytes)) else body)
-        data = data.encode() if isinstance(data, str) else data
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client gave up waiting (the slow source)
-            pass
 
     def _route(self):
         parts = urlsplit(self.path)
@@ -140,13 +124,8 @@ def pds():
     PDS.created.clear()
     PDS.flaky.clear()
     PDS.sessions.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PDS)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(PDS) as url:
+        yield url
 
 
 def _sources(tmp_path, text):

@@ -5,12 +5,11 @@ never stops the others."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from loopback import Quiet, serving
 from playbook_support import replying
 from test_inbound import INCIDENT, _start, playbook  # noqa: F401 - the fixture
 
@@ -33,7 +32,7 @@ MENTION = {"id": "90", "type": "mention", "created_at": "2026-03-14T08:45:00.000
                       "content": "<p><span class=\"h-card\">@stmarys</span> my mother is still waiting in your ER</p>"}}
 
 
-class StandIn(BaseHTTPRequestHandler):
+class StandIn(Quiet):
     """A feed host and a Mastodon instance, on 127.0.0.1."""
 
     posted: list = []
@@ -52,20 +51,6 @@ class StandIn(BaseHTTPRequestHandler):
                                                "created_at": "2026-03-14T09:10:00.000Z", "content": form.get("status")}))
         return self._send(401, json.dumps({"error": "The access token is invalid"}))
 
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _send(self, status, body, kind="application/json"):
-        data = body.encode() if isinstance(body, str) else body
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client gave up waiting (the slow source)
-            pass
-
     def do_GET(self):
         if self.path == "/feed.atom":
             return self._send(200, ATOM, "application/atom+xml")
@@ -83,13 +68,8 @@ class StandIn(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stand_in():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(StandIn) as url:
+        yield url
 
 
 def _sources(tmp_path, text):

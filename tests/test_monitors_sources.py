@@ -151,15 +151,10 @@ class Mentions(StandIn):
 
 @pytest.fixture
 def mastodon():
-    from http.server import ThreadingHTTPServer
+    from loopback import serving
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Mentions)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Mentions) as url:
+        yield url
 
 
 def test_complaints_on_a_stand_in_mastodon_open_an_incident_within_one_poll(cli, store, tmp_path, monkeypatch,

@@ -245,3 +245,17 @@ def parts_read(monkeypatch) -> list[tuple[str, str]]:
         return real(self, keys)
     monkeypatch.setattr(parts.LazyParts, "_load", load)
     return looked
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
+def backend(request, tmp_path):
+    """A store of each backend in turn: the tests using it are one conformance suite."""
+    from engine.store import open_store
+
+    if request.param == "postgres":
+        location = request.getfixturevalue("pg_url")
+    else:
+        location = tmp_path / "incidents.db" if request.param == "sqlite" else "memory:"
+    store = open_store(location)
+    yield store
+    store.close()

@@ -13,17 +13,6 @@ from engine.store.streams import ACCOUNTS
 AT = "2026-03-14T09:{:02d}:00.000Z"
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgres"])
-def backend(request, tmp_path):
-    if request.param == "postgres":
-        location = request.getfixturevalue("pg_url")
-    else:
-        location = tmp_path / "incidents.db" if request.param == "sqlite" else "memory:"
-    store = open_store(location)
-    yield store
-    store.close()
-
-
 def write(store, stream: str, n: int = 1, *, as_stream: bool = True, summary: dict | None = None):
     with store.transaction(stream, stream=as_stream) as tx:
         tx.append([NewEvent("Noted", AT.format(i), "root", {"n": i}) for i in range(n)], {"n": n}, summary)

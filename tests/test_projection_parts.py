@@ -27,17 +27,6 @@ def state(notes: int, plan: dict | None = None) -> dict:
             "notes": notes}
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgres"])
-def backend(request, tmp_path):
-    if request.param == "postgres":
-        location = request.getfixturevalue("pg_url")
-    else:
-        location = tmp_path / "incidents.db" if request.param == "sqlite" else "memory:"
-    store = open_store(location)
-    yield store
-    store.close()
-
-
 def write(store, incident: str, i: int, new_state) -> None:
     with store.transaction(incident) as tx:
         tx.append([ev(i, "IncidentStarted" if tx.snapshot is None else "NoteAdded")],

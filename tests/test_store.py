@@ -26,18 +26,6 @@ def ev(i: int = 0, type_: str = "NoteAdded", **data) -> NewEvent:
     return NewEvent(type_, AT.format(i % 60), "alice", data or {"n": i})
 
 
-@pytest.fixture(params=["sqlite", "memory", "postgres"])
-def backend(request, tmp_path):
-    """Every store test below runs against each backend: one conformance suite."""
-    if request.param == "postgres":
-        location = request.getfixturevalue("pg_url")
-    else:
-        location = tmp_path / "incidents.db" if request.param == "sqlite" else "memory:"
-    store = open_store(location)
-    yield store
-    store.close()
-
-
 @pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "incidents.db"

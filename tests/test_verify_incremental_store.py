@@ -6,22 +6,10 @@ from __future__ import annotations
 import pytest
 
 from engine.incidents.events import NewEvent
-from engine.store import open_store
 from engine.store.projection import projection_digest
 
 AT = "2026-03-14T09:00:00.000Z"
 SUMMARY = {"v": 2, "id": "INC-1", "status": "open", "next_due_at": "2026-03-14T09:30:00.000Z", "title": "T", "clocks": "[]"}
-
-
-@pytest.fixture(params=["sqlite", "memory", "postgres"])
-def backend(request, tmp_path):
-    if request.param == "postgres":
-        location = request.getfixturevalue("pg_url")
-    else:
-        location = tmp_path / "incidents.db" if request.param == "sqlite" else "memory:"
-    store = open_store(location)
-    yield store
-    store.close()
 
 
 def _append(store, incident, state, summary=None):
